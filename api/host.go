@@ -1,0 +1,34 @@
+package api
+
+// Host describes the host a daemon runs on.
+type Host struct {
+	Name       string   `json:"name"`
+	Hostname   string   `json:"hostname"`
+	Accel      Accel    `json:"accel"`
+	Libvirt    Libvirt  `json:"libvirt"`
+	CPUs       int      `json:"cpus"`
+	Memory     Size     `json:"memory"`
+	MemoryFree Size     `json:"memoryFree"`
+	StateDir   string   `json:"stateDir"`
+	Pool       string   `json:"pool"`
+	PoolPath   string   `json:"poolPath"`
+	VMs        int      `json:"vms"`
+	Version    string   `json:"version"`
+	Warnings   []string `json:"warnings,omitempty"`
+}
+
+// Accel says which accelerator VMs get and why.
+type Accel struct {
+	Setting string `json:"setting" doc:"auto, kvm or tcg as configured."`
+	Chosen  string `json:"chosen" doc:"kvm or tcg: what new VMs use." example:"tcg"`
+	Reason  string `json:"reason" doc:"Why this accelerator was chosen."`
+}
+
+// Libvirt says how the daemon reaches libvirt.
+type Libvirt struct {
+	URI         string `json:"uri"`
+	Connected   bool   `json:"connected"`
+	Error       string `json:"error,omitempty"`
+	Version     string `json:"version,omitempty"`
+	QEMUVersion string `json:"qemuVersion,omitempty"`
+}

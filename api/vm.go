@@ -1,0 +1,99 @@
+package api
+
+import "time"
+
+// VMSpec is what a user writes in a VM's YAML file. Unknown fields are
+// errors. Validation lives in the daemon (internal/vm), which knows the host.
+type VMSpec struct {
+	Name      string            `json:"name" yaml:"name" doc:"VM name; also the libvirt domain name." example:"web1"`
+	CPUs      int               `json:"cpus,omitempty" yaml:"cpus,omitempty" doc:"Virtual CPUs (default 1)."`
+	Memory    Size              `json:"memory,omitempty" yaml:"memory,omitempty" doc:"Memory with a unit, e.g. 512MiB (default 512MiB)."`
+	Boot      *Boot             `json:"boot,omitempty" yaml:"boot,omitempty" doc:"Direct kernel boot or firmware; default: BIOS from the first disk."`
+	Disks     []Disk            `json:"disks,omitempty" yaml:"disks,omitempty" doc:"Disks in order: the first is vda."`
+	Console   *Console          `json:"console,omitempty" yaml:"console,omitempty" doc:"Serial console settings."`
+	Autostart bool              `json:"autostart,omitempty" yaml:"autostart,omitempty" doc:"Start the VM when libvirtd starts."`
+	Labels    map[string]string `json:"labels,omitempty" yaml:"labels,omitempty" doc:"Free-form key/value labels."`
+}
+
+// Boot says how the VM boots: from a kernel on the host (Kernel set), or from
+// its first disk with firmware.
+type Boot struct {
+	Kernel   string `json:"kernel,omitempty" yaml:"kernel,omitempty" doc:"Absolute path of a kernel on the host (direct kernel boot)."`
+	Initrd   string `json:"initrd,omitempty" yaml:"initrd,omitempty" doc:"Absolute path of an initrd on the host."`
+	Cmdline  string `json:"cmdline,omitempty" yaml:"cmdline,omitempty" doc:"Kernel command line."`
+	Firmware string `json:"firmware,omitempty" yaml:"firmware,omitempty" enum:"bios,uefi" doc:"bios or uefi, to boot from the first disk."`
+}
+
+// Disk is one virtual disk. With Image it is a qcow2 overlay whose backing
+// file is that image; otherwise a blank qcow2 volume of Size.
+type Disk struct {
+	Name  string `json:"name" yaml:"name" doc:"Disk name, unique in the VM." example:"root"`
+	Size  Size   `json:"size,omitempty" yaml:"size,omitempty" doc:"Virtual size; for an image disk at least the image's size (default: the image's)."`
+	Image string `json:"image,omitempty" yaml:"image,omitempty" doc:"Absolute path of an image file (qcow2 or raw) used as the backing file."`
+}
+
+// Console configures the serial console. It always exists (virsh console
+// works); Log keeps its output in a file that `godwit vm console` reads.
+type Console struct {
+	Log *bool `json:"log,omitempty" yaml:"log,omitempty" doc:"Keep the console output in a log file (default true)."`
+}
+
+// VMState is the state godwit reports for a VM.
+type VMState string
+
+// VM states. Missing means godwit has the VM but libvirt lost its domain.
+const (
+	VMRunning   VMState = "running"
+	VMPaused    VMState = "paused"
+	VMStopped   VMState = "stopped"
+	VMStopping  VMState = "stopping"
+	VMCrashed   VMState = "crashed"
+	VMSuspended VMState = "suspended"
+	VMCreating  VMState = "creating"
+	VMDeleting  VMState = "deleting"
+	VMMissing   VMState = "missing"
+	VMUnknown   VMState = "unknown"
+)
+
+// VM is a VM as the API reports it.
+type VM struct {
+	Name       string    `json:"name"`
+	UUID       string    `json:"uuid,omitempty"`
+	State      VMState   `json:"state"`
+	Reason     string    `json:"reason,omitempty" doc:"Why the VM is in this state, when libvirt says."`
+	Managed    bool      `json:"managed" doc:"False for libvirt domains godwit did not create; those are read-only."`
+	Spec       *VMSpec   `json:"spec,omitempty" doc:"The spec; absent for unmanaged domains."`
+	Disks      []VMDisk  `json:"disks,omitempty"`
+	ConsoleLog string    `json:"consoleLog,omitempty" doc:"Path of the console log on the host."`
+	CreatedAt  time.Time `json:"createdAt,omitzero"`
+	Host       string    `json:"host,omitempty"`
+}
+
+// VMDisk is a disk as created on the host.
+type VMDisk struct {
+	Name    string `json:"name"`
+	Target  string `json:"target" doc:"Device name in the guest, e.g. vda."`
+	Pool    string `json:"pool"`
+	Volume  string `json:"volume"`
+	Path    string `json:"path"`
+	Size    Size   `json:"size"`
+	Backing string `json:"backing,omitempty"`
+}
+
+// VMList is the answer to GET /v1/vms.
+type VMList struct {
+	VMs []VM `json:"vms"`
+}
+
+// StopRequest asks a VM to stop.
+type StopRequest struct {
+	Force   bool `json:"force,omitempty" doc:"Destroy (pull the plug) instead of an ACPI shutdown."`
+	Timeout int  `json:"timeoutSeconds,omitempty" doc:"Seconds to wait for the guest to shut down (default 60)."`
+}
+
+// ApplyResult says what an apply changed.
+type ApplyResult struct {
+	VM      VM       `json:"vm"`
+	Created bool     `json:"created,omitempty"`
+	Changes []string `json:"changes" doc:"What changed, one line each; empty when nothing did."`
+}

@@ -1,0 +1,97 @@
+package cli
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/godwit-project/godwit/internal/daemon"
+)
+
+func newDaemonCmd(g *globals) *cobra.Command {
+	var configFile, logLevel string
+	var flags daemon.Config
+	cmd := &cobra.Command{
+		Use:   "daemon",
+		Short: "Run the godwit daemon for this host (as root)",
+		Long: `The daemon serves godwit's REST API on a root-only unix socket, runs VMs
+through the local libvirtd, and keeps its state (specs, operations) in a
+state directory. Several daemons can run side by side with different
+--state-dir and --socket. Flags override the --config file's keys:
+
+  name: host1              # this host's name among peers (default hostname)
+  stateDir: /var/lib/godwit
+  socket: /run/godwit/godwit.sock
+  libvirt: qemu:///system  # or qemu+unix:///system?socket=PATH
+  accel: auto              # auto (KVM if it really works, else TCG), kvm or tcg
+  pool: {name: godwit, path: /var/lib/godwit/pool}
+  libvirtTimeout: 2m`,
+		Example: `  godwit daemon
+  godwit daemon --state-dir /tmp/gw2 --socket /tmp/gw2/godwit.sock --accel tcg`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg := daemon.Config{}
+			if configFile != "" {
+				var err error
+				if cfg, err = daemon.LoadConfig(configFile); err != nil {
+					return err
+				}
+			}
+			overlay(&cfg, flags, cmd)
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+				return usagef("--log-level: %q is not debug, info, warn or error", logLevel)
+			}
+			log := slog.New(slog.NewTextHandler(g.errOut, &slog.HandlerOptions{Level: level}))
+			if os.Geteuid() != 0 {
+				log.Warn("not running as root: libvirt's system socket and the default paths need root")
+			}
+			d, err := daemon.New(cfg, log)
+			if err != nil {
+				return fmt.Errorf("daemon: %w", err)
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return d.Serve(ctx)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&configFile, "config", "", "YAML config file")
+	f.StringVar(&flags.Name, "name", "", "this host's name (default: the hostname)")
+	f.StringVar(&flags.StateDir, "state-dir", "", "state directory (default "+daemon.DefaultStateDir+")")
+	f.StringVar(&flags.Socket, "socket", "", "unix socket to serve on (default "+daemon.DefaultSocket+")")
+	f.StringVar(&flags.Listen, "listen", "", "also serve on TCP with TLS, ADDR:PORT")
+	f.StringVar(&flags.Libvirt, "libvirt", "", "libvirt URI (default "+daemon.DefaultLibvirt+")")
+	f.StringVar(&flags.Accel, "accel", "", "accelerator: auto, kvm or tcg (default auto)")
+	f.StringVar(&flags.Pool.Name, "pool", "", "libvirt storage pool for VM disks")
+	f.StringVar(&flags.Pool.Path, "pool-path", "", "directory of that pool (default STATE-DIR/pool)")
+	f.DurationVar(&flags.LibvirtTimeout, "libvirt-timeout", 0, "bound on one libvirt call (default 2m)")
+	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	_ = cmd.RegisterFlagCompletionFunc("accel", cobra.FixedCompletions([]string{"auto", "kvm", "tcg"}, cobra.ShellCompDirectiveNoFileComp))
+	return cmd
+}
+
+// overlay copies the flags the user set over the config file's values. The
+// daemon's --socket is its own flag, shadowing the global client one.
+func overlay(cfg *daemon.Config, f daemon.Config, cmd *cobra.Command) {
+	set := func(name string, dst *string, v string) {
+		if cmd.Flags().Changed(name) {
+			*dst = v
+		}
+	}
+	set("name", &cfg.Name, f.Name)
+	set("state-dir", &cfg.StateDir, f.StateDir)
+	set("socket", &cfg.Socket, f.Socket)
+	set("listen", &cfg.Listen, f.Listen)
+	set("libvirt", &cfg.Libvirt, f.Libvirt)
+	set("accel", &cfg.Accel, f.Accel)
+	set("pool", &cfg.Pool.Name, f.Pool.Name)
+	set("pool-path", &cfg.Pool.Path, f.Pool.Path)
+	if cmd.Flags().Changed("libvirt-timeout") {
+		cfg.LibvirtTimeout = f.LibvirtTimeout
+	}
+}

@@ -1,0 +1,135 @@
+// Package cli is godwit's command line: cobra commands, one file per noun
+// (vm.go, op.go, host.go, daemon.go). Commands talk to the daemon through
+// the Go client, like any other program would.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/godwit-project/godwit/client"
+	"github.com/godwit-project/godwit/internal/buildinfo"
+)
+
+// Exit codes.
+const (
+	ExitOK    = 0
+	ExitError = 1
+	ExitUsage = 2
+)
+
+// usageError marks a mistake in how the command was called (exit code 2).
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+
+// globals are the flags every command has.
+type globals struct {
+	socket string
+	host   string
+	output string
+	quiet  bool
+	out    io.Writer
+	errOut io.Writer
+}
+
+func (g *globals) client() (*client.Client, error) {
+	return client.New(client.Options{Socket: g.socket, URL: g.host})
+}
+
+// Main runs the command line and returns the process exit code.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	root := NewRoot(stdout, stderr)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return ExitOK
+	}
+	fmt.Fprintln(stderr, "Error:", err)
+	var ue usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintln(stderr, "Run 'godwit --help' for usage.")
+		return ExitUsage
+	}
+	return ExitError
+}
+
+// NewRoot builds the command tree.
+func NewRoot(stdout, stderr io.Writer) *cobra.Command {
+	g := &globals{out: stdout, errOut: stderr}
+	root := &cobra.Command{
+		Use:   "godwit",
+		Short: "Run, migrate and back up KVM virtual machines",
+		Long: `godwit manages KVM virtual machines through libvirt: VMs from a short YAML
+spec, with their disks, consoles and lifecycle, driven from this command line,
+a REST API, or the Go client. Every VM is an ordinary libvirt domain that
+virsh can see.
+
+A daemon runs on each host ('godwit daemon'); the other commands talk to it
+over its unix socket (--socket, or GODWIT_SOCKET).`,
+		Example: `  godwit daemon &                         # start the daemon (as root)
+  godwit vm create -f web1.yaml --start   # create and boot a VM
+  godwit vm list
+  godwit vm console web1                  # follow its serial console
+  godwit vm stop web1`,
+		Version:       buildinfo.String(),
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.socket, "socket", envOr("GODWIT_SOCKET", client.DefaultSocket), "daemon unix socket (env GODWIT_SOCKET)")
+	pf.StringVar(&g.host, "host", os.Getenv("GODWIT_HOST"), "daemon URL instead of the socket, https://HOST:PORT (env GODWIT_HOST)")
+	pf.StringVarP(&g.output, "output", "o", "table", "output format: table, json or yaml")
+	pf.BoolVarP(&g.quiet, "quiet", "q", false, "print only what scripts need (ids, names)")
+	_ = root.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"table", "json", "yaml"}, cobra.ShellCompDirectiveNoFileComp))
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
+		switch g.output {
+		case "table", "json", "yaml":
+			return nil
+		}
+		return usagef("--output: %q is not table, json or yaml", g.output)
+	}
+
+	root.AddCommand(newDaemonCmd(g), newVMCmd(g), newOpCmd(g), newHostCmd(g), newVersionCmd(g))
+	return root
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+// exactArgs is cobra.ExactArgs with a usage error and a friendlier message.
+func exactArgs(n int, what string) cobra.PositionalArgs {
+	return func(_ *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usagef("expected %s, got %d argument(s)", what, len(args))
+		}
+		return nil
+	}
+}
+
+func newVersionCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version of this godwit",
+		Args:  exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			fmt.Fprintln(g.out, buildinfo.String())
+			return nil
+		},
+	}
+}

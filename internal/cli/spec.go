@@ -1,0 +1,66 @@
+package cli
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/godwit-project/godwit/api"
+)
+
+// readSpec reads a VM spec from a YAML (or JSON) file, "-" for stdin.
+// Unknown fields are errors, reported with their line.
+func readSpec(path string, stdin io.Reader) (api.VMSpec, error) {
+	var spec api.VMSpec
+	var b []byte
+	var err error
+	if path == "-" {
+		b, err = io.ReadAll(stdin)
+	} else {
+		b, err = os.ReadFile(path)
+	}
+	if err != nil {
+		return spec, err
+	}
+	name := path
+	if path == "-" {
+		name = "stdin"
+	}
+	if len(bytes.TrimSpace(b)) == 0 {
+		return spec, fmt.Errorf("%s: the spec is empty", name)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&spec); err != nil {
+		return spec, fmt.Errorf("%s: %s", name, yamlError(err))
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return spec, fmt.Errorf("%s: holds more than one YAML document; one spec per file", name)
+	}
+	return spec, nil
+}
+
+var yamlTypeRE = regexp.MustCompile(` in type [A-Za-z0-9_.]+`)
+
+// yamlError makes yaml.v3's messages about Go types read as spec errors.
+func yamlError(err error) string {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	msg = strings.TrimPrefix(msg, "unmarshal errors:\n")
+	lines := strings.Split(msg, "\n")
+	for i, l := range lines {
+		l = strings.TrimSpace(l)
+		l = yamlTypeRE.ReplaceAllString(l, "")
+		l = strings.Replace(l, "not found", "is not a spec field", 1)
+		l = strings.Replace(l, "cannot unmarshal !!str", "cannot read the text", 1)
+		l = strings.Replace(l, "cannot unmarshal !!", "cannot read a ", 1)
+		lines[i] = l
+	}
+	return strings.Join(lines, "; ")
+}

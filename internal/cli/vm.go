@@ -1,0 +1,505 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/godwit-project/godwit/api"
+	"github.com/godwit-project/godwit/client"
+)
+
+func newVMCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "vm",
+		Short: "Create, run and delete virtual machines",
+		Long: `Virtual machines: each is a libvirt domain of the same name, made from a
+YAML spec such as:
+
+  name: web1
+  cpus: 2
+  memory: 1GiB
+  boot: {kernel: /srv/vmlinuz, initrd: /srv/initrd.gz, cmdline: console=ttyS0}
+  disks:
+    - {name: root, image: /srv/images/debian-12.qcow2, size: 10GiB}
+    - {name: data, size: 20GiB}
+  autostart: true
+  labels: {app: web}
+
+Sizes take units (MiB, GiB, ...). A disk with an image is a qcow2 overlay
+on it; without one, a blank disk. Unknown fields are errors.`,
+	}
+	cmd.AddCommand(vmCreateCmd(g), vmListCmd(g), vmShowCmd(g), vmStartCmd(g), vmStopCmd(g), vmKillCmd(g),
+		vmRebootCmd(g), vmPauseCmd(g), vmResumeCmd(g), vmDeleteCmd(g), vmConsoleCmd(g), vmApplyCmd(g))
+	return cmd
+}
+
+// completeVMs completes VM names from the daemon.
+func completeVMs(g *globals) func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+	return func(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+		if len(args) > 0 {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		c, err := g.client()
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		vms, err := c.ListVMs(ctx)
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		names := make([]string, 0, len(vms))
+		for _, v := range vms {
+			names = append(names, v.Name+"\t"+string(v.State))
+		}
+		return names, cobra.ShellCompDirectiveNoFileComp
+	}
+}
+
+// bootWait is --wait / --wait-for: after the VM started, wait until its
+// console shows a line matching a pattern.
+type bootWait struct {
+	wait    bool
+	pattern string
+	timeout time.Duration
+}
+
+func (b *bootWait) add(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.BoolVar(&b.wait, "wait", false, "after starting, wait until the guest prints on its serial console")
+	f.StringVar(&b.pattern, "wait-for", "", "with --wait: a regular expression the console must show (default: any output)")
+	f.DurationVar(&b.timeout, "wait-timeout", 5*time.Minute, "give up waiting for the console after this long")
+}
+
+func (b bootWait) run(ctx context.Context, g *globals, c *client.Client, name string) error {
+	if !b.wait && b.pattern == "" {
+		return nil
+	}
+	pattern := b.pattern
+	if pattern == "" {
+		pattern = `\S`
+	}
+	re, err := regexp.Compile(pattern)
+	if err != nil {
+		return usagef("--wait-for: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, b.timeout)
+	defer cancel()
+	if !g.quiet {
+		fmt.Fprintf(g.errOut, "waiting for vm %s's console to show %q ...\n", name, pattern)
+	}
+	rc, err := c.Console(ctx, name, client.ConsoleOptions{Follow: true})
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	sc := bufio.NewScanner(rc)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		if re.MatchString(sc.Text()) {
+			if !g.quiet {
+				fmt.Fprintf(g.errOut, "vm %s is up: %s\n", name, strings.TrimSpace(sc.Text()))
+			}
+			return nil
+		}
+	}
+	if ctx.Err() == context.DeadlineExceeded {
+		return fmt.Errorf("vm %s: the console did not show %q within %s", name, pattern, b.timeout)
+	}
+	if err := sc.Err(); err != nil && ctx.Err() == nil {
+		return err
+	}
+	return ctx.Err()
+}
+
+func vmCreateCmd(g *globals) *cobra.Command {
+	var file string
+	var start bool
+	var w waitFlags
+	var bw bootWait
+	cmd := &cobra.Command{
+		Use:   "create -f SPEC.yaml",
+		Short: "Create a VM from a YAML spec",
+		Example: `  godwit vm create -f web1.yaml
+  godwit vm create -f web1.yaml --start --wait
+  cat web1.yaml | godwit vm create -f - --start --wait-for 'login:'`,
+		Args: exactArgs(0, "no arguments (the spec comes with -f)"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if file == "" {
+				return usagef("-f SPEC.yaml is required")
+			}
+			if (bw.wait || bw.pattern != "") && !start {
+				start = true
+			}
+			if w.noWait && (bw.wait || bw.pattern != "") {
+				return usagef("--no-wait and --wait exclude each other")
+			}
+			spec, err := readSpec(file, cmd.InOrStdin())
+			if err != nil {
+				return err
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			op, err := c.CreateVM(cmd.Context(), spec, client.CreateOptions{Start: start})
+			if err != nil {
+				return err
+			}
+			if _, err := follow(cmd.Context(), g, c, op, w); err != nil || w.noWait {
+				return err
+			}
+			if g.quiet {
+				fmt.Fprintln(g.out, spec.Name)
+			} else if start {
+				fmt.Fprintf(g.out, "vm %s created and started\n", spec.Name)
+			} else {
+				fmt.Fprintf(g.out, "vm %s created (godwit vm start %s boots it)\n", spec.Name, spec.Name)
+			}
+			return bw.run(cmd.Context(), g, c, spec.Name)
+		},
+	}
+	cmd.Flags().StringVarP(&file, "file", "f", "", "the VM spec (YAML or JSON), - for stdin")
+	cmd.Flags().BoolVar(&start, "start", false, "start the VM once created")
+	w.add(cmd.Flags())
+	bw.add(cmd)
+	_ = cmd.MarkFlagFilename("file", "yaml", "yml", "json")
+	return cmd
+}
+
+func vmApplyCmd(g *globals) *cobra.Command {
+	var file string
+	var start bool
+	var w waitFlags
+	cmd := &cobra.Command{
+		Use:   "apply -f SPEC.yaml",
+		Short: "Make a VM match a spec: create it, or apply what changed",
+		Long: `Apply compares the spec with the VM and changes what differs. Labels and
+autostart change at any time; CPUs, memory, boot, console and disks (added
+at the end, or grown) need the VM stopped, and apply says so when it runs.
+Apply never removes or shrinks a disk. A VM that does not exist is created.`,
+		Args: exactArgs(0, "no arguments (the spec comes with -f)"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if file == "" {
+				return usagef("-f SPEC.yaml is required")
+			}
+			spec, err := readSpec(file, cmd.InOrStdin())
+			if err != nil {
+				return err
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			op, err := c.ApplyVM(cmd.Context(), spec, client.CreateOptions{Start: start})
+			if err != nil {
+				return err
+			}
+			final, err := follow(cmd.Context(), g, c, op, w)
+			if err != nil || w.noWait {
+				return err
+			}
+			if final.Kind == "vm.create" {
+				fmt.Fprintf(g.out, "vm %s created\n", spec.Name)
+				return nil
+			}
+			var res api.ApplyResult
+			if err := decodeResult(final, &res); err != nil {
+				return err
+			}
+			if g.output != "table" {
+				return printValue(g.out, g.output, res)
+			}
+			if len(res.Changes) == 0 {
+				fmt.Fprintf(g.out, "vm %s: nothing to change\n", spec.Name)
+				return nil
+			}
+			fmt.Fprintf(g.out, "vm %s:\n", spec.Name)
+			for _, ch := range res.Changes {
+				fmt.Fprintf(g.out, "  %s\n", ch)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&file, "file", "f", "", "the VM spec (YAML or JSON), - for stdin")
+	cmd.Flags().BoolVar(&start, "start", false, "start the VM if apply creates it")
+	w.add(cmd.Flags())
+	return cmd
+}
+
+func vmListCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:     "list",
+		Aliases: []string{"ls"},
+		Short:   "List VMs (including libvirt domains godwit did not create)",
+		Args:    exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			vms, err := c.ListVMs(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if g.output != "table" {
+				return printValue(g.out, g.output, api.VMList{VMs: vms})
+			}
+			if g.quiet {
+				for _, v := range vms {
+					fmt.Fprintln(g.out, v.Name)
+				}
+				return nil
+			}
+			rows := make([][]string, 0, len(vms))
+			for _, v := range vms {
+				cpus, mem, disks, note := "-", "-", "-", ""
+				if v.Spec != nil {
+					cpus, mem, disks = fmt.Sprint(v.Spec.CPUs), v.Spec.Memory.Human(), fmt.Sprint(len(v.Disks))
+				}
+				if !v.Managed {
+					note = "unmanaged (not created by godwit)"
+				} else if v.State == api.VMMissing {
+					note = "libvirt domain missing"
+				}
+				rows = append(rows, []string{v.Name, string(v.State), cpus, mem, disks, age(v.CreatedAt), note})
+			}
+			return table(g.out, []string{"NAME", "STATE", "CPUS", "MEMORY", "DISKS", "AGE", "NOTE"}, rows)
+		},
+	}
+}
+
+func vmShowCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:               "show NAME",
+		Short:             "Show a VM: state, spec, disks, console log",
+		Args:              exactArgs(1, "a VM name"),
+		ValidArgsFunction: completeVMs(g),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			v, err := c.GetVM(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if g.output != "table" {
+				return printValue(g.out, g.output, v)
+			}
+			return showVM(g.out, v)
+		},
+	}
+}
+
+func showVM(w io.Writer, v api.VM) error {
+	state := string(v.State)
+	if v.Reason != "" {
+		state += " (" + v.Reason + ")"
+	}
+	kv := [][2]string{{"Name", v.Name}, {"State", state}, {"UUID", orDash(v.UUID)}, {"Host", orDash(v.Host)}}
+	if !v.Managed {
+		kv = append(kv, [2]string{"Managed", "no: a libvirt domain godwit did not create (read-only here)"})
+		return fields(w, kv)
+	}
+	s := v.Spec
+	kv = append(kv, [2]string{"Created", v.CreatedAt.Local().Format(time.RFC3339) + " (" + age(v.CreatedAt) + " ago)"},
+		[2]string{"CPUs", fmt.Sprint(s.CPUs)}, [2]string{"Memory", s.Memory.Human()})
+	switch {
+	case s.Boot != nil && s.Boot.Kernel != "":
+		kv = append(kv, [2]string{"Boot", "kernel " + s.Boot.Kernel}, [2]string{"Initrd", orDash(s.Boot.Initrd)}, [2]string{"Cmdline", orDash(s.Boot.Cmdline)})
+	case s.Boot != nil && s.Boot.Firmware == "uefi":
+		kv = append(kv, [2]string{"Boot", "UEFI from the first disk"})
+	default:
+		kv = append(kv, [2]string{"Boot", "BIOS from the first disk"})
+	}
+	kv = append(kv, [2]string{"Autostart", fmt.Sprint(s.Autostart)}, [2]string{"Console log", orDash(v.ConsoleLog)})
+	if len(s.Labels) > 0 {
+		var l []string
+		for k, val := range s.Labels {
+			l = append(l, k+"="+val)
+		}
+		kv = append(kv, [2]string{"Labels", strings.Join(l, ", ")})
+	}
+	if err := fields(w, kv); err != nil {
+		return err
+	}
+	if len(v.Disks) == 0 {
+		return nil
+	}
+	fmt.Fprintln(w, "Disks:")
+	rows := make([][]string, 0, len(v.Disks))
+	for _, d := range v.Disks {
+		rows = append(rows, []string{"  " + d.Name, d.Target, d.Size.Human(), d.Pool + "/" + d.Volume, orDash(d.Backing)})
+	}
+	return table(w, []string{"  NAME", "TARGET", "SIZE", "VOLUME", "BACKING"}, rows)
+}
+
+// opCmd is a VM action that runs as an operation.
+func opCmd(g *globals, use, short, done string, call func(ctx context.Context, c *client.Client, name string) (api.Operation, error)) *cobra.Command {
+	var w waitFlags
+	cmd := &cobra.Command{
+		Use:               use + " NAME",
+		Short:             short,
+		Args:              exactArgs(1, "a VM name"),
+		ValidArgsFunction: completeVMs(g),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			op, err := call(cmd.Context(), c, args[0])
+			if err != nil {
+				return err
+			}
+			if _, err := follow(cmd.Context(), g, c, op, w); err != nil || w.noWait {
+				return err
+			}
+			if !g.quiet {
+				fmt.Fprintf(g.out, "vm %s %s\n", args[0], done)
+			}
+			return nil
+		},
+	}
+	w.add(cmd.Flags())
+	return cmd
+}
+
+// nowCmd is a quick VM action answered at once with the VM.
+func nowCmd(g *globals, use, short, done string, call func(ctx context.Context, c *client.Client, name string) (api.VM, error)) *cobra.Command {
+	return &cobra.Command{
+		Use:               use + " NAME",
+		Short:             short,
+		Args:              exactArgs(1, "a VM name"),
+		ValidArgsFunction: completeVMs(g),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			v, err := call(cmd.Context(), c, args[0])
+			if err != nil {
+				return err
+			}
+			if g.output != "table" {
+				return printValue(g.out, g.output, v)
+			}
+			if !g.quiet {
+				fmt.Fprintf(g.out, "vm %s %s (%s)\n", args[0], done, v.State)
+			}
+			return nil
+		},
+	}
+}
+
+func vmStartCmd(g *globals) *cobra.Command {
+	var bw bootWait
+	cmd := opCmd(g, "start", "Start a stopped VM", "started", func(ctx context.Context, c *client.Client, name string) (api.Operation, error) {
+		return c.StartVM(ctx, name)
+	})
+	bw.add(cmd)
+	run := cmd.RunE
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if err := run(cmd, args); err != nil {
+			return err
+		}
+		c, err := g.client()
+		if err != nil {
+			return err
+		}
+		return bw.run(cmd.Context(), g, c, args[0])
+	}
+	return cmd
+}
+
+func vmStopCmd(g *globals) *cobra.Command {
+	var force bool
+	var timeout time.Duration
+	cmd := opCmd(g, "stop", "Shut a VM down (ACPI power button; --force pulls the plug)", "stopped", func(ctx context.Context, c *client.Client, name string) (api.Operation, error) {
+		return c.StopVM(ctx, name, api.StopRequest{Force: force, Timeout: int(timeout.Seconds())})
+	})
+	cmd.Long = `Stop presses the VM's ACPI power button and waits until the guest has
+powered off (--timeout). A guest that ignores the button is left running and
+the command fails; --force destroys the VM at once instead, like pulling the
+plug (the guest gets no chance to flush its disks).`
+	cmd.Flags().BoolVar(&force, "force", false, "destroy the VM at once instead of asking the guest")
+	cmd.Flags().DurationVar(&timeout, "timeout", 60*time.Second, "how long to wait for the guest to power off")
+	return cmd
+}
+
+func vmRebootCmd(g *globals) *cobra.Command {
+	return opCmd(g, "reboot", "Reboot a running VM (ACPI)", "is rebooting", func(ctx context.Context, c *client.Client, name string) (api.Operation, error) {
+		return c.RebootVM(ctx, name)
+	})
+}
+
+func vmKillCmd(g *globals) *cobra.Command {
+	return nowCmd(g, "kill", "Destroy a running VM at once (like pulling the plug)", "killed", func(ctx context.Context, c *client.Client, name string) (api.VM, error) {
+		return c.KillVM(ctx, name)
+	})
+}
+
+func vmPauseCmd(g *globals) *cobra.Command {
+	return nowCmd(g, "pause", "Pause a VM's vCPUs (its memory stays)", "paused", func(ctx context.Context, c *client.Client, name string) (api.VM, error) {
+		return c.PauseVM(ctx, name)
+	})
+}
+
+func vmResumeCmd(g *globals) *cobra.Command {
+	return nowCmd(g, "resume", "Resume a paused VM", "resumed", func(ctx context.Context, c *client.Client, name string) (api.VM, error) {
+		return c.ResumeVM(ctx, name)
+	})
+}
+
+func vmDeleteCmd(g *globals) *cobra.Command {
+	var keep, force bool
+	cmd := opCmd(g, "delete", "Delete a VM with its disks and console log", "deleted", func(ctx context.Context, c *client.Client, name string) (api.Operation, error) {
+		return c.DeleteVM(ctx, name, client.DeleteOptions{KeepDisks: keep, Force: force})
+	})
+	cmd.Aliases = []string{"rm"}
+	cmd.Flags().BoolVar(&keep, "keep-disks", false, "keep the VM's disk volumes in the pool")
+	cmd.Flags().BoolVar(&force, "force", false, "delete a running VM (it is destroyed first)")
+	return cmd
+}
+
+func vmConsoleCmd(g *globals) *cobra.Command {
+	var noFollow bool
+	var lines int
+	cmd := &cobra.Command{
+		Use:   "console NAME",
+		Short: "Show a VM's serial console output, following it",
+		Long: `Console prints what the VM wrote on its serial console and keeps printing
+new output until interrupted (Ctrl-C). With --no-follow it prints what is
+there and exits. To type into the console, use 'virsh console NAME'.`,
+		Args:              exactArgs(1, "a VM name"),
+		ValidArgsFunction: completeVMs(g),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			rc, err := c.Console(cmd.Context(), args[0], client.ConsoleOptions{Follow: !noFollow, Lines: lines})
+			if err != nil {
+				return err
+			}
+			defer rc.Close()
+			_, err = io.Copy(g.out, rc)
+			if err != nil && (errors.Is(err, context.Canceled) || cmd.Context().Err() != nil) {
+				return nil
+			}
+			return err
+		},
+	}
+	cmd.Flags().BoolVar(&noFollow, "no-follow", false, "print the output so far and exit")
+	cmd.Flags().IntVarP(&lines, "lines", "n", 0, "start with only the last N lines")
+	return cmd
+}

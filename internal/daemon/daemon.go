@@ -1,0 +1,208 @@
+// Package daemon is godwit's server: it wires the store, the libvirt
+// connection, the operations manager and the VM service together, serves
+// the REST API (routes.go) on a root-only unix socket, and brings the host
+// up (pool, accelerator, reconcile) whenever libvirt becomes reachable.
+//
+// Handlers translate HTTP to service calls and errors to statuses (in one
+// place, errors.go); the logic they call lives in internal/vm and friends.
+package daemon
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/godwit-project/godwit/internal/hypervisor/libvirt"
+	"github.com/godwit-project/godwit/internal/image"
+	"github.com/godwit-project/godwit/internal/ops"
+	"github.com/godwit-project/godwit/internal/store"
+	"github.com/godwit-project/godwit/internal/store/bolt"
+	"github.com/godwit-project/godwit/internal/vm"
+)
+
+// Daemon is one running godwit daemon.
+type Daemon struct {
+	cfg   Config
+	log   *slog.Logger
+	store store.Store
+	hv    *libvirt.Conn
+	ops   *ops.Manager
+	vms   *vm.Service
+	host  *hostState
+	id    string
+
+	listeners []net.Listener
+	server    *http.Server
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+}
+
+// step is one named stage of bringing the daemon up.
+type step struct {
+	name string
+	fn   func(ctx context.Context) error
+}
+
+// New prepares a daemon; Serve runs it.
+func New(cfg Config, log *slog.Logger) (*Daemon, error) {
+	if err := cfg.Complete(); err != nil {
+		return nil, err
+	}
+	d := &Daemon{cfg: cfg, log: log}
+	steps := []step{
+		{"state dir", d.prepareStateDir},
+		{"store", d.openStore},
+		{"identity", d.loadIdentity},
+		{"operations", d.startOperations},
+		{"libvirt", d.connectLibvirt},
+		{"services", d.startServices},
+		{"listeners", d.listen},
+	}
+	ctx := context.Background()
+	for _, s := range steps {
+		if err := s.fn(ctx); err != nil {
+			d.Close()
+			return nil, fmt.Errorf("%s: %w", s.name, err)
+		}
+	}
+	return d, nil
+}
+
+func (d *Daemon) prepareStateDir(context.Context) error {
+	// 0711: QEMU (another user) must reach disks and logs below it, but
+	// cannot list what is there.
+	for _, dir := range []string{d.cfg.StateDir, d.consoleDir(), d.probeDir()} {
+		if err := os.MkdirAll(dir, 0o711); err != nil {
+			return err
+		}
+		if err := os.Chmod(dir, 0o711); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (d *Daemon) consoleDir() string { return filepath.Join(d.cfg.StateDir, "console") }
+func (d *Daemon) probeDir() string   { return filepath.Join(d.cfg.StateDir, "probe") }
+
+func (d *Daemon) openStore(context.Context) error {
+	s, err := bolt.Open(filepath.Join(d.cfg.StateDir, "godwit.db"))
+	if err != nil {
+		return err
+	}
+	d.store = s
+	return nil
+}
+
+// loadIdentity reads this daemon's id, making one on first start. It marks
+// the domains this daemon defines.
+func (d *Daemon) loadIdentity(ctx context.Context) error {
+	b, err := d.store.Get(ctx, "meta", "id")
+	if errors.Is(err, store.ErrNotFound) {
+		var r [8]byte
+		_, _ = rand.Read(r[:])
+		b = []byte(hex.EncodeToString(r[:]))
+		err = d.store.Put(ctx, "meta", "id", b)
+	}
+	if err != nil {
+		return err
+	}
+	d.id = string(b)
+	return nil
+}
+
+func (d *Daemon) startOperations(ctx context.Context) error {
+	d.ops = ops.NewManager(d.store, d.log)
+	n, err := d.ops.Recover(ctx)
+	if n > 0 {
+		d.log.Warn("operations cut off by the last stop are marked failed", "count", n)
+	}
+	return err
+}
+
+func (d *Daemon) connectLibvirt(context.Context) error {
+	c, err := libvirt.New(d.cfg.Libvirt, d.log, libvirt.Options{CallTimeout: d.cfg.LibvirtTimeout})
+	if err != nil {
+		return err
+	}
+	d.hv = c
+	return nil
+}
+
+func (d *Daemon) startServices(context.Context) error {
+	d.host = newHostState(d)
+	d.vms = vm.New(d.hv, d.store, d.ops, image.QemuImg{}, vm.Config{
+		Pool: d.cfg.Pool.Name, ConsoleDir: d.consoleDir(), Owner: d.id, Host: d.cfg.Name,
+		VirtType: d.host.virtType,
+	}, d.log)
+	return nil
+}
+
+// Serve runs the daemon until ctx ends, then shuts it down.
+func (d *Daemon) Serve(ctx context.Context) error {
+	ctx, d.cancel = context.WithCancel(ctx)
+	d.server = &http.Server{
+		Handler:           d.handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+		ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, len(d.listeners))
+	for _, l := range d.listeners {
+		go func(l net.Listener) {
+			if err := d.server.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- err
+			}
+		}(l)
+	}
+	d.wg.Add(1)
+	go func() { defer d.wg.Done(); d.host.keepUp(ctx) }()
+	d.log.Info("godwit daemon serving", "socket", d.cfg.Socket, "listen", d.cfg.Listen, "stateDir", d.cfg.StateDir, "libvirt", d.cfg.Libvirt)
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	d.shutdown()
+	return err
+}
+
+func (d *Daemon) shutdown() {
+	d.log.Info("godwit daemon stopping")
+	if d.cancel != nil {
+		d.cancel() // ends console streams and long polls
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if d.server != nil {
+		_ = d.server.Shutdown(sctx)
+	}
+	d.ops.Shutdown(sctx)
+	d.wg.Wait()
+	d.Close()
+}
+
+// Close releases what New acquired.
+func (d *Daemon) Close() {
+	for _, l := range d.listeners {
+		_ = l.Close()
+	}
+	d.listeners = nil
+	if d.hv != nil {
+		_ = d.hv.Close()
+	}
+	if d.store != nil {
+		_ = d.store.Close()
+		d.store = nil
+	}
+}

@@ -1,0 +1,175 @@
+// Package hypervisor is the small interface godwit uses to run domains and
+// their storage, split by consumer need (Domains, Storage, Host). The real
+// implementation is hypervisor/libvirt (go-libvirt over libvirt's unix
+// socket); hypervisor/fake is an in-memory one for unit tests.
+//
+// Every call takes a context and honours it even though libvirt's RPC has
+// none: a hung libvirtd must not hang the daemon.
+package hypervisor
+
+import (
+	"context"
+	"errors"
+)
+
+// Errors every implementation wraps, so callers can use errors.Is.
+var (
+	// ErrUnavailable: libvirt cannot be reached right now.
+	ErrUnavailable = errors.New("libvirt unavailable")
+	// ErrNotFound: no such domain, pool or volume.
+	ErrNotFound = errors.New("not found")
+	// ErrInvalidState: the domain is not in a state that allows the call
+	// (libvirt's VIR_ERR_OPERATION_INVALID).
+	ErrInvalidState = errors.New("invalid state")
+	// ErrExists: a domain, pool or volume with that name exists.
+	ErrExists = errors.New("already exists")
+)
+
+// State is a domain's libvirt state.
+type State int
+
+// Domain states, as libvirt's virDomainState.
+const (
+	StateNoState State = iota
+	StateRunning
+	StateBlocked
+	StatePaused
+	StateShutdown // shutting down
+	StateShutoff
+	StateCrashed
+	StatePMSuspended
+)
+
+// Active reports whether a QEMU process exists for this state.
+func (s State) Active() bool {
+	return s != StateShutoff && s != StateNoState
+}
+
+func (s State) String() string {
+	switch s {
+	case StateRunning:
+		return "running"
+	case StateBlocked:
+		return "blocked"
+	case StatePaused:
+		return "paused"
+	case StateShutdown:
+		return "shutting down"
+	case StateShutoff:
+		return "shut off"
+	case StateCrashed:
+		return "crashed"
+	case StatePMSuspended:
+		return "pmsuspended"
+	}
+	return "no state"
+}
+
+// Domain is what godwit needs to know of a libvirt domain.
+type Domain struct {
+	Name       string
+	UUID       string
+	State      State
+	Reason     string // libvirt's state reason, e.g. "booted", "destroyed"
+	Persistent bool
+	Autostart  bool
+}
+
+// Domains runs domains.
+type Domains interface {
+	// Define makes a persistent domain from XML. ErrExists if the name is taken.
+	Define(ctx context.Context, xml string) (Domain, error)
+	// Undefine removes a domain's definition; it must not be running.
+	Undefine(ctx context.Context, name string) error
+	Start(ctx context.Context, name string) error
+	// Shutdown asks the guest to shut down (ACPI) and returns at once.
+	Shutdown(ctx context.Context, name string) error
+	// Destroy stops the domain at once (pulls the plug).
+	Destroy(ctx context.Context, name string) error
+	Reboot(ctx context.Context, name string) error
+	Suspend(ctx context.Context, name string) error
+	Resume(ctx context.Context, name string) error
+	Lookup(ctx context.Context, name string) (Domain, error)
+	List(ctx context.Context) ([]Domain, error)
+	// XML returns the domain XML (the inactive, persistent one if inactive).
+	XML(ctx context.Context, name string, inactive bool) (string, error)
+	SetAutostart(ctx context.Context, name string, on bool) error
+	// RunTransient starts a domain that vanishes when it stops.
+	RunTransient(ctx context.Context, xml string) error
+}
+
+// Pool is a storage pool to ensure.
+type Pool struct {
+	Name string
+	Type string // "dir"
+	Path string
+}
+
+// PoolInfo is a pool as it is.
+type PoolInfo struct {
+	Name       string
+	Type       string
+	Path       string
+	Active     bool
+	Capacity   uint64
+	Allocation uint64
+	Available  uint64
+}
+
+// Volume is a volume to create. With BackingPath set it is a qcow2 overlay.
+type Volume struct {
+	Name          string
+	Capacity      uint64
+	Format        string // qcow2 or raw
+	BackingPath   string
+	BackingFormat string
+}
+
+// VolumeInfo is a volume as it is.
+type VolumeInfo struct {
+	Name       string
+	Path       string
+	Capacity   uint64
+	Allocation uint64
+}
+
+// Storage manages pools and volumes.
+type Storage interface {
+	// EnsurePool makes sure the pool exists, is active and autostarts.
+	// A pool of that name at a different path is an error.
+	EnsurePool(ctx context.Context, p Pool) (PoolInfo, error)
+	PoolInfo(ctx context.Context, name string) (PoolInfo, error)
+	CreateVolume(ctx context.Context, pool string, v Volume) (VolumeInfo, error)
+	DeleteVolume(ctx context.Context, pool, name string) error
+	VolumeInfo(ctx context.Context, pool, name string) (VolumeInfo, error)
+	ResizeVolume(ctx context.Context, pool, name string, capacity uint64) error
+}
+
+// HostInfo is the host as libvirt sees it.
+type HostInfo struct {
+	Hostname       string
+	LibvirtVersion string
+	QEMUVersion    string
+	CPUs           int
+	CPUModel       string
+	MemoryBytes    uint64
+	FreeBytes      uint64
+	// VirtTypes are the domain types libvirt offers for x86_64: "qemu", "kvm".
+	VirtTypes []string
+	// MaxVCPUs is the most vCPUs one domain may have.
+	MaxVCPUs int
+}
+
+// Host tells about the host and the connection.
+type Host interface {
+	HostInfo(ctx context.Context) (HostInfo, error)
+	// Ping checks that libvirt answers.
+	Ping(ctx context.Context) error
+}
+
+// Hypervisor is all of the above: what the libvirt implementation provides.
+type Hypervisor interface {
+	Domains
+	Storage
+	Host
+}

@@ -1,0 +1,39 @@
+package image
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/godwit-project/godwit/internal/testenv"
+)
+
+func TestInspect(t *testing.T) {
+	testenv.RequireCommand(t, "qemu-img")
+	dir := t.TempDir()
+	q := filepath.Join(dir, "a.qcow2")
+	if out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", q, "64M").CombinedOutput(); err != nil {
+		t.Fatalf("qemu-img create: %v %s", err, out)
+	}
+	info, err := QemuImg{}.Inspect(context.Background(), q)
+	if err != nil || info.Format != "qcow2" || info.VirtualSize != 64<<20 {
+		t.Fatalf("Inspect = %+v, %v", info, err)
+	}
+
+	// A truncated qcow2 is refused as not an image.
+	bad := filepath.Join(dir, "bad.qcow2")
+	raw, _ := os.ReadFile(q)
+	os.WriteFile(bad, raw[:100], 0o644)
+	if _, err := (QemuImg{}).Inspect(context.Background(), bad); !errors.Is(err, ErrNotImage) {
+		t.Fatalf("truncated image: %v, want ErrNotImage", err)
+	}
+	if _, err := (QemuImg{}).Inspect(context.Background(), filepath.Join(dir, "nope")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("missing file: %v", err)
+	}
+	if _, err := (QemuImg{}).Inspect(context.Background(), dir); err == nil {
+		t.Fatal("a directory was accepted as an image")
+	}
+}

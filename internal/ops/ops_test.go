@@ -1,0 +1,136 @@
+package ops
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/godwit-project/godwit/api"
+	"github.com/godwit-project/godwit/internal/store"
+	"github.com/godwit-project/godwit/internal/store/bolt"
+)
+
+func newManager(t *testing.T, path string) (*Manager, store.Store) {
+	t.Helper()
+	s, err := bolt.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return NewManager(s, slog.New(slog.NewTextHandler(io.Discard, nil))), s
+}
+
+func wait(t *testing.T, m *Manager, id string) api.Operation {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	op, err := m.Wait(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !op.State.Final() {
+		t.Fatalf("operation %s still %s after 5s", id, op.State)
+	}
+	return op
+}
+
+func TestLifecycle(t *testing.T) {
+	m, s := newManager(t, filepath.Join(t.TempDir(), "db"))
+	defer s.Close()
+	ctx := context.Background()
+
+	release := make(chan struct{})
+	op := m.Start("vm.create", "vm/a", func(ctx context.Context, o *Op) error {
+		o.Progress("defining", 1, 3, "steps")
+		<-release
+		o.SetResult(map[string]int{"n": 7})
+		return nil
+	})
+	if op.State != api.OpRunning || op.ID == "" {
+		t.Fatalf("started op = %+v", op)
+	}
+	active, _ := m.List(ctx, Filter{Active: true})
+	if len(active) != 1 {
+		t.Fatalf("active = %d, want 1", len(active))
+	}
+	close(release)
+	done := wait(t, m, op.ID)
+	if done.State != api.OpSucceeded || string(done.Result) != `{"n":7}` || done.FinishedAt.IsZero() {
+		t.Fatalf("finished op = %+v", done)
+	}
+	// Finished operations are served from the store.
+	got, err := m.Get(ctx, op.ID)
+	if err != nil || got.State != api.OpSucceeded || got.Progress.Message != "defining" {
+		t.Fatalf("Get after end = %+v, %v", got, err)
+	}
+	if _, err := m.Cancel(ctx, op.ID); api.Status(err) != 409 {
+		t.Fatalf("cancel of an ended op: %v, want 409", err)
+	}
+	if _, err := m.Get(ctx, "nope"); api.Status(err) != 404 {
+		t.Fatalf("Get unknown: %v, want 404", err)
+	}
+}
+
+func TestFailureKeepsStatus(t *testing.T) {
+	m, s := newManager(t, filepath.Join(t.TempDir(), "db"))
+	defer s.Close()
+	op := m.Start("vm.start", "vm/a", func(ctx context.Context, o *Op) error {
+		return api.Conflict("vm a is already running")
+	})
+	done := wait(t, m, op.ID)
+	if done.State != api.OpFailed || done.ErrorCode != 409 || done.Error != "vm a is already running" {
+		t.Fatalf("failed op = %+v", done)
+	}
+	op = m.Start("boom", "x", func(ctx context.Context, o *Op) error { panic("bad") })
+	if done := wait(t, m, op.ID); done.State != api.OpFailed || done.Error != "internal error: bad" {
+		t.Fatalf("panicking op = %+v", done)
+	}
+}
+
+func TestCancel(t *testing.T) {
+	m, s := newManager(t, filepath.Join(t.TempDir(), "db"))
+	defer s.Close()
+	op := m.Start("slow", "x", func(ctx context.Context, o *Op) error {
+		<-ctx.Done()
+		return ctx.Err()
+	})
+	if _, err := m.Cancel(context.Background(), op.ID); err != nil {
+		t.Fatal(err)
+	}
+	if done := wait(t, m, op.ID); done.State != api.OpCancelled {
+		t.Fatalf("cancelled op = %+v", done)
+	}
+	// An op that fails for its own reasons after a cancel reports that reason.
+	op = m.Start("slow", "x", func(ctx context.Context, o *Op) error {
+		<-ctx.Done()
+		return errors.New("rollback failed")
+	})
+	m.Cancel(context.Background(), op.ID)
+	if done := wait(t, m, op.ID); done.State != api.OpFailed || done.Error != "rollback failed" {
+		t.Fatalf("op failing on cancel = %+v", done)
+	}
+}
+
+// An operation running when the process died ends as failed at next start.
+func TestRecoverAfterRestart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "db")
+	m, s := newManager(t, path)
+	block := make(chan struct{})
+	defer close(block)
+	op := m.Start("vm.create", "vm/a", func(ctx context.Context, o *Op) error { <-block; return nil })
+	s.Close() // the "crash": the op never finishes in this store
+
+	m2, s2 := newManager(t, path)
+	defer s2.Close()
+	n, err := m2.Recover(context.Background())
+	if err != nil || n != 1 {
+		t.Fatalf("Recover = %d, %v; want 1", n, err)
+	}
+	got, err := m2.Get(context.Background(), op.ID)
+	if err != nil || got.State != api.OpFailed || got.Error == "" {
+		t.Fatalf("recovered op = %+v, %v", got, err)
+	}
+}

@@ -1,0 +1,105 @@
+// Package bolt implements store.Store on a bbolt file: the single-host,
+// embedded default. bbolt takes a file lock, so two daemons can never share
+// one state dir by accident.
+package bolt
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/godwit-project/godwit/internal/store"
+)
+
+// Store is a store.Store backed by one bbolt file.
+type Store struct {
+	db *bbolt.DB
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open opens (or creates) the database file. It fails after a second when
+// another process holds the file.
+func Open(path string) (*Store, error) {
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second})
+	if err != nil {
+		if err == bbolt.ErrTimeout {
+			return nil, fmt.Errorf("state file %s is locked by another process (is another godwit daemon using this state dir?)", path)
+		}
+		return nil, fmt.Errorf("open state file %s: %w", path, err)
+	}
+	return &Store{db: db}, nil
+}
+
+// Get returns a copy of the value, or store.ErrNotFound.
+func (s *Store) Get(ctx context.Context, bucket, key string) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var out []byte
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		b := tx.Bucket([]byte(bucket))
+		if b == nil {
+			return store.ErrNotFound
+		}
+		v := b.Get([]byte(key))
+		if v == nil {
+			return store.ErrNotFound
+		}
+		out = append([]byte(nil), v...)
+		return nil
+	})
+	return out, err
+}
+
+// Put writes the value, creating the bucket when needed.
+func (s *Store) Put(ctx context.Context, bucket, key string, value []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.db.Update(func(tx *bbolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists([]byte(bucket))
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte(key), value)
+	})
+}
+
+// Delete removes the key; store.ErrNotFound when it is not there.
+func (s *Store) Delete(ctx context.Context, bucket, key string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.db.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket([]byte(bucket))
+		if b == nil || b.Get([]byte(key)) == nil {
+			return store.ErrNotFound
+		}
+		return b.Delete([]byte(key))
+	})
+}
+
+// List returns the bucket's entries in key order (empty for a new bucket).
+func (s *Store) List(ctx context.Context, bucket string) ([]store.KV, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var out []store.KV
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		b := tx.Bucket([]byte(bucket))
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			out = append(out, store.KV{Key: string(k), Value: append([]byte(nil), v...)})
+			return nil
+		})
+	})
+	return out, err
+}
+
+// Close closes the file.
+func (s *Store) Close() error { return s.db.Close() }

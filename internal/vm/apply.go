@@ -1,0 +1,245 @@
+package vm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"reflect"
+	"strings"
+
+	"github.com/godwit-project/godwit/api"
+	"github.com/godwit-project/godwit/internal/hypervisor"
+	"github.com/godwit-project/godwit/internal/ops"
+	"github.com/godwit-project/godwit/internal/revert"
+)
+
+// diff is what an apply would change, split by what the VM's state allows.
+type diff struct {
+	live      []string // applied whether the VM runs or not
+	offline   []string // need the VM stopped
+	refused   []string // never done by apply
+	newDisks  []api.Disk
+	growDisks map[string]api.Size // disk name -> new size
+}
+
+func (d diff) changes() []string {
+	return append(append([]string{}, d.live...), d.offline...)
+}
+
+// compare lists the differences between the current and the new spec;
+// disks holds the current disks as created (their real sizes).
+func compare(old, new api.VMSpec, disks []api.VMDisk) diff {
+	d := diff{growDisks: map[string]api.Size{}}
+	if old.CPUs != new.CPUs {
+		d.offline = append(d.offline, fmt.Sprintf("cpus: %d -> %d", old.CPUs, new.CPUs))
+	}
+	if old.Memory != new.Memory {
+		d.offline = append(d.offline, fmt.Sprintf("memory: %s -> %s", old.Memory, new.Memory))
+	}
+	if !reflect.DeepEqual(old.Boot, new.Boot) {
+		d.offline = append(d.offline, "boot: changed")
+	}
+	if ConsoleLogged(old) != ConsoleLogged(new) {
+		d.offline = append(d.offline, fmt.Sprintf("console.log: %t -> %t", ConsoleLogged(old), ConsoleLogged(new)))
+	}
+	if old.Autostart != new.Autostart {
+		d.live = append(d.live, fmt.Sprintf("autostart: %t -> %t", old.Autostart, new.Autostart))
+	}
+	if !maps.Equal(old.Labels, new.Labels) {
+		d.live = append(d.live, "labels: changed")
+	}
+
+	for i, od := range old.Disks {
+		if i >= len(new.Disks) {
+			d.refused = append(d.refused, fmt.Sprintf("disks: removing disk %s would delete its data; apply does not remove disks", od.Name))
+			continue
+		}
+		nd := new.Disks[i]
+		current := od.Size
+		if i < len(disks) {
+			current = disks[i].Size
+		}
+		switch {
+		case nd.Name != od.Name:
+			d.refused = append(d.refused, fmt.Sprintf("disks[%d]: is %s, the new spec has %s there (disks keep their order; add new disks at the end)", i, od.Name, nd.Name))
+		case nd.Image != od.Image:
+			d.refused = append(d.refused, fmt.Sprintf("disks[%d].image: a disk's image cannot change (%s -> %s)", i, od.Image, nd.Image))
+		case nd.Size != 0 && nd.Size < current:
+			d.refused = append(d.refused, fmt.Sprintf("disks[%d].size: shrinking %s from %s to %s would lose data; disks only grow", i, od.Name, current, nd.Size))
+		case nd.Size != 0 && nd.Size > current:
+			d.offline = append(d.offline, fmt.Sprintf("disks[%d].size: %s -> %s", i, current, nd.Size))
+			d.growDisks[nd.Name] = nd.Size
+		}
+	}
+	for i := len(old.Disks); i < len(new.Disks); i++ {
+		d.offline = append(d.offline, fmt.Sprintf("disks[%d]: add %s", i, new.Disks[i].Name))
+		d.newDisks = append(d.newDisks, new.Disks[i])
+	}
+	return d
+}
+
+// ApplyOptions tune Apply.
+type ApplyOptions struct {
+	Start bool // when apply creates the VM
+}
+
+// Apply makes a VM match spec: it creates the VM when it does not exist,
+// applies what the VM's state allows, and refuses (409, with the reasons)
+// changes that need the VM stopped while it runs.
+func (s *Service) Apply(ctx context.Context, spec api.VMSpec, opts ApplyOptions) (api.Operation, error) {
+	Normalize(&spec)
+	if err := ValidateStatic(spec); err != nil {
+		return api.Operation{}, err
+	}
+	if _, err := s.getRecord(ctx, spec.Name); api.Status(err) == 404 {
+		return s.Create(ctx, spec, CreateOptions{Start: opts.Start})
+	}
+	unlock, err := s.lock(spec.Name, "vm.apply")
+	if err != nil {
+		return api.Operation{}, err
+	}
+	plan, err := s.planApply(ctx, spec)
+	if err != nil {
+		unlock()
+		return api.Operation{}, err
+	}
+	op := s.ops.Start("vm.apply", target(spec.Name), func(ctx context.Context, o *ops.Op) error {
+		defer unlock()
+		return s.apply(ctx, o, plan)
+	})
+	s.relabel(spec.Name, "operation "+op.ID+" (vm.apply)")
+	return op, nil
+}
+
+type applyPlan struct {
+	rec      record
+	spec     api.VMSpec
+	diff     diff
+	active   bool
+	newDisks []resolvedDisk
+	virtType string
+}
+
+func (s *Service) planApply(ctx context.Context, spec api.VMSpec) (applyPlan, error) {
+	rec, err := s.managed(ctx, spec.Name)
+	if err != nil {
+		return applyPlan{}, err
+	}
+	d, err := s.hv.Lookup(ctx, spec.Name)
+	if errors.Is(err, hypervisor.ErrNotFound) {
+		return applyPlan{}, api.Conflict("vm %s has no libvirt domain (undefined outside godwit?); delete the VM and create it again", spec.Name)
+	}
+	if err != nil {
+		return applyPlan{}, mapHypervisorError(err)
+	}
+	p := applyPlan{rec: rec, spec: spec, diff: compare(rec.Spec, spec, rec.Disks), active: d.State.Active()}
+	if len(p.diff.refused) > 0 {
+		return p, api.Conflict("vm %s: %s", spec.Name, strings.Join(p.diff.refused, "; "))
+	}
+	if p.active && len(p.diff.offline) > 0 {
+		return p, api.Conflict("vm %s is %s; these changes need it stopped (godwit vm stop %s, then apply again): %s",
+			spec.Name, stateOf(d), spec.Name, strings.Join(p.diff.offline, "; "))
+	}
+	if len(p.diff.offline) > 0 {
+		host, err := s.hv.HostInfo(ctx)
+		if err != nil {
+			return p, mapHypervisorError(err)
+		}
+		if err := hostLimits(spec, host); err != nil {
+			return p, err
+		}
+		if b := spec.Boot; b != nil && b.Kernel != "" {
+			if err := checkFile("boot.kernel", b.Kernel); err != nil {
+				return p, err
+			}
+			if b.Initrd != "" {
+				if err := checkFile("boot.initrd", b.Initrd); err != nil {
+					return p, err
+				}
+			}
+		}
+		if p.newDisks, err = resolveDisks(ctx, s.img, p.diff.newDisks); err != nil {
+			return p, err
+		}
+		if p.virtType, err = s.cfg.VirtType(ctx); err != nil {
+			return p, mapHypervisorError(err)
+		}
+	}
+	return p, nil
+}
+
+func (s *Service) apply(ctx context.Context, o *ops.Op, p applyPlan) error {
+	result := api.ApplyResult{Changes: p.diff.changes()}
+	if len(result.Changes) == 0 {
+		o.Progress("nothing to change", 0, 0, "")
+		vm, err := s.Get(ctx, p.spec.Name)
+		result.VM = vm
+		o.SetResult(result)
+		return err
+	}
+	r := revert.New()
+	defer r.Fail()
+	undo := context.Background()
+	rec := p.rec
+	rec.Spec = p.spec
+
+	if len(p.diff.offline) > 0 {
+		oldXML, err := s.hv.XML(ctx, rec.Name, true)
+		if err != nil {
+			return opError("read definition of", rec.Name, err)
+		}
+		for _, nd := range p.newDisks {
+			o.Progress("creating disk "+nd.Name, 0, 0, "")
+			vd := api.VMDisk{Name: nd.Name, Target: diskTarget(len(rec.Disks)), Pool: s.cfg.Pool,
+				Volume: volumeName(rec.Name, nd.Name), Size: api.Size(nd.Capacity), Backing: nd.Image}
+			vol := hypervisor.Volume{Name: vd.Volume, Capacity: nd.Capacity, Format: "qcow2",
+				BackingPath: nd.Image, BackingFormat: nd.BackingFormat}
+			info, err := s.hv.CreateVolume(ctx, s.cfg.Pool, vol)
+			if err != nil {
+				return opError("create disk "+nd.Name+" of", rec.Name, err)
+			}
+			r.Add(func() { _ = s.hv.DeleteVolume(undo, s.cfg.Pool, vol.Name) })
+			vd.Path = info.Path
+			rec.Disks = append(rec.Disks, vd)
+		}
+		for i, d := range rec.Disks {
+			if size, ok := p.diff.growDisks[d.Name]; ok {
+				o.Progress("growing disk "+d.Name, 0, 0, "")
+				if err := s.hv.ResizeVolume(ctx, d.Pool, d.Volume, uint64(size)); err != nil {
+					return opError("grow disk "+d.Name+" of", rec.Name, err)
+				}
+				rec.Disks[i].Size = size
+			}
+		}
+		rec.ConsoleLog = ""
+		if ConsoleLogged(rec.Spec) {
+			rec.ConsoleLog = s.consolePath(rec.Name)
+		}
+		xml, err := s.domainXML(rec, p.virtType)
+		if err != nil {
+			return err
+		}
+		o.Progress("redefining domain", 0, 0, "")
+		if _, err := s.hv.Define(ctx, xml); err != nil {
+			return opError("redefine", rec.Name, err)
+		}
+		r.Add(func() { _, _ = s.hv.Define(undo, oldXML) })
+	}
+	if p.rec.Spec.Autostart != p.spec.Autostart {
+		if err := s.hv.SetAutostart(ctx, rec.Name, p.spec.Autostart); err != nil {
+			return opError("set autostart of", rec.Name, err)
+		}
+		r.Add(func() { _ = s.hv.SetAutostart(undo, rec.Name, p.rec.Spec.Autostart) })
+	}
+	if err := s.putRecord(ctx, rec); err != nil {
+		return err
+	}
+	r.Success()
+	vm, err := s.Get(ctx, rec.Name)
+	result.VM = vm
+	o.SetResult(result)
+	o.Progress("applied", 0, 0, "")
+	s.log.Info("vm spec applied", "vm", rec.Name, "changes", strings.Join(result.Changes, "; "))
+	return err
+}

@@ -1,0 +1,298 @@
+package vm
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+
+	"github.com/godwit-project/godwit/api"
+	"github.com/godwit-project/godwit/internal/domainxml"
+	"github.com/godwit-project/godwit/internal/hypervisor"
+	"github.com/godwit-project/godwit/internal/ops"
+	"github.com/godwit-project/godwit/internal/revert"
+	"github.com/godwit-project/godwit/internal/store"
+)
+
+// CreateOptions tune Create.
+type CreateOptions struct {
+	Start bool
+}
+
+// Create validates the spec now (a bad spec is a 400, a taken name a 409,
+// before any operation starts) and then creates the VM in an operation.
+func (s *Service) Create(ctx context.Context, spec api.VMSpec, opts CreateOptions) (api.Operation, error) {
+	Normalize(&spec)
+	if err := ValidateStatic(spec); err != nil {
+		return api.Operation{}, err
+	}
+	unlock, err := s.lock(spec.Name, "vm.create")
+	if err != nil {
+		return api.Operation{}, err
+	}
+	plan, err := s.planCreate(ctx, spec)
+	if err != nil {
+		unlock()
+		return api.Operation{}, err
+	}
+	op := s.ops.Start("vm.create", target(spec.Name), func(ctx context.Context, o *ops.Op) error {
+		defer unlock()
+		return s.create(ctx, o, plan, opts)
+	})
+	s.relabel(spec.Name, "operation "+op.ID+" (vm.create)")
+	return op, nil
+}
+
+// createPlan is a validated create: the spec and everything resolved for it.
+type createPlan struct {
+	spec     api.VMSpec
+	disks    []resolvedDisk
+	virtType string
+}
+
+// planCreate runs the checks that need the host and libvirt.
+func (s *Service) planCreate(ctx context.Context, spec api.VMSpec) (createPlan, error) {
+	if _, err := s.getRecord(ctx, spec.Name); err == nil {
+		return createPlan{}, api.Conflict("vm %s already exists", spec.Name)
+	} else if api.Status(err) != 404 {
+		return createPlan{}, err
+	}
+	if _, err := s.hv.Lookup(ctx, spec.Name); err == nil {
+		return createPlan{}, api.Conflict("a libvirt domain named %s already exists (not created by godwit); pick another name", spec.Name)
+	} else if !errors.Is(err, hypervisor.ErrNotFound) {
+		return createPlan{}, mapHypervisorError(err)
+	}
+	host, err := s.hv.HostInfo(ctx)
+	if err != nil {
+		return createPlan{}, mapHypervisorError(err)
+	}
+	if err := hostLimits(spec, host); err != nil {
+		return createPlan{}, err
+	}
+	if b := spec.Boot; b != nil {
+		if b.Kernel != "" {
+			if err := checkFile("boot.kernel", b.Kernel); err != nil {
+				return createPlan{}, err
+			}
+		}
+		if b.Initrd != "" {
+			if err := checkFile("boot.initrd", b.Initrd); err != nil {
+				return createPlan{}, err
+			}
+		}
+	}
+	disks, err := resolveDisks(ctx, s.img, spec.Disks)
+	if err != nil {
+		return createPlan{}, err
+	}
+	for _, d := range disks {
+		vol := volumeName(spec.Name, d.Name)
+		if _, err := s.hv.VolumeInfo(ctx, s.cfg.Pool, vol); err == nil {
+			return createPlan{}, api.Conflict("volume %s/%s already exists (kept from a deleted VM?); delete it or pick another VM name", s.cfg.Pool, vol)
+		} else if !errors.Is(err, hypervisor.ErrNotFound) {
+			return createPlan{}, mapHypervisorError(err)
+		}
+	}
+	virtType, err := s.cfg.VirtType(ctx)
+	if err != nil {
+		return createPlan{}, mapHypervisorError(err)
+	}
+	return createPlan{spec: spec, disks: disks, virtType: virtType}, nil
+}
+
+func volumeName(vm, disk string) string { return vm + "-" + disk + ".qcow2" }
+
+// create makes the VM. Every side effect registers its undo first, so a
+// failure at any step leaves no record, no domain, no volume, no log.
+func (s *Service) create(ctx context.Context, o *ops.Op, p createPlan, opts CreateOptions) error {
+	spec := p.spec
+	r := revert.New()
+	defer r.Fail()
+	// Undo must run even when ctx was cancelled: use a fresh context.
+	undo := context.Background()
+
+	rec := record{Name: spec.Name, UUID: newUUID(), Spec: spec, Status: statusCreating, CreatedAt: s.clock().UTC()}
+	if ConsoleLogged(spec) {
+		rec.ConsoleLog = s.consolePath(spec.Name)
+	}
+	for i, d := range p.disks {
+		rec.Disks = append(rec.Disks, api.VMDisk{
+			Name: d.Name, Target: diskTarget(i), Pool: s.cfg.Pool, Volume: volumeName(spec.Name, d.Name),
+			Size: api.Size(d.Capacity), Backing: d.Image,
+		})
+	}
+	// The record goes first, marked creating: a crash from here on leaves
+	// something Reconcile can find and undo.
+	if err := s.putRecord(ctx, rec); err != nil {
+		return err
+	}
+	r.Add(func() {
+		if err := s.store.Delete(undo, bucket, spec.Name); err != nil {
+			s.log.Error("revert create: delete record", "vm", spec.Name, "err", err)
+		}
+	})
+
+	total := int64(len(p.disks) + 2)
+	step := int64(0)
+	for i, d := range p.disks {
+		step++
+		o.Progress(fmt.Sprintf("creating disk %s", d.Name), step, total, "steps")
+		vol := hypervisor.Volume{Name: rec.Disks[i].Volume, Capacity: d.Capacity, Format: "qcow2"}
+		if d.Image != "" {
+			vol.BackingPath, vol.BackingFormat = d.Image, d.BackingFormat
+		}
+		info, err := s.hv.CreateVolume(ctx, s.cfg.Pool, vol)
+		if err != nil {
+			return opError("create disk "+d.Name+" of", spec.Name, err)
+		}
+		name := vol.Name
+		r.Add(func() {
+			if err := s.hv.DeleteVolume(undo, s.cfg.Pool, name); err != nil && !errors.Is(err, hypervisor.ErrNotFound) {
+				s.log.Error("revert create: delete volume", "vm", spec.Name, "volume", name, "err", err)
+			}
+		})
+		rec.Disks[i].Path = info.Path
+	}
+
+	step++
+	o.Progress("defining domain", step, total, "steps")
+	if rec.ConsoleLog != "" {
+		s.removeConsoleLogs(spec.Name) // a log left by an earlier VM of this name
+		r.Add(func() { s.removeConsoleLogs(spec.Name) })
+	}
+	xml, err := s.domainXML(rec, p.virtType)
+	if err != nil {
+		return err
+	}
+	if _, err := s.hv.Define(ctx, xml); err != nil {
+		return opError("define", spec.Name, err)
+	}
+	r.Add(func() {
+		if d, err := s.hv.Lookup(undo, spec.Name); err == nil && d.State.Active() {
+			_ = s.hv.Destroy(undo, spec.Name)
+		}
+		if err := s.hv.Undefine(undo, spec.Name); err != nil && !errors.Is(err, hypervisor.ErrNotFound) {
+			s.log.Error("revert create: undefine", "vm", spec.Name, "err", err)
+		}
+	})
+	if spec.Autostart {
+		if err := s.hv.SetAutostart(ctx, spec.Name, true); err != nil {
+			return opError("set autostart of", spec.Name, err)
+		}
+	}
+
+	rec.Status = statusReady
+	if err := s.putRecord(ctx, rec); err != nil {
+		return err
+	}
+	if opts.Start {
+		step++
+		o.Progress("starting", step, total, "steps")
+		if err := s.hv.Start(ctx, spec.Name); err != nil {
+			return opError("start", spec.Name, err)
+		}
+	}
+	r.Success()
+	o.Progress("created", total, total, "steps")
+	s.log.Info("vm created", "vm", spec.Name, "disks", len(rec.Disks), "started", opts.Start)
+	return nil
+}
+
+func (s *Service) domainXML(rec record, virtType string) (string, error) {
+	in := domainxml.Input{
+		Spec: rec.Spec, UUID: rec.UUID, VirtType: virtType, ConsoleLog: rec.ConsoleLog, Owner: s.cfg.Owner,
+	}
+	for _, d := range rec.Disks {
+		in.Disks = append(in.Disks, domainxml.Disk{Name: d.Name, Path: d.Path, Format: "qcow2", Target: d.Target})
+	}
+	return domainxml.Marshal(in)
+}
+
+// DeleteOptions tune Delete.
+type DeleteOptions struct {
+	KeepDisks bool
+	Force     bool // delete a running VM (destroying it first)
+}
+
+// Delete removes a VM: its domain, its disks (unless KeepDisks), its console
+// log and its record, in an operation.
+func (s *Service) Delete(ctx context.Context, name string, opts DeleteOptions) (api.Operation, error) {
+	unlock, err := s.lock(name, "vm.delete")
+	if err != nil {
+		return api.Operation{}, err
+	}
+	rec, err := s.getRecord(ctx, name)
+	if err == nil && rec.Status == statusCreating {
+		err = api.Conflict("vm %s is still being created", name)
+	}
+	if api.Status(err) == 404 {
+		if _, derr := s.hv.Lookup(ctx, name); derr == nil {
+			err = api.Conflict("vm %s is a libvirt domain godwit did not create; godwit will not delete it (virsh undefine does)", name)
+		}
+	}
+	if err != nil {
+		unlock()
+		return api.Operation{}, err
+	}
+	d, derr := s.hv.Lookup(ctx, name)
+	if derr != nil && !errors.Is(derr, hypervisor.ErrNotFound) {
+		unlock()
+		return api.Operation{}, mapHypervisorError(derr)
+	}
+	if derr == nil && d.State.Active() && !opts.Force {
+		unlock()
+		return api.Operation{}, api.Conflict("vm %s is %s; stop it first, or delete with --force", name, stateOf(d))
+	}
+	op := s.ops.Start("vm.delete", target(name), func(ctx context.Context, o *ops.Op) error {
+		defer unlock()
+		return s.delete(ctx, o, rec, opts)
+	})
+	s.relabel(name, "operation "+op.ID+" (vm.delete)")
+	return op, nil
+}
+
+// delete is idempotent: Reconcile re-runs it for a record left "deleting".
+func (s *Service) delete(ctx context.Context, o reporter, rec record, opts DeleteOptions) error {
+	rec.Status = statusDeleting
+	rec.KeepDisks = opts.KeepDisks
+	if err := s.putRecord(ctx, rec); err != nil {
+		return err
+	}
+	o.Progress("removing domain", 1, 3, "steps")
+	if d, err := s.hv.Lookup(ctx, rec.Name); err == nil {
+		if d.State.Active() {
+			if err := s.hv.Destroy(ctx, rec.Name); err != nil && !errors.Is(err, hypervisor.ErrInvalidState) {
+				return opError("destroy", rec.Name, err)
+			}
+		}
+		if err := s.hv.Undefine(ctx, rec.Name); err != nil && !errors.Is(err, hypervisor.ErrNotFound) {
+			return opError("undefine", rec.Name, err)
+		}
+	} else if !errors.Is(err, hypervisor.ErrNotFound) {
+		return opError("look up", rec.Name, err)
+	}
+	if !opts.KeepDisks {
+		o.Progress("deleting disks", 2, 3, "steps")
+		for _, d := range rec.Disks {
+			if err := s.hv.DeleteVolume(ctx, d.Pool, d.Volume); err != nil && !errors.Is(err, hypervisor.ErrNotFound) {
+				return opError("delete disk "+d.Name+" of", rec.Name, err)
+			}
+		}
+	}
+	s.removeConsoleLogs(rec.Name)
+	if err := s.store.Delete(ctx, bucket, rec.Name); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	o.Progress("deleted", 3, 3, "steps")
+	s.log.Info("vm deleted", "vm", rec.Name, "keepDisks", opts.KeepDisks)
+	return nil
+}
+
+func newUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+

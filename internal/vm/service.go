@@ -1,0 +1,307 @@
+// Package vm owns the VM lifecycle: it validates specs, creates a VM's
+// volumes and libvirt domain (undoing everything when a step fails), keeps
+// the VM's record in the store, serialises actions per VM, and decides which
+// action is allowed in which state. libvirt stays the source of truth for a
+// domain's state; the store keeps what libvirt does not (the spec, disks).
+//
+// It does not speak HTTP (internal/daemon does) or XML (internal/domainxml).
+package vm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/godwit-project/godwit/api"
+	"github.com/godwit-project/godwit/internal/hypervisor"
+	"github.com/godwit-project/godwit/internal/image"
+	"github.com/godwit-project/godwit/internal/ops"
+	"github.com/godwit-project/godwit/internal/store"
+)
+
+const bucket = "vms"
+
+// Record statuses: a VM is "ready" once created; "creating" and "deleting"
+// records are what a crash mid-way leaves behind, for Reconcile to finish.
+const (
+	statusCreating = "creating"
+	statusReady    = "ready"
+	statusDeleting = "deleting"
+)
+
+// record is what the store keeps of a VM.
+type record struct {
+	Name       string       `json:"name"`
+	UUID       string       `json:"uuid"`
+	Spec       api.VMSpec   `json:"spec"`
+	Status     string       `json:"status"`
+	Disks      []api.VMDisk `json:"disks"`
+	ConsoleLog string       `json:"consoleLog,omitempty"`
+	CreatedAt  time.Time    `json:"createdAt"`
+	// KeepDisks is set with status deleting: what the delete was asked.
+	KeepDisks bool `json:"keepDisks,omitempty"`
+}
+
+// reporter is where a step reports progress: an *ops.Op, or nothing.
+type reporter interface {
+	Progress(message string, current, total int64, unit string)
+}
+
+type noProgress struct{}
+
+func (noProgress) Progress(string, int64, int64, string) {}
+
+// Config is what the service needs to know of its daemon.
+type Config struct {
+	// Pool is the libvirt storage pool that holds VM disks.
+	Pool string
+	// ConsoleDir holds the console logs.
+	ConsoleDir string
+	// Owner identifies this daemon in the domains it defines.
+	Owner string
+	// VirtType returns the libvirt domain type for new VMs: kvm or qemu.
+	VirtType func(ctx context.Context) (string, error)
+	// Host is the name this daemon reports as the VMs' host.
+	Host string
+}
+
+// Service runs VMs.
+type Service struct {
+	hv    hypervisor.Hypervisor
+	store store.Store
+	ops   *ops.Manager
+	img   image.Inspector
+	cfg   Config
+	log   *slog.Logger
+
+	mu    sync.Mutex
+	busy  map[string]string // VM name -> what holds it (an operation id or action)
+	clock func() time.Time
+}
+
+// New returns a Service.
+func New(hv hypervisor.Hypervisor, st store.Store, om *ops.Manager, img image.Inspector, cfg Config, log *slog.Logger) *Service {
+	return &Service{hv: hv, store: st, ops: om, img: img, cfg: cfg, log: log, busy: map[string]string{}, clock: time.Now}
+}
+
+// lock claims a VM name for one action; a second action on the same VM gets
+// a 409 that says what holds it. The returned func releases it.
+func (s *Service) lock(name, holder string) (func(), error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if h, ok := s.busy[name]; ok {
+		return nil, api.Conflict("vm %s is busy: %s is in progress (see godwit op list)", name, h)
+	}
+	s.busy[name] = holder
+	return func() {
+		s.mu.Lock()
+		delete(s.busy, name)
+		s.mu.Unlock()
+	}, nil
+}
+
+// relabel updates what a held lock says (once an operation id is known).
+func (s *Service) relabel(name, holder string) {
+	s.mu.Lock()
+	s.busy[name] = holder
+	s.mu.Unlock()
+}
+
+func (s *Service) getRecord(ctx context.Context, name string) (record, error) {
+	r, err := store.GetJSON[record](ctx, s.store, bucket, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return r, api.NotFound("vm %s not found", name)
+	}
+	return r, err
+}
+
+func (s *Service) putRecord(ctx context.Context, r record) error {
+	return store.PutJSON(ctx, s.store, bucket, r.Name, r)
+}
+
+// List returns every VM: godwit's own and the unmanaged domains libvirt has.
+func (s *Service) List(ctx context.Context) ([]api.VM, error) {
+	recs, err := store.ListJSON[record](ctx, s.store, bucket)
+	if err != nil {
+		return nil, err
+	}
+	doms, err := s.hv.List(ctx)
+	if err != nil {
+		return nil, mapHypervisorError(err)
+	}
+	byName := map[string]hypervisor.Domain{}
+	for _, d := range doms {
+		byName[d.Name] = d
+	}
+	out := make([]api.VM, 0, len(doms)+len(recs))
+	for _, r := range recs {
+		d, ok := byName[r.Name]
+		out = append(out, s.view(r, d, ok))
+		delete(byName, r.Name)
+	}
+	for _, d := range byName {
+		out = append(out, s.unmanaged(d))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// Get returns one VM, managed or not.
+func (s *Service) Get(ctx context.Context, name string) (api.VM, error) {
+	r, err := s.getRecord(ctx, name)
+	if err != nil && api.Status(err) != 404 {
+		return api.VM{}, err
+	}
+	managed := err == nil
+	d, derr := s.hv.Lookup(ctx, name)
+	switch {
+	case derr == nil:
+	case errors.Is(derr, hypervisor.ErrNotFound):
+		if !managed {
+			return api.VM{}, api.NotFound("vm %s not found", name)
+		}
+		return s.view(r, d, false), nil
+	default:
+		return api.VM{}, mapHypervisorError(derr)
+	}
+	if !managed {
+		return s.unmanaged(d), nil
+	}
+	return s.view(r, d, true), nil
+}
+
+func (s *Service) view(r record, d hypervisor.Domain, exists bool) api.VM {
+	spec := r.Spec
+	v := api.VM{
+		Name: r.Name, UUID: r.UUID, Managed: true, Spec: &spec, Disks: r.Disks,
+		ConsoleLog: r.ConsoleLog, CreatedAt: r.CreatedAt, Host: s.cfg.Host,
+	}
+	switch {
+	case r.Status == statusCreating:
+		v.State = api.VMCreating
+	case r.Status == statusDeleting:
+		v.State = api.VMDeleting
+	case !exists:
+		v.State = api.VMMissing
+		v.Reason = "libvirt has no domain of this name (undefined outside godwit?); delete the VM to clean up"
+	default:
+		v.State, v.Reason = stateOf(d), d.Reason
+	}
+	return v
+}
+
+func (s *Service) unmanaged(d hypervisor.Domain) api.VM {
+	return api.VM{Name: d.Name, UUID: d.UUID, State: stateOf(d), Reason: d.Reason, Managed: false, Host: s.cfg.Host}
+}
+
+func stateOf(d hypervisor.Domain) api.VMState {
+	switch d.State {
+	case hypervisor.StateRunning, hypervisor.StateBlocked:
+		return api.VMRunning
+	case hypervisor.StatePaused:
+		return api.VMPaused
+	case hypervisor.StateShutdown:
+		return api.VMStopping
+	case hypervisor.StateShutoff:
+		return api.VMStopped
+	case hypervisor.StateCrashed:
+		return api.VMCrashed
+	case hypervisor.StatePMSuspended:
+		return api.VMSuspended
+	}
+	return api.VMUnknown
+}
+
+// managed returns the record of a VM godwit manages, with a 409 for a
+// domain it does not and a 404 for neither.
+func (s *Service) managed(ctx context.Context, name string) (record, error) {
+	r, err := s.getRecord(ctx, name)
+	if api.Status(err) == 404 {
+		if _, derr := s.hv.Lookup(ctx, name); derr == nil {
+			return r, api.Conflict("vm %s is a libvirt domain godwit did not create; godwit lists it but leaves it alone", name)
+		}
+		return r, err
+	}
+	if err != nil {
+		return r, err
+	}
+	switch r.Status {
+	case statusCreating:
+		return r, api.Conflict("vm %s is still being created", name)
+	case statusDeleting:
+		return r, api.Conflict("vm %s is being deleted", name)
+	}
+	return r, nil
+}
+
+// ConsoleLog returns the path of a VM's console log.
+func (s *Service) ConsoleLog(ctx context.Context, name string) (string, error) {
+	r, err := s.getRecord(ctx, name)
+	if err != nil {
+		if api.Status(err) == 404 {
+			if _, derr := s.hv.Lookup(ctx, name); derr == nil {
+				return "", api.Conflict("vm %s was not created by godwit, so godwit keeps no console log for it (try virsh console %s)", name, name)
+			}
+		}
+		return "", err
+	}
+	if r.ConsoleLog == "" {
+		return "", api.Conflict("vm %s keeps no console log (console.log is false in its spec)", name)
+	}
+	return r.ConsoleLog, nil
+}
+
+// Count returns how many VMs godwit manages.
+func (s *Service) Count(ctx context.Context) (int, error) {
+	kvs, err := s.store.List(ctx, bucket)
+	return len(kvs), err
+}
+
+// mapHypervisorError turns hypervisor sentinels into API statuses.
+func mapHypervisorError(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case api.Status(err) != 0:
+		return err
+	case errors.Is(err, hypervisor.ErrUnavailable):
+		return api.StatusErrorf(503, "%w", err)
+	case errors.Is(err, hypervisor.ErrNotFound):
+		return api.StatusErrorf(404, "%w", err)
+	case errors.Is(err, hypervisor.ErrInvalidState), errors.Is(err, hypervisor.ErrExists):
+		return api.StatusErrorf(409, "%w", err)
+	}
+	return err
+}
+
+func (s *Service) consolePath(name string) string {
+	return filepath.Join(s.cfg.ConsoleDir, name+".log")
+}
+
+// removeConsoleLogs deletes a VM's console log and virtlogd's rotations.
+func (s *Service) removeConsoleLogs(name string) {
+	matches, _ := filepath.Glob(s.consolePath(name) + "*")
+	for _, m := range matches {
+		if err := os.Remove(m); err != nil && !errors.Is(err, os.ErrNotExist) {
+			s.log.Warn("remove console log", "path", m, "err", err)
+		}
+	}
+}
+
+func target(name string) string { return "vm/" + name }
+
+func opError(action, name string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if api.Status(err) != 0 {
+		return err
+	}
+	return fmt.Errorf("%s vm %s: %w", action, name, mapHypervisorError(err))
+}

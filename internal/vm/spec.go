@@ -1,0 +1,243 @@
+package vm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"github.com/godwit-project/godwit/api"
+	"github.com/godwit-project/godwit/internal/hypervisor"
+	"github.com/godwit-project/godwit/internal/image"
+)
+
+// Defaults for fields a spec leaves out.
+const (
+	DefaultCPUs   = 1
+	DefaultMemory = 512 * api.MiB
+)
+
+// Limits that hold on any host.
+const (
+	MinMemory   = 16 * api.MiB
+	MaxNameLen  = 63
+	MaxDisks    = 20
+	MaxLabels   = 64
+	MaxLabelLen = 255
+	MinDiskSize = api.MiB
+	MaxDiskSize = 64 * api.TiB
+)
+
+var (
+	nameRE     = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+	diskNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
+	labelKeyRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$`)
+)
+
+// ValidateName checks a VM name: 1-63 characters of letters, digits, '.',
+// '_' and '-', starting with a letter or digit. It is also the libvirt
+// domain name and part of file names, so nothing that walks paths.
+func ValidateName(name string) error {
+	switch {
+	case name == "":
+		return api.BadRequest("name: missing (every VM needs a name)")
+	case len(name) > MaxNameLen:
+		return api.BadRequest("name: %d characters is too long (at most %d)", len(name), MaxNameLen)
+	case strings.Contains(name, "/"):
+		return api.BadRequest("name: %q must not contain '/'", name)
+	case strings.Contains(name, ".."):
+		return api.BadRequest("name: %q must not contain '..'", name)
+	case !nameRE.MatchString(name):
+		return api.BadRequest("name: %q may only hold letters, digits, '.', '_' and '-', and must start with a letter or digit", name)
+	}
+	return nil
+}
+
+// Normalize fills in defaults. It does not validate.
+func Normalize(s *api.VMSpec) {
+	if s.CPUs == 0 {
+		s.CPUs = DefaultCPUs
+	}
+	if s.Memory == 0 {
+		s.Memory = DefaultMemory
+	}
+	if s.Boot != nil && *s.Boot == (api.Boot{}) {
+		s.Boot = nil
+	}
+	if s.Console != nil && s.Console.Log == nil {
+		s.Console = nil
+	}
+	if len(s.Labels) == 0 {
+		s.Labels = nil
+	}
+}
+
+// ConsoleLogged reports whether the spec keeps a console log (default yes).
+func ConsoleLogged(s api.VMSpec) bool {
+	return s.Console == nil || s.Console.Log == nil || *s.Console.Log
+}
+
+// ValidateStatic checks what can be checked without the host. The spec must
+// be normalized. Errors are 400s that name the field.
+func ValidateStatic(s api.VMSpec) error {
+	if err := ValidateName(s.Name); err != nil {
+		return err
+	}
+	if s.CPUs < 1 {
+		return api.BadRequest("cpus: %d is not a positive number", s.CPUs)
+	}
+	if s.Memory < MinMemory {
+		return api.BadRequest("memory: %s is below the minimum of %s (did you forget the unit, e.g. 512MiB?)", s.Memory.Human(), MinMemory)
+	}
+	if s.Memory%api.MiB != 0 {
+		return api.BadRequest("memory: %s is not a whole number of MiB", s.Memory.Human())
+	}
+	if err := validateBoot(s.Boot); err != nil {
+		return err
+	}
+	if len(s.Disks) > MaxDisks {
+		return api.BadRequest("disks: %d disks is more than the %d a VM can have", len(s.Disks), MaxDisks)
+	}
+	seen := map[string]bool{}
+	for i, d := range s.Disks {
+		field := fmt.Sprintf("disks[%d]", i)
+		if !diskNameRE.MatchString(d.Name) {
+			return api.BadRequest("%s.name: %q must be 1-32 lowercase letters, digits, '_' or '-'", field, d.Name)
+		}
+		if seen[d.Name] {
+			return api.BadRequest("%s.name: %q is used by two disks", field, d.Name)
+		}
+		seen[d.Name] = true
+		if d.Image == "" && d.Size == 0 {
+			return api.BadRequest("%s: needs a size (e.g. size: 10GiB) or an image", field)
+		}
+		if d.Size != 0 && d.Size < MinDiskSize {
+			return api.BadRequest("%s.size: %s is below the minimum of %s (did you forget the unit?)", field, d.Size.Human(), MinDiskSize)
+		}
+		if d.Size > MaxDiskSize {
+			return api.BadRequest("%s.size: %s is above the maximum of %s", field, d.Size.Human(), MaxDiskSize)
+		}
+		if d.Image != "" && !filepath.IsAbs(d.Image) {
+			return api.BadRequest("%s.image: %q must be an absolute path", field, d.Image)
+		}
+	}
+	if (s.Boot == nil || s.Boot.Kernel == "") && len(s.Disks) == 0 {
+		return api.BadRequest("boot: the VM boots from its first disk, but it has no disks (add a disk or a boot.kernel)")
+	}
+	if len(s.Labels) > MaxLabels {
+		return api.BadRequest("labels: %d labels is more than %d", len(s.Labels), MaxLabels)
+	}
+	for k, v := range s.Labels {
+		if !labelKeyRE.MatchString(k) {
+			return api.BadRequest("labels: key %q must be 1-63 letters, digits, '.', '_', '/' or '-'", k)
+		}
+		if len(v) > MaxLabelLen {
+			return api.BadRequest("labels.%s: value longer than %d characters", k, MaxLabelLen)
+		}
+	}
+	return nil
+}
+
+func validateBoot(b *api.Boot) error {
+	if b == nil {
+		return nil
+	}
+	if b.Kernel != "" && b.Firmware != "" {
+		return api.BadRequest("boot: kernel and firmware exclude each other (direct kernel boot, or firmware from the disk)")
+	}
+	if b.Kernel == "" && (b.Initrd != "" || b.Cmdline != "") {
+		return api.BadRequest("boot: initrd and cmdline need boot.kernel")
+	}
+	if b.Firmware != "" && b.Firmware != "bios" && b.Firmware != "uefi" {
+		return api.BadRequest("boot.firmware: %q is not bios or uefi", b.Firmware)
+	}
+	for field, p := range map[string]string{"boot.kernel": b.Kernel, "boot.initrd": b.Initrd} {
+		if p != "" && !filepath.IsAbs(p) {
+			return api.BadRequest("%s: %q must be an absolute path on the host", field, p)
+		}
+	}
+	if strings.ContainsAny(b.Cmdline, "\n\x00") {
+		return api.BadRequest("boot.cmdline: must be one line")
+	}
+	return nil
+}
+
+// hostLimits checks the spec against this host: CPUs, memory, files.
+func hostLimits(s api.VMSpec, h hypervisor.HostInfo) error {
+	if h.CPUs > 0 && s.CPUs > h.CPUs {
+		return api.BadRequest("cpus: %d is more than this host's %d CPUs", s.CPUs, h.CPUs)
+	}
+	if h.MaxVCPUs > 0 && s.CPUs > h.MaxVCPUs {
+		return api.BadRequest("cpus: %d is more than the %d vCPUs QEMU allows", s.CPUs, h.MaxVCPUs)
+	}
+	if h.MemoryBytes > 0 && uint64(s.Memory) > h.MemoryBytes {
+		return api.BadRequest("memory: %s is more than this host's %s", s.Memory.Human(), api.Size(h.MemoryBytes).Human())
+	}
+	return nil
+}
+
+// checkFile makes sure a boot file exists and is a readable regular file.
+func checkFile(field, path string) error {
+	st, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return api.BadRequest("%s: %s: no such file on this host", field, path)
+	}
+	if err != nil {
+		return api.BadRequest("%s: %v", field, err)
+	}
+	if !st.Mode().IsRegular() {
+		return api.BadRequest("%s: %s is not a regular file", field, path)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return api.BadRequest("%s: %v", field, err)
+	}
+	f.Close()
+	return nil
+}
+
+// resolvedDisk is a spec disk with what the host says about its image.
+type resolvedDisk struct {
+	api.Disk
+	Capacity      uint64
+	BackingFormat string
+}
+
+// resolveDisks checks image files and settles each disk's capacity.
+func resolveDisks(ctx context.Context, insp image.Inspector, disks []api.Disk) ([]resolvedDisk, error) {
+	out := make([]resolvedDisk, 0, len(disks))
+	for i, d := range disks {
+		field := fmt.Sprintf("disks[%d]", i)
+		r := resolvedDisk{Disk: d, Capacity: uint64(d.Size)}
+		if d.Image != "" {
+			info, err := insp.Inspect(ctx, d.Image)
+			switch {
+			case errors.Is(err, fs.ErrNotExist):
+				return nil, api.BadRequest("%s.image: %s: no such file on this host", field, d.Image)
+			case errors.Is(err, image.ErrNotImage):
+				return nil, api.BadRequest("%s.image: %v", field, err)
+			case err != nil:
+				return nil, api.BadRequest("%s.image: %v", field, err)
+			}
+			if info.Format != "qcow2" && info.Format != "raw" {
+				return nil, api.BadRequest("%s.image: %s is a %s image; only qcow2 and raw can back a disk", field, d.Image, info.Format)
+			}
+			r.BackingFormat = info.Format
+			if d.Size == 0 {
+				r.Capacity = info.VirtualSize
+			} else if uint64(d.Size) < info.VirtualSize {
+				return nil, api.BadRequest("%s.size: %s is smaller than the image's %s (disks can grow, never shrink)",
+					field, d.Size.Human(), api.Size(info.VirtualSize).Human())
+			}
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// diskTarget names the n-th virtio disk: vda, vdb, ... vdt.
+func diskTarget(n int) string { return "vd" + string(rune('a'+n)) }
