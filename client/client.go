@@ -239,7 +239,9 @@ func (c *Client) RebootVM(ctx context.Context, name string) (api.Operation, erro
 }
 
 // KillVM destroys a running VM at once.
-func (c *Client) KillVM(ctx context.Context, name string) (api.VM, error) { return c.vmNow(ctx, name, "kill") }
+func (c *Client) KillVM(ctx context.Context, name string) (api.VM, error) {
+	return c.vmNow(ctx, name, "kill")
+}
 
 // PauseVM pauses a running VM.
 func (c *Client) PauseVM(ctx context.Context, name string) (api.VM, error) {

@@ -191,7 +191,9 @@ func (d *Daemon) registerConsole(a huma.API, o huma.Operation) {
 	})
 }
 
-type flushWriter struct{ w interface{ Write([]byte) (int, error) } }
+type flushWriter struct {
+	w interface{ Write([]byte) (int, error) }
+}
 
 func (f flushWriter) Write(p []byte) (int, error) { return f.w.Write(p) }
 func (f flushWriter) Flush() {
