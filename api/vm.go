@@ -91,6 +91,13 @@ type StopRequest struct {
 	Timeout int  `json:"timeoutSeconds,omitempty" doc:"Seconds to wait for the guest to shut down (default 60)."`
 }
 
+// StartResult is the result of an operation that started a VM.
+type StartResult struct {
+	// ConsoleOffset is the size of the console log just before the VM
+	// started: read from there to see only this boot's output.
+	ConsoleOffset int64 `json:"consoleOffset"`
+}
+
 // ApplyResult says what an apply changed.
 type ApplyResult struct {
 	VM      VM       `json:"vm"`

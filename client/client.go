@@ -257,6 +257,8 @@ func (c *Client) ResumeVM(ctx context.Context, name string) (api.VM, error) {
 type ConsoleOptions struct {
 	Follow bool
 	Lines  int
+	// Offset starts at this byte of the log, e.g. StartResult.ConsoleOffset.
+	Offset int64
 }
 
 // Console returns the VM's console log as a stream; with Follow it stays
@@ -266,6 +268,9 @@ func (c *Client) Console(ctx context.Context, name string, opts ConsoleOptions) 
 	flag(q, "follow", opts.Follow)
 	if opts.Lines > 0 {
 		q.Set("lines", fmt.Sprint(opts.Lines))
+	}
+	if opts.Offset > 0 {
+		q.Set("offset", fmt.Sprint(opts.Offset))
 	}
 	resp, err := c.send(ctx, http.MethodGet, "/v1/vms/"+url.PathEscape(name)+"/console", q, nil)
 	if err != nil {

@@ -80,7 +80,9 @@ func (b *bootWait) add(cmd *cobra.Command) {
 	f.DurationVar(&b.timeout, "wait-timeout", 5*time.Minute, "give up waiting for the console after this long")
 }
 
-func (b bootWait) run(ctx context.Context, g *globals, c *client.Client, name string) error {
+// run waits on the console output of the boot that op (a start or a
+// create with start) began.
+func (b bootWait) run(ctx context.Context, g *globals, c *client.Client, name string, op api.Operation) error {
 	if !b.wait && b.pattern == "" {
 		return nil
 	}
@@ -97,7 +99,11 @@ func (b bootWait) run(ctx context.Context, g *globals, c *client.Client, name st
 	if !g.quiet {
 		fmt.Fprintf(g.errOut, "waiting for vm %s's console to show %q ...\n", name, pattern)
 	}
-	rc, err := c.Console(ctx, name, client.ConsoleOptions{Follow: true})
+	var res api.StartResult
+	if err := decodeResult(op, &res); err != nil {
+		return err
+	}
+	rc, err := c.Console(ctx, name, client.ConsoleOptions{Follow: true, Offset: res.ConsoleOffset})
 	if err != nil {
 		return err
 	}
@@ -155,7 +161,8 @@ func vmCreateCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if _, err := follow(cmd.Context(), g, c, op, w); err != nil || w.noWait {
+			final, err := follow(cmd.Context(), g, c, op, w)
+			if err != nil || w.noWait {
 				return err
 			}
 			if g.quiet {
@@ -165,7 +172,7 @@ func vmCreateCmd(g *globals) *cobra.Command {
 			} else {
 				fmt.Fprintf(g.out, "vm %s created (godwit vm start %s boots it)\n", spec.Name, spec.Name)
 			}
-			return bw.run(cmd.Context(), g, c, spec.Name)
+			return bw.run(cmd.Context(), g, c, spec.Name, final)
 		},
 	}
 	cmd.Flags().StringVarP(&file, "file", "f", "", "the VM spec (YAML or JSON), - for stdin")
@@ -346,7 +353,15 @@ func showVM(w io.Writer, v api.VM) error {
 
 // opCmd is a VM action that runs as an operation.
 func opCmd(g *globals, use, short, done string, call func(ctx context.Context, c *client.Client, name string) (api.Operation, error)) *cobra.Command {
+	cmd, _ := opCmdWithResult(g, use, short, done, call)
+	return cmd
+}
+
+// opCmdWithResult is opCmd that also hands back the ended operation, once
+// the command ran, for commands that continue after it.
+func opCmdWithResult(g *globals, use, short, done string, call func(ctx context.Context, c *client.Client, name string) (api.Operation, error)) (*cobra.Command, *api.Operation) {
 	var w waitFlags
+	final := &api.Operation{}
 	cmd := &cobra.Command{
 		Use:               use + " NAME",
 		Short:             short,
@@ -361,7 +376,9 @@ func opCmd(g *globals, use, short, done string, call func(ctx context.Context, c
 			if err != nil {
 				return err
 			}
-			if _, err := follow(cmd.Context(), g, c, op, w); err != nil || w.noWait {
+			ended, err := follow(cmd.Context(), g, c, op, w)
+			*final = ended
+			if err != nil || w.noWait {
 				return err
 			}
 			if !g.quiet {
@@ -371,7 +388,7 @@ func opCmd(g *globals, use, short, done string, call func(ctx context.Context, c
 		},
 	}
 	w.add(cmd.Flags())
-	return cmd
+	return cmd, final
 }
 
 // nowCmd is a quick VM action answered at once with the VM.
@@ -403,7 +420,7 @@ func nowCmd(g *globals, use, short, done string, call func(ctx context.Context, 
 
 func vmStartCmd(g *globals) *cobra.Command {
 	var bw bootWait
-	cmd := opCmd(g, "start", "Start a stopped VM", "started", func(ctx context.Context, c *client.Client, name string) (api.Operation, error) {
+	cmd, final := opCmdWithResult(g, "start", "Start a stopped VM", "started", func(ctx context.Context, c *client.Client, name string) (api.Operation, error) {
 		return c.StartVM(ctx, name)
 	})
 	bw.add(cmd)
@@ -416,7 +433,7 @@ func vmStartCmd(g *globals) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		return bw.run(cmd.Context(), g, c, args[0])
+		return bw.run(cmd.Context(), g, c, args[0], *final)
 	}
 	return cmd
 }

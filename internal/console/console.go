@@ -22,6 +22,18 @@ type Options struct {
 	Follow bool
 	// Lines, when > 0, starts with only the last Lines lines.
 	Lines int
+	// Offset, when > 0, starts at this byte (e.g. where a boot began). A
+	// log shorter than Offset was rotated: it is read from its start.
+	Offset int64
+}
+
+// Size returns the log's current size (0 when it does not exist yet).
+func Size(path string) int64 {
+	st, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return st.Size()
 }
 
 // Copy writes the log at path to w as Options say. A missing log is empty.
@@ -32,6 +44,13 @@ func Copy(ctx context.Context, path string, w io.Writer, opts Options) error {
 	}
 	if f != nil {
 		defer func() { f.Close() }()
+		if opts.Offset > 0 {
+			if st, err := f.Stat(); err == nil && st.Size() >= opts.Offset {
+				if _, err := f.Seek(opts.Offset, io.SeekStart); err != nil {
+					return err
+				}
+			}
+		}
 		if opts.Lines > 0 {
 			if err := seekTail(f, opts.Lines); err != nil {
 				return err

@@ -162,6 +162,7 @@ type consoleInput struct {
 	Name   string `path:"name"`
 	Follow bool   `query:"follow" doc:"Keep the response open and stream new output."`
 	Lines  int    `query:"lines" minimum:"0" doc:"Start with only the last N lines."`
+	Offset int64  `query:"offset" minimum:"0" doc:"Start at this byte of the log (a start operation's result.consoleOffset)."`
 }
 
 // registerConsole streams text, which huma's typed handlers do not.
@@ -184,7 +185,7 @@ func (d *Daemon) registerConsole(a huma.API, o huma.Operation) {
 			w := hc.BodyWriter()
 			fw := flushWriter{w}
 			fw.Flush()
-			if err := console.Copy(hc.Context(), path, fw, console.Options{Follow: in.Follow, Lines: in.Lines}); err != nil {
+			if err := console.Copy(hc.Context(), path, fw, console.Options{Follow: in.Follow, Lines: in.Lines, Offset: in.Offset}); err != nil {
 				d.log.Warn("console stream", "vm", in.Name, "err", err)
 			}
 		}}, nil

@@ -188,8 +188,8 @@ func (s *Service) create(ctx context.Context, o *ops.Op, p createPlan, opts Crea
 	if opts.Start {
 		step++
 		o.Progress("starting", step, total, "steps")
-		if err := s.hv.Start(ctx, spec.Name); err != nil {
-			return opError("start", spec.Name, err)
+		if err := s.start(ctx, o, rec); err != nil {
+			return err
 		}
 	}
 	r.Success()

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/godwit-project/godwit/api"
+	"github.com/godwit-project/godwit/internal/console"
 	"github.com/godwit-project/godwit/internal/hypervisor"
 	"github.com/godwit-project/godwit/internal/ops"
 )
@@ -126,8 +127,22 @@ func (s *Service) runNow(ctx context.Context, name string, a action, f func(ctx 
 func (s *Service) Start(ctx context.Context, name string) (api.Operation, error) {
 	return s.runOp(ctx, name, actStart, func(ctx context.Context, o *ops.Op, rec record) error {
 		o.Progress("starting", 0, 0, "")
-		return opError("start", name, s.hv.Start(ctx, name))
+		return s.start(ctx, o, rec)
 	})
+}
+
+// start boots the domain and records where this boot's console output
+// begins in the log.
+func (s *Service) start(ctx context.Context, o *ops.Op, rec record) error {
+	res := api.StartResult{}
+	if rec.ConsoleLog != "" {
+		res.ConsoleOffset = console.Size(rec.ConsoleLog)
+	}
+	if err := s.hv.Start(ctx, rec.Name); err != nil {
+		return opError("start", rec.Name, err)
+	}
+	o.SetResult(res)
+	return nil
 }
 
 // StopOptions tune Stop.
