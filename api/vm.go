@@ -6,8 +6,8 @@ import "time"
 // errors. Validation lives in the daemon (internal/vm), which knows the host.
 type VMSpec struct {
 	Name      string            `json:"name" yaml:"name" doc:"VM name; also the libvirt domain name." example:"web1"`
-	CPUs      int               `json:"cpus,omitempty" yaml:"cpus,omitempty" doc:"Virtual CPUs (default 1)."`
-	Memory    Size              `json:"memory,omitempty" yaml:"memory,omitempty" doc:"Memory with a unit, e.g. 512MiB (default 512MiB)."`
+	CPUs      int               `json:"cpus" yaml:"cpus" doc:"Virtual CPUs." example:"2"`
+	Memory    Size              `json:"memory" yaml:"memory" doc:"Memory with a unit, e.g. 512MiB." example:"1GiB"`
 	Boot      *Boot             `json:"boot,omitempty" yaml:"boot,omitempty" doc:"Direct kernel boot or firmware; default: BIOS from the first disk."`
 	Disks     []Disk            `json:"disks,omitempty" yaml:"disks,omitempty" doc:"Disks in order: the first is vda."`
 	Console   *Console          `json:"console,omitempty" yaml:"console,omitempty" doc:"Serial console settings."`

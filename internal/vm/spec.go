@@ -15,12 +15,6 @@ import (
 	"github.com/godwit-project/godwit/internal/image"
 )
 
-// Defaults for fields a spec leaves out.
-const (
-	DefaultCPUs   = 1
-	DefaultMemory = 512 * api.MiB
-)
-
 // Limits that hold on any host.
 const (
 	MinMemory   = 16 * api.MiB
@@ -57,14 +51,9 @@ func ValidateName(name string) error {
 	return nil
 }
 
-// Normalize fills in defaults. It does not validate.
+// Normalize drops empty optional parts so that equal specs compare equal.
+// It does not validate. cpus and memory have no defaults: a spec says them.
 func Normalize(s *api.VMSpec) {
-	if s.CPUs == 0 {
-		s.CPUs = DefaultCPUs
-	}
-	if s.Memory == 0 {
-		s.Memory = DefaultMemory
-	}
 	if s.Boot != nil && *s.Boot == (api.Boot{}) {
 		s.Boot = nil
 	}
@@ -87,8 +76,14 @@ func ValidateStatic(s api.VMSpec) error {
 	if err := ValidateName(s.Name); err != nil {
 		return err
 	}
-	if s.CPUs < 1 {
+	if s.CPUs == 0 {
+		return api.BadRequest("cpus: missing or 0 (a VM needs at least one virtual CPU, e.g. cpus: 1)")
+	}
+	if s.CPUs < 0 {
 		return api.BadRequest("cpus: %d is not a positive number", s.CPUs)
+	}
+	if s.Memory == 0 {
+		return api.BadRequest("memory: missing or 0 (e.g. memory: 512MiB)")
 	}
 	if s.Memory < MinMemory {
 		return api.BadRequest("memory: %s is below the minimum of %s (did you forget the unit, e.g. 512MiB?)", s.Memory.Human(), MinMemory)
