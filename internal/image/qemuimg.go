@@ -57,5 +57,33 @@ func (QemuImg) Inspect(ctx context.Context, path string) (Info, error) {
 	if err := json.Unmarshal(out, &info); err != nil {
 		return Info{}, fmt.Errorf("qemu-img info %s: %w", path, err)
 	}
+	if info.Format == "qcow2" {
+		if err := check(ctx, path); err != nil {
+			return Info{}, err
+		}
+	}
 	return info, nil
+}
+
+// check runs `qemu-img check`: qemu-img info reads only the header, so a
+// truncated or damaged qcow2 passes it. Leaked clusters (exit 3) are
+// harmless; corruption (2) or a check that cannot finish (1) is not.
+func check(ctx context.Context, path string) error {
+	var stdout, stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, "qemu-img", "check", "-U", "--output=json", path)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if err == nil || (errors.As(err, &ee) && ee.ExitCode() == 3) {
+		return nil
+	}
+	var res struct {
+		Corruptions int `json:"corruptions"`
+		CheckErrors int `json:"check-errors"`
+	}
+	_ = json.Unmarshal(stdout.Bytes(), &res)
+	if res.Corruptions > 0 {
+		return fmt.Errorf("%s: qemu-img check found %d corruptions (truncated or damaged?): %w", path, res.Corruptions, ErrNotImage)
+	}
+	return fmt.Errorf("%s: qemu-img check failed: %s: %w", path, strings.TrimSpace(stderr.String()), ErrNotImage)
 }

@@ -30,6 +30,11 @@ func TestInspect(t *testing.T) {
 	if _, err := (QemuImg{}).Inspect(context.Background(), bad); !errors.Is(err, ErrNotImage) {
 		t.Fatalf("truncated image: %v, want ErrNotImage", err)
 	}
+	// A header with nothing behind it passes qemu-img info; check catches it.
+	os.WriteFile(bad, raw[:200], 0o644)
+	if _, err := (QemuImg{}).Inspect(context.Background(), bad); !errors.Is(err, ErrNotImage) {
+		t.Fatalf("qcow2 header only: %v, want ErrNotImage", err)
+	}
 	if _, err := (QemuImg{}).Inspect(context.Background(), filepath.Join(dir, "nope")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("missing file: %v", err)
 	}

@@ -1,0 +1,374 @@
+// Package e2e tests godwit end to end: a real daemon binary, a real
+// libvirtd, real guests (the tiny test guest under TCG). Tests skip when
+// root or libvirtd is missing, and fail instead under CI=true, where
+// `make test` installs and starts everything.
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/godwit-project/godwit/api"
+	"github.com/godwit-project/godwit/client"
+	"github.com/godwit-project/godwit/internal/testenv"
+)
+
+// godwitBin is the binary under test, built once by TestMain.
+var godwitBin string
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "godwit-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	godwitBin = filepath.Join(dir, "godwit")
+	cmd := exec.Command("go", "build", "-o", godwitBin, "./cmd/godwit")
+	cmd.Dir = testenv.RepoRoot()
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build godwit: %v\n%s", err, out)
+		return 1
+	}
+	return m.Run()
+}
+
+// uniq returns a short random suffix for names tests create.
+func uniq() string {
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// Daemon is a godwit daemon started for one test, with its own state dir
+// and socket. Cleanup deletes its VMs, stops it by PID and removes its pool.
+type Daemon struct {
+	t      *testing.T
+	Dir    string
+	Socket string
+	LogPath string
+	Args   []string
+	C      *client.Client
+	cmd    *exec.Cmd
+	waited chan struct{}
+	pool   string
+}
+
+// StartDaemon starts a daemon; extra are more `godwit daemon` flags.
+func StartDaemon(t *testing.T, extra ...string) *Daemon {
+	t.Helper()
+	testenv.RequireLibvirt(t)
+	// Not t.TempDir(): QEMU (another user) must reach disks below it, and
+	// the socket path must stay short.
+	dir, err := os.MkdirTemp("/var/tmp", "gw-e2e-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dir, 0o711)
+	d := &Daemon{t: t, Dir: dir, Socket: filepath.Join(dir, "godwit.sock"), LogPath: filepath.Join(dir, "daemon.log")}
+	d.Args = append([]string{"daemon", "--state-dir", filepath.Join(dir, "state"), "--socket", d.Socket}, extra...)
+	c, err := client.New(client.Options{Socket: d.Socket})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.C = c
+	t.Cleanup(d.cleanup)
+	d.Start()
+	return d
+}
+
+// Start (re)starts the daemon process and waits until it answers.
+func (d *Daemon) Start() {
+	d.t.Helper()
+	logf, err := os.OpenFile(d.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	d.cmd = exec.Command(godwitBin, d.Args...)
+	d.cmd.Stdout, d.cmd.Stderr = logf, logf
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := d.cmd.Start(); err != nil {
+		d.t.Fatal(err)
+	}
+	logf.Close()
+	d.waited = make(chan struct{})
+	go func(cmd *exec.Cmd, done chan struct{}) { _ = cmd.Wait(); close(done) }(d.cmd, d.waited)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		h, err := d.C.Host(ctx)
+		cancel()
+		if err == nil {
+			d.pool = h.Pool
+			return
+		}
+		select {
+		case <-d.waited:
+			d.t.Fatalf("daemon exited at start:\n%s", d.Log())
+		default:
+		}
+		if time.Now().After(deadline) {
+			d.t.Fatalf("daemon did not answer within 30s: %v\n%s", err, d.Log())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Stop stops the daemon: SIGTERM (clean) or SIGKILL (a crash).
+func (d *Daemon) Stop(sig syscall.Signal) {
+	d.t.Helper()
+	if d.cmd == nil {
+		return
+	}
+	_ = d.cmd.Process.Signal(sig)
+	select {
+	case <-d.waited:
+	case <-time.After(30 * time.Second):
+		_ = d.cmd.Process.Kill()
+		<-d.waited
+		d.t.Errorf("daemon did not stop within 30s of %v", sig)
+	}
+	d.cmd = nil
+}
+
+// Log returns the daemon's log so far.
+func (d *Daemon) Log() string {
+	b, _ := os.ReadFile(d.LogPath)
+	return string(b)
+}
+
+func (d *Daemon) cleanup() {
+	if d.cmd != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		if vms, err := d.C.ListVMs(ctx); err == nil {
+			for _, v := range vms {
+				if !v.Managed {
+					continue
+				}
+				if op, err := d.C.DeleteVM(ctx, v.Name, client.DeleteOptions{Force: true}); err == nil {
+					_, _ = d.C.WaitOperation(ctx, op.ID, nil)
+				}
+			}
+		}
+		cancel()
+		d.Stop(syscall.SIGTERM)
+	}
+	if d.t.Failed() {
+		d.t.Logf("daemon log:\n%s", d.Log())
+	}
+	if d.pool != "" {
+		_ = exec.Command("virsh", "-q", "pool-destroy", d.pool).Run()
+		_ = exec.Command("virsh", "-q", "pool-undefine", d.pool).Run()
+	}
+	os.RemoveAll(d.Dir)
+}
+
+// CLI runs the godwit command line against this daemon.
+func (d *Daemon) CLI(args ...string) (stdout, stderr string, code int) {
+	return d.CLIInput("", args...)
+}
+
+// CLIInput is CLI with stdin.
+func (d *Daemon) CLIInput(stdin string, args ...string) (stdout, stderr string, code int) {
+	cmd := exec.Command(godwitBin, args...)
+	cmd.Env = append(os.Environ(), "GODWIT_SOCKET="+d.Socket)
+	cmd.Stdin = strings.NewReader(stdin)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		code = ee.ExitCode()
+	default:
+		d.t.Fatalf("run godwit %v: %v", args, err)
+	}
+	return o.String(), e.String(), code
+}
+
+// MustCLI runs the CLI and fails the test unless it exits 0.
+func (d *Daemon) MustCLI(args ...string) string {
+	d.t.Helper()
+	out, errOut, code := d.CLI(args...)
+	if code != 0 {
+		d.t.Fatalf("godwit %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, out, errOut)
+	}
+	return out
+}
+
+// Guest is the test guest's kernel and initrd.
+func Guest(t *testing.T) testenv.Guest { return testenv.RequireGuest(t) }
+
+// guestSpec is a small VM running the test guest with one blank disk.
+func guestSpec(t *testing.T, name string, cmdline ...string) api.VMSpec {
+	g := Guest(t)
+	return api.VMSpec{
+		Name: name, CPUs: 1, Memory: 192 * api.MiB,
+		Boot:  &api.Boot{Kernel: g.Kernel, Initrd: g.Initrd, Cmdline: strings.Join(append([]string{"console=ttyS0", "quiet"}, cmdline...), " ")},
+		Disks: []api.Disk{{Name: "root", Size: 64 * api.MiB}},
+	}
+}
+
+// specYAML writes spec as a YAML file for the CLI.
+func specYAML(t *testing.T, s api.VMSpec) string {
+	t.Helper()
+	var b strings.Builder
+	fmt.Fprintf(&b, "name: %s\ncpus: %d\nmemory: %s\n", s.Name, s.CPUs, s.Memory)
+	if s.Boot != nil {
+		fmt.Fprintf(&b, "boot:\n  kernel: %s\n  initrd: %s\n  cmdline: %q\n", s.Boot.Kernel, s.Boot.Initrd, s.Boot.Cmdline)
+	}
+	if len(s.Disks) > 0 {
+		b.WriteString("disks:\n")
+		for _, d := range s.Disks {
+			fmt.Fprintf(&b, "  - name: %s\n", d.Name)
+			if d.Size != 0 {
+				fmt.Fprintf(&b, "    size: %s\n", d.Size)
+			}
+			if d.Image != "" {
+				fmt.Fprintf(&b, "    image: %s\n", d.Image)
+			}
+		}
+	}
+	if s.Autostart {
+		b.WriteString("autostart: true\n")
+	}
+	if len(s.Labels) > 0 {
+		b.WriteString("labels:\n")
+		for k, v := range s.Labels {
+			fmt.Fprintf(&b, "  %s: %q\n", k, v)
+		}
+	}
+	p := filepath.Join(t.TempDir(), s.Name+".yaml")
+	if err := os.WriteFile(p, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func ctxT(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// createVM creates (and starts) a VM through the API and waits for the op.
+func (d *Daemon) createVM(spec api.VMSpec, start bool) api.Operation {
+	d.t.Helper()
+	ctx := ctxT(d.t, 2*time.Minute)
+	op, err := d.C.CreateVM(ctx, spec, client.CreateOptions{Start: start})
+	if err != nil {
+		d.t.Fatalf("create %s: %v", spec.Name, err)
+	}
+	op, err = d.C.WaitOperation(ctx, op.ID, nil)
+	if err != nil {
+		d.t.Fatalf("create %s: %v", spec.Name, err)
+	}
+	return op
+}
+
+// waitOp waits for an operation and fails the test if it failed.
+func (d *Daemon) waitOp(op api.Operation, err error) api.Operation {
+	d.t.Helper()
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	op, err = d.C.WaitOperation(ctxT(d.t, 2*time.Minute), op.ID, nil)
+	if err != nil {
+		d.t.Fatalf("operation %s %s: %v", op.Kind, op.Target, err)
+	}
+	return op
+}
+
+// console returns what the VM's console shows now.
+func (d *Daemon) console(vm string) string {
+	d.t.Helper()
+	rc, err := d.C.Console(ctxT(d.t, 30*time.Second), vm, client.ConsoleOptions{})
+	if err != nil {
+		d.t.Fatalf("console %s: %v", vm, err)
+	}
+	defer rc.Close()
+	var b bytes.Buffer
+	_, _ = b.ReadFrom(rc)
+	return b.String()
+}
+
+// waitConsole follows the console from offset until a line matches re,
+// and returns that line.
+func (d *Daemon) waitConsole(vm, re string, offset int64, timeout time.Duration) string {
+	d.t.Helper()
+	pat := regexp.MustCompile(re)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	rc, err := d.C.Console(ctx, vm, client.ConsoleOptions{Follow: true, Offset: offset})
+	if err != nil {
+		d.t.Fatalf("console %s: %v", vm, err)
+	}
+	defer rc.Close()
+	sc := bufio.NewScanner(rc)
+	for sc.Scan() {
+		if pat.MatchString(sc.Text()) {
+			return sc.Text()
+		}
+	}
+	d.t.Fatalf("vm %s: console did not show %q within %s; it shows:\n%s", vm, re, timeout, d.console(vm))
+	return ""
+}
+
+var tickRE = regexp.MustCompile(`tick (\d+) uptime=([0-9.]+)`)
+
+// lastTick returns the last heartbeat number the console shows (0 if none).
+func lastTick(consoleText string) int {
+	m := tickRE.FindAllStringSubmatch(consoleText, -1)
+	if len(m) == 0 {
+		return 0
+	}
+	var n int
+	fmt.Sscan(m[len(m)-1][1], &n)
+	return n
+}
+
+// virsh runs virsh on the system libvirtd.
+func virsh(t *testing.T, args ...string) (string, error) {
+	out, err := exec.Command("virsh", append([]string{"-q", "-c", "qemu:///system"}, args...)...).CombinedOutput()
+	return strings.TrimSpace(string(out)), err
+}
+
+// domainState asks libvirt directly, not godwit.
+func domainState(t *testing.T, name string) string {
+	out, err := virsh(t, "domstate", name)
+	if err != nil {
+		return "absent"
+	}
+	return out
+}
+
+// eventually polls f until it returns true or timeout passes.
+func eventually(t *testing.T, timeout time.Duration, what string, f func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !f() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
