@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -61,18 +62,20 @@ func uniq() string {
 // Daemon is a godwit daemon started for one test, with its own state dir
 // and socket. Cleanup deletes its VMs, stops it by PID and removes its pool.
 type Daemon struct {
-	t      *testing.T
-	Dir    string
-	Socket string
+	t       *testing.T
+	Dir     string
+	Socket  string
 	LogPath string
-	Args   []string
-	C      *client.Client
-	cmd    *exec.Cmd
-	waited chan struct{}
-	pool   string
+	Args    []string
+	C       *client.Client
+	cmd     *exec.Cmd
+	waited  chan struct{}
+	pool    string
 }
 
-// StartDaemon starts a daemon; extra are more `godwit daemon` flags.
+// StartDaemon starts a daemon; extra are more `godwit daemon` flags. It
+// runs with --accel tcg unless extra says otherwise: deciding "auto" boots
+// probes for seconds, and only TestAccelAutoOnThisHost is about that.
 func StartDaemon(t *testing.T, extra ...string) *Daemon {
 	t.Helper()
 	testenv.RequireLibvirt(t)
@@ -85,6 +88,9 @@ func StartDaemon(t *testing.T, extra ...string) *Daemon {
 	os.Chmod(dir, 0o711)
 	d := &Daemon{t: t, Dir: dir, Socket: filepath.Join(dir, "godwit.sock"), LogPath: filepath.Join(dir, "daemon.log")}
 	d.Args = append([]string{"daemon", "--state-dir", filepath.Join(dir, "state"), "--socket", d.Socket}, extra...)
+	if !strings.Contains(strings.Join(extra, " "), "--accel") {
+		d.Args = append(d.Args, "--accel", "tcg")
+	}
 	c, err := client.New(client.Options{Socket: d.Socket})
 	if err != nil {
 		t.Fatal(err)
@@ -371,4 +377,37 @@ func eventually(t *testing.T, timeout time.Duration, what string, f func() bool)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+func sha(t *testing.T, path string) string {
+	t.Helper()
+	out, err := exec.Command("sha256sum", path).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Fields(string(out))[0]
+}
+
+func atoi(s string) int {
+	var n int
+	fmt.Sscan(s, &n)
+	return n
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer goroutine and a reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
