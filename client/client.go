@@ -10,6 +10,7 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -32,7 +33,10 @@ type Options struct {
 	Socket string
 	// URL, when set, is an https:// address of a daemon's TCP listener.
 	URL string
-	// HTTPClient overrides the transport (tests, TLS settings).
+	// TLS is the client's TLS config for URL: the daemon's CA and a client
+	// certificate it issued (see TLSDir).
+	TLS *tls.Config
+	// HTTPClient overrides the transport entirely.
 	HTTPClient *http.Client
 }
 
@@ -51,9 +55,15 @@ func New(opts Options) (*Client, error) {
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			return nil, fmt.Errorf("daemon URL %q: want https://HOST:PORT", opts.URL)
 		}
+		if u.Scheme == "http" {
+			return nil, fmt.Errorf("daemon URL %q: the TCP API is served only over TLS (https://)", opts.URL)
+		}
 		hc := opts.HTTPClient
 		if hc == nil {
-			hc = &http.Client{}
+			if opts.TLS == nil {
+				return nil, fmt.Errorf("daemon URL %q: needs the daemon's CA and a client certificate (--tls-dir, or GODWIT_TLS_DIR)", opts.URL)
+			}
+			hc = &http.Client{Transport: &http.Transport{TLSClientConfig: opts.TLS}}
 		}
 		return &Client{base: strings.TrimRight(opts.URL, "/"), where: opts.URL, http: hc, stream: hc}, nil
 	}

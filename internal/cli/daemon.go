@@ -64,7 +64,7 @@ state directory. Several daemons can run side by side with different
 	f.StringVar(&flags.Name, "name", "", "this host's name (default: the hostname)")
 	f.StringVar(&flags.StateDir, "state-dir", "", "state directory (default "+daemon.DefaultStateDir+")")
 	f.StringVar(&flags.Socket, "socket", "", "unix socket to serve on (default "+daemon.DefaultSocket+")")
-	f.StringVar(&flags.Listen, "listen", "", "also serve on TCP with TLS, ADDR:PORT")
+	f.StringVar(&flags.Listen, "listen", "", "also serve on TCP, ADDR:PORT, with TLS and client certificates (STATE-DIR/tls)")
 	f.StringVar(&flags.Libvirt, "libvirt", "", "libvirt URI (default "+daemon.DefaultLibvirt+")")
 	f.StringVar(&flags.Accel, "accel", "", "accelerator: auto, kvm or tcg (default auto)")
 	f.StringVar(&flags.Pool.Name, "pool", "", "libvirt storage pool for VM disks")

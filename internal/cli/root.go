@@ -14,6 +14,7 @@ import (
 
 	"github.com/godwit-project/godwit/client"
 	"github.com/godwit-project/godwit/internal/buildinfo"
+	"github.com/godwit-project/godwit/internal/pki"
 )
 
 // Exit codes.
@@ -35,6 +36,7 @@ func usagef(format string, args ...any) error { return usageError{fmt.Errorf(for
 type globals struct {
 	socket string
 	host   string
+	tlsDir string
 	output string
 	quiet  bool
 	out    io.Writer
@@ -42,7 +44,15 @@ type globals struct {
 }
 
 func (g *globals) client() (*client.Client, error) {
-	return client.New(client.Options{Socket: g.socket, URL: g.host})
+	opts := client.Options{Socket: g.socket, URL: g.host}
+	if g.host != "" && g.tlsDir != "" {
+		cfg, err := pki.ClientTLS(g.tlsDir)
+		if err != nil {
+			return nil, fmt.Errorf("--tls-dir: %w", err)
+		}
+		opts.TLS = cfg
+	}
+	return client.New(opts)
 }
 
 // Main runs the command line and returns the process exit code.
@@ -90,6 +100,7 @@ over its unix socket (--socket, or GODWIT_SOCKET).`,
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.socket, "socket", envOr("GODWIT_SOCKET", client.DefaultSocket), "daemon unix socket (env GODWIT_SOCKET)")
 	pf.StringVar(&g.host, "host", os.Getenv("GODWIT_HOST"), "daemon URL instead of the socket, https://HOST:PORT (env GODWIT_HOST)")
+	pf.StringVar(&g.tlsDir, "tls-dir", os.Getenv("GODWIT_TLS_DIR"), "with --host: directory with the daemon's ca.crt and a client.crt/client.key it issued (env GODWIT_TLS_DIR)")
 	pf.StringVarP(&g.output, "output", "o", "table", "output format: table, json or yaml")
 	pf.BoolVarP(&g.quiet, "quiet", "q", false, "print only what scripts need (ids, names)")
 	_ = root.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"table", "json", "yaml"}, cobra.ShellCompDirectiveNoFileComp))

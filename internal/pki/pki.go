@@ -1,0 +1,221 @@
+// Package pki is a daemon's identity: a small certificate authority made on
+// first start, the daemon's server certificate, and client certificates it
+// issues. The TCP API is served only over TLS and only to clients holding a
+// certificate from this CA (later: peers and tokens build on the same CA).
+//
+// Files in the directory (keys 0600):
+//
+//	ca.crt ca.key          the CA (10 years)
+//	server.crt server.key  the daemon's TLS certificate, signed by the CA
+//	client.crt client.key  an admin client certificate for the local root user
+package pki
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+)
+
+const (
+	caValidity   = 10 * 365 * 24 * time.Hour
+	certValidity = 2 * 365 * 24 * time.Hour
+)
+
+// Identity is a loaded CA with the daemon's server certificate.
+type Identity struct {
+	Dir    string
+	CA     *x509.Certificate
+	caKey  *ecdsa.PrivateKey
+	Server tls.Certificate
+}
+
+// LoadOrCreate loads the identity in dir, creating what is missing. The
+// server certificate is reissued when it does not cover names and ips.
+func LoadOrCreate(dir, commonName string, names []string, ips []net.IP) (*Identity, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	id := &Identity{Dir: dir}
+	var err error
+	id.CA, id.caKey, err = loadPair(dir, "ca")
+	if errors.Is(err, os.ErrNotExist) {
+		id.CA, id.caKey, err = createCA(dir, commonName)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("certificate authority in %s: %w", dir, err)
+	}
+	srv, _, err := loadPair(dir, "server")
+	if err != nil || !covers(srv, names, ips) || srv.CheckSignatureFrom(id.CA) != nil || time.Until(srv.NotAfter) < 30*24*time.Hour {
+		if _, _, err := id.issue("server", commonName, names, ips, x509.ExtKeyUsageServerAuth); err != nil {
+			return nil, err
+		}
+	}
+	if id.Server, err = tls.LoadX509KeyPair(filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")); err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(filepath.Join(dir, "client.crt")); errors.Is(err, os.ErrNotExist) {
+		if _, _, err := id.issue("client", "admin", nil, nil, x509.ExtKeyUsageClientAuth); err != nil {
+			return nil, err
+		}
+	}
+	return id, nil
+}
+
+func covers(c *x509.Certificate, names []string, ips []net.IP) bool {
+	for _, n := range names {
+		if !slices.Contains(c.DNSNames, n) {
+			return false
+		}
+	}
+	for _, ip := range ips {
+		if !slices.ContainsFunc(c.IPAddresses, ip.Equal) {
+			return false
+		}
+	}
+	return true
+}
+
+// ServerTLS is the TLS config of the TCP API: TLS 1.3 and a client
+// certificate signed by this CA.
+func (id *Identity) ServerTLS() *tls.Config {
+	pool := x509.NewCertPool()
+	pool.AddCert(id.CA)
+	return &tls.Config{
+		MinVersion:   tls.VersionTLS13,
+		Certificates: []tls.Certificate{id.Server},
+		ClientCAs:    pool,
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+	}
+}
+
+// ClientTLS reads ca.crt, client.crt and client.key from dir: what a client
+// needs to call a daemon whose identity lives (or was copied) there.
+func ClientTLS(dir string) (*tls.Config, error) {
+	caPEM, err := os.ReadFile(filepath.Join(dir, "ca.crt"))
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return nil, fmt.Errorf("%s/ca.crt holds no certificate", dir)
+	}
+	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, "client.crt"), filepath.Join(dir, "client.key"))
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: pool, Certificates: []tls.Certificate{cert}}, nil
+}
+
+func createCA(dir, commonName string) (*x509.Certificate, *ecdsa.PrivateKey, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial(),
+		Subject:               pkix.Name{CommonName: "godwit CA " + commonName, Organization: []string{"godwit"}},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(caValidity),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		MaxPathLenZero:        true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := writePair(dir, "ca", der, key); err != nil {
+		return nil, nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	return cert, key, err
+}
+
+// issue signs a new certificate and writes it as NAME.crt and NAME.key.
+func (id *Identity) issue(name, commonName string, dns []string, ips []net.IP, usage x509.ExtKeyUsage) (*x509.Certificate, *ecdsa.PrivateKey, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial(),
+		Subject:      pkix.Name{CommonName: commonName, Organization: []string{"godwit"}},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(certValidity),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{usage},
+		DNSNames:     dns,
+		IPAddresses:  ips,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, id.CA, &key.PublicKey, id.caKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := writePair(id.Dir, name, der, key); err != nil {
+		return nil, nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	return cert, key, err
+}
+
+func serial() *big.Int {
+	n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 126))
+	return n
+}
+
+func writePair(dir, name string, der []byte, key *ecdsa.PrivateKey) error {
+	kb, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(filepath.Join(dir, name+".key"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(dir, name+".crt"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+}
+
+func loadPair(dir, name string) (*x509.Certificate, *ecdsa.PrivateKey, error) {
+	cb, err := os.ReadFile(filepath.Join(dir, name+".crt"))
+	if err != nil {
+		return nil, nil, err
+	}
+	kb, err := os.ReadFile(filepath.Join(dir, name+".key"))
+	if err != nil {
+		return nil, nil, err
+	}
+	cblock, _ := pem.Decode(cb)
+	kblock, _ := pem.Decode(kb)
+	if cblock == nil || kblock == nil {
+		return nil, nil, fmt.Errorf("%s.crt or %s.key is not PEM", name, name)
+	}
+	cert, err := x509.ParseCertificate(cblock.Bytes)
+	if err != nil {
+		return nil, nil, err
+	}
+	key, err := x509.ParseECPrivateKey(kblock.Bytes)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cert, key, nil
+}
+
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, mode); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}

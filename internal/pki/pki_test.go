@@ -1,0 +1,84 @@
+package pki
+
+import (
+	"crypto/tls"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestServeOnlyToClientsOfTheCA(t *testing.T) {
+	dir := t.TempDir()
+	id, err := LoadOrCreate(dir, "h1", []string{"localhost"}, []net.IP{net.ParseIP("127.0.0.1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"ca.key", "server.key", "client.key"} {
+		st, err := os.Stat(filepath.Join(dir, f))
+		if err != nil || st.Mode().Perm() != 0o600 {
+			t.Fatalf("%s: %v %v", f, st.Mode(), err)
+		}
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "hello "+r.TLS.PeerCertificates[0].Subject.CommonName)
+	}))
+	srv.TLS = id.ServerTLS()
+	srv.StartTLS()
+	defer srv.Close()
+
+	cfg, err := ClientTLS(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}}
+	resp, err := c.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "hello admin" {
+		t.Fatalf("got %q", b)
+	}
+
+	// Without a client certificate: refused.
+	noCert := cfg.Clone()
+	noCert.Certificates = nil
+	if _, err := (&http.Client{Transport: &http.Transport{TLSClientConfig: noCert}}).Get(srv.URL); err == nil {
+		t.Fatal("a client without a certificate was served")
+	}
+	// With a certificate from another CA: refused.
+	other := t.TempDir()
+	if _, err := LoadOrCreate(other, "h2", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	foreign, _ := tls.LoadX509KeyPair(filepath.Join(other, "client.crt"), filepath.Join(other, "client.key"))
+	bad := cfg.Clone()
+	bad.Certificates = []tls.Certificate{foreign}
+	if _, err := (&http.Client{Transport: &http.Transport{TLSClientConfig: bad}}).Get(srv.URL); err == nil {
+		t.Fatal("a client certificate from another CA was accepted")
+	}
+}
+
+func TestReloadKeepsCAAndReissuesForNewAddress(t *testing.T) {
+	dir := t.TempDir()
+	a, err := LoadOrCreate(dir, "h1", nil, []net.IP{net.ParseIP("127.0.0.1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := LoadOrCreate(dir, "h1", nil, []net.IP{net.ParseIP("10.77.0.1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !a.CA.Equal(b.CA) {
+		t.Fatal("the CA changed on reload")
+	}
+	leaf := b.Server.Leaf
+	if leaf == nil || !covers(leaf, nil, []net.IP{net.ParseIP("10.77.0.1")}) {
+		t.Fatal("the server certificate was not reissued for the new address")
+	}
+}
