@@ -45,8 +45,10 @@ test-e2e: setup guest build
 	$(GO) test -count=1 -timeout 35m -v ./test/e2e/
 
 # Benchmarks print "bench <name>: <metric> godwit=<v> baseline=<v> ratio=<r>".
+# BENCH='-run create-boot -runs 9' picks some (see bench/README.md).
+BENCH   ?= -all
 bench: setup guest build
-	$(GO) run ./bench/cmd/bench -all
+	$(GO) run ./bench/cmd/bench $(BENCH)
 
 clean:
 	rm -rf bin
