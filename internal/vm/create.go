@@ -39,7 +39,7 @@ func (s *Service) Create(ctx context.Context, spec api.VMSpec, opts CreateOption
 		defer unlock()
 		return s.create(ctx, o, plan, opts)
 	})
-	s.relabel(spec.Name, "operation "+op.ID+" (vm.create)")
+	s.relabel(spec.Name, "vm.create", "operation "+op.ID+" (vm.create)")
 	return op, nil
 }
 
@@ -247,7 +247,7 @@ func (s *Service) Delete(ctx context.Context, name string, opts DeleteOptions) (
 		defer unlock()
 		return s.delete(ctx, o, rec, opts)
 	})
-	s.relabel(name, "operation "+op.ID+" (vm.delete)")
+	s.relabel(name, "vm.delete", "operation "+op.ID+" (vm.delete)")
 	return op, nil
 }
 

@@ -208,6 +208,28 @@ func TestConcurrentActionsConflict(t *testing.T) {
 	e.succeed(e.svc.Stop(e.ctx, "web1", StopOptions{Force: true}))
 }
 
+// Operations must release the VM when they end, however fast they are:
+// the next action may not find it "busy" with an operation that already
+// ended. An apply that fails at its first libvirt call ends in
+// microseconds, racing the code that labels the lock with its id.
+func TestFastOperationsReleaseTheVM(t *testing.T) {
+	e := newEnv(t)
+	e.create(e.spec("web1"), false)
+	spec := e.spec("web1")
+	spec.CPUs = 2
+	for i := 0; i < 2000; i++ {
+		e.f.FailNext("XML", nil)
+		op, err := e.svc.Apply(e.ctx, spec, ApplyOptions{})
+		if err != nil {
+			t.Fatalf("round %d: apply: %v", i, err)
+		}
+		if got := e.wait(op); got.State != api.OpFailed {
+			t.Fatalf("round %d: apply ended %s despite the injected failure", i, got.State)
+		}
+	}
+	e.succeed(e.svc.Apply(e.ctx, spec, ApplyOptions{}))
+}
+
 func TestStop(t *testing.T) {
 	e := newEnv(t)
 
