@@ -259,7 +259,18 @@ func (s *Service) delete(ctx context.Context, o reporter, rec record, opts Delet
 		return err
 	}
 	o.Progress("removing domain", 1, 3, "steps")
-	if d, err := s.hv.Lookup(ctx, rec.Name); err == nil {
+	d, err := s.hv.Lookup(ctx, rec.Name)
+	if err == nil {
+		// The name may now belong to a domain godwit did not define (ours
+		// was undefined outside godwit, or by a delete cut off after
+		// that): leave that one alone.
+		var xml string
+		if xml, err = s.hv.XML(ctx, rec.Name, true); err == nil && domainxml.OwnerOf(xml) != s.cfg.Owner {
+			s.log.Warn("leaving alone a libvirt domain of the VM's name that godwit did not define", "vm", rec.Name)
+			err = hypervisor.ErrNotFound
+		}
+	}
+	if err == nil {
 		if d.State.Active() {
 			if err := s.hv.Destroy(ctx, rec.Name); err != nil && !errors.Is(err, hypervisor.ErrInvalidState) {
 				return opError("destroy", rec.Name, err)
