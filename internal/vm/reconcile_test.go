@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/godwit-project/godwit/api"
+	"github.com/godwit-project/godwit/internal/domainxml"
 	"github.com/godwit-project/godwit/internal/hypervisor"
 	"github.com/godwit-project/godwit/internal/store"
 )
@@ -72,22 +73,32 @@ func TestReconcile(t *testing.T) {
 	e.crashed("gone", statusDeleting, false, false)       // died after undefining
 	e.crashed("stolen", statusCreating, false, false)     // a foreign domain took the name
 	e.crashed("stolen-del", statusDeleting, false, false) // same, while deleting
+	e.crashed("twin", statusCreating, false, false)       // another daemon's domain took it
 	e.defineForeign("stolen", true)
 	e.defineForeign("stolen-del", true)
 	e.defineForeign("bystander", true)
+	// Daemons side by side share libvirtd: a domain another one defined.
+	twin := e.spec("twin")
+	xml, err := domainxml.Marshal(domainxml.Input{Spec: twin, UUID: newUUID(), VirtType: "qemu", Owner: "another-daemon"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.f.Define(e.ctx, xml); err != nil {
+		t.Fatal(err)
+	}
 	if st := e.state("half"); st != api.VMCreating {
 		t.Fatalf("a record left creating shows as %s", st)
 	}
 	if st := e.state("leaving"); st != api.VMDeleting {
 		t.Fatalf("a record left deleting shows as %s", st)
 	}
-	_, err := e.svc.Start(e.ctx, "defined")
+	_, err = e.svc.Start(e.ctx, "defined")
 	wantStatus(t, "start of a half-created VM", err, 409, "being created")
 
 	if err := e.svc.Reconcile(e.ctx); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"half", "defined", "booted", "leaving", "gone", "stolen", "stolen-del"} {
+	for _, name := range []string{"half", "defined", "booted", "leaving", "gone", "stolen", "stolen-del", "twin"} {
 		if e.hasRecord(name) {
 			t.Errorf("%s: record left after reconcile", name)
 		}
@@ -101,14 +112,14 @@ func TestReconcile(t *testing.T) {
 		}
 	}
 	// Domains godwit did not define are never touched, whatever the record says.
-	for _, name := range []string{"stolen", "stolen-del", "bystander"} {
+	for _, name := range []string{"stolen", "stolen-del", "bystander", "twin"} {
 		d, err := e.f.Lookup(e.ctx, name)
-		if err != nil || d.State != hypervisor.StateRunning || !d.Persistent {
+		if err != nil || d.State.Active() != (name != "twin") || !d.Persistent {
 			t.Errorf("foreign domain %s after reconcile: %+v, %v", name, d, err)
 		}
 	}
 	for _, c := range e.f.Calls() {
-		for _, name := range []string{"stolen", "stolen-del", "bystander"} {
+		for _, name := range []string{"stolen", "stolen-del", "bystander", "twin"} {
 			if c == "Destroy "+name || c == "Undefine "+name {
 				t.Errorf("reconcile called %q on a domain godwit did not create", c)
 			}
