@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -113,7 +114,32 @@ over its unix socket (--socket, or GODWIT_SOCKET).`,
 	}
 
 	root.AddCommand(newDaemonCmd(g), newVMCmd(g), newOpCmd(g), newHostCmd(g), newVersionCmd(g))
+	rejectUnknownCommands(root)
 	return root
+}
+
+// rejectUnknownCommands makes the commands that only group others (godwit,
+// godwit vm ...) print their help when called alone, and refuse an
+// unknown subcommand as a usage error. Left to cobra, "godwit frobnicate"
+// is a plain error and "godwit vm frobnicate" prints the help and exits 0.
+func rejectUnknownCommands(c *cobra.Command) {
+	if c.HasSubCommands() && c.Run == nil && c.RunE == nil {
+		c.SuggestionsMinimumDistance = 2
+		c.Args = func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return nil
+			}
+			msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+			if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+				msg += " (did you mean " + strings.Join(s, " or ") + "?)"
+			}
+			return usageError{errors.New(msg)}
+		}
+		c.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+	}
+	for _, sub := range c.Commands() {
+		rejectUnknownCommands(sub)
+	}
 }
 
 func envOr(key, def string) string {

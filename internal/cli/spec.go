@@ -47,7 +47,20 @@ func readSpec(path string, stdin io.Reader) (api.VMSpec, error) {
 	return spec, nil
 }
 
-var yamlTypeRE = regexp.MustCompile(` in type [A-Za-z0-9_.]+`)
+var (
+	yamlTypeRE = regexp.MustCompile(` in type [A-Za-z0-9_.]+`)
+	yamlIntoRE = regexp.MustCompile(` into (\S+)`)
+	// yamlKinds names yaml.v3's node kinds for people.
+	yamlKinds = strings.NewReplacer("cannot unmarshal !!str", "cannot read the text", "cannot unmarshal !!seq", "cannot read a list",
+		"cannot unmarshal !!map", "cannot read a mapping", "cannot unmarshal !!", "cannot read a ")
+	// specTypes names the Go types of spec fields for people.
+	specTypes = map[string]string{
+		"int": "a whole number", "bool": "true or false", "string": "text", "api.Size": "a size",
+		"[]api.Disk": "a list of disks", "map[string]string": "a mapping of text to text",
+		"api.VMSpec": "a VM spec (a mapping of fields)", "api.Boot": "a mapping of fields",
+		"api.Disk": "a disk (a mapping of fields)", "api.Console": "a mapping of fields",
+	}
+)
 
 // yamlError makes yaml.v3's messages about Go types read as spec errors.
 func yamlError(err error) string {
@@ -58,8 +71,13 @@ func yamlError(err error) string {
 		l = strings.TrimSpace(l)
 		l = yamlTypeRE.ReplaceAllString(l, "")
 		l = strings.Replace(l, "not found", "is not a spec field", 1)
-		l = strings.Replace(l, "cannot unmarshal !!str", "cannot read the text", 1)
-		l = strings.Replace(l, "cannot unmarshal !!", "cannot read a ", 1)
+		l = yamlKinds.Replace(l)
+		l = yamlIntoRE.ReplaceAllStringFunc(l, func(into string) string {
+			if name, ok := specTypes[strings.TrimPrefix(into, " into ")]; ok {
+				return " as " + name
+			}
+			return ""
+		})
 		lines[i] = l
 	}
 	return strings.Join(lines, "; ")

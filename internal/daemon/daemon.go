@@ -21,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/godwit-project/godwit/internal/hypervisor"
 	"github.com/godwit-project/godwit/internal/hypervisor/libvirt"
 	"github.com/godwit-project/godwit/internal/image"
 	"github.com/godwit-project/godwit/internal/ops"
@@ -34,11 +35,14 @@ type Daemon struct {
 	cfg   Config
 	log   *slog.Logger
 	store store.Store
-	hv    *libvirt.Conn
+	hv    hypervisor.Hypervisor
 	ops   *ops.Manager
 	vms   *vm.Service
 	host  *hostState
 	id    string
+	// closeHV closes the libvirt connection New made; nil for a
+	// hypervisor given with WithHypervisor.
+	closeHV func() error
 
 	listeners []net.Listener
 	server    *http.Server
@@ -52,12 +56,25 @@ type step struct {
 	fn   func(ctx context.Context) error
 }
 
+// Option changes how New builds a daemon.
+type Option func(*Daemon)
+
+// WithHypervisor makes the daemon use h instead of connecting to libvirt
+// at cfg.Libvirt; unit tests pass hypervisor/fake. The daemon does not
+// close h.
+func WithHypervisor(h hypervisor.Hypervisor) Option {
+	return func(d *Daemon) { d.hv = h }
+}
+
 // New prepares a daemon; Serve runs it.
-func New(cfg Config, log *slog.Logger) (*Daemon, error) {
+func New(cfg Config, log *slog.Logger, opts ...Option) (*Daemon, error) {
 	if err := cfg.Complete(); err != nil {
 		return nil, err
 	}
 	d := &Daemon{cfg: cfg, log: log}
+	for _, o := range opts {
+		o(d)
+	}
 	steps := []step{
 		{"state dir", d.prepareStateDir},
 		{"store", d.openStore},
@@ -130,11 +147,14 @@ func (d *Daemon) startOperations(ctx context.Context) error {
 }
 
 func (d *Daemon) connectLibvirt(context.Context) error {
+	if d.hv != nil {
+		return nil
+	}
 	c, err := libvirt.New(d.cfg.Libvirt, d.log, libvirt.Options{CallTimeout: d.cfg.LibvirtTimeout})
 	if err != nil {
 		return err
 	}
-	d.hv = c
+	d.hv, d.closeHV = c, c.Close
 	return nil
 }
 
@@ -198,8 +218,9 @@ func (d *Daemon) Close() {
 		_ = l.Close()
 	}
 	d.listeners = nil
-	if d.hv != nil {
-		_ = d.hv.Close()
+	if d.closeHV != nil {
+		_ = d.closeHV()
+		d.closeHV = nil
 	}
 	if d.store != nil {
 		_ = d.store.Close()

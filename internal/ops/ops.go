@@ -71,7 +71,12 @@ type Op struct {
 	op          api.Operation
 	lastPersist time.Time
 	cancelled   bool
+	stopping    bool // cut off by Shutdown
 }
+
+// interrupted is the error of an operation the daemon's stop cut off,
+// whether it stopped cleanly (Shutdown) or died (Recover).
+const interrupted = "interrupted: the daemon stopped while this operation was running"
 
 // ID returns the operation's id.
 func (o *Op) ID() string { return o.op.ID }
@@ -165,6 +170,9 @@ func (m *Manager) finish(o *Op, err error) {
 	case o.cancelled && errors.Is(err, context.Canceled):
 		o.op.State = api.OpCancelled
 		o.op.Error = "cancelled"
+	case o.stopping && errors.Is(err, context.Canceled):
+		o.op.State = api.OpFailed
+		o.op.Error = interrupted
 	default:
 		o.op.State = api.OpFailed
 		o.op.Error = err.Error()
@@ -297,7 +305,7 @@ func (m *Manager) Recover(ctx context.Context) (int, error) {
 			continue
 		}
 		op.State = api.OpFailed
-		op.Error = "interrupted: the daemon stopped while this operation was running"
+		op.Error = interrupted
 		op.UpdatedAt, op.FinishedAt = now, now
 		if err := store.PutJSON(ctx, m.store, bucket, op.ID, op); err != nil {
 			return n, err
@@ -309,11 +317,14 @@ func (m *Manager) Recover(ctx context.Context) (int, error) {
 }
 
 // Shutdown cancels every running operation and waits for them to end, or
-// for ctx. Operations still running when ctx ends are recovered at the next
-// start.
+// for ctx. Operations that end cancelled fail as interrupted; those still
+// running when ctx ends are recovered at the next start.
 func (m *Manager) Shutdown(ctx context.Context) {
 	m.mu.Lock()
 	for _, o := range m.live {
+		o.mu.Lock()
+		o.stopping = true
+		o.mu.Unlock()
 		o.cancel()
 	}
 	m.mu.Unlock()

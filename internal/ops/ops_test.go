@@ -3,9 +3,11 @@ package ops
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -132,5 +134,40 @@ func TestRecoverAfterRestart(t *testing.T) {
 	got, err := m2.Get(context.Background(), op.ID)
 	if err != nil || got.State != api.OpFailed || got.Error == "" {
 		t.Fatalf("recovered op = %+v, %v", got, err)
+	}
+}
+
+// An operation cut off by the daemon stopping ends failed with the same
+// reason as one found running after a crash, not a bare "context canceled".
+func TestShutdownFailsRunningOpsWithAReason(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "db")
+	m, s := newManager(t, path)
+	op := m.Start("vm.stop", "vm/a", func(ctx context.Context, o *Op) error {
+		<-ctx.Done()
+		return fmt.Errorf("stop vm a: %w", ctx.Err())
+	})
+	cancelled := m.Start("vm.stop", "vm/b", func(ctx context.Context, o *Op) error {
+		<-ctx.Done()
+		return ctx.Err()
+	})
+	if _, err := m.Cancel(context.Background(), cancelled.ID); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	m.Shutdown(ctx)
+	s.Close()
+
+	m2, s2 := newManager(t, path)
+	defer s2.Close()
+	if n, err := m2.Recover(context.Background()); err != nil || n != 0 {
+		t.Fatalf("Recover = %d, %v; the stop should have settled every op", n, err)
+	}
+	got, err := m2.Get(context.Background(), op.ID)
+	if err != nil || got.State != api.OpFailed || !strings.Contains(got.Error, "daemon stopped") {
+		t.Fatalf("op cut off by shutdown = %s %q, %v; want failed saying the daemon stopped", got.State, got.Error, err)
+	}
+	if got, _ := m2.Get(context.Background(), cancelled.ID); got.State != api.OpCancelled {
+		t.Fatalf("op cancelled before the shutdown = %s %q", got.State, got.Error)
 	}
 }

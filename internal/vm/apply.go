@@ -108,7 +108,7 @@ func (s *Service) Apply(ctx context.Context, spec api.VMSpec, opts ApplyOptions)
 		defer unlock()
 		return s.apply(ctx, o, plan)
 	})
-	s.relabel(spec.Name, "operation "+op.ID+" (vm.apply)")
+	s.relabel(spec.Name, "vm.apply", "operation "+op.ID+" (vm.apply)")
 	return op, nil
 }
 

@@ -39,7 +39,7 @@ func (s *Service) Create(ctx context.Context, spec api.VMSpec, opts CreateOption
 		defer unlock()
 		return s.create(ctx, o, plan, opts)
 	})
-	s.relabel(spec.Name, "operation "+op.ID+" (vm.create)")
+	s.relabel(spec.Name, "vm.create", "operation "+op.ID+" (vm.create)")
 	return op, nil
 }
 
@@ -247,7 +247,7 @@ func (s *Service) Delete(ctx context.Context, name string, opts DeleteOptions) (
 		defer unlock()
 		return s.delete(ctx, o, rec, opts)
 	})
-	s.relabel(name, "operation "+op.ID+" (vm.delete)")
+	s.relabel(name, "vm.delete", "operation "+op.ID+" (vm.delete)")
 	return op, nil
 }
 
@@ -259,7 +259,18 @@ func (s *Service) delete(ctx context.Context, o reporter, rec record, opts Delet
 		return err
 	}
 	o.Progress("removing domain", 1, 3, "steps")
-	if d, err := s.hv.Lookup(ctx, rec.Name); err == nil {
+	d, err := s.hv.Lookup(ctx, rec.Name)
+	if err == nil {
+		// The name may now belong to a domain godwit did not define (ours
+		// was undefined outside godwit, or by a delete cut off after
+		// that): leave that one alone.
+		var xml string
+		if xml, err = s.hv.XML(ctx, rec.Name, true); err == nil && domainxml.OwnerOf(xml) != s.cfg.Owner {
+			s.log.Warn("leaving alone a libvirt domain of the VM's name that godwit did not define", "vm", rec.Name)
+			err = hypervisor.ErrNotFound
+		}
+	}
+	if err == nil {
 		if d.State.Active() {
 			if err := s.hv.Destroy(ctx, rec.Name); err != nil && !errors.Is(err, hypervisor.ErrInvalidState) {
 				return opError("destroy", rec.Name, err)

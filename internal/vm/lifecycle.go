@@ -105,7 +105,7 @@ func (s *Service) runOp(ctx context.Context, name string, a action, f func(ctx c
 		defer unlock()
 		return f(ctx, o, rec)
 	})
-	s.relabel(name, "operation "+op.ID+" (vm."+a.name+")")
+	s.relabel(name, "vm."+a.name, "operation "+op.ID+" (vm."+a.name+")")
 	return op, nil
 }
 

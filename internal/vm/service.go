@@ -106,10 +106,13 @@ func (s *Service) lock(name, holder string) (func(), error) {
 	}, nil
 }
 
-// relabel updates what a held lock says (once an operation id is known).
-func (s *Service) relabel(name, holder string) {
+// relabel updates what a held lock says (once an operation id is known),
+// if the lock still says from: an operation that already ended released it.
+func (s *Service) relabel(name, from, to string) {
 	s.mu.Lock()
-	s.busy[name] = holder
+	if s.busy[name] == from {
+		s.busy[name] = to
+	}
 	s.mu.Unlock()
 }
 

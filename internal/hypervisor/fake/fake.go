@@ -1,0 +1,773 @@
+// Package fake is an in-memory hypervisor.Hypervisor for unit tests: it
+// keeps domains, pools and volumes in maps and moves domains between states
+// the way libvirt's QEMU driver does, returning the same sentinel errors
+// (ErrNotFound, ErrExists, ErrInvalidState, ErrUnavailable) where libvirt
+// would fail. Tests can set the host's facts, make the guest ignore the ACPI
+// power button or take time to shut down, inject a failure into any call,
+// and take "libvirt" down and up again.
+//
+// It runs no QEMU and reads no files: it checks what libvirt checks about
+// states and names, not what QEMU would make of the XML. It never replaces
+// the e2e tests on a real libvirtd.
+package fake
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/godwit-project/godwit/api"
+	"github.com/godwit-project/godwit/internal/hypervisor"
+)
+
+// Fake is an in-memory hypervisor. The zero value is not usable; use New.
+type Fake struct {
+	mu       sync.Mutex
+	host     hypervisor.HostInfo
+	domains  map[string]*domain
+	pools    map[string]*pool
+	guests   map[string]Guest // by domain name
+	defGuest Guest
+	faults   []*Fault
+	down     bool
+	calls    []string
+}
+
+var _ hypervisor.Hypervisor = (*Fake)(nil)
+
+type domain struct {
+	hypervisor.Domain
+	xml     string // persistent (inactive) definition
+	liveXML string // the running config, while active
+	boot    int    // counts boots, so a delayed shutdown hits only its own boot
+}
+
+type pool struct {
+	hypervisor.PoolInfo
+	volumes map[string]*hypervisor.VolumeInfo
+}
+
+// Guest says how the guest OS of a domain reacts to the ACPI power button.
+type Guest struct {
+	// IgnoreACPI: Shutdown and Reboot are accepted (as libvirt accepts
+	// them) but the guest does nothing.
+	IgnoreACPI bool
+	// ShutdownDelay: the guest powers off this long after Shutdown; 0 is
+	// at once.
+	ShutdownDelay time.Duration
+}
+
+// Error is an error of the fake, shaped like the libvirt implementation's:
+// what was being done, libvirt's message, and the sentinel for errors.Is.
+type Error struct {
+	Op   string
+	Msg  string
+	Kind error
+}
+
+func (e *Error) Error() string { return e.Op + ": " + e.Msg }
+
+// Unwrap returns the sentinel, e.g. hypervisor.ErrNotFound.
+func (e *Error) Unwrap() error { return e.Kind }
+
+// Fault is a failure to inject into calls of one method.
+type Fault struct {
+	// Method is the Hypervisor method, e.g. "CreateVolume".
+	Method string
+	// Name limits the fault to calls about this domain, pool or volume
+	// (for CreateVolume the new volume's name, for Define the domain's; a
+	// volume may also be named "pool/volume"); empty matches every call.
+	Name string
+	// After lets this many matching calls succeed before failing.
+	After int
+	// Times is how many calls fail: 0 means one, negative means all.
+	Times int
+	// Err is what the calls return; nil means an error wrapping ErrInjected.
+	Err error
+}
+
+// methods are the Hypervisor methods a Fault may name.
+var methods = map[string]bool{
+	"Define": true, "Undefine": true, "Start": true, "Shutdown": true, "Destroy": true,
+	"Reboot": true, "Suspend": true, "Resume": true, "Lookup": true, "List": true,
+	"XML": true, "SetAutostart": true, "RunTransient": true,
+	"EnsurePool": true, "PoolInfo": true, "CreateVolume": true, "DeleteVolume": true,
+	"VolumeInfo": true, "ResizeVolume": true,
+	"HostInfo": true, "Ping": true,
+}
+
+// New returns a fake host with 4 CPUs, 8 GiB of memory, TCG only, and no
+// domains or pools.
+func New() *Fake {
+	return &Fake{
+		host: hypervisor.HostInfo{
+			Hostname: "fakehost", LibvirtVersion: "9.0.0", QEMUVersion: "7.2.0",
+			CPUs: 4, CPUModel: "fake", MemoryBytes: uint64(8 * api.GiB), FreeBytes: uint64(6 * api.GiB),
+			VirtTypes: []string{"qemu"}, MaxVCPUs: 255,
+		},
+		domains: map[string]*domain{},
+		pools:   map[string]*pool{},
+		guests:  map[string]Guest{},
+	}
+}
+
+// SetHostInfo replaces what HostInfo reports.
+func (f *Fake) SetHostInfo(h hypervisor.HostInfo) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.host = h
+}
+
+// SetDown takes "libvirt" down (every call fails with an error wrapping
+// hypervisor.ErrUnavailable) or brings it back. Domains and volumes are
+// kept, as libvirtd keeps them across a restart.
+func (f *Fake) SetDown(down bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.down = down
+}
+
+// SetGuest sets how the guest of the named domain (existing or not yet)
+// reacts to the power button.
+func (f *Fake) SetGuest(name string, g Guest) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.guests[name] = g
+}
+
+// SetDefaultGuest sets how guests without a SetGuest of their own react.
+func (f *Fake) SetDefaultGuest(g Guest) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.defGuest = g
+}
+
+// Inject adds a fault. It panics on a method the Hypervisor does not
+// have, so that a typo cannot make a test pass without injecting anything.
+func (f *Fake) Inject(ft Fault) {
+	if !methods[ft.Method] {
+		panic("fake: no hypervisor method " + ft.Method)
+	}
+	if ft.Times == 0 {
+		ft.Times = 1
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.faults = append(f.faults, &ft)
+}
+
+// FailNext makes the next call of method return err (an error wrapping
+// ErrInjected when nil).
+func (f *Fake) FailNext(method string, err error) {
+	f.Inject(Fault{Method: method, Err: err})
+}
+
+// ClearFaults removes the faults that have not fired yet.
+func (f *Fake) ClearFaults() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.faults = nil
+}
+
+// SetState puts a domain in a state at once, as if the guest did it (a
+// crash, a power-off from inside). An inactive state of a transient domain
+// removes it.
+func (f *Fake) SetState(name string, s hypervisor.State, reason string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	d, ok := f.domains[name]
+	if !ok {
+		return f.errNoDomain("set state of", name)
+	}
+	f.setState(d, s, reason)
+	return nil
+}
+
+// Calls returns the calls made so far, one "Method name" string each
+// (e.g. "Start web1", "CreateVolume godwit/web1-root.qcow2", "List").
+func (f *Fake) Calls() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.calls...)
+}
+
+// DomainNames returns the names of every domain, sorted.
+func (f *Fake) DomainNames() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]string, 0, len(f.domains))
+	for n := range f.domains {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Volumes returns the volumes of a pool, sorted by name (nil for a pool
+// that does not exist).
+func (f *Fake) Volumes(poolName string) []hypervisor.VolumeInfo {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	p, ok := f.pools[poolName]
+	if !ok {
+		return nil
+	}
+	out := make([]hypervisor.VolumeInfo, 0, len(p.volumes))
+	for _, v := range p.volumes {
+		out = append(out, *v)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// enter records a call and returns the error it must fail with, if any:
+// libvirt being down, or an injected fault. Callers hold f.mu.
+func (f *Fake) enter(ctx context.Context, method, name string) error {
+	call := method
+	if name != "" {
+		call += " " + name
+	}
+	f.calls = append(f.calls, call)
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%s: %w", call, err)
+	}
+	if f.down {
+		return &Error{Op: call, Msg: "libvirt is not reachable (the fake hypervisor is down)", Kind: hypervisor.ErrUnavailable}
+	}
+	for i, ft := range f.faults {
+		if ft.Method != method || (ft.Name != "" && ft.Name != name && !strings.HasSuffix(name, "/"+ft.Name)) {
+			continue
+		}
+		if ft.After > 0 {
+			ft.After--
+			continue
+		}
+		if ft.Times > 0 {
+			ft.Times--
+			if ft.Times == 0 {
+				f.faults = append(f.faults[:i], f.faults[i+1:]...)
+			}
+		}
+		if ft.Err != nil {
+			return ft.Err
+		}
+		return &Error{Op: call, Msg: "injected failure", Kind: ErrInjected}
+	}
+	return nil
+}
+
+func (f *Fake) errNoDomain(op, name string) error {
+	return &Error{Op: op + " " + name, Msg: fmt.Sprintf("Domain not found: no domain with matching name '%s'", name), Kind: hypervisor.ErrNotFound}
+}
+
+func invalid(op, name, msg string) error {
+	return &Error{Op: op + " " + name, Msg: "Requested operation is not valid: " + msg, Kind: hypervisor.ErrInvalidState}
+}
+
+func (f *Fake) guest(name string) Guest {
+	if g, ok := f.guests[name]; ok {
+		return g
+	}
+	return f.defGuest
+}
+
+// setState moves d to s; an inactive transient domain vanishes, as in
+// libvirt. Callers hold f.mu.
+func (f *Fake) setState(d *domain, s hypervisor.State, reason string) {
+	d.State, d.Reason = s, reason
+	if !s.Active() {
+		d.liveXML = ""
+		if !d.Persistent {
+			delete(f.domains, d.Name)
+		}
+	}
+}
+
+// parsed is what the fake reads of domain XML.
+type parsed struct {
+	XMLName xml.Name `xml:"domain"`
+	Name    string   `xml:"name"`
+	UUID    string   `xml:"uuid"`
+}
+
+func parseXML(op, doc string) (parsed, error) {
+	var p parsed
+	if err := xml.Unmarshal([]byte(doc), &p); err != nil {
+		return p, &Error{Op: op, Msg: "XML error: " + err.Error()}
+	}
+	if p.Name == "" {
+		return p, &Error{Op: op, Msg: "XML error: missing domain name information"}
+	}
+	return p, nil
+}
+
+func newUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// Define defines a persistent domain, or redefines one of the same name
+// and UUID (a running domain keeps its live config until it stops).
+func (f *Fake) Define(ctx context.Context, doc string) (hypervisor.Domain, error) {
+	p, perr := parseXML("define domain", doc)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.enter(ctx, "Define", p.Name); err != nil {
+		return hypervisor.Domain{}, err
+	}
+	if perr != nil {
+		return hypervisor.Domain{}, perr
+	}
+	if d, ok := f.domains[p.Name]; ok {
+		if p.UUID != "" && !strings.EqualFold(p.UUID, d.UUID) {
+			return hypervisor.Domain{}, &Error{Op: "define domain", Kind: hypervisor.ErrExists,
+				Msg: fmt.Sprintf("operation failed: domain '%s' already exists with uuid %s", p.Name, d.UUID)}
+		}
+		d.xml, d.Persistent = doc, true
+		return d.Domain, nil
+	}
+	for _, d := range f.domains {
+		if p.UUID != "" && strings.EqualFold(d.UUID, p.UUID) {
+			return hypervisor.Domain{}, &Error{Op: "define domain", Kind: hypervisor.ErrExists,
+				Msg: fmt.Sprintf("operation failed: domain '%s' already exists with uuid %s", d.Name, d.UUID)}
+		}
+	}
+	uuid := p.UUID
+	if uuid == "" {
+		uuid = newUUID()
+	}
+	d := &domain{Domain: hypervisor.Domain{Name: p.Name, UUID: uuid, State: hypervisor.StateShutoff, Persistent: true}, xml: doc}
+	f.domains[p.Name] = d
+	return d.Domain, nil
+}
+
+// Undefine removes the definition. Like libvirt, undefining a running
+// domain makes it transient: it vanishes when it stops.
+func (f *Fake) Undefine(ctx context.Context, name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.enter(ctx, "Undefine", name); err != nil {
+		return err
+	}
+	d, ok := f.domains[name]
+	if !ok {
+		return f.errNoDomain("undefine domain", name)
+	}
+	if !d.Persistent {
+		return invalid("undefine domain", name, "cannot undefine transient domain")
+	}
+	if d.State.Active() {
+		d.Persistent, d.Autostart = false, false
+		return nil
+	}
+	delete(f.domains, name)
+	return nil
+}
+
+// Start boots a defined, inactive domain.
+func (f *Fake) Start(ctx context.Context, name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.enter(ctx, "Start", name); err != nil {
+		return err
+	}
+	d, ok := f.domains[name]
+	if !ok {
+		return f.errNoDomain("start domain", name)
+	}
+	if d.State.Active() {
+		return invalid("start domain", name, "domain is already running")
+	}
+	d.boot++
+	d.liveXML = d.xml
+	d.State, d.Reason = hypervisor.StateRunning, "booted"
+	return nil
+}
+
+// Shutdown presses the power button; what happens depends on the Guest.
+// A paused guest does not see the press.
+func (f *Fake) Shutdown(ctx context.Context, name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.enter(ctx, "Shutdown", name); err != nil {
+		return err
+	}
+	d, ok := f.domains[name]
+	if !ok {
+		return f.errNoDomain("shut down domain", name)
+	}
+	if !d.State.Active() {
+		return invalid("shut down domain", name, "domain is not running")
+	}
+	g := f.guest(name)
+	if g.IgnoreACPI || d.State != hypervisor.StateRunning {
+		return nil
+	}
+	if g.ShutdownDelay <= 0 {
+		f.setState(d, hypervisor.StateShutoff, "shut down")
+		return nil
+	}
+	boot := d.boot
+	time.AfterFunc(g.ShutdownDelay, func() {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if cur, ok := f.domains[name]; ok && cur == d && d.boot == boot && d.State == hypervisor.StateRunning {
+			f.setState(d, hypervisor.StateShutoff, "shut down")
+		}
+	})
+	return nil
+}
+
+// Destroy stops an active domain at once.
+func (f *Fake) Destroy(ctx context.Context, name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.enter(ctx, "Destroy", name); err != nil {
+		return err
+	}
+	d, ok := f.domains[name]
+	if !ok {
+		return f.errNoDomain("destroy domain", name)
+	}
+	if !d.State.Active() {
+		return invalid("destroy domain", name, "domain is not running")
+	}
+	f.setState(d, hypervisor.StateShutoff, "destroyed")
+	return nil
+}
+
+// Reboot reboots an active domain whose guest heeds ACPI (it stays
+// running; its boot count goes up).
+func (f *Fake) Reboot(ctx context.Context, name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.enter(ctx, "Reboot", name); err != nil {
+		return err
+	}
+	d, ok := f.domains[name]
+	if !ok {
+		return f.errNoDomain("reboot domain", name)
+	}
+	if !d.State.Active() {
+		return invalid("reboot domain", name, "domain is not running")
+	}
+	if !f.guest(name).IgnoreACPI && d.State == hypervisor.StateRunning {
+		d.boot++
+		d.Reason = "booted"
+	}
+	return nil
+}
+
+// Suspend pauses an active domain; pausing a paused one does nothing, as
+// in libvirt.
+func (f *Fake) Suspend(ctx context.Context, name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.enter(ctx, "Suspend", name); err != nil {
+		return err
+	}
+	d, ok := f.domains[name]
+	if !ok {
+		return f.errNoDomain("pause domain", name)
+	}
+	if !d.State.Active() {
+		return invalid("pause domain", name, "domain is not running")
+	}
+	if d.State == hypervisor.StatePMSuspended {
+		return invalid("pause domain", name, "domain is pmsuspended")
+	}
+	if d.State != hypervisor.StatePaused {
+		d.State, d.Reason = hypervisor.StatePaused, "paused by user"
+	}
+	return nil
+}
+
+// Resume resumes a paused domain; resuming a running one does nothing, as
+// in libvirt.
+func (f *Fake) Resume(ctx context.Context, name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.enter(ctx, "Resume", name); err != nil {
+		return err
+	}
+	d, ok := f.domains[name]
+	if !ok {
+		return f.errNoDomain("resume domain", name)
+	}
+	if !d.State.Active() {
+		return invalid("resume domain", name, "domain is not running")
+	}
+	if d.State == hypervisor.StatePMSuspended {
+		return invalid("resume domain", name, "domain is pmsuspended")
+	}
+	if d.State == hypervisor.StatePaused {
+		d.State, d.Reason = hypervisor.StateRunning, "unpaused"
+	}
+	return nil
+}
+
+// Lookup returns a domain as it is now.
+func (f *Fake) Lookup(ctx context.Context, name string) (hypervisor.Domain, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.enter(ctx, "Lookup", name); err != nil {
+		return hypervisor.Domain{}, err
+	}
+	d, ok := f.domains[name]
+	if !ok {
+		return hypervisor.Domain{}, f.errNoDomain("look up domain", name)
+	}
+	return d.Domain, nil
+}
+
+// List returns every domain, sorted by name.
+func (f *Fake) List(ctx context.Context) ([]hypervisor.Domain, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.enter(ctx, "List", ""); err != nil {
+		return nil, err
+	}
+	out := make([]hypervisor.Domain, 0, len(f.domains))
+	for _, d := range f.domains {
+		out = append(out, d.Domain)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// XML returns the live definition of an active domain, or the persistent
+// one when inactive is set or the domain is not running.
+func (f *Fake) XML(ctx context.Context, name string, inactive bool) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.enter(ctx, "XML", name); err != nil {
+		return "", err
+	}
+	d, ok := f.domains[name]
+	if !ok {
+		return "", f.errNoDomain("get XML of domain", name)
+	}
+	if d.State.Active() && (!inactive || !d.Persistent) {
+		return d.liveXML, nil
+	}
+	return d.xml, nil
+}
+
+// SetAutostart sets autostart of a persistent domain.
+func (f *Fake) SetAutostart(ctx context.Context, name string, on bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.enter(ctx, "SetAutostart", name); err != nil {
+		return err
+	}
+	d, ok := f.domains[name]
+	if !ok {
+		return f.errNoDomain("set autostart of", name)
+	}
+	if !d.Persistent {
+		return invalid("set autostart of", name, "cannot set autostart for transient domain")
+	}
+	d.Autostart = on
+	return nil
+}
+
+// RunTransient starts a transient domain; it vanishes when it stops.
+func (f *Fake) RunTransient(ctx context.Context, doc string) error {
+	p, perr := parseXML("start transient domain", doc)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.enter(ctx, "RunTransient", p.Name); err != nil {
+		return err
+	}
+	if perr != nil {
+		return perr
+	}
+	if _, ok := f.domains[p.Name]; ok {
+		return &Error{Op: "start transient domain", Kind: hypervisor.ErrExists,
+			Msg: fmt.Sprintf("operation failed: domain '%s' already exists", p.Name)}
+	}
+	uuid := p.UUID
+	if uuid == "" {
+		uuid = newUUID()
+	}
+	f.domains[p.Name] = &domain{
+		Domain: hypervisor.Domain{Name: p.Name, UUID: uuid, State: hypervisor.StateRunning, Reason: "booted"},
+		xml:    doc, liveXML: doc, boot: 1,
+	}
+	return nil
+}
+
+// EnsurePool makes an active "dir" pool of 100 GiB; a pool of that name at
+// another path is an error.
+func (f *Fake) EnsurePool(ctx context.Context, p hypervisor.Pool) (hypervisor.PoolInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.enter(ctx, "EnsurePool", p.Name); err != nil {
+		return hypervisor.PoolInfo{}, err
+	}
+	if p.Type == "" {
+		p.Type = "dir"
+	}
+	if cur, ok := f.pools[p.Name]; ok {
+		if filepath.Clean(cur.Path) != filepath.Clean(p.Path) {
+			return hypervisor.PoolInfo{}, &Error{Op: "ensure storage pool " + p.Name,
+				Msg: fmt.Sprintf("storage pool %q exists with path %s, but godwit is configured to use %s", p.Name, cur.Path, p.Path)}
+		}
+		cur.Active = true
+		return f.poolInfo(cur), nil
+	}
+	np := &pool{
+		PoolInfo: hypervisor.PoolInfo{Name: p.Name, Type: p.Type, Path: p.Path, Active: true, Capacity: uint64(100 * api.GiB)},
+		volumes:  map[string]*hypervisor.VolumeInfo{},
+	}
+	f.pools[p.Name] = np
+	return f.poolInfo(np), nil
+}
+
+func (f *Fake) poolInfo(p *pool) hypervisor.PoolInfo {
+	info := p.PoolInfo
+	info.Allocation = 0
+	for _, v := range p.volumes {
+		info.Allocation += v.Allocation
+	}
+	info.Available = info.Capacity - min(info.Capacity, info.Allocation)
+	return info
+}
+
+// PoolInfo returns a pool as it is.
+func (f *Fake) PoolInfo(ctx context.Context, name string) (hypervisor.PoolInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.enter(ctx, "PoolInfo", name); err != nil {
+		return hypervisor.PoolInfo{}, err
+	}
+	p, err := f.pool("get storage pool", name)
+	if err != nil {
+		return hypervisor.PoolInfo{}, err
+	}
+	return f.poolInfo(p), nil
+}
+
+func (f *Fake) pool(op, name string) (*pool, error) {
+	p, ok := f.pools[name]
+	if !ok {
+		return nil, &Error{Op: op + " " + name, Msg: fmt.Sprintf("Storage pool not found: no storage pool with matching name '%s'", name), Kind: hypervisor.ErrNotFound}
+	}
+	return p, nil
+}
+
+func errNoVolume(op, poolName, name string) error {
+	return &Error{Op: op + " " + poolName + "/" + name, Msg: fmt.Sprintf("Storage volume not found: no storage vol with matching name '%s'", name), Kind: hypervisor.ErrNotFound}
+}
+
+// CreateVolume makes a volume; one of the same name is ErrExists.
+func (f *Fake) CreateVolume(ctx context.Context, poolName string, v hypervisor.Volume) (hypervisor.VolumeInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.enter(ctx, "CreateVolume", poolName+"/"+v.Name); err != nil {
+		return hypervisor.VolumeInfo{}, err
+	}
+	p, err := f.pool("create volume in", poolName)
+	if err != nil {
+		return hypervisor.VolumeInfo{}, err
+	}
+	if _, ok := p.volumes[v.Name]; ok {
+		return hypervisor.VolumeInfo{}, &Error{Op: "create volume " + poolName + "/" + v.Name, Kind: hypervisor.ErrExists,
+			Msg: fmt.Sprintf("storage volume '%s' exists already", v.Name)}
+	}
+	if v.Capacity == 0 {
+		return hypervisor.VolumeInfo{}, &Error{Op: "create volume " + poolName + "/" + v.Name, Msg: "invalid argument: volume capacity required"}
+	}
+	info := &hypervisor.VolumeInfo{Name: v.Name, Path: filepath.Join(p.Path, v.Name), Capacity: v.Capacity, Allocation: uint64(192 * api.KiB)}
+	p.volumes[v.Name] = info
+	return *info, nil
+}
+
+// DeleteVolume removes a volume.
+func (f *Fake) DeleteVolume(ctx context.Context, poolName, name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.enter(ctx, "DeleteVolume", poolName+"/"+name); err != nil {
+		return err
+	}
+	p, err := f.pool("delete volume in", poolName)
+	if err != nil {
+		return err
+	}
+	if _, ok := p.volumes[name]; !ok {
+		return errNoVolume("delete volume", poolName, name)
+	}
+	delete(p.volumes, name)
+	return nil
+}
+
+// VolumeInfo returns a volume's path and sizes.
+func (f *Fake) VolumeInfo(ctx context.Context, poolName, name string) (hypervisor.VolumeInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.enter(ctx, "VolumeInfo", poolName+"/"+name); err != nil {
+		return hypervisor.VolumeInfo{}, err
+	}
+	p, err := f.pool("get volume in", poolName)
+	if err != nil {
+		return hypervisor.VolumeInfo{}, err
+	}
+	v, ok := p.volumes[name]
+	if !ok {
+		return hypervisor.VolumeInfo{}, errNoVolume("get volume", poolName, name)
+	}
+	return *v, nil
+}
+
+// ResizeVolume grows a volume; shrinking fails, as libvirt does without
+// its shrink flag.
+func (f *Fake) ResizeVolume(ctx context.Context, poolName, name string, capacity uint64) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.enter(ctx, "ResizeVolume", poolName+"/"+name); err != nil {
+		return err
+	}
+	p, err := f.pool("resize volume in", poolName)
+	if err != nil {
+		return err
+	}
+	v, ok := p.volumes[name]
+	if !ok {
+		return errNoVolume("resize volume", poolName, name)
+	}
+	if capacity < v.Capacity {
+		return &Error{Op: "resize volume " + poolName + "/" + name, Msg: "invalid argument: Can't shrink capacity below current capacity unless shrink flag explicitly specified"}
+	}
+	v.Capacity = capacity
+	return nil
+}
+
+// HostInfo returns the host's facts (SetHostInfo changes them).
+func (f *Fake) HostInfo(ctx context.Context) (hypervisor.HostInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.enter(ctx, "HostInfo", ""); err != nil {
+		return hypervisor.HostInfo{}, err
+	}
+	h := f.host
+	h.VirtTypes = append([]string(nil), h.VirtTypes...)
+	return h, nil
+}
+
+// Ping answers unless the fake is down (or a fault says otherwise).
+func (f *Fake) Ping(ctx context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.enter(ctx, "Ping", "")
+}
+
+// ErrInjected is what a Fault without Err wraps.
+var ErrInjected = errors.New("injected failure")
