@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -27,15 +28,24 @@ type server struct {
 func newServer(t *testing.T, h http.HandlerFunc) (*server, *Client) {
 	t.Helper()
 	s := &server{}
-	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	s.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		s.mu.Lock()
 		s.seen = append(s.seen, strings.TrimSpace(r.Method+" "+r.URL.RequestURI()+" "+string(b)))
 		s.mu.Unlock()
 		h(w, r)
 	}))
+	// The client speaks plain HTTP only over a unix socket.
+	sock := filepath.Join(t.TempDir(), "d.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Server.Listener.Close()
+	s.Server.Listener = l
+	s.Server.Start()
 	t.Cleanup(s.Close)
-	c, err := New(Options{URL: s.URL})
+	c, err := New(Options{Socket: sock})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,8 +153,8 @@ func TestRequests(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{
-		`POST /v1/vms?start=true {"name":"web1","memory":"512MiB"}`,
-		`PUT /v1/vms/web1 {"name":"web1","memory":"512MiB"}`,
+		`POST /v1/vms?start=true {"name":"web1","cpus":0,"memory":"512MiB"}`,
+		`PUT /v1/vms/web1 {"name":"web1","cpus":0,"memory":"512MiB"}`,
 		`DELETE /v1/vms/a%20b?force=true&keepDisks=true`,
 		`POST /v1/vms/web1/stop {"force":true,"timeoutSeconds":5}`,
 		`POST /v1/vms/web1/start`,

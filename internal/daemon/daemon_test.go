@@ -166,7 +166,7 @@ func (td *testDaemon) kernel() string {
 }
 
 func (td *testDaemon) spec(name string) api.VMSpec {
-	return api.VMSpec{Name: name, Memory: 64 * api.MiB, Boot: &api.Boot{Kernel: td.kernel()},
+	return api.VMSpec{Name: name, CPUs: 1, Memory: 64 * api.MiB, Boot: &api.Boot{Kernel: td.kernel()},
 		Disks: []api.Disk{{Name: "root", Size: api.GiB}}}
 }
 
@@ -191,7 +191,7 @@ func (td *testDaemon) createVM(spec api.VMSpec, start bool) {
 
 func TestBadRequests(t *testing.T) {
 	td := newDaemon(t)
-	good := `"name": "web1", "memory": "64MiB", "boot": {"kernel": "` + td.kernel() + `"}, "disks": [{"name": "root", "size": "1GiB"}]`
+	good := `"name": "web1", "cpus": 1, "memory": "64MiB", "boot": {"kernel": "` + td.kernel() + `"}, "disks": [{"name": "root", "size": "1GiB"}]`
 	cases := []struct {
 		what, method, path, body string
 		words                    []string
@@ -250,7 +250,7 @@ func TestWrongStateIsConflict(t *testing.T) {
 	wantError(t, "start a running VM", status, h, body, 409, "web1", "running")
 	status, h, body = td.do("DELETE", "/v1/vms/web1", "")
 	wantError(t, "delete a running VM", status, h, body, 409, "--force")
-	status, h, body = td.do("POST", "/v1/vms", `{"name": "web1", "boot": {"kernel": "`+td.kernel()+`"}}`)
+	status, h, body = td.do("POST", "/v1/vms", `{"name": "web1", "cpus": 1, "memory": "64MiB", "boot": {"kernel": "`+td.kernel()+`"}}`)
 	wantError(t, "create a taken name", status, h, body, 409, "already exists")
 	_, err := td.c.StartVM(context.Background(), "web1")
 	if api.Status(err) != 409 {
@@ -266,7 +266,7 @@ func TestWrongStateIsConflict(t *testing.T) {
 func TestLifecycleOverHTTP(t *testing.T) {
 	td := newDaemon(t)
 	ctx := context.Background()
-	status, _, body := td.do("POST", "/v1/vms", `{"name": "web1", "memory": "64MiB", "boot": {"kernel": "`+td.kernel()+`"}, "disks": [{"name": "root", "size": "1GiB"}]}`)
+	status, _, body := td.do("POST", "/v1/vms", `{"name": "web1", "cpus": 1, "memory": "64MiB", "boot": {"kernel": "`+td.kernel()+`"}, "disks": [{"name": "root", "size": "1GiB"}]}`)
 	if status != http.StatusAccepted {
 		t.Fatalf("create: %d %s, want 202", status, body)
 	}
@@ -322,7 +322,7 @@ func TestLibvirtDown(t *testing.T) {
 		t.Helper()
 		status, h, body := td.do("GET", "/v1/vms", "")
 		wantError(t, "list "+when, status, h, body, 503, "libvirt is not reachable")
-		status, h, body = td.do("POST", "/v1/vms", `{"name": "web2", "boot": {"kernel": "`+td.kernel()+`"}}`)
+		status, h, body = td.do("POST", "/v1/vms", `{"name": "web2", "cpus": 1, "memory": "64MiB", "boot": {"kernel": "`+td.kernel()+`"}}`)
 		wantError(t, "create "+when, status, h, body, 503, "libvirt is not reachable")
 		status, h, body = td.do("POST", "/v1/vms/web1/start", "")
 		wantError(t, "start "+when, status, h, body, 503, "libvirt is not reachable")

