@@ -35,6 +35,13 @@ func readSpec(path string, stdin io.Reader) (api.VMSpec, error) {
 	if len(bytes.TrimSpace(b)) == 0 {
 		return spec, fmt.Errorf("%s: the spec is empty", name)
 	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return spec, fmt.Errorf("%s: %s", name, yamlError(err))
+	}
+	if err := checkSizes(&doc, ""); err != nil {
+		return spec, fmt.Errorf("%s: %w", name, err)
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(&spec); err != nil {
@@ -45,6 +52,46 @@ func readSpec(path string, stdin io.Reader) (api.VMSpec, error) {
 		return spec, fmt.Errorf("%s: holds more than one YAML document; one spec per file", name)
 	}
 	return spec, nil
+}
+
+// sizeFields are the spec's fields that hold a size.
+var sizeFields = map[string]bool{"memory": true, "size": true}
+
+// checkSizes parses every size in the document first, so that a bad one is
+// reported with its field and line (the decoder reports neither).
+func checkSizes(n *yaml.Node, path string) error {
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			if err := checkSizes(c, path); err != nil {
+				return err
+			}
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			if err := checkSizes(c, fmt.Sprintf("%s[%d]", path, i)); err != nil {
+				return err
+			}
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			field := k.Value
+			if path != "" {
+				field = path + "." + k.Value
+			}
+			if sizeFields[k.Value] && v.Kind == yaml.ScalarNode {
+				if _, err := api.ParseSize(v.Value); err != nil {
+					return fmt.Errorf("line %d: %s: %v", v.Line, field, err)
+				}
+				continue
+			}
+			if err := checkSizes(v, field); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 var (

@@ -85,7 +85,8 @@ func TestReadSpecErrors(t *testing.T) {
 		{"text for a disk", "name: a\ndisks: [root]\n", []string{"line 2", "`root`"}},
 		{"a list, not a spec", "- name: a\n", []string{"line 1"}},
 		{"text, not a spec", "just text\n", []string{"line 1"}},
-		{"bad size unit", "name: a\nmemory: 1XB\n", []string{"1XB", "unit"}},
+		{"bad size unit", "name: a\nmemory: 1XB\n", []string{"line 2", "memory", "1XB", "unit"}},
+		{"bad disk size", "name: a\ndisks:\n  - {name: d, size: 10 gigs}\n", []string{"line 3", "disks[0].size", "gigs"}},
 	}
 	for _, c := range cases {
 		_, err := readSpec(specFile(t, c.in), nil)

@@ -228,6 +228,8 @@ func (s *Service) Delete(ctx context.Context, name string, opts DeleteOptions) (
 	if api.Status(err) == 404 {
 		if _, derr := s.hv.Lookup(ctx, name); derr == nil {
 			err = api.Conflict("vm %s is a libvirt domain godwit did not create; godwit will not delete it (virsh undefine does)", name)
+		} else if errors.Is(derr, hypervisor.ErrUnavailable) {
+			err = mapHypervisorError(derr)
 		}
 	}
 	if err != nil {

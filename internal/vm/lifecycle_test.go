@@ -279,3 +279,14 @@ func TestStop(t *testing.T) {
 		}
 	})
 }
+
+// With libvirt down, an action on a name godwit does not know may concern a
+// foreign domain: the answer is 503, not 404.
+func TestUnknownNameWhileLibvirtDown(t *testing.T) {
+	e := newEnv(t)
+	e.f.SetDown(true)
+	_, err := e.svc.Start(e.ctx, "nope")
+	wantStatus(t, "start", err, 503)
+	_, err = e.svc.Delete(e.ctx, "nope", DeleteOptions{})
+	wantStatus(t, "delete", err, 503)
+}

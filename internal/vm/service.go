@@ -226,8 +226,13 @@ func stateOf(d hypervisor.Domain) api.VMState {
 func (s *Service) managed(ctx context.Context, name string) (record, error) {
 	r, err := s.getRecord(ctx, name)
 	if api.Status(err) == 404 {
-		if _, derr := s.hv.Lookup(ctx, name); derr == nil {
+		_, derr := s.hv.Lookup(ctx, name)
+		switch {
+		case derr == nil:
 			return r, api.Conflict("vm %s is a libvirt domain godwit did not create; godwit lists it but leaves it alone", name)
+		case errors.Is(derr, hypervisor.ErrUnavailable):
+			// Whether a foreign domain has that name is unknown.
+			return r, mapHypervisorError(derr)
 		}
 		return r, err
 	}
