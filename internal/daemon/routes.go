@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"net/http"
+	"slices"
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
@@ -50,8 +51,17 @@ func accepted(o huma.Operation) huma.Operation {
 	return o
 }
 
-// routes is the API: every endpoint, in one table.
+// routes is the API: every endpoint, in tables. Each area keeps its table
+// next to its handlers and adds one line here.
 func (d *Daemon) routes() []route {
+	return slices.Concat(
+		d.vmRoutes(),
+		d.operationRoutes(),
+		d.hostRoutes(),
+	)
+}
+
+func (d *Daemon) vmRoutes() []route {
 	return []route{
 		{Read, op("list-vms", http.MethodGet, "/v1/vms", "List VMs", "vms"), handle(d.listVMs)},
 		{Admin, accepted(op("create-vm", http.MethodPost, "/v1/vms", "Create a VM from a spec", "vms")), handle(d.createVM)},
@@ -65,12 +75,20 @@ func (d *Daemon) routes() []route {
 		{Admin, op("pause-vm", http.MethodPost, "/v1/vms/{name}/pause", "Pause a VM's vCPUs", "vms"), handle(d.pauseVM)},
 		{Admin, op("resume-vm", http.MethodPost, "/v1/vms/{name}/resume", "Resume a paused VM", "vms"), handle(d.resumeVM)},
 		{Read, op("vm-console", http.MethodGet, "/v1/vms/{name}/console", "Read (and follow) a VM's serial console log", "vms"), d.registerConsole},
+	}
+}
 
+func (d *Daemon) operationRoutes() []route {
+	return []route{
 		{Read, op("list-operations", http.MethodGet, "/v1/operations", "List operations, newest first", "operations"), handle(d.listOps)},
 		{Read, op("get-operation", http.MethodGet, "/v1/operations/{id}", "Show an operation", "operations"), handle(d.getOp)},
 		{Read, op("wait-operation", http.MethodGet, "/v1/operations/{id}/wait", "Wait for an operation to end", "operations"), handle(d.waitOp)},
 		{Admin, op("cancel-operation", http.MethodPost, "/v1/operations/{id}/cancel", "Cancel a running operation", "operations"), handle(d.cancelOp)},
+	}
+}
 
+func (d *Daemon) hostRoutes() []route {
+	return []route{
 		{Read, op("get-host", http.MethodGet, "/v1/host", "Show this host", "host"), handle(d.getHost)},
 		{Read, op("healthz", http.MethodGet, "/healthz", "Liveness: the daemon answers", "health"), handle(d.healthz)},
 	}
