@@ -41,6 +41,9 @@ func (p principal) allows(a Access) bool {
 
 type principalKey struct{}
 
+// requestKey carries the *http.Request, for handlers that stream a body.
+type requestKey struct{}
+
 // principalOf says who sent r. The unix socket serves plain HTTP and the
 // TCP listener only TLS, so r.TLS tells the two apart.
 func (d *Daemon) principalOf(r *http.Request) principal {
@@ -68,7 +71,9 @@ func (d *Daemon) authenticate(next http.Handler) http.Handler {
 			writeError(w, api.StatusErrorf(http.StatusUnauthorized, "a client certificate from this daemon's CA is required (godwit --tls-dir)"))
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
+		ctx := context.WithValue(r.Context(), principalKey{}, p)
+		r = r.WithContext(ctx)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(ctx, requestKey{}, r)))
 	})
 }
 

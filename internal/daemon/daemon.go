@@ -24,6 +24,7 @@ import (
 	"github.com/godwit-project/godwit/internal/hypervisor"
 	"github.com/godwit-project/godwit/internal/hypervisor/libvirt"
 	"github.com/godwit-project/godwit/internal/image"
+	"github.com/godwit-project/godwit/internal/migrate"
 	"github.com/godwit-project/godwit/internal/ops"
 	"github.com/godwit-project/godwit/internal/peer"
 	"github.com/godwit-project/godwit/internal/pki"
@@ -42,7 +43,9 @@ type Daemon struct {
 	vms   *vm.Service
 	host  *hostState
 	peers *peer.Service
-	id    string
+	// migrations moves VMs to and from peers.
+	migrations *migrate.Service
+	id         string
 	// tlsID is the daemon's CA and certificates; nil without --listen.
 	tlsID *pki.Identity
 	// closeHV closes the libvirt connection New made; nil for a
@@ -175,6 +178,13 @@ func (d *Daemon) startServices(ctx context.Context) error {
 		Pool: d.cfg.Pool.Name, ConsoleDir: d.consoleDir(), Owner: d.id, Host: d.cfg.Name,
 		VirtType: d.host.virtType,
 	}, d.log)
+	// A hypervisor that cannot migrate (the unit tests' fake) leaves
+	// migrations off.
+	if mh, ok := d.hv.(migrate.Hypervisor); ok {
+		d.migrations = migrate.New(mh, d.vms, d.peers, d.ops, d.store, migrate.Config{
+			Self: d.cfg.Name, URL: d.cfg.Advertise, WorkDir: filepath.Join(d.cfg.StateDir, "migrations"),
+		}, d.log)
+	}
 	return nil
 }
 

@@ -15,12 +15,17 @@ import (
 // newBed starts n simulated hosts (namespaces, private libvirtds, daemons)
 // and removes them when the test ends, whatever happened.
 func newBed(t *testing.T, n int) *testbed.Bed {
+	return newBedOpts(t, testbed.Options{Hosts: n})
+}
+
+func newBedOpts(t *testing.T, opts testbed.Options) *testbed.Bed {
 	t.Helper()
 	testenv.RequireLibvirt(t)
 	testenv.RequireCommand(t, "nsenter")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	b, err := testbed.Up(ctx, testbed.Options{Hosts: n, Godwit: godwitBin, Log: testLog{t}})
+	opts.Godwit, opts.Log = godwitBin, testLog{t}
+	b, err := testbed.Up(ctx, opts)
 	if err != nil {
 		t.Fatalf("test bed: %v", err)
 	}

@@ -45,6 +45,9 @@ type Options struct {
 	Log io.Writer
 	// DaemonArgs are extra `godwit daemon` flags for every host.
 	DaemonArgs []string
+	// SharedPool puts every host's disk pool in the shared directory (as a
+	// cluster filesystem mounted at the same path everywhere would).
+	SharedPool bool
 }
 
 // Bed is a running set of hosts.
@@ -298,6 +301,9 @@ func (h *Host) StartLibvirtd(ctx context.Context) error {
 	deadline := time.Now().Add(90 * time.Second)
 	for {
 		if _, err := h.Virsh("uri"); err == nil {
+			// A fresh libvirtd probes QEMU on first use; do it now, while
+			// the other hosts start too.
+			_, _ = h.Virsh("domcapabilities", "--virttype", "qemu")
 			return nil
 		}
 		if time.Now().After(deadline) {
@@ -333,6 +339,9 @@ func (h *Host) StopLibvirtd(sig syscall.Signal) {
 func (h *Host) StartDaemon(ctx context.Context) error {
 	args := append([]string{"daemon", "--name", h.Name, "--state-dir", h.StateDir, "--socket", h.Socket,
 		"--listen", fmt.Sprintf("%s:%d", h.IP, h.Port), "--accel", "tcg"}, h.bed.opts.DaemonArgs...)
+	if h.bed.opts.SharedPool {
+		args = append(args, "--pool", "shared", "--pool-path", filepath.Join(h.bed.Shared, "pool"))
+	}
 	h.daemon = h.Command(h.bed.opts.Godwit, args...)
 	logf, err := os.OpenFile(h.DaemonLogPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {

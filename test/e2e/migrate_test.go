@@ -1,0 +1,133 @@
+package e2e
+
+import (
+	"encoding/json"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/godwit-project/godwit/api"
+	"github.com/godwit-project/godwit/client"
+	"github.com/godwit-project/godwit/test/testbed"
+)
+
+// migrationBed is a joined bed of n hosts.
+func migrationBed(t *testing.T, n int, shared bool) *testbed.Bed {
+	t.Helper()
+	b := newBedOpts(t, testbed.Options{Hosts: n, SharedPool: shared})
+	if err := b.Join(ctxT(t, time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// onHost creates and starts a test-guest VM on h and waits for its ticks.
+func onHost(t *testing.T, h *testbed.Host, name string, cmdline ...string) {
+	t.Helper()
+	ctx := ctxT(t, 2*time.Minute)
+	op, err := h.C.CreateVM(ctx, guestSpec(t, name, append([]string{"diskcounter=1"}, cmdline...)...), client.CreateOptions{Start: true})
+	if err == nil {
+		op, err = h.C.WaitOperation(ctx, op.ID, nil)
+	}
+	if err != nil {
+		t.Fatalf("create %s on %s: %v", name, h.Name, err)
+	}
+	hostWaitConsole(t, h, name, `^tick 2 `, 0, 2*time.Minute)
+}
+
+func hostConsole(t *testing.T, h *testbed.Host, vm string) string {
+	t.Helper()
+	rc, err := h.C.Console(ctxT(t, 30*time.Second), vm, client.ConsoleOptions{})
+	if err != nil {
+		t.Fatalf("console of %s on %s: %v", vm, h.Name, err)
+	}
+	defer rc.Close()
+	var b strings.Builder
+	buf := make([]byte, 64*1024)
+	for {
+		n, err := rc.Read(buf)
+		b.Write(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	return b.String()
+}
+
+func hostWaitConsole(t *testing.T, h *testbed.Host, vm, re string, offset int64, timeout time.Duration) {
+	t.Helper()
+	pat := regexp.MustCompile(re)
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		for _, line := range strings.Split(hostConsole(t, h, vm), "\n") {
+			if pat.MatchString(line) {
+				return
+			}
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Fatalf("vm %s on %s: console did not show %q within %s:\n%s", vm, h.Name, re, timeout, hostConsole(t, h, vm))
+}
+
+// migrate runs `godwit migrate` on from and returns its report.
+func migrate(t *testing.T, from *testbed.Host, vm, to string, flags ...string) api.MigrationReport {
+	t.Helper()
+	out, err := from.CLI(append([]string{"migrate", vm, "--to", to, "-o", "json"}, flags...)...)
+	if err != nil {
+		t.Fatalf("migrate %s to %s: %v\n%s", vm, to, err, out)
+	}
+	var rep api.MigrationReport
+	if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &rep); err != nil {
+		t.Fatalf("report: %v\n%s", err, out)
+	}
+	t.Logf("migrated %s %s -> %s: total %d ms, downtime %d ms, %d MiB, postcopy %t", vm, rep.From, rep.To, rep.TotalMs, rep.DowntimeMs, rep.Bytes>>20, rep.Postcopy)
+	return rep
+}
+
+// checkMoved checks the VM runs on to, managed, and is gone from from, and
+// that the guest did not reboot: its counter went on past before.
+func checkMoved(t *testing.T, from, to *testbed.Host, vm string, before int) {
+	t.Helper()
+	ctx := ctxT(t, time.Minute)
+	v, err := to.C.GetVM(ctx, vm)
+	if err != nil || !v.Managed || v.State != api.VMRunning {
+		t.Fatalf("on %s after the move: %+v, %v", to.Name, v, err)
+	}
+	if _, err := from.C.GetVM(ctx, vm); api.Status(err) != 404 {
+		t.Fatalf("on %s after the move: %v, want 404", from.Name, err)
+	}
+	if out, err := from.Virsh("domstate", vm); err == nil {
+		t.Fatalf("libvirt on %s still has %s: %s", from.Name, vm, out)
+	}
+	hostWaitConsole(t, to, vm, `^tick `+strconv.Itoa(before+2)+` `, 0, 2*time.Minute)
+	log := hostConsole(t, to, vm)
+	if strings.Contains(log, "GODWIT-GUEST-UP") {
+		t.Fatalf("the guest booted again on %s:\n%s", to.Name, log)
+	}
+	if first := firstTick(log); first <= before {
+		t.Fatalf("the counter on %s starts at %d, not after %d (the guest restarted?)", to.Name, first, before)
+	}
+}
+
+func firstTick(s string) int {
+	m := tickRE.FindStringSubmatch(s)
+	if m == nil {
+		return 0
+	}
+	return atoi(m[1])
+}
+
+func TestMigrateLiveShared(t *testing.T) {
+	b := migrationBed(t, 2, true)
+	a, bb := b.Hosts[0], b.Hosts[1]
+	name := "mig-sh-" + uniq()
+	onHost(t, a, name)
+	before := lastTick(hostConsole(t, a, name))
+	rep := migrate(t, a, name, bb.Name)
+	if rep.SharedDisks != 1 || rep.CopiedDisks != 0 || rep.Mode != "live" || rep.DowntimeMs == 0 {
+		t.Fatalf("report %+v", rep)
+	}
+	checkMoved(t, a, bb, name, before)
+}
