@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -130,4 +131,47 @@ func TestMigrateLiveShared(t *testing.T) {
 		t.Fatalf("report %+v", rep)
 	}
 	checkMoved(t, a, bb, name, before)
+}
+
+// guestDataSum writes 16 MiB of random data at 1 MiB into the guest's disk
+// (once) and returns the guest's own sha256 of that range.
+func guestDataSum(t *testing.T, h *testbed.Host, vm string, write bool) string {
+	t.Helper()
+	cmd := "dd if=/dev/vda bs=1M skip=1 count=16 2>/dev/null | sha256sum"
+	if write {
+		cmd = "dd if=/dev/urandom of=/dev/vda bs=1M seek=1 count=16 conv=fsync 2>/dev/null; " + cmd
+	}
+	out, rc := hostGuestExec(t, h, vm, cmd)
+	if rc != 0 || len(strings.Fields(out)) == 0 {
+		t.Fatalf("guest %s on %s: %q rc=%d", vm, h.Name, out, rc)
+	}
+	return strings.Fields(out)[0]
+}
+
+// Without shared storage the disks are copied while the VM runs: the data
+// the guest wrote is there, byte for byte, and the source copy is gone.
+func TestMigrateLiveCopyStorage(t *testing.T) {
+	b := migrationBed(t, 2, false)
+	a, bb := b.Hosts[0], b.Hosts[1]
+	name := "mig-cp-" + uniq()
+	onHost(t, a, name)
+	sum := guestDataSum(t, a, name, true)
+	v, _ := a.C.GetVM(ctxT(t, time.Minute), name)
+	srcDisk := a.RealPath(v.Disks[0].Path)
+	before := lastTick(hostConsole(t, a, name))
+	rep := migrate(t, a, name, bb.Name)
+	if rep.SharedDisks != 0 || rep.CopiedDisks != 1 || rep.DiskBytes == 0 {
+		t.Fatalf("report %+v", rep)
+	}
+	checkMoved(t, a, bb, name, before)
+	if got := guestDataSum(t, bb, name, false); got != sum {
+		t.Fatalf("disk data after the copy: %s, before %s", got, sum)
+	}
+	if _, err := os.Stat(srcDisk); !os.IsNotExist(err) {
+		t.Fatalf("the source copy %s is still there (%v)", srcDisk, err)
+	}
+	nv, _ := bb.C.GetVM(ctxT(t, time.Minute), name)
+	if _, err := os.Stat(bb.RealPath(nv.Disks[0].Path)); err != nil {
+		t.Fatalf("disk on %s: %+v", bb.Name, nv.Disks[0])
+	}
 }

@@ -63,12 +63,15 @@ type Bed struct {
 
 // Host is one simulated host.
 type Host struct {
-	bed      *Bed
-	Name     string
-	Index    int
-	NS       string
-	IP       string
-	Dir      string
+	bed   *Bed
+	Name  string
+	Index int
+	NS    string
+	IP    string
+	Dir   string
+	// StateDir is the daemon's state dir as this machine sees it; inside
+	// the host it is mounted at HostStateDir, the same path on every host
+	// (as on real hosts) but private to each.
 	StateDir string
 	Socket   string
 	Port     int
@@ -80,6 +83,17 @@ type Host struct {
 	libvirtd   *exec.Cmd
 	daemon     *exec.Cmd
 	daemonDone chan struct{}
+}
+
+// HostStateDir is where every host's daemon keeps its state, inside it.
+const HostStateDir = "/var/lib/godwit"
+
+// RealPath turns a path inside the host into one this machine can open.
+func (h *Host) RealPath(p string) string {
+	if rest, ok := strings.CutPrefix(p, HostStateDir+"/"); ok {
+		return filepath.Join(h.StateDir, rest)
+	}
+	return p
 }
 
 // URL is the host daemon's TCP API, reachable from the other hosts.
@@ -241,9 +255,10 @@ mount --bind %[2]s/etc /etc/libvirt
 mount --bind %[2]s/cache /var/cache/libvirt
 mount --bind %[2]s/log /var/log/libvirt
 mount --bind %[2]s/hosts /etc/hosts
+mount --bind %[2]s/state %[3]s
 echo ready
-exec sleep infinity`, h.Name, h.Dir)
-	for _, d := range []string{"/run/libvirt", "/var/lib/libvirt", "/etc/libvirt", "/var/cache/libvirt", "/var/log/libvirt"} {
+exec sleep infinity`, h.Name, h.Dir, HostStateDir)
+	for _, d := range []string{"/run/libvirt", "/var/lib/libvirt", "/etc/libvirt", "/var/cache/libvirt", "/var/log/libvirt", HostStateDir} {
 		os.MkdirAll(d, 0o755)
 	}
 	h.anchor = exec.Command("ip", "netns", "exec", h.NS, "unshare", "-m", "-u", "--propagation", "private", "sh", "-c", script)
@@ -337,7 +352,7 @@ func (h *Host) StopLibvirtd(sig syscall.Signal) {
 
 // StartDaemon starts the host's godwit daemon and waits until it answers.
 func (h *Host) StartDaemon(ctx context.Context) error {
-	args := append([]string{"daemon", "--name", h.Name, "--state-dir", h.StateDir, "--socket", h.Socket,
+	args := append([]string{"daemon", "--name", h.Name, "--state-dir", HostStateDir, "--socket", h.Socket,
 		"--listen", fmt.Sprintf("%s:%d", h.IP, h.Port), "--accel", "tcg"}, h.bed.opts.DaemonArgs...)
 	if h.bed.opts.SharedPool {
 		args = append(args, "--pool", "shared", "--pool-path", filepath.Join(h.bed.Shared, "pool"))
