@@ -175,3 +175,56 @@ func TestMigrateLiveCopyStorage(t *testing.T) {
 		t.Fatalf("disk on %s: %+v", bb.Name, nv.Disks[0])
 	}
 }
+
+// Offline, as the book defines it: suspend, save the memory, copy it (and
+// the disks) with checksums, restore there. The guest resumes where it was.
+func TestMigrateOffline(t *testing.T) {
+	for _, shared := range []bool{true, false} {
+		t.Run(map[bool]string{true: "shared", false: "copied"}[shared], func(t *testing.T) {
+			b := migrationBed(t, 2, shared)
+			a, bb := b.Hosts[0], b.Hosts[1]
+			name := "mig-off-" + uniq()
+			onHost(t, a, name)
+			sum := guestDataSum(t, a, name, true)
+			before := lastTick(hostConsole(t, a, name))
+			rep := migrate(t, a, name, bb.Name, "--offline")
+			if rep.Mode != "offline" || rep.MemoryBytes == 0 || (shared != (rep.CopiedDisks == 0)) {
+				t.Fatalf("report %+v", rep)
+			}
+			checkMoved(t, a, bb, name, before)
+			if got := guestDataSum(t, bb, name, false); got != sum {
+				t.Fatalf("disk data after the move: %s, before %s", got, sum)
+			}
+		})
+	}
+}
+
+// A shut-off VM moves cold: definition and disks; it boots there.
+func TestMigrateCold(t *testing.T) {
+	b := migrationBed(t, 2, false)
+	a, bb := b.Hosts[0], b.Hosts[1]
+	name := "mig-cold-" + uniq()
+	onHost(t, a, name)
+	sum := guestDataSum(t, a, name, true)
+	if out, err := a.CLI("vm", "stop", name); err != nil {
+		t.Fatalf("stop: %v %s", err, out)
+	}
+	if out, err := a.CLI("migrate", name, "--to", bb.Name, "--offline"); err == nil || !strings.Contains(out, "--cold") {
+		t.Fatalf("offline migration of a stopped VM: %v %s", err, out)
+	}
+	rep := migrate(t, a, name, bb.Name)
+	if rep.Mode != "cold" || rep.CopiedDisks != 1 {
+		t.Fatalf("report %+v", rep)
+	}
+	ctx := ctxT(t, 2*time.Minute)
+	if v, err := bb.C.GetVM(ctx, name); err != nil || v.State != api.VMStopped {
+		t.Fatalf("on %s: %+v %v", bb.Name, v, err)
+	}
+	if out, err := bb.CLI("vm", "start", name, "--wait-for", "GODWIT-GUEST-UP"); err != nil {
+		t.Fatalf("start on %s: %v %s", bb.Name, err, out)
+	}
+	hostWaitConsole(t, bb, name, `^tick 1 `, 0, time.Minute)
+	if got := guestDataSum(t, bb, name, false); got != sum {
+		t.Fatalf("disk data after the cold move: %s, before %s", got, sum)
+	}
+}
