@@ -70,6 +70,7 @@ state directory. Several daemons can run side by side with different
 	f.StringVar(&flags.Pool.Name, "pool", "", "libvirt storage pool for VM disks")
 	f.StringVar(&flags.Pool.Path, "pool-path", "", "directory of that pool (default STATE-DIR/pool)")
 	f.DurationVar(&flags.LibvirtTimeout, "libvirt-timeout", 0, "bound on one libvirt call (default 2m)")
+	f.DurationVar(&flags.MigrationIdleTimeout, "migration-idle-timeout", 0, "undo an incoming migration whose source is silent this long (default 90s)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	_ = cmd.RegisterFlagCompletionFunc("accel", cobra.FixedCompletions([]string{"auto", "kvm", "tcg"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
@@ -93,5 +94,8 @@ func overlay(cfg *daemon.Config, f daemon.Config, cmd *cobra.Command) {
 	set("pool-path", &cfg.Pool.Path, f.Pool.Path)
 	if cmd.Flags().Changed("libvirt-timeout") {
 		cfg.LibvirtTimeout = f.LibvirtTimeout
+	}
+	if cmd.Flags().Changed("migration-idle-timeout") {
+		cfg.MigrationIdleTimeout = f.MigrationIdleTimeout
 	}
 }

@@ -41,6 +41,9 @@ type Config struct {
 	Pool      Pool   `yaml:"pool,omitempty"`
 	// LibvirtTimeout bounds one libvirt call (default 2m).
 	LibvirtTimeout time.Duration `yaml:"libvirtTimeout,omitempty"`
+	// MigrationIdleTimeout: an incoming migration whose source stops
+	// talking for this long is undone (default 90s).
+	MigrationIdleTimeout time.Duration `yaml:"migrationIdleTimeout,omitempty"`
 }
 
 // Pool is the libvirt storage pool that holds VM disks.

@@ -133,7 +133,9 @@ func (h *hostState) keepUp(ctx context.Context) {
 		cctx, cancel := context.WithTimeout(ctx, time.Minute)
 		err := h.d.hv.Ping(cctx)
 		if err == nil && wasDown {
-			h.set(func() { h.poolReady = false })
+			// libvirt was away: its pool may need starting, and work it
+			// cut off (moves, creates) needs finishing or undoing.
+			h.set(func() { h.poolReady, h.reconciled = false, false })
 		}
 		wasDown = err != nil
 		if err == nil {

@@ -39,6 +39,9 @@ type Session interface {
 	Perform(ctx context.Context, dom string, p MigrateParams, cookie []byte, flags uint32) (cookieOut []byte, err error)
 	Finish(ctx context.Context, p MigrateParams, cookie []byte, flags uint32, cancelled bool) (cookieOut []byte, err error)
 	Confirm(ctx context.Context, dom string, p MigrateParams, cookie []byte, flags uint32, cancelled bool) error
+	// Alive reports whether the connection still stands (a dead one means
+	// libvirt dropped the migration).
+	Alive() bool
 	Close() error
 }
 

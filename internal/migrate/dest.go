@@ -256,6 +256,13 @@ func (s *Service) watch(id string, in *incoming) {
 		if done {
 			return
 		}
+		if in.sess != nil && !in.sess.Alive() {
+			// libvirtd went away (or dropped us): the incoming domain is
+			// lost to this move; the source must stop sending.
+			s.log.Warn("the libvirt connection of an incoming migration broke; undoing it", "id", id, "vm", in.rec.Offer.VM)
+			s.abandon(id, in)
+			return
+		}
 		if idle > s.cfg.IdleTimeout {
 			s.log.Warn("abandoning an incoming migration: the source went silent", "id", id, "vm", in.rec.Offer.VM, "from", in.rec.From, "silentFor", idle.Round(time.Second))
 			s.abandon(id, in)
@@ -479,18 +486,33 @@ func (s *Service) finishUp(id string, in *incoming) {
 }
 
 // cleanUp undoes an incoming move: the domain (only while godwit has not
-// adopted it), the volumes it made, the files it received.
+// adopted it), the volumes it made, the files it received. When libvirt
+// cannot be reached, the record stays for Recover to finish the job once
+// it is back.
 func (s *Service) cleanUp(ctx context.Context, id string, in *incoming) {
 	if in.sess != nil {
 		_ = in.sess.Close() // libvirt destroys an unfinished incoming domain
 	}
-	s.undoIncoming(ctx, in.rec)
+	if err := s.undoIncoming(ctx, in.rec); err != nil {
+		s.log.Warn("could not undo an incoming migration yet; will again when libvirt answers", "id", id, "vm", in.rec.Offer.VM, "err", err)
+		in.rec.Phase = "undo"
+		s.putIn(ctx, in.rec)
+		s.mu.Lock()
+		delete(s.incoming, id)
+		s.mu.Unlock()
+		in.unlock()
+		return
+	}
 	s.finishUp(id, in)
 }
 
-func (s *Service) undoIncoming(ctx context.Context, rec incomingRecord) {
+// undoIncoming removes what an incoming move made. It fails only when
+// libvirt cannot be asked (the caller retries later).
+func (s *Service) undoIncoming(ctx context.Context, rec incomingRecord) error {
 	name := rec.Offer.VM
-	if d, err := s.hv.Lookup(ctx, name); err == nil {
+	d, err := s.hv.Lookup(ctx, name)
+	switch {
+	case err == nil:
 		if xml, err := s.hv.XML(ctx, name, false); err == nil && ownedBy(xml, s.vms.Owner()) {
 			if d.State.Active() {
 				_ = s.hv.Destroy(ctx, name)
@@ -499,9 +521,14 @@ func (s *Service) undoIncoming(ctx context.Context, rec incomingRecord) {
 				_ = s.hv.Undefine(ctx, name)
 			}
 		}
+	case errors.Is(err, hypervisor.ErrUnavailable):
+		return err
 	}
 	for _, v := range rec.Created {
 		if err := s.hv.DeleteVolume(ctx, v.Pool, v.Volume); err != nil && !errors.Is(err, hypervisor.ErrNotFound) {
+			if errors.Is(err, hypervisor.ErrUnavailable) {
+				return err
+			}
 			s.log.Error("delete a volume of an undone migration", "volume", v.Pool+"/"+v.Volume, "err", err)
 		}
 	}
@@ -509,6 +536,7 @@ func (s *Service) undoIncoming(ctx context.Context, rec incomingRecord) {
 		os.Remove(f)
 	}
 	os.Remove(s.workPath(rec.Offer.ID, "state") + ".part")
+	return nil
 }
 
 // abandon undoes a move whose source went silent.

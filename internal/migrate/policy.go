@@ -97,6 +97,7 @@ func (s *Service) watchJob(ctx context.Context, o *ops.Op, mv *move, flags uint3
 	aborted := false
 	var conv converging
 	var postcopyAt time.Time
+	dropped := make(chan error, 1)
 
 	abort := func(reason error) {
 		if aborted {
@@ -109,9 +110,18 @@ func (s *Service) watchJob(ctx context.Context, o *ops.Op, mv *move, flags uint3
 		}
 		aborted = true
 		res.reason = reason
-		if err := s.hv.AbortJob(bg, name); err != nil {
-			s.log.Warn("abort migration job", "vm", name, "err", err)
-		}
+		s.log.Warn("aborting the migration", "vm", name, "reason", reason)
+		// Not inline: with a dead link the abort can take a while, and the
+		// loop keeps reporting meanwhile.
+		go func() {
+			actx, cancel := context.WithTimeout(bg, 2*time.Minute)
+			defer cancel()
+			if err := s.hv.AbortJob(actx, name); err != nil {
+				s.log.Warn("abort migration job", "vm", name, "err", err)
+			} else {
+				s.log.Info("migration job aborted", "vm", name)
+			}
+		}()
 	}
 	t := time.NewTicker(pollEvery)
 	defer t.Stop()
@@ -128,25 +138,42 @@ func (s *Service) watchJob(ctx context.Context, o *ops.Op, mv *move, flags uint3
 			go func() {
 				kctx, cancel := context.WithTimeout(bg, 5*time.Second)
 				defer cancel()
-				_ = mv.peer.MigrationKeepalive(kctx, mv.id)
+				// A refusal (not a network error) means the destination
+				// dropped the move, e.g. its libvirtd died.
+				if err := mv.peer.MigrationKeepalive(kctx, mv.id); api.Status(err) != 0 {
+					select {
+					case dropped <- err:
+					default:
+					}
+				}
 			}()
 		}
-		st, err := s.hv.JobStats(bg, name, false)
-		if err != nil || !st.Active {
-			continue
+		select {
+		case err := <-dropped:
+			abort(api.StatusErrorf(502, "%s dropped the migration (%v); it was aborted and vm %s keeps running on %s", req.To, err, name, s.cfg.Self))
+		default:
 		}
-		res.last = st
-		res.maxThrottle = max(res.maxThrottle, st.AutoConverge)
-		if st.DataProcessed > lastData {
-			lastData, lastMove = st.DataProcessed, time.Now()
-		}
-		if !downtimeSet {
-			if err := s.hv.SetMaxDowntime(bg, name, maxDowntime); err == nil {
-				downtimeSet = true
+		// A stats call can hang while QEMU waits on a dead link: bound it,
+		// and let a missing answer count as no progress.
+		sctx, cancel := context.WithTimeout(bg, 5*time.Second)
+		st, err := s.hv.JobStats(sctx, name, false)
+		cancel()
+		if err == nil && st.Active {
+			res.last = st
+			res.maxThrottle = max(res.maxThrottle, st.AutoConverge)
+			if st.DataProcessed > lastData {
+				lastData, lastMove = st.DataProcessed, time.Now()
 			}
+			if !downtimeSet {
+				dctx, cancel := context.WithTimeout(bg, 5*time.Second)
+				if err := s.hv.SetMaxDowntime(dctx, name, maxDowntime); err == nil {
+					downtimeSet = true
+				}
+				cancel()
+			}
+			conv.observe(st)
+			o.Progress(progressMessage(st, res.postcopy), int64(st.DataProcessed), int64(st.DataTotal), "bytes")
 		}
-		conv.observe(st)
-		o.Progress(progressMessage(st, res.postcopy), int64(st.DataProcessed), int64(st.DataTotal), "bytes")
 
 		elapsed := time.Since(start)
 		switch {

@@ -49,8 +49,10 @@ func (s *Service) Recover(ctx context.Context) error {
 			}
 		}
 		if !adopted {
-			s.log.Warn("undoing an incoming migration the daemon did not finish", "vm", name, "from", rec.From, "phase", rec.Phase)
-			s.undoIncoming(ctx, rec)
+			s.log.Warn("undoing an incoming migration that did not finish", "vm", name, "from", rec.From, "phase", rec.Phase)
+			if err := s.undoIncoming(ctx, rec); err != nil {
+				return err
+			}
 		}
 		s.dropRecord(inBucket, rec.Offer.ID)
 	}

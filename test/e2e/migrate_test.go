@@ -17,7 +17,9 @@ import (
 // migrationBed is a joined bed of n hosts.
 func migrationBed(t *testing.T, n int, shared bool) *testbed.Bed {
 	t.Helper()
-	b := newBedOpts(t, testbed.Options{Hosts: n, SharedPool: shared})
+	// A destination undoes an incoming move whose source went silent after
+	// 20s here (90s by default), so that tests of cut links end soon.
+	b := newBedOpts(t, testbed.Options{Hosts: n, SharedPool: shared, DaemonArgs: []string{"--migration-idle-timeout", "20s"}})
 	if err := b.Join(ctxT(t, time.Minute)); err != nil {
 		t.Fatal(err)
 	}

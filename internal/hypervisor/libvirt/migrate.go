@@ -119,6 +119,8 @@ func (s *session) Confirm(ctx context.Context, dom string, p hypervisor.MigrateP
 	})
 }
 
+func (s *session) Alive() bool { return s.l.IsConnected() }
+
 func (s *session) Close() error {
 	done := make(chan error, 1)
 	go func() { done <- s.l.Disconnect() }()
