@@ -37,7 +37,7 @@ type MigrationReport struct {
 	SharedDisks  int    `json:"sharedDisks"`
 	CopiedDisks  int    `json:"copiedDisks"`
 	TotalMs      uint64 `json:"totalMs" doc:"From the start of the move until the VM ran on the destination."`
-	DowntimeMs   uint64 `json:"downtimeMs" doc:"How long the guest was paused (libvirt's job stats for live moves)."`
+	DowntimeMs   uint64 `json:"downtimeMs" doc:"How long the guest was paused (libvirt's job stats for live moves; 0 when a postcopy switchover was not measured)."`
 	Bytes        uint64 `json:"bytes" doc:"Bytes sent: memory and disks."`
 	MemoryBytes  uint64 `json:"memoryBytes"`
 	DiskBytes    uint64 `json:"diskBytes"`

@@ -103,8 +103,12 @@ VM. A failed or cancelled migration leaves the VM running on this host.`,
 
 // migrationLine is the one-line report of a migration.
 func migrationLine(r api.MigrationReport) string {
-	line := fmt.Sprintf("migrated %s from %s to %s: total %d ms, downtime %d ms, %.1f MiB", r.VM, r.From, r.To,
-		r.TotalMs, r.DowntimeMs, float64(r.Bytes)/(1<<20))
+	downtime := fmt.Sprintf("%d ms", r.DowntimeMs)
+	if r.Postcopy && r.DowntimeMs == 0 {
+		downtime = "n/a ms" // libvirt does not measure postcopy's switchover
+	}
+	line := fmt.Sprintf("migrated %s from %s to %s: total %d ms, downtime %s, %.1f MiB", r.VM, r.From, r.To,
+		r.TotalMs, downtime, float64(r.Bytes)/(1<<20))
 	extra := fmt.Sprintf(" (%s", r.Mode)
 	if r.Policy != "" {
 		extra += ", policy " + r.Policy

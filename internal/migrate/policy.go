@@ -161,6 +161,10 @@ func (s *Service) watchJob(ctx context.Context, o *ops.Op, mv *move, flags uint3
 		if err == nil && st.Active {
 			res.last = st
 			res.maxThrottle = max(res.maxThrottle, st.AutoConverge)
+			if res.postcopy {
+				// Postcopy's switchover pause is only seen while it runs.
+				res.postcopyPause = max(res.postcopyPause, st.DowntimeMs)
+			}
 			if st.DataProcessed > lastData {
 				lastData, lastMove = st.DataProcessed, time.Now()
 			}
