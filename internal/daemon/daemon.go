@@ -39,6 +39,7 @@ type Daemon struct {
 	ops   *ops.Manager
 	vms   *vm.Service
 	host  *hostState
+	mon   *monitor // credentials, audit log, metrics, events, health
 	id    string
 	// closeHV closes the libvirt connection New made; nil for a
 	// hypervisor given with WithHypervisor.
@@ -82,6 +83,7 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Daemon, error) {
 		{"operations", d.startOperations},
 		{"libvirt", d.connectLibvirt},
 		{"services", d.startServices},
+		{"monitoring", d.startMonitoring},
 		{"listeners", d.listen},
 	}
 	ctx := context.Background()
@@ -174,6 +176,7 @@ func (d *Daemon) Serve(ctx context.Context) error {
 		Handler:           d.handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
+		ConnContext:       connContext,
 		ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, len(d.listeners))
@@ -222,6 +225,7 @@ func (d *Daemon) Close() {
 		_ = d.closeHV()
 		d.closeHV = nil
 	}
+	d.closeMonitoring()
 	if d.store != nil {
 		_ = d.store.Close()
 		d.store = nil

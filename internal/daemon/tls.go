@@ -14,10 +14,10 @@ import (
 // tlsDir holds the daemon's CA and certificates.
 func (d *Daemon) tlsDir() string { return filepath.Join(d.cfg.StateDir, "tls") }
 
-// listenTLS serves the API on TCP, only over TLS 1.3 and only to clients
-// with a certificate from this daemon's CA (STATE/tls/client.* is one, for
-// the local admin; copy it with ca.crt to a machine that should manage this
-// host).
+// listenTLS serves the API on TCP, only over TLS 1.3, to clients with a
+// certificate from this daemon's CA (STATE/tls/client.* is one, for the
+// local admin; copy it with ca.crt to a machine that should manage this
+// host) or a bearer token (godwit token create); auth.go checks which.
 func (d *Daemon) listenTLS(context.Context) (net.Listener, error) {
 	host, _, err := net.SplitHostPort(d.cfg.Listen)
 	if err != nil {
@@ -40,6 +40,7 @@ func (d *Daemon) listenTLS(context.Context) (net.Listener, error) {
 	if err != nil {
 		return nil, err
 	}
+	d.mon.setIdentity(id)
 	l, err := net.Listen("tcp", d.cfg.Listen)
 	if err != nil {
 		return nil, err

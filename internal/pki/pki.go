@@ -87,8 +87,10 @@ func covers(c *x509.Certificate, names []string, ips []net.IP) bool {
 	return true
 }
 
-// ServerTLS is the TLS config of the TCP API: TLS 1.3 and a client
-// certificate signed by this CA.
+// ServerTLS is the TLS config of the TCP API: TLS 1.3, and a client
+// certificate, when one is given, must be signed by this CA. A client
+// without one must send a bearer token: the daemon's HTTP layer refuses
+// requests that prove neither.
 func (id *Identity) ServerTLS() *tls.Config {
 	pool := x509.NewCertPool()
 	pool.AddCert(id.CA)
@@ -96,12 +98,23 @@ func (id *Identity) ServerTLS() *tls.Config {
 		MinVersion:   tls.VersionTLS13,
 		Certificates: []tls.Certificate{id.Server},
 		ClientCAs:    pool,
-		ClientAuth:   tls.RequireAndVerifyClientCert,
+		ClientAuth:   tls.VerifyClientCertIfGiven,
 	}
 }
 
-// ClientTLS reads ca.crt, client.crt and client.key from dir: what a client
-// needs to call a daemon whose identity lives (or was copied) there.
+// IssueClient signs a client certificate for commonName whose
+// OrganizationalUnit carries scope ("read" or "admin"), and writes it as
+// NAME.crt and NAME.key in the identity's directory.
+func (id *Identity) IssueClient(name, commonName, scope string) error {
+	_, _, err := id.issueWith(name, pkix.Name{CommonName: commonName, Organization: []string{"godwit"}, OrganizationalUnit: []string{scope}},
+		nil, nil, x509.ExtKeyUsageClientAuth)
+	return err
+}
+
+// ClientTLS reads ca.crt, and client.crt and client.key when present, from
+// dir: what a client needs to call a daemon whose identity lives (or was
+// copied) there. Without a client certificate the client must send a
+// bearer token.
 func ClientTLS(dir string) (*tls.Config, error) {
 	caPEM, err := os.ReadFile(filepath.Join(dir, "ca.crt"))
 	if err != nil {
@@ -111,11 +124,16 @@ func ClientTLS(dir string) (*tls.Config, error) {
 	if !pool.AppendCertsFromPEM(caPEM) {
 		return nil, fmt.Errorf("%s/ca.crt holds no certificate", dir)
 	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: pool}
+	if _, err := os.Stat(filepath.Join(dir, "client.crt")); errors.Is(err, os.ErrNotExist) {
+		return cfg, nil
+	}
 	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, "client.crt"), filepath.Join(dir, "client.key"))
 	if err != nil {
 		return nil, err
 	}
-	return &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: pool, Certificates: []tls.Certificate{cert}}, nil
+	cfg.Certificates = []tls.Certificate{cert}
+	return cfg, nil
 }
 
 func createCA(dir, commonName string) (*x509.Certificate, *ecdsa.PrivateKey, error) {
@@ -146,13 +164,17 @@ func createCA(dir, commonName string) (*x509.Certificate, *ecdsa.PrivateKey, err
 
 // issue signs a new certificate and writes it as NAME.crt and NAME.key.
 func (id *Identity) issue(name, commonName string, dns []string, ips []net.IP, usage x509.ExtKeyUsage) (*x509.Certificate, *ecdsa.PrivateKey, error) {
+	return id.issueWith(name, pkix.Name{CommonName: commonName, Organization: []string{"godwit"}}, dns, ips, usage)
+}
+
+func (id *Identity) issueWith(name string, subject pkix.Name, dns []string, ips []net.IP, usage x509.ExtKeyUsage) (*x509.Certificate, *ecdsa.PrivateKey, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, err
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(),
-		Subject:      pkix.Name{CommonName: commonName, Organization: []string{"godwit"}},
+		Subject:      subject,
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().Add(certValidity),
 		KeyUsage:     x509.KeyUsageDigitalSignature,

@@ -1,0 +1,139 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/godwit-project/godwit/api"
+	"github.com/godwit-project/godwit/internal/audit"
+	"github.com/godwit-project/godwit/internal/auth"
+	"github.com/godwit-project/godwit/internal/pki"
+)
+
+// monitor holds what watches and guards the daemon: credentials, the
+// audit log, metrics, events and health checks.
+type monitor struct {
+	tokens *auth.Tokens
+	audit  *audit.Log
+
+	mu       sync.Mutex
+	identity *pki.Identity // the TLS identity, once --listen made it
+}
+
+func (m *monitor) caCert() *x509.Certificate {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.identity == nil {
+		return nil
+	}
+	return m.identity.CA
+}
+
+func (m *monitor) setIdentity(id *pki.Identity) {
+	m.mu.Lock()
+	m.identity = id
+	m.mu.Unlock()
+}
+
+func (d *Daemon) auditPath() string { return filepath.Join(d.cfg.StateDir, "audit.log") }
+
+// startMonitoring opens the audit log and the token store.
+func (d *Daemon) startMonitoring(context.Context) error {
+	al, err := audit.Open(d.auditPath())
+	if err != nil {
+		return err
+	}
+	d.mon = &monitor{tokens: auth.NewTokens(d.store), audit: al}
+	return nil
+}
+
+func (d *Daemon) closeMonitoring() {
+	if d.mon != nil && d.mon.audit != nil {
+		_ = d.mon.audit.Close()
+	}
+}
+
+// middleware wraps the API: request info first, then the audit log (so
+// refused requests are logged too), then authentication.
+func (d *Daemon) middleware(public map[string]bool, next http.Handler) http.Handler {
+	authed := d.withAuth(public, next)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ri := &reqInfo{}
+		r = r.WithContext(context.WithValue(r.Context(), reqInfoKey{}, ri))
+		start := time.Now()
+		rec := &recorder{ResponseWriter: w, status: http.StatusOK, keep: r.Method != http.MethodGet && r.Method != http.MethodHead}
+		authed.ServeHTTP(rec, r)
+		if rec.keep {
+			d.writeAudit(r, ri, rec, time.Since(start))
+		}
+	})
+}
+
+// writeAudit logs one change request: who, what, when, and how it ended.
+func (d *Daemon) writeAudit(r *http.Request, ri *reqInfo, rec *recorder, took time.Duration) {
+	e := api.AuditEntry{
+		Time: time.Now().UTC(), Principal: ri.principal.String(), Scope: ri.principal.Scope,
+		Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Status: rec.status, DurationMs: took.Milliseconds(),
+	}
+	if r.TLS != nil {
+		e.Remote = r.RemoteAddr
+	}
+	var body struct {
+		ID     string `json:"id"`
+		Kind   string `json:"kind"`
+		Target string `json:"target"`
+		Error  string `json:"error"`
+	}
+	if json.Unmarshal(rec.body.Bytes(), &body) == nil {
+		if rec.status >= 400 {
+			e.Error = body.Error
+		} else if body.Kind != "" {
+			e.Operation, e.Target = body.ID, body.Target
+		}
+	}
+	if err := d.mon.audit.Write(e); err != nil {
+		d.log.Error("write audit log", "err", err)
+	}
+}
+
+// recorder notes the status and the start of the body of a response.
+type recorder struct {
+	http.ResponseWriter
+	status      int
+	wroteHeader bool
+	keep        bool
+	body        bytes.Buffer
+}
+
+const keepBody = 4096
+
+func (r *recorder) WriteHeader(code int) {
+	if !r.wroteHeader {
+		r.status, r.wroteHeader = code, true
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(p []byte) (int, error) {
+	r.wroteHeader = true
+	if r.keep && r.body.Len() < keepBody {
+		r.body.Write(p[:min(len(p), keepBody-r.body.Len())])
+	}
+	return r.ResponseWriter.Write(p)
+}
+
+// Flush keeps streaming responses streaming.
+func (r *recorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
