@@ -12,6 +12,7 @@ func newHostCmd(g *globals) *cobra.Command {
 		Use:   "host",
 		Short: "The hosts godwit runs on",
 	}
+	cmd.AddCommand(hostCheckCmd(g))
 	cmd.AddCommand(&cobra.Command{
 		Use:   "show",
 		Short: "Show this host: libvirt, accelerator, resources, warnings",

@@ -65,6 +65,13 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return ExitOK
 	}
+	var ec exitCode
+	if errors.As(err, &ec) {
+		if ec.msg != "" {
+			fmt.Fprintln(stderr, "Error:", ec.msg)
+		}
+		return ec.code
+	}
 	fmt.Fprintln(stderr, "Error:", err)
 	var ue usageError
 	if errors.As(err, &ue) {
@@ -116,7 +123,7 @@ over its unix socket (--socket, or GODWIT_SOCKET).`,
 	}
 
 	root.AddCommand(newDaemonCmd(g), newVMCmd(g), newOpCmd(g), newHostCmd(g), newVersionCmd(g))
-	root.AddCommand(newTokenCmd(g), newAuditCmd(g))
+	root.AddCommand(newTokenCmd(g), newAuditCmd(g), newEventsCmd(g), newTopCmd(g))
 	rejectUnknownCommands(root)
 	return root
 }

@@ -168,7 +168,8 @@ func (d *Daemon) withAuth(public map[string]bool, next http.Handler) http.Handle
 
 // checkAccess is the huma middleware that enforces each route's access
 // level against the caller's scope.
-func checkAccess(a huma.API) func(huma.Context, func(huma.Context)) {
+// expect, when set, hears of every allowed change request on a VM.
+func checkAccess(a huma.API, expect func(vm string)) func(huma.Context, func(huma.Context)) {
 	return func(ctx huma.Context, next func(huma.Context)) {
 		op := ctx.Operation()
 		access, _ := op.Metadata["access"].(Access)
@@ -180,6 +181,10 @@ func checkAccess(a huma.API) func(huma.Context, func(huma.Context)) {
 			_ = huma.WriteErr(a, ctx, http.StatusForbidden,
 				fmt.Sprintf("%s (scope %s) may not %s %s: it needs the %s scope", p, orNone(p.Scope), op.Method, ctx.URL().Path, access))
 			return
+		}
+		if expect != nil && op.Method != http.MethodGet && strings.HasPrefix(op.Path, "/v1/vms/{name}") {
+			// godwit is asked to act on this VM: a stop now is no surprise.
+			expect(ctx.Param("name"))
 		}
 		next(ctx)
 	}

@@ -14,6 +14,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/godwit-project/godwit/internal/accel"
+	"github.com/godwit-project/godwit/internal/health"
 )
 
 // Defaults of a daemon that is given no flags.
@@ -38,6 +39,8 @@ type Config struct {
 	Pool    Pool   `yaml:"pool,omitempty"`
 	// LibvirtTimeout bounds one libvirt call (default 2m).
 	LibvirtTimeout time.Duration `yaml:"libvirtTimeout,omitempty"`
+	// Health tunes the health checks (pool thresholds).
+	Health health.Thresholds `yaml:"health,omitempty"`
 }
 
 // Pool is the libvirt storage pool that holds VM disks.
@@ -94,6 +97,9 @@ func (c *Config) Complete() error {
 			sum := sha256.Sum256([]byte(c.StateDir))
 			c.Pool.Name = DefaultPool + "-" + hex.EncodeToString(sum[:4])
 		}
+	}
+	if err := c.Health.Complete(); err != nil {
+		return err
 	}
 	if c.Pool.Path == "" {
 		c.Pool.Path = filepath.Join(c.StateDir, "pool")

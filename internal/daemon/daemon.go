@@ -217,6 +217,7 @@ func (d *Daemon) shutdown() {
 
 // Close releases what New acquired.
 func (d *Daemon) Close() {
+	d.closeMonitoring()
 	for _, l := range d.listeners {
 		_ = l.Close()
 	}
@@ -225,7 +226,6 @@ func (d *Daemon) Close() {
 		_ = d.closeHV()
 		d.closeHV = nil
 	}
-	d.closeMonitoring()
 	if d.store != nil {
 		_ = d.store.Close()
 		d.store = nil

@@ -13,14 +13,24 @@ import (
 	"github.com/godwit-project/godwit/api"
 	"github.com/godwit-project/godwit/internal/audit"
 	"github.com/godwit-project/godwit/internal/auth"
+	"github.com/godwit-project/godwit/internal/buildinfo"
+	"github.com/godwit-project/godwit/internal/events"
+	"github.com/godwit-project/godwit/internal/health"
+	"github.com/godwit-project/godwit/internal/metrics"
+	"github.com/godwit-project/godwit/internal/ops"
 	"github.com/godwit-project/godwit/internal/pki"
 )
 
 // monitor holds what watches and guards the daemon: credentials, the
 // audit log, metrics, events and health checks.
 type monitor struct {
-	tokens *auth.Tokens
-	audit  *audit.Log
+	tokens  *auth.Tokens
+	audit   *audit.Log
+	metrics *metrics.Metrics
+	health  *health.Checker
+	bus     *events.Bus
+	stop    context.CancelFunc
+	wg      sync.WaitGroup
 
 	mu       sync.Mutex
 	identity *pki.Identity // the TLS identity, once --listen made it
@@ -43,18 +53,47 @@ func (m *monitor) setIdentity(id *pki.Identity) {
 
 func (d *Daemon) auditPath() string { return filepath.Join(d.cfg.StateDir, "audit.log") }
 
-// startMonitoring opens the audit log and the token store.
-func (d *Daemon) startMonitoring(context.Context) error {
+// startMonitoring opens the audit log and the token store, and sets up
+// metrics and health checks, fed by every operation change.
+func (d *Daemon) startMonitoring(ctx context.Context) error {
 	al, err := audit.Open(d.auditPath())
 	if err != nil {
 		return err
 	}
-	d.mon = &monitor{tokens: auth.NewTokens(d.store), audit: al}
+	d.mon = &monitor{tokens: auth.NewTokens(d.store), audit: al, health: health.New(d.cfg.Health)}
+	d.mon.metrics = metrics.New(buildinfo.String(), d.gather)
+	// The checks remember the last backup and migration of each target
+	// across restarts: seed them from the stored operations.
+	past, err := d.ops.List(ctx, ops.Filter{})
+	if err != nil {
+		return err
+	}
+	for i := len(past) - 1; i >= 0; i-- { // oldest first
+		if past[i].Kind == health.KindBackup || past[i].Kind == health.KindMigrate {
+			d.mon.health.OperationChanged(past[i])
+		}
+	}
+	d.mon.bus = events.New(events.DefaultSize)
+	oe := &opEvents{d: d, last: map[string]opSeen{}}
+	d.ops.OnChange(d.mon.metrics.OperationChanged)
+	d.ops.OnChange(d.mon.health.OperationChanged)
+	d.ops.OnChange(oe.changed)
+	wctx, cancel := context.WithCancel(context.Background())
+	d.mon.stop = cancel
+	d.mon.wg.Add(1)
+	go func() { defer d.mon.wg.Done(); d.watchLibvirtEvents(wctx) }()
 	return nil
 }
 
 func (d *Daemon) closeMonitoring() {
-	if d.mon != nil && d.mon.audit != nil {
+	if d.mon == nil {
+		return
+	}
+	if d.mon.stop != nil {
+		d.mon.stop()
+		d.mon.wg.Wait()
+	}
+	if d.mon.audit != nil {
 		_ = d.mon.audit.Close()
 	}
 }
@@ -69,8 +108,12 @@ func (d *Daemon) middleware(public map[string]bool, next http.Handler) http.Hand
 		start := time.Now()
 		rec := &recorder{ResponseWriter: w, status: http.StatusOK, keep: r.Method != http.MethodGet && r.Method != http.MethodHead}
 		authed.ServeHTTP(rec, r)
+		took := time.Since(start)
 		if rec.keep {
-			d.writeAudit(r, ri, rec, time.Since(start))
+			d.writeAudit(r, ri, rec, took)
+		}
+		if !streamRoutes[ri.route] {
+			d.mon.metrics.ObserveRequest(ri.route, r.Method, rec.status, took)
 		}
 	})
 }

@@ -59,6 +59,7 @@ func (d *Daemon) routes() []route {
 		d.operationRoutes(),
 		d.hostRoutes(),
 		d.securityRoutes(),
+		d.monitorRoutes(),
 	)
 }
 
@@ -104,7 +105,7 @@ func (d *Daemon) handler() http.Handler {
 	cfg.CreateHooks = nil // no $schema links in bodies
 	cfg.DocsPath = ""     // the docs page pulls scripts from a CDN
 	a := humago.New(mux, cfg)
-	a.UseMiddleware(checkAccess(a))
+	a.UseMiddleware(checkAccess(a, d.mon.health.Expect))
 	public := map[string]bool{}
 	for _, r := range d.routes() {
 		o := r.op
