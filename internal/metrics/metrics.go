@@ -13,6 +13,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"regexp"
 	"strconv"
 	"sync"
 	"time"
@@ -323,3 +324,26 @@ func boolFloat(b bool) float64 {
 	}
 	return 0
 }
+
+// Names returns the name of every metric godwit itself defines (histograms
+// also serve NAME_bucket, NAME_sum and NAME_count).
+func (m *Metrics) Names() []string {
+	ch := make(chan *prometheus.Desc, 256)
+	go func() {
+		for _, c := range []prometheus.Collector{m.ops, m.opsRunning, m.opDuration, m.migDuration, m.migBytes, m.migDowntime,
+			m.bakDuration, m.bakBytes, m.requests, collector{m}} {
+			c.Describe(ch)
+		}
+		ch <- prometheus.NewDesc("godwit_build_info", "", nil, nil)
+		close(ch)
+	}()
+	var out []string
+	for d := range ch {
+		if m := fqNameRE.FindStringSubmatch(d.String()); m != nil {
+			out = append(out, m[1])
+		}
+	}
+	return out
+}
+
+var fqNameRE = regexp.MustCompile(`fqName: "([^"]+)"`)
