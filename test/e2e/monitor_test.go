@@ -86,7 +86,9 @@ func TestMonitoringRealGuest(t *testing.T) {
 	d.waitConsole(name, `tick 2 `, 0, time.Minute) // the disk counter wrote to vda
 
 	eventually(t, 30*time.Second, "a started event", func() bool { return ev.has(lifecycle(name, "started", "booted")) })
-	if !ev.has(func(e api.Event) bool { return e.Operation != nil && e.Operation.Kind == "vm.create" && e.Operation.State == api.OpSucceeded }) {
+	if !ev.has(func(e api.Event) bool {
+		return e.Operation != nil && e.Operation.Kind == "vm.create" && e.Operation.State == api.OpSucceeded
+	}) {
 		t.Error("no event for the create operation's success")
 	}
 
