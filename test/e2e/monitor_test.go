@@ -5,8 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -16,6 +19,7 @@ import (
 
 	"github.com/godwit-project/godwit/api"
 	"github.com/godwit-project/godwit/client"
+	"github.com/godwit-project/godwit/internal/testenv"
 )
 
 // metricValue finds one sample in the Prometheus text, -1 when absent.
@@ -214,4 +218,58 @@ func (d *Daemon) CLIWithTimeout(timeout time.Duration, args ...string) (stdout, 
 		code = ee.ExitCode()
 	}
 	return o.String(), e.String(), code
+}
+
+// libvirtd going away: libvirt_up 0, the libvirtd check critical, /readyz
+// 503, /healthz 200; when it is back the daemon subscribes to its events
+// again, so a start afterwards still reaches the event stream.
+func TestMonitoringThroughLibvirtOutage(t *testing.T) {
+	testenv.RequireLibvirt(t)
+	proxy := startProxy(t, filepath.Join(t.TempDir(), "lv.sock"), testenv.LibvirtSocket)
+	d := StartDaemon(t, "--libvirt", "qemu+unix:///system?socket="+proxy.path)
+	name := "e2e-mdown-" + uniq()
+	d.createVM(guestSpec(t, name), false)
+	ev := follow(t, d.C, name)
+	raw := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", d.Socket)
+	}}}
+	status := func(path string) int {
+		resp, err := raw.Get("http://godwit" + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	eventually(t, 30*time.Second, "/readyz 200", func() bool { return status("/readyz") == 200 })
+
+	proxy.cut()
+	eventually(t, 30*time.Second, "libvirt_up 0", func() bool {
+		text, err := d.C.Metrics(ctxT(t, 30*time.Second))
+		return err == nil && metricValue(text, "godwit_libvirt_up") == 0
+	})
+	if s := status("/readyz"); s != 503 {
+		t.Errorf("/readyz with libvirt down: %d", s)
+	}
+	if s := status("/healthz"); s != 200 {
+		t.Errorf("/healthz with libvirt down: %d", s)
+	}
+	if out, _, code := d.CLI("host", "check", "--only", "libvirtd"); code != 2 || !strings.HasPrefix(out, "CRITICAL") {
+		t.Errorf("host check with libvirt down: exit %d\n%s", code, out)
+	}
+
+	proxy.restore()
+	eventually(t, 60*time.Second, "/readyz 200 again", func() bool { return status("/readyz") == 200 })
+	// The event subscription comes back within seconds of libvirt.
+	eventually(t, 60*time.Second, "a started event after the outage", func() bool {
+		if !ev.has(lifecycle(name, "started", "")) {
+			if v, err := d.C.GetVM(ctxT(t, 10*time.Second), name); err == nil && v.State == api.VMRunning {
+				d.waitOp(d.C.StopVM(ctxT(t, time.Minute), name, api.StopRequest{Force: true}))
+			}
+			time.Sleep(2 * time.Second) // give the subscription time, then start
+			d.waitOp(d.C.StartVM(ctxT(t, time.Minute), name))
+			time.Sleep(time.Second)
+		}
+		return ev.has(lifecycle(name, "started", ""))
+	})
 }
