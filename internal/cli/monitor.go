@@ -6,8 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -50,7 +53,9 @@ godwit reconnects and resumes after the last event it printed
 			if err != nil {
 				return err
 			}
-			return followEvents(cmd.Context(), g, c, opts)
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM) // Ctrl-C ends it, exit 0
+			defer stop()
+			return followEvents(ctx, g, c, opts)
 		},
 	}
 	cmd.Flags().StringVar(&opts.VM, "vm", "", "only events about this VM")
@@ -351,7 +356,9 @@ per line). --once prints one interval and exits.`,
 			if err != nil {
 				return err
 			}
-			return runTop(cmd.Context(), g, c, vm, interval, count, isTerminal(g.out) && g.output == "table")
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM) // Ctrl-C ends it, exit 0
+			defer stop()
+			return runTop(ctx, g, c, vm, interval, count, isTerminal(g.out) && g.output == "table")
 		},
 	}
 	cmd.Flags().DurationVarP(&interval, "interval", "d", 2*time.Second, "time between samples")

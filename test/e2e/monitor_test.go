@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -272,4 +273,43 @@ func TestMonitoringThroughLibvirtOutage(t *testing.T) {
 		}
 		return ev.has(lifecycle(name, "started", ""))
 	})
+}
+
+// godwit events keeps following across a daemon restart: it reconnects,
+// says events may have been lost, and prints what happens next.
+func TestEventsCLIAcrossRestart(t *testing.T) {
+	d := StartDaemon(t)
+	name := "e2e-evr-" + uniq()
+	cmd := exec.Command(godwitBin, "events", "--vm", name)
+	cmd.Env = append(os.Environ(), "GODWIT_SOCKET="+d.Socket)
+	var out, errOut syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Wait()
+	})
+	time.Sleep(time.Second) // connected
+	d.createVM(guestSpec(t, name), false)
+	eventually(t, 30*time.Second, "godwit events to print the create", func() bool {
+		return strings.Contains(out.String(), "vm.create")
+	})
+	d.Stop(syscall.SIGTERM)
+	d.Start()
+	d.waitOp(d.C.StartVM(ctxT(t, time.Minute), name))
+	started := regexp.MustCompile(`vm +` + name + ` +started`)
+	eventually(t, 60*time.Second, "godwit events to print the start after the restart", func() bool {
+		return started.MatchString(out.String())
+	})
+	if !strings.Contains(out.String(), "lost") || !strings.Contains(out.String(), "vm.start") {
+		t.Errorf("events output:\n%s\nstderr:\n%s", out.String(), errOut.String())
+	}
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("godwit events after Ctrl-C: %v\n%s", err, errOut.String())
+	}
 }
