@@ -11,7 +11,8 @@ import (
 // (godwit_migration_duration_seconds, godwit_migration_bytes,
 // godwit_migration_downtime_seconds, godwit_backup_duration_seconds,
 // godwit_backup_bytes). Operations of those kinds should set it with
-// op.SetResult; a result of another shape may embed these fields.
+// op.SetResult; a result of another shape may carry the same fields
+// (MigrationReport does, with totalMs for durationMs).
 type TransferStats struct {
 	// Bytes moved: memory and disks for a migration, what was written to
 	// the backup repository for a backup.

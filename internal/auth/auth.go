@@ -55,7 +55,7 @@ const (
 	AccessPublic = "public"
 	AccessRead   = "read"
 	AccessAdmin  = "admin"
-	// AccessPeer routes are for peer daemons (and admins).
+	// AccessPeer routes are for peer daemons only.
 	AccessPeer = "peer"
 )
 
@@ -88,7 +88,8 @@ func (p Principal) Allows(access string) bool {
 	case AccessAdmin:
 		return p.Scope == ScopeAdmin
 	case AccessPeer:
-		return p.Scope == ScopePeer || p.Scope == ScopeAdmin
+		// Only peers: the handlers act for the calling peer by name.
+		return p.Scope == ScopePeer
 	}
 	return false
 }

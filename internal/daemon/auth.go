@@ -17,8 +17,14 @@ import (
 	"github.com/godwit-project/godwit/internal/auth"
 )
 
-// Public routes answer without credentials: health probes.
-const Public Access = auth.AccessPublic
+// More access levels (Read and Admin are in routes.go).
+const (
+	// Public routes answer without credentials: health probes, a host
+	// joining with a join token.
+	Public Access = auth.AccessPublic
+	// Peer routes are called by other hosts' daemons (migration phases).
+	Peer Access = auth.AccessPeer
+)
 
 // reqInfo travels with a request through the middlewares: who sent it
 // and which route served it (for the audit log and the metrics).
@@ -72,10 +78,9 @@ func connContext(ctx context.Context, c net.Conn) context.Context {
 // apply (ok false). An error refuses the request (401 or 403).
 type authenticator func(r *http.Request) (p auth.Principal, ok bool, err error)
 
-// authenticators are tried in order; the first that applies decides. A
-// peer authenticator (mutual TLS with a peer's CA) slots in before cert.
+// authenticators are tried in order; the first that applies decides.
 func (d *Daemon) authenticators() []authenticator {
-	return []authenticator{d.localAuth, d.tokenAuth, d.certAuth}
+	return []authenticator{d.localAuth, d.tokenAuth, d.certAuth, d.peerAuth}
 }
 
 // localAuth: the unix socket serves root (or the daemon's own user) only,
@@ -111,17 +116,39 @@ func (d *Daemon) tokenAuth(r *http.Request) (auth.Principal, bool, error) {
 // certAuth: a client certificate this daemon's CA signed. Its OU may
 // limit it to read ("godwit" certificates without one are admin).
 func (d *Daemon) certAuth(r *http.Request) (auth.Principal, bool, error) {
-	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
+	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || d.tlsID == nil {
 		return auth.Anonymous, false, nil
 	}
-	ca := d.mon.caCert()
 	for _, chain := range r.TLS.VerifiedChains {
-		if ca == nil || !chain[len(chain)-1].Equal(ca) {
+		if !chain[len(chain)-1].Equal(d.tlsID.CA) {
 			continue
 		}
 		return auth.Principal{Kind: auth.Cert, Name: chain[0].Subject.CommonName, Scope: certScope(chain[0])}, true, nil
 	}
 	return auth.Anonymous, false, nil
+}
+
+// peerAuth: another host's daemon, with a certificate from the CA of a
+// peer it joined.
+func (d *Daemon) peerAuth(r *http.Request) (auth.Principal, bool, error) {
+	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || d.peers == nil {
+		return auth.Anonymous, false, nil
+	}
+	if name := d.peers.Identify(r.TLS.VerifiedChains[0]); name != "" {
+		return auth.Principal{Kind: auth.Peer, Name: name, Scope: auth.ScopePeer}, true, nil
+	}
+	return auth.Anonymous, false, nil
+}
+
+// requestKey carries the *http.Request, for handlers that stream a body.
+type requestKey struct{}
+
+// callerPeer is the peer that sent a peer request ("" otherwise).
+func callerPeer(ctx context.Context) string {
+	if p := principalOf(ctx); p.Kind == auth.Peer {
+		return p.Name
+	}
+	return ""
 }
 
 func certScope(c *x509.Certificate) string {
@@ -146,7 +173,7 @@ func (d *Daemon) authenticate(r *http.Request) (auth.Principal, error) {
 }
 
 // withAuth authenticates every request: anonymous ones reach only the
-// public routes (health probes); the rest get 401.
+// public routes (health probes, a peer join); the rest get 401.
 func (d *Daemon) withAuth(public map[string]bool, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ri := infoOf(r.Context())
@@ -162,7 +189,7 @@ func (d *Daemon) withAuth(public map[string]bool, next http.Handler) http.Handle
 			return
 		}
 		ri.principal = p
-		next.ServeHTTP(w, r)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestKey{}, r)))
 	})
 }
 

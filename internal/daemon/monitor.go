@@ -3,7 +3,6 @@ package daemon
 import (
 	"bytes"
 	"context"
-	"crypto/x509"
 	"encoding/json"
 	"net/http"
 	"path/filepath"
@@ -18,7 +17,6 @@ import (
 	"github.com/godwit-project/godwit/internal/health"
 	"github.com/godwit-project/godwit/internal/metrics"
 	"github.com/godwit-project/godwit/internal/ops"
-	"github.com/godwit-project/godwit/internal/pki"
 )
 
 // monitor holds what watches and guards the daemon: credentials, the
@@ -31,24 +29,6 @@ type monitor struct {
 	bus     *events.Bus
 	stop    context.CancelFunc
 	wg      sync.WaitGroup
-
-	mu       sync.Mutex
-	identity *pki.Identity // the TLS identity, once --listen made it
-}
-
-func (m *monitor) caCert() *x509.Certificate {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.identity == nil {
-		return nil
-	}
-	return m.identity.CA
-}
-
-func (m *monitor) setIdentity(id *pki.Identity) {
-	m.mu.Lock()
-	m.identity = id
-	m.mu.Unlock()
 }
 
 func (d *Daemon) auditPath() string { return filepath.Join(d.cfg.StateDir, "audit.log") }

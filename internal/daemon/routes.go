@@ -58,6 +58,8 @@ func (d *Daemon) routes() []route {
 		d.vmRoutes(),
 		d.operationRoutes(),
 		d.hostRoutes(),
+		d.peerRoutes(),
+		d.migrationRoutes(),
 		d.securityRoutes(),
 		d.monitorRoutes(),
 	)

@@ -180,11 +180,17 @@ func (m *Metrics) OperationChanged(op api.Operation) {
 	if op.State != api.OpSucceeded || (op.Kind != health.KindMigrate && op.Kind != health.KindBackup) {
 		return
 	}
-	var ts api.TransferStats
+	var ts struct {
+		api.TransferStats
+		TotalMs int64 `json:"totalMs"` // api.MigrationReport's name for it
+	}
 	_ = json.Unmarshal(op.Result, &ts) // a result without these fields leaves zeros
 	dur := took.Seconds()
-	if ts.DurationMs > 0 {
+	switch {
+	case ts.DurationMs > 0:
 		dur = float64(ts.DurationMs) / 1000
+	case ts.TotalMs > 0:
+		dur = float64(ts.TotalMs) / 1000
 	}
 	if op.Kind == health.KindMigrate {
 		m.migDuration.Observe(dur)

@@ -34,12 +34,15 @@ func TestOperationMetrics(t *testing.T) {
 	}
 	mig.State, mig.FinishedAt, mig.Result = api.OpSucceeded, t0.Add(2*time.Second), res
 	m.OperationChanged(mig)
+	// A MigrationReport (totalMs, not durationMs) fills them too.
+	rep, _ := json.Marshal(api.MigrationReport{VM: "web2", TotalMs: 3000, DowntimeMs: 20, Bytes: 1 << 30})
+	m.OperationChanged(api.Operation{ID: "3", Kind: "vm.migrate", State: api.OpSucceeded, CreatedAt: t0, FinishedAt: t0.Add(4 * time.Second), Result: rep})
 	bak := api.Operation{ID: "2", Kind: "backup.create", Target: "vm/web1", State: api.OpFailed, CreatedAt: t0, FinishedAt: t0.Add(time.Second)}
 	m.OperationChanged(bak)
 	if v := testutil.ToFloat64(m.opsRunning.WithLabelValues("vm.migrate")); v != 0 {
 		t.Errorf("running migrations after the end = %v", v)
 	}
-	if v := testutil.ToFloat64(m.ops.WithLabelValues("vm.migrate", "succeeded")); v != 1 {
+	if v := testutil.ToFloat64(m.ops.WithLabelValues("vm.migrate", "succeeded")); v != 2 {
 		t.Errorf("succeeded migrations = %v", v)
 	}
 	if v := testutil.ToFloat64(m.ops.WithLabelValues("backup.create", "failed")); v != 1 {
@@ -49,17 +52,17 @@ func TestOperationMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The transfer's own 1.5 s, not the operation's 2 s.
-	for _, want := range []string{`godwit_migration_duration_seconds_sum 1.5`, `godwit_migration_duration_seconds_count 1`} {
+	// The transfers' own 1.5 s and 3 s, not the operations' 2 s and 4 s.
+	for _, want := range []string{`godwit_migration_duration_seconds_sum 4.5`, `godwit_migration_duration_seconds_count 2`} {
 		if !strings.Contains(string(text), want) {
 			t.Errorf("migration duration lacks %q:\n%s", want, text)
 		}
 	}
-	if n := testutil.CollectAndCount(m.migBytes); n != 1 {
+	if n := testutil.CollectAndCount(m.migBytes); n != 1 { // one histogram
 		t.Errorf("migration bytes: %d series", n)
 	}
 	text, _ = testutil.CollectAndFormat(m.migDowntime, expfmt.TypeTextPlain, "godwit_migration_downtime_seconds")
-	if !strings.Contains(string(text), "godwit_migration_downtime_seconds_sum 0.08") {
+	if !strings.Contains(string(text), "godwit_migration_downtime_seconds_sum 0.1") {
 		t.Errorf("downtime:\n%s", text)
 	}
 	// A failed backup fills no transfer histogram.

@@ -52,7 +52,7 @@ func parseStats(r golibvirt.DomainStatsRecord) hypervisor.DomainStats {
 		return nics[i]
 	}
 	for _, p := range r.Params {
-		v := paramUint(p.Value.I)
+		v := statUint(p.Value.I)
 		switch p.Field {
 		case "state.state":
 			s.State = hypervisor.State(v)
@@ -118,7 +118,7 @@ func parseStats(r golibvirt.DomainStatsRecord) hypervisor.DomainStats {
 	return s
 }
 
-func paramUint(v any) uint64 {
+func statUint(v any) uint64 {
 	switch x := v.(type) {
 	case int32:
 		return uint64(max(x, 0))
