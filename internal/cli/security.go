@@ -20,7 +20,10 @@ and a scope: read (every GET: lists, metrics, events) or admin (everything).
 The daemon keeps only a hash: the secret is printed once, at creation.
 
   godwit --host https://h1:8443 --tls-dir DIR --token "$TOKEN" vm list
-  (DIR needs only ca.crt when a token is given; env GODWIT_TOKEN)`,
+  (DIR needs only ca.crt when a token is given; env GODWIT_TOKEN)
+
+Not to be confused with 'godwit host token', the one-time token another
+host joins this one with.`,
 	}
 	var scope, name string
 	create := &cobra.Command{
