@@ -2,99 +2,236 @@ package daemon
 
 import (
 	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
 	"net/http"
+	"os"
+	"strings"
+	"syscall"
 
 	"github.com/danielgtaylor/huma/v2"
-	"github.com/danielgtaylor/huma/v2/adapters/humago"
 
 	"github.com/godwit-project/godwit/api"
+	"github.com/godwit-project/godwit/internal/auth"
 )
 
 // More access levels (Read and Admin are in routes.go).
 const (
+	// Public routes answer without credentials: health probes, a host
+	// joining with a join token.
+	Public Access = auth.AccessPublic
 	// Peer routes are called by other hosts' daemons (migration phases).
-	Peer Access = "peer"
-	// Public routes need no credentials (a host joining with a token).
-	Public Access = "public"
+	Peer Access = auth.AccessPeer
 )
 
-// principal is who sent a request.
-type principal struct {
-	kind string // local, cert, peer or anonymous
-	name string
+// reqInfo travels with a request through the middlewares: who sent it
+// and which route served it (for the audit log and the metrics).
+type reqInfo struct {
+	principal auth.Principal
+	route     string // huma operation id, "" for none
 }
 
-// The unix socket is root-only, so a caller there is root.
-func (p principal) allows(a Access) bool {
-	switch a {
-	case Public:
-		return true
-	case Read:
-		return p.kind == "local" || p.kind == "cert" || p.kind == "peer"
-	case Admin:
-		return p.kind == "local" || p.kind == "cert"
-	case Peer:
-		return p.kind == "peer"
+type reqInfoKey struct{}
+
+func infoOf(ctx context.Context) *reqInfo {
+	ri, _ := ctx.Value(reqInfoKey{}).(*reqInfo)
+	return ri
+}
+
+// principalOf returns who sent the request being served in ctx.
+func principalOf(ctx context.Context) auth.Principal {
+	if ri := infoOf(ctx); ri != nil {
+		return ri.principal
 	}
-	return false
+	return auth.Anonymous
 }
 
-type principalKey struct{}
+// localPeer is the process at the other end of a unix socket connection.
+type localPeer struct{ uid, pid int }
+
+type localPeerKey struct{}
+
+// connContext remembers, per connection, the credentials of a unix
+// socket peer (SO_PEERCRED).
+func connContext(ctx context.Context, c net.Conn) context.Context {
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		return ctx
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return ctx
+	}
+	var cred *syscall.Ucred
+	var cerr error
+	if err := raw.Control(func(fd uintptr) {
+		cred, cerr = syscall.GetsockoptUcred(int(fd), syscall.SOL_SOCKET, syscall.SO_PEERCRED)
+	}); err != nil || cerr != nil {
+		return ctx
+	}
+	return context.WithValue(ctx, localPeerKey{}, localPeer{uid: int(cred.Uid), pid: int(cred.Pid)})
+}
+
+// authenticator finds the principal of a request, or says it does not
+// apply (ok false). An error refuses the request (401 or 403).
+type authenticator func(r *http.Request) (p auth.Principal, ok bool, err error)
+
+// authenticators are tried in order; the first that applies decides.
+func (d *Daemon) authenticators() []authenticator {
+	return []authenticator{d.localAuth, d.tokenAuth, d.certAuth, d.peerAuth}
+}
+
+// localAuth: the unix socket serves root (or the daemon's own user) only,
+// with full admin rights. The socket file is 0600 as well.
+func (d *Daemon) localAuth(r *http.Request) (auth.Principal, bool, error) {
+	lp, ok := r.Context().Value(localPeerKey{}).(localPeer)
+	if !ok {
+		return auth.Anonymous, false, nil
+	}
+	if lp.uid != 0 && lp.uid != os.Geteuid() {
+		return auth.Anonymous, true, api.StatusErrorf(http.StatusForbidden, "the unix socket is for root only (you are uid %d)", lp.uid)
+	}
+	return auth.Principal{Kind: auth.Local, Name: fmt.Sprintf("uid=%d", lp.uid), Scope: auth.ScopeAdmin}, true, nil
+}
+
+// tokenAuth: "Authorization: Bearer gwt_...", over TLS.
+func (d *Daemon) tokenAuth(r *http.Request) (auth.Principal, bool, error) {
+	h := r.Header.Get("Authorization")
+	if h == "" || r.TLS == nil {
+		return auth.Anonymous, false, nil
+	}
+	scheme, secret, _ := strings.Cut(h, " ")
+	if !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(secret) == "" {
+		return auth.Anonymous, true, api.StatusErrorf(http.StatusUnauthorized, "Authorization: want \"Bearer TOKEN\"")
+	}
+	p, err := d.mon.tokens.Verify(r.Context(), strings.TrimSpace(secret))
+	if errors.Is(err, auth.ErrBadToken) {
+		return auth.Anonymous, true, api.StatusErrorf(http.StatusUnauthorized, "the bearer token is invalid or revoked")
+	}
+	return p, true, err
+}
+
+// certAuth: a client certificate this daemon's CA signed. Its OU may
+// limit it to read ("godwit" certificates without one are admin).
+func (d *Daemon) certAuth(r *http.Request) (auth.Principal, bool, error) {
+	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || d.tlsID == nil {
+		return auth.Anonymous, false, nil
+	}
+	for _, chain := range r.TLS.VerifiedChains {
+		if !chain[len(chain)-1].Equal(d.tlsID.CA) {
+			continue
+		}
+		return auth.Principal{Kind: auth.Cert, Name: chain[0].Subject.CommonName, Scope: certScope(chain[0])}, true, nil
+	}
+	return auth.Anonymous, false, nil
+}
+
+// peerAuth: another host's daemon, with a certificate from the CA of a
+// peer it joined.
+func (d *Daemon) peerAuth(r *http.Request) (auth.Principal, bool, error) {
+	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || d.peers == nil {
+		return auth.Anonymous, false, nil
+	}
+	if name := d.peers.Identify(r.TLS.VerifiedChains[0]); name != "" {
+		return auth.Principal{Kind: auth.Peer, Name: name, Scope: auth.ScopePeer}, true, nil
+	}
+	return auth.Anonymous, false, nil
+}
 
 // requestKey carries the *http.Request, for handlers that stream a body.
 type requestKey struct{}
 
-// principalOf says who sent r. The unix socket serves plain HTTP and the
-// TCP listener only TLS, so r.TLS tells the two apart.
-func (d *Daemon) principalOf(r *http.Request) principal {
-	if r.TLS == nil {
-		return principal{kind: "local", name: "root"}
+// callerPeer is the peer that sent a peer request ("" otherwise).
+func callerPeer(ctx context.Context) string {
+	if p := principalOf(ctx); p.Kind == auth.Peer {
+		return p.Name
 	}
-	if len(r.TLS.VerifiedChains) > 0 && d.tlsID != nil {
-		chain := r.TLS.VerifiedChains[0]
-		if chain[len(chain)-1].Equal(d.tlsID.CA) {
-			return principal{kind: "cert", name: chain[0].Subject.CommonName}
-		}
-		if name := d.peers.Identify(chain); name != "" {
-			return principal{kind: "peer", name: name}
-		}
-	}
-	return principal{kind: "anonymous"}
+	return ""
 }
 
-// authenticate refuses anonymous TCP callers everything but the join, and
-// records the principal for the handlers.
-func (d *Daemon) authenticate(next http.Handler) http.Handler {
+func certScope(c *x509.Certificate) string {
+	for _, ou := range c.Subject.OrganizationalUnit {
+		if ou == auth.ScopeRead || ou == auth.ScopeAdmin {
+			return ou
+		}
+	}
+	return auth.ScopeAdmin
+}
+
+// authenticate returns the request's principal; Anonymous when nothing
+// applies.
+func (d *Daemon) authenticate(r *http.Request) (auth.Principal, error) {
+	for _, a := range d.authenticators() {
+		p, ok, err := a(r)
+		if ok || err != nil {
+			return p, err
+		}
+	}
+	return auth.Anonymous, nil
+}
+
+// withAuth authenticates every request: anonymous ones reach only the
+// public routes (health probes, a peer join); the rest get 401.
+func (d *Daemon) withAuth(public map[string]bool, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p := d.principalOf(r)
-		if p.kind == "anonymous" && !(r.Method == http.MethodPost && r.URL.Path == "/v1/peer/join") {
-			writeError(w, api.StatusErrorf(http.StatusUnauthorized, "a client certificate from this daemon's CA is required (godwit --tls-dir)"))
+		ri := infoOf(r.Context())
+		p, err := d.authenticate(r)
+		if err == nil && p.Kind == "" && !public[r.URL.Path] {
+			err = api.StatusErrorf(http.StatusUnauthorized, "authentication required: a client certificate from this daemon's CA, or a bearer token (godwit token create)")
+		}
+		if err != nil {
+			if api.Status(err) == http.StatusUnauthorized {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="godwit"`)
+			}
+			writeError(w, err)
 			return
 		}
-		ctx := context.WithValue(r.Context(), principalKey{}, p)
-		r = r.WithContext(ctx)
-		next.ServeHTTP(w, r.WithContext(context.WithValue(ctx, requestKey{}, r)))
+		ri.principal = p
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestKey{}, r)))
 	})
 }
 
-// authorize checks the route's access level against the principal.
-func (d *Daemon) authorize(a huma.API) func(huma.Context, func(huma.Context)) {
+// checkAccess is the huma middleware that enforces each route's access
+// level against the caller's scope.
+// expect, when set, hears of every allowed change request on a VM.
+func checkAccess(a huma.API, expect func(vm string)) func(huma.Context, func(huma.Context)) {
 	return func(ctx huma.Context, next func(huma.Context)) {
-		access, _ := ctx.Operation().Metadata["access"].(Access)
-		r, _ := humago.Unwrap(ctx)
-		p, _ := r.Context().Value(principalKey{}).(principal)
-		if !p.allows(access) {
-			_ = huma.WriteErr(a, ctx, http.StatusForbidden, "this needs "+string(access)+" access, which "+p.kind+" "+p.name+" does not have")
+		op := ctx.Operation()
+		access, _ := op.Metadata["access"].(Access)
+		if ri := infoOf(ctx.Context()); ri != nil {
+			ri.route = op.OperationID
+		}
+		p := principalOf(ctx.Context())
+		if !p.Allows(string(access)) {
+			_ = huma.WriteErr(a, ctx, http.StatusForbidden,
+				fmt.Sprintf("%s (scope %s) may not %s %s: it needs the %s scope", p, orNone(p.Scope), op.Method, ctx.URL().Path, access))
 			return
+		}
+		if expect != nil && op.Method != http.MethodGet && strings.HasPrefix(op.Path, "/v1/vms/{name}") {
+			// godwit is asked to act on this VM: a stop now is no surprise.
+			expect(ctx.Param("name"))
 		}
 		next(ctx)
 	}
 }
 
-// callerPeer is the peer that sent a peer request ("" otherwise).
-func callerPeer(ctx context.Context) string {
-	if p, ok := ctx.Value(principalKey{}).(principal); ok && p.kind == "peer" {
-		return p.name
+func orNone(s string) string {
+	if s == "" {
+		return "none"
 	}
-	return ""
+	return s
+}
+
+// rawRoute wraps a plain http.Handler (metrics) with an access check.
+func rawRoute(access Access, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := principalOf(r.Context())
+		if !p.Allows(string(access)) {
+			writeError(w, api.StatusErrorf(http.StatusForbidden, "%s (scope %s) may not %s %s: it needs the %s scope", p, orNone(p.Scope), r.Method, r.URL.Path, access))
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }

@@ -15,6 +15,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/godwit-project/godwit/internal/accel"
+	"github.com/godwit-project/godwit/internal/health"
 )
 
 // Defaults of a daemon that is given no flags.
@@ -44,6 +45,8 @@ type Config struct {
 	// MigrationIdleTimeout: an incoming migration whose source stops
 	// talking for this long is undone (default 90s).
 	MigrationIdleTimeout time.Duration `yaml:"migrationIdleTimeout,omitempty"`
+	// Health tunes the health checks (pool thresholds).
+	Health health.Thresholds `yaml:"health,omitempty"`
 }
 
 // Pool is the libvirt storage pool that holds VM disks.
@@ -100,6 +103,9 @@ func (c *Config) Complete() error {
 			sum := sha256.Sum256([]byte(c.StateDir))
 			c.Pool.Name = DefaultPool + "-" + hex.EncodeToString(sum[:4])
 		}
+	}
+	if err := c.Health.Complete(); err != nil {
+		return err
 	}
 	if c.Advertise == "" && c.Listen != "" {
 		host, port, err := net.SplitHostPort(c.Listen)

@@ -42,6 +42,7 @@ type Daemon struct {
 	ops   *ops.Manager
 	vms   *vm.Service
 	host  *hostState
+	mon   *monitor // credentials, audit log, metrics, events, health
 	peers *peer.Service
 	// migrations moves VMs to and from peers.
 	migrations *migrate.Service
@@ -91,6 +92,7 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Daemon, error) {
 		{"operations", d.startOperations},
 		{"libvirt", d.connectLibvirt},
 		{"services", d.startServices},
+		{"monitoring", d.startMonitoring},
 		{"listeners", d.listen},
 	}
 	ctx := context.Background()
@@ -196,6 +198,7 @@ func (d *Daemon) Serve(ctx context.Context) error {
 		Handler:           d.handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
+		ConnContext:       connContext,
 		ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, len(d.listeners))
@@ -236,6 +239,7 @@ func (d *Daemon) shutdown() {
 
 // Close releases what New acquired.
 func (d *Daemon) Close() {
+	d.closeMonitoring()
 	for _, l := range d.listeners {
 		_ = l.Close()
 	}

@@ -54,8 +54,9 @@ func (d *Daemon) loadTLS(context.Context) error {
 
 // listenTLS serves the API on TCP, only over TLS 1.3. Clients present a
 // certificate from this daemon's CA (STATE/tls/client.* is one, for the
-// local admin) or, for peers, from a peer's CA; the HTTP layer refuses
-// everyone else (auth.go).
+// local admin), a bearer token (godwit token create) or, for peers, a
+// certificate from a peer's CA; the HTTP layer refuses everyone else
+// (auth.go).
 func (d *Daemon) listenTLS(context.Context) (net.Listener, error) {
 	l, err := net.Listen("tcp", d.cfg.Listen)
 	if err != nil {

@@ -172,4 +172,6 @@ type Hypervisor interface {
 	Domains
 	Storage
 	Host
+	Stats
+	Events
 }

@@ -152,8 +152,19 @@ func (id *Identity) ServerTLS(extra func() []*x509.Certificate) *tls.Config {
 	return base
 }
 
-// ClientTLS reads ca.crt, client.crt and client.key from dir: what a client
-// needs to call a daemon whose identity lives (or was copied) there.
+// IssueClient signs a client certificate for commonName whose
+// OrganizationalUnit carries scope ("read" or "admin"), and writes it as
+// NAME.crt and NAME.key in the identity's directory.
+func (id *Identity) IssueClient(name, commonName, scope string) error {
+	_, _, err := id.issueWith(name, pkix.Name{CommonName: commonName, Organization: []string{"godwit"}, OrganizationalUnit: []string{scope}},
+		nil, nil, x509.ExtKeyUsageClientAuth)
+	return err
+}
+
+// ClientTLS reads ca.crt, and client.crt and client.key when present, from
+// dir: what a client needs to call a daemon whose identity lives (or was
+// copied) there. Without a client certificate the client must send a
+// bearer token.
 func ClientTLS(dir string) (*tls.Config, error) {
 	caPEM, err := os.ReadFile(filepath.Join(dir, "ca.crt"))
 	if err != nil {
@@ -163,11 +174,16 @@ func ClientTLS(dir string) (*tls.Config, error) {
 	if !pool.AppendCertsFromPEM(caPEM) {
 		return nil, fmt.Errorf("%s/ca.crt holds no certificate", dir)
 	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: pool}
+	if _, err := os.Stat(filepath.Join(dir, "client.crt")); errors.Is(err, os.ErrNotExist) {
+		return cfg, nil
+	}
 	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, "client.crt"), filepath.Join(dir, "client.key"))
 	if err != nil {
 		return nil, err
 	}
-	return &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: pool, Certificates: []tls.Certificate{cert}}, nil
+	cfg.Certificates = []tls.Certificate{cert}
+	return cfg, nil
 }
 
 func createCA(dir, commonName string) (*x509.Certificate, *ecdsa.PrivateKey, error) {
@@ -198,13 +214,17 @@ func createCA(dir, commonName string) (*x509.Certificate, *ecdsa.PrivateKey, err
 
 // issue signs a new certificate and writes it as NAME.crt and NAME.key.
 func (id *Identity) issue(name, commonName string, dns []string, ips []net.IP, usage x509.ExtKeyUsage) (*x509.Certificate, *ecdsa.PrivateKey, error) {
+	return id.issueWith(name, pkix.Name{CommonName: commonName, Organization: []string{"godwit"}}, dns, ips, usage)
+}
+
+func (id *Identity) issueWith(name string, subject pkix.Name, dns []string, ips []net.IP, usage x509.ExtKeyUsage) (*x509.Certificate, *ecdsa.PrivateKey, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, err
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(),
-		Subject:      pkix.Name{CommonName: commonName, Organization: []string{"godwit"}},
+		Subject:      subject,
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().Add(certValidity),
 		KeyUsage:     x509.KeyUsageDigitalSignature,

@@ -38,6 +38,7 @@ type Fake struct {
 	faults   []*Fault
 	down     bool
 	calls    []string
+	mon      monitorState
 }
 
 var _ hypervisor.Hypervisor = (*Fake)(nil)
@@ -100,7 +101,7 @@ var methods = map[string]bool{
 	"XML": true, "SetAutostart": true, "RunTransient": true,
 	"EnsurePool": true, "PoolInfo": true, "CreateVolume": true, "DeleteVolume": true,
 	"VolumeInfo": true, "ResizeVolume": true,
-	"HostInfo": true, "Ping": true,
+	"HostInfo": true, "Ping": true, "DomainStats": true, "DomainEvents": true,
 }
 
 // New returns a fake host with 4 CPUs, 8 GiB of memory, TCG only, and no
@@ -281,7 +282,20 @@ func (f *Fake) guest(name string) Guest {
 // setState moves d to s; an inactive transient domain vanishes, as in
 // libvirt. Callers hold f.mu.
 func (f *Fake) setState(d *domain, s hypervisor.State, reason string) {
+	was := d.State
 	d.State, d.Reason = s, reason
+	switch {
+	case s == hypervisor.StateCrashed:
+		f.emit(d, hypervisor.EventCrashed, "panicked")
+	case !s.Active() && was.Active():
+		f.emit(d, hypervisor.EventStopped, stopDetail(reason))
+	case s == hypervisor.StatePaused && was != hypervisor.StatePaused:
+		f.emit(d, hypervisor.EventSuspended, "paused")
+	case s == hypervisor.StateRunning && !was.Active():
+		f.emit(d, hypervisor.EventStarted, "booted")
+	case s == hypervisor.StateRunning && was == hypervisor.StatePaused:
+		f.emit(d, hypervisor.EventResumed, "unpaused")
+	}
 	if !s.Active() {
 		d.liveXML = ""
 		if !d.Persistent {
@@ -332,6 +346,7 @@ func (f *Fake) Define(ctx context.Context, doc string) (hypervisor.Domain, error
 				Msg: fmt.Sprintf("operation failed: domain '%s' already exists with uuid %s", p.Name, d.UUID)}
 		}
 		d.xml, d.Persistent = doc, true
+		f.emit(d, hypervisor.EventDefined, "updated")
 		return d.Domain, nil
 	}
 	for _, d := range f.domains {
@@ -346,6 +361,7 @@ func (f *Fake) Define(ctx context.Context, doc string) (hypervisor.Domain, error
 	}
 	d := &domain{Domain: hypervisor.Domain{Name: p.Name, UUID: uuid, State: hypervisor.StateShutoff, Persistent: true}, xml: doc}
 	f.domains[p.Name] = d
+	f.emit(d, hypervisor.EventDefined, "added")
 	return d.Domain, nil
 }
 
@@ -369,6 +385,7 @@ func (f *Fake) Undefine(ctx context.Context, name string) error {
 		return nil
 	}
 	delete(f.domains, name)
+	f.emit(d, hypervisor.EventUndefined, "removed")
 	return nil
 }
 
@@ -389,6 +406,7 @@ func (f *Fake) Start(ctx context.Context, name string) error {
 	d.boot++
 	d.liveXML = d.xml
 	d.State, d.Reason = hypervisor.StateRunning, "booted"
+	f.emit(d, hypervisor.EventStarted, "booted")
 	return nil
 }
 
@@ -486,6 +504,7 @@ func (f *Fake) Suspend(ctx context.Context, name string) error {
 	}
 	if d.State != hypervisor.StatePaused {
 		d.State, d.Reason = hypervisor.StatePaused, "paused by user"
+		f.emit(d, hypervisor.EventSuspended, "paused")
 	}
 	return nil
 }
@@ -510,6 +529,7 @@ func (f *Fake) Resume(ctx context.Context, name string) error {
 	}
 	if d.State == hypervisor.StatePaused {
 		d.State, d.Reason = hypervisor.StateRunning, "unpaused"
+		f.emit(d, hypervisor.EventResumed, "unpaused")
 	}
 	return nil
 }
@@ -598,10 +618,12 @@ func (f *Fake) RunTransient(ctx context.Context, doc string) error {
 	if uuid == "" {
 		uuid = newUUID()
 	}
-	f.domains[p.Name] = &domain{
+	nd := &domain{
 		Domain: hypervisor.Domain{Name: p.Name, UUID: uuid, State: hypervisor.StateRunning, Reason: "booted"},
 		xml:    doc, liveXML: doc, boot: 1,
 	}
+	f.domains[p.Name] = nd
+	f.emit(nd, hypervisor.EventStarted, "booted")
 	return nil
 }
 
