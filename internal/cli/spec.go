@@ -106,6 +106,9 @@ var (
 		"[]api.Disk": "a list of disks", "map[string]string": "a mapping of text to text",
 		"api.VMSpec": "a VM spec (a mapping of fields)", "api.Boot": "a mapping of fields",
 		"api.Disk": "a disk (a mapping of fields)", "api.Console": "a mapping of fields",
+		"[]api.NIC": "a list of NICs", "api.NIC": "a NIC (a mapping of fields)",
+		"api.NetworkSpec": "a network spec (a mapping of fields)", "api.DHCP": "a mapping of fields",
+		"[]api.DHCPHost": "a list of static leases", "api.DHCPHost": "a static lease (a mapping of fields)",
 	}
 )
 

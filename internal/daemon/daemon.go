@@ -24,6 +24,7 @@ import (
 	"github.com/godwit-project/godwit/internal/hypervisor"
 	"github.com/godwit-project/godwit/internal/hypervisor/libvirt"
 	"github.com/godwit-project/godwit/internal/image"
+	"github.com/godwit-project/godwit/internal/network"
 	"github.com/godwit-project/godwit/internal/ops"
 	"github.com/godwit-project/godwit/internal/store"
 	"github.com/godwit-project/godwit/internal/store/bolt"
@@ -38,6 +39,7 @@ type Daemon struct {
 	hv    hypervisor.Hypervisor
 	ops   *ops.Manager
 	vms   *vm.Service
+	nets  *network.Service
 	host  *hostState
 	id    string
 	// closeHV closes the libvirt connection New made; nil for a
@@ -160,9 +162,10 @@ func (d *Daemon) connectLibvirt(context.Context) error {
 
 func (d *Daemon) startServices(context.Context) error {
 	d.host = newHostState(d)
+	d.nets = d.newNetworks()
 	d.vms = vm.New(d.hv, d.store, d.ops, image.QemuImg{}, vm.Config{
 		Pool: d.cfg.Pool.Name, ConsoleDir: d.consoleDir(), Owner: d.id, Host: d.cfg.Name,
-		VirtType: d.host.virtType,
+		VirtType: d.host.virtType, Networks: d.nets,
 	}, d.log)
 	return nil
 }

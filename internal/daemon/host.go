@@ -26,12 +26,13 @@ type hostState struct {
 	accel      *accel.Result
 	poolReady  bool
 	reconciled bool
+	netsUp     bool
 }
 
 func (h *hostState) ready() bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.poolReady && h.accel != nil && h.reconciled
+	return h.poolReady && h.accel != nil && h.reconciled && h.netsUp
 }
 
 func (h *hostState) set(f func()) {
@@ -79,6 +80,7 @@ func (h *hostState) ensure(ctx context.Context) error {
 		}
 		h.set(func() { h.reconciled = true })
 	}
+	h.ensureNetworks(ctx)
 	return nil
 }
 
@@ -128,7 +130,8 @@ func (h *hostState) keepUp(ctx context.Context) {
 		cctx, cancel := context.WithTimeout(ctx, time.Minute)
 		err := h.d.hv.Ping(cctx)
 		if err == nil && wasDown {
-			h.set(func() { h.poolReady = false })
+			h.set(func() { h.poolReady, h.netsUp = false, false })
+			h.d.nets.Reset()
 		}
 		wasDown = err != nil
 		if err == nil {
@@ -149,7 +152,7 @@ func (h *hostState) keepUp(ctx context.Context) {
 func (h *hostState) describe(ctx context.Context) api.Host {
 	d := h.d
 	out := api.Host{
-		Name: d.cfg.Name, StateDir: d.cfg.StateDir, Pool: d.cfg.Pool.Name, PoolPath: d.cfg.Pool.Path,
+		Name: d.cfg.Name, StateDir: d.cfg.StateDir, Pool: d.cfg.Pool.Name, PoolPath: d.cfg.Pool.Path, NetworkPrefix: d.cfg.Network.Prefix,
 		Version: buildinfo.String(), Accel: api.Accel{Setting: d.cfg.Accel},
 		Libvirt: api.Libvirt{URI: d.cfg.Libvirt},
 	}
