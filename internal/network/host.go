@@ -130,3 +130,28 @@ func (LocalHost) OVSBridge(ctx context.Context, name string) (bool, error) {
 	}
 	return false, fmt.Errorf("ask Open vSwitch about bridge %s (is ovsdb-server running?): %v: %s", name, err, strings.TrimSpace(string(out)))
 }
+
+// FixedHost is a Host with given facts, for tests.
+type FixedHost struct {
+	RouteList []Route
+	Links     map[string]LinkKind
+	OVS       map[string]bool
+	// OVSErr, when set, is what OVSBridge fails with (no Open vSwitch).
+	OVSErr error
+}
+
+var _ Host = (*FixedHost)(nil)
+
+// Routes returns RouteList.
+func (h *FixedHost) Routes() ([]Route, error) { return h.RouteList, nil }
+
+// Link returns what Links says (LinkMissing for names it lacks).
+func (h *FixedHost) Link(name string) LinkKind { return h.Links[name] }
+
+// OVSBridge returns what OVS says.
+func (h *FixedHost) OVSBridge(_ context.Context, name string) (bool, error) {
+	if h.OVSErr != nil {
+		return false, h.OVSErr
+	}
+	return h.OVS[name], nil
+}

@@ -82,6 +82,8 @@ type Service struct {
 	upErr    error
 	upTried  time.Time
 	clock    func() time.Time
+	// pick chooses a free subnet (tests replace it).
+	pick func(list []used) (netip.Prefix, error)
 }
 
 // New returns a Service. users names the VMs of a network (nil: none).
@@ -90,7 +92,7 @@ func New(hv hypervisor.Networks, st store.Store, host Host, cfg Config, users Us
 		users = func(context.Context, string) ([]string, error) { return nil, nil }
 	}
 	return &Service{hv: hv, store: st, host: host, cfg: cfg, users: users, log: log,
-		pins: map[string]int{}, deleting: map[string]bool{}, clock: time.Now}
+		pins: map[string]int{}, deleting: map[string]bool{}, clock: time.Now, pick: pickSubnet}
 }
 
 // Prefix returns the prefix of this daemon's libvirt network names.
@@ -205,7 +207,7 @@ func (s *Service) Create(ctx context.Context, spec api.NetworkSpec) (api.Network
 			break
 		}
 		s.log.Info("subnet taken meanwhile, picking another", "network", spec.Name, "subnet", p)
-		next, perr := s.pick(spec, list)
+		next, perr := s.pickResolve(spec, list)
 		if perr != nil {
 			return api.Network{}, perr
 		}
@@ -243,7 +245,7 @@ func (s *Service) plan(ctx context.Context, spec api.NetworkSpec) (record, error
 			return record{}, err
 		}
 		if spec.Subnet == "" {
-			spec, err = s.pick(spec, list)
+			spec, err = s.pickResolve(spec, list)
 			if err != nil {
 				return record{}, err
 			}
@@ -282,9 +284,9 @@ func (s *Service) plan(ctx context.Context, spec api.NetworkSpec) (record, error
 	return rec, nil
 }
 
-// pick chooses a free subnet for spec and resolves it.
-func (s *Service) pick(spec api.NetworkSpec, list []used) (api.NetworkSpec, error) {
-	p, err := pickSubnet(list)
+// pickResolve chooses a free subnet for spec and resolves it.
+func (s *Service) pickResolve(spec api.NetworkSpec, list []used) (api.NetworkSpec, error) {
+	p, err := s.pick(list)
 	if err != nil {
 		return spec, api.Conflict("subnet: %v", err)
 	}
