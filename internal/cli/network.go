@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -69,13 +68,7 @@ func completeNetworks(g *globals) func(*cobra.Command, []string, string) ([]stri
 // errors), "-" for stdin.
 func readNetworkSpec(path string, stdin io.Reader) (api.NetworkSpec, error) {
 	var spec api.NetworkSpec
-	var b []byte
-	var err error
-	if path == "-" {
-		b, err = io.ReadAll(stdin)
-	} else {
-		b, err = os.ReadFile(path)
-	}
+	b, err := readInput(path, stdin)
 	if err != nil {
 		return spec, err
 	}

@@ -39,7 +39,6 @@ type record struct {
 	Name    string          `json:"name"`
 	Libvirt string          `json:"libvirt"`
 	Bridge  string          `json:"bridge"`
-	UUID    string          `json:"uuid"`
 	Spec    api.NetworkSpec `json:"spec"` // resolved: defaults filled in
 	Status  string          `json:"status"`
 	// Picked is set when godwit chose the subnet.
@@ -48,7 +47,7 @@ type record struct {
 }
 
 func (r record) def() Def {
-	return Def{Spec: r.Spec, Libvirt: r.Libvirt, Bridge: r.Bridge, UUID: r.UUID}
+	return Def{Spec: r.Spec, Libvirt: r.Libvirt, Bridge: r.Bridge}
 }
 
 // Config is what the service needs to know of its daemon.
@@ -110,20 +109,6 @@ func (s *Service) putRecord(ctx context.Context, r record) error {
 	return store.PutJSON(ctx, s.store, bucket, r.Name, r)
 }
 
-func mapErr(err error) error {
-	switch {
-	case err == nil || api.Status(err) != 0:
-		return err
-	case errors.Is(err, hypervisor.ErrUnavailable):
-		return api.StatusErrorf(503, "%w", err)
-	case errors.Is(err, hypervisor.ErrNotFound):
-		return api.StatusErrorf(404, "%w", err)
-	case errors.Is(err, hypervisor.ErrInvalidState), errors.Is(err, hypervisor.ErrExists):
-		return api.StatusErrorf(409, "%w", err)
-	}
-	return err
-}
-
 // used is a subnet something already has.
 type used struct {
 	prefix netip.Prefix
@@ -135,7 +120,7 @@ type used struct {
 func (s *Service) usedSubnets(ctx context.Context) ([]used, error) {
 	nets, err := s.hv.ListNetworks(ctx)
 	if err != nil {
-		return nil, mapErr(err)
+		return nil, err
 	}
 	var out []used
 	for _, n := range nets {
@@ -228,11 +213,11 @@ func (s *Service) plan(ctx context.Context, spec api.NetworkSpec) (record, error
 	} else if api.Status(err) != 404 {
 		return record{}, err
 	}
-	rec := record{Name: spec.Name, Libvirt: LibvirtName(s.cfg.Prefix, spec.Name), UUID: newUUID(), Status: statusCreating, CreatedAt: s.clock().UTC()}
+	rec := record{Name: spec.Name, Libvirt: LibvirtName(s.cfg.Prefix, spec.Name), Status: statusCreating, CreatedAt: s.clock().UTC()}
 	if _, err := s.hv.LookupNetwork(ctx, rec.Libvirt); err == nil {
 		return record{}, api.Conflict("a libvirt network named %s already exists, but godwit has no record of it; remove it (virsh net-destroy/net-undefine) or pick another name", rec.Libvirt)
 	} else if !errors.Is(err, hypervisor.ErrNotFound) {
-		return record{}, mapErr(err)
+		return record{}, err
 	}
 	switch spec.Type {
 	case api.NetworkNAT, api.NetworkIsolated:
@@ -308,7 +293,7 @@ func (s *Service) create(ctx context.Context, rec record) error {
 		return err
 	}
 	if _, err := s.hv.DefineNetwork(ctx, doc); err != nil {
-		return fmt.Errorf("create network %s: %w", rec.Name, mapErr(err))
+		return fmt.Errorf("create network %s: %w", rec.Name, err)
 	}
 	r.Add(func() {
 		if err := s.hv.UndefineNetwork(undo, rec.Libvirt); err != nil && !errors.Is(err, hypervisor.ErrNotFound) {
@@ -316,11 +301,11 @@ func (s *Service) create(ctx context.Context, rec record) error {
 		}
 	})
 	if err := s.hv.StartNetwork(ctx, rec.Libvirt); err != nil {
-		return fmt.Errorf("start network %s: %w", rec.Name, mapErr(err))
+		return fmt.Errorf("start network %s: %w", rec.Name, err)
 	}
 	r.Add(func() { _ = s.hv.StopNetwork(undo, rec.Libvirt) })
 	if err := s.hv.SetNetworkAutostart(ctx, rec.Libvirt, true); err != nil {
-		return fmt.Errorf("set autostart of network %s: %w", rec.Name, mapErr(err))
+		return fmt.Errorf("set autostart of network %s: %w", rec.Name, err)
 	}
 	rec.Status = statusReady
 	if err := s.putRecord(ctx, rec); err != nil {
@@ -425,7 +410,7 @@ func (s *Service) Delete(ctx context.Context, name string) error {
 	}
 	owners, err := s.hv.NetworkPortOwners(ctx, rec.Libvirt)
 	if err != nil && !errors.Is(err, hypervisor.ErrNotFound) {
-		return mapErr(err)
+		return err
 	}
 	if len(owners) > 0 {
 		return api.Conflict("network %s is in use by libvirt domain %s (not godwit's); unplug them first", name, strings.Join(owners, ", "))
@@ -435,14 +420,14 @@ func (s *Service) Delete(ctx context.Context, name string) error {
 	case err == nil:
 		if info.Active {
 			if err := s.hv.StopNetwork(ctx, rec.Libvirt); err != nil && !errors.Is(err, hypervisor.ErrInvalidState) {
-				return fmt.Errorf("delete network %s: %w", name, mapErr(err))
+				return fmt.Errorf("delete network %s: %w", name, err)
 			}
 		}
 		if err := s.hv.UndefineNetwork(ctx, rec.Libvirt); err != nil && !errors.Is(err, hypervisor.ErrNotFound) {
-			return fmt.Errorf("delete network %s: %w", name, mapErr(err))
+			return fmt.Errorf("delete network %s: %w", name, err)
 		}
 	case !errors.Is(err, hypervisor.ErrNotFound):
-		return mapErr(err)
+		return err
 	}
 	if err := s.store.Delete(ctx, bucket, name); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
@@ -458,7 +443,7 @@ func (s *Service) Get(ctx context.Context, name string) (api.Network, error) {
 	if err == nil {
 		info, lerr := s.hv.LookupNetwork(ctx, rec.Libvirt)
 		if lerr != nil && !errors.Is(lerr, hypervisor.ErrNotFound) {
-			return api.Network{}, mapErr(lerr)
+			return api.Network{}, lerr
 		}
 		n := s.view(ctx, rec, info, lerr == nil)
 		if n.Active && DHCPEnabled(rec.Spec) {
@@ -476,7 +461,7 @@ func (s *Service) Get(ctx context.Context, name string) (api.Network, error) {
 		return api.Network{}, err
 	}
 	if lerr != nil {
-		return api.Network{}, mapErr(lerr)
+		return api.Network{}, lerr
 	}
 	if recs, _ := store.ListJSON[record](ctx, s.store, bucket); recs != nil {
 		for _, r := range recs {
@@ -505,7 +490,7 @@ func (s *Service) List(ctx context.Context) ([]api.Network, error) {
 	}
 	infos, err := s.hv.ListNetworks(ctx)
 	if err != nil {
-		return nil, mapErr(err)
+		return nil, err
 	}
 	byName := map[string]hypervisor.NetworkInfo{}
 	for _, n := range infos {
@@ -626,10 +611,10 @@ func (s *Service) rollBack(ctx context.Context, rec record) error {
 			_ = s.hv.StopNetwork(ctx, rec.Libvirt)
 		}
 		if err := s.hv.UndefineNetwork(ctx, rec.Libvirt); err != nil && !errors.Is(err, hypervisor.ErrNotFound) {
-			return mapErr(err)
+			return err
 		}
 	} else if !errors.Is(err, hypervisor.ErrNotFound) {
-		return mapErr(err)
+		return err
 	}
 	if err := s.store.Delete(ctx, bucket, rec.Name); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
@@ -649,16 +634,16 @@ func (s *Service) bringUp(ctx context.Context, rec record) error {
 		info, err = s.hv.DefineNetwork(ctx, doc)
 	}
 	if err != nil {
-		return mapErr(err)
+		return err
 	}
 	if !info.Active {
 		if err := s.hv.StartNetwork(ctx, rec.Libvirt); err != nil {
-			return mapErr(err)
+			return err
 		}
 		s.log.Info("network started", "network", rec.Name, "libvirt", rec.Libvirt)
 	}
 	if !info.Autostart {
-		return mapErr(s.hv.SetNetworkAutostart(ctx, rec.Libvirt, true))
+		return s.hv.SetNetworkAutostart(ctx, rec.Libvirt, true)
 	}
 	return nil
 }
@@ -681,12 +666,4 @@ func (s *Service) ensureDefault(ctx context.Context) error {
 		return err
 	}
 	return s.store.Put(ctx, "meta", metaDefault, []byte("created"))
-}
-
-func newUUID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
