@@ -65,6 +65,36 @@ func (d *Daemon) createNetwork(spec api.NetworkSpec) api.Network {
 	return n
 }
 
+// createFreeNetwork creates the network make(subnet) returns, on a random
+// 10.x.y.0/24 that the daemon does not refuse as taken.
+func (d *Daemon) createFreeNetwork(make func(subnet string) api.NetworkSpec) api.Network {
+	d.t.Helper()
+	for range 20 {
+		b := []byte(uniq())
+		subnet := fmt.Sprintf("10.%d.%d.0/24", 100+int(b[0])%150, int(b[1])*7%256)
+		n, err := d.C.CreateNetwork(ctxT(d.t, time.Minute), make(subnet))
+		if api.Status(err) == 409 && strings.Contains(err.Error(), "overlaps") {
+			continue
+		}
+		if err != nil {
+			d.t.Fatalf("create network on %s: %v", subnet, err)
+		}
+		return n
+	}
+	d.t.Fatal("no free subnet in 20 tries")
+	return api.Network{}
+}
+
+// waitIP waits for the guest's DHCP client to report an address on iface
+// (from the console offset on), and checks it is ip.
+func (d *Daemon) waitIP(vm, iface, ip string, offset int64) {
+	d.t.Helper()
+	line := d.waitConsole(vm, `^GUEST-IP `+iface+` `, offset, 3*time.Minute)
+	if got := strings.TrimPrefix(line, "GUEST-IP "+iface+" "); got != ip {
+		d.t.Fatalf("vm %s got %s on %s, want its static lease %s", vm, got, iface, ip)
+	}
+}
+
 // host returns the n-th host address of a subnet.
 func host(t *testing.T, subnet string, n int) string {
 	p := netip.MustParsePrefix(subnet)
@@ -242,25 +272,18 @@ func TestNetworkBadInput(t *testing.T) {
 func TestNetworkNATIsolatedAndHotplug(t *testing.T) {
 	d := StartDaemon(t, "--no-default-network")
 	ctx := ctxT(t, 5*time.Minute)
-	lab := d.createNetwork(api.NetworkSpec{Name: "lab"})
-	iso := d.createNetwork(api.NetworkSpec{Name: "iso", Type: api.NetworkIsolated})
+	macA, macB, macC, macB2 := "52:54:00:aa:00:11", "52:54:00:aa:00:12", "52:54:00:aa:00:21", "52:54:00:aa:00:22"
+	// Static leases make the guests' addresses known beforehand.
+	lab := d.createFreeNetwork(func(subnet string) api.NetworkSpec {
+		return api.NetworkSpec{Name: "lab", Subnet: subnet, DHCP: &api.DHCP{Hosts: []api.DHCPHost{
+			{MAC: macA, IP: host(t, subnet, 11)}, {MAC: macB, IP: host(t, subnet, 12)}}}}
+	})
+	iso := d.createFreeNetwork(func(subnet string) api.NetworkSpec {
+		return api.NetworkSpec{Name: "iso", Type: api.NetworkIsolated, Subnet: subnet, DHCP: &api.DHCP{Hosts: []api.DHCPHost{
+			{MAC: macC, IP: host(t, subnet, 21)}, {MAC: macB2, IP: host(t, subnet, 22)}}}}
+	})
 	ipA, ipB := host(t, lab.Subnet, 11), host(t, lab.Subnet, 12)
 	ipC, ipB2 := host(t, iso.Subnet, 21), host(t, iso.Subnet, 22)
-	macA, macB, macC, macB2 := "52:54:00:aa:00:11", "52:54:00:aa:00:12", "52:54:00:aa:00:21", "52:54:00:aa:00:22"
-	// Static leases go in with the network: delete and make them again.
-	for _, n := range []struct {
-		spec  api.NetworkSpec
-		hosts []api.DHCPHost
-	}{
-		{api.NetworkSpec{Name: "lab", Subnet: lab.Subnet}, []api.DHCPHost{{MAC: macA, IP: ipA}, {MAC: macB, IP: ipB}}},
-		{api.NetworkSpec{Name: "iso", Type: api.NetworkIsolated, Subnet: iso.Subnet}, []api.DHCPHost{{MAC: macC, IP: ipC}, {MAC: macB2, IP: ipB2}}},
-	} {
-		if err := d.C.DeleteNetwork(ctx, n.spec.Name); err != nil {
-			t.Fatal(err)
-		}
-		n.spec.DHCP = &api.DHCP{Hosts: n.hosts}
-		d.createNetwork(n.spec)
-	}
 
 	a := netSpec(t, "e2e-neta-"+uniq(), api.NIC{Network: "lab", MAC: macA})
 	b := netSpec(t, "e2e-netb-"+uniq(), api.NIC{Network: "lab", MAC: macB})
@@ -275,9 +298,11 @@ func TestNetworkNATIsolatedAndHotplug(t *testing.T) {
 	}
 	d.waitOp(d.C.StartVM(ctx, c.Name))
 
+	start := time.Now()
 	for _, g := range []struct{ vm, ip string }{{a.Name, ipA}, {b.Name, ipB}, {c.Name, ipC}} {
-		d.waitConsole(g.vm, `^GUEST-IP eth0 `+regexp.QuoteMeta(g.ip)+`$`, 0, 3*time.Minute)
+		d.waitIP(g.vm, "eth0", g.ip, 0)
 	}
+	t.Logf("three guests have their static leases (%s)", time.Since(start).Round(time.Second))
 	// The daemon reports the addresses: vm show (lease) and vm list.
 	eventually(t, time.Minute, "vm list to show the leases", func() bool {
 		vms, err := d.C.ListVMs(ctx)
@@ -310,12 +335,16 @@ func TestNetworkNATIsolatedAndHotplug(t *testing.T) {
 	}
 	// Isolated network: c cannot reach a, even with a route through its
 	// gateway, and a cannot reach c.
-	if out, rc := d.guestExec(c.Name, "ip route add "+lab.Subnet+" via "+iso.Gateway+"; ping -c1 -W3 "+ipA, time.Minute); rc == 0 {
+	out, rc := d.guestExec(c.Name, "ip route add "+lab.Subnet+" via "+iso.Gateway+"; ping -c1 -W3 "+ipA, time.Minute)
+	if rc == 0 {
 		t.Fatalf("c on the isolated network reached a:\n%s", out)
 	}
-	if out, rc := d.guestExec(a.Name, "ping -c1 -W3 "+ipC, time.Minute); rc == 0 {
+	t.Logf("c -> a (isolated -> nat, routed through the host): rc=%d %s", rc, out)
+	out, rc = d.guestExec(a.Name, "ping -c1 -W3 "+ipC, time.Minute)
+	if rc == 0 {
 		t.Fatalf("a reached c on the isolated network:\n%s", out)
 	}
+	t.Logf("a -> c (nat -> isolated): rc=%d %s (%s)", rc, out, time.Since(start).Round(time.Second))
 
 	// Hot-plug: b gets a NIC on the isolated network, at once in the guest.
 	off := consoleSize(t, d, b.Name)
@@ -325,7 +354,7 @@ func TestNetworkNATIsolatedAndHotplug(t *testing.T) {
 		t.Fatalf("attach result: %v %+v", err, vmAfter)
 	}
 	d.waitConsole(b.Name, `^GUEST-DEVICES .*net=eth0,eth1`, off, time.Minute)
-	d.waitConsole(b.Name, `^GUEST-IP eth1 `+regexp.QuoteMeta(ipB2)+`$`, off, 2*time.Minute)
+	d.waitIP(b.Name, "eth1", ipB2, off)
 	if x, _ := virsh(t, "dumpxml", "--inactive", b.Name); !strings.Contains(x, macB2) {
 		t.Fatal("the hot-plugged NIC is not in the VM's definition")
 	}
@@ -333,6 +362,7 @@ func TestNetworkNATIsolatedAndHotplug(t *testing.T) {
 	if out, rc := d.guestExec(b.Name, "ping -c1 -W3 "+ipC, time.Minute); rc != 0 {
 		t.Fatalf("b cannot ping c over their isolated network (rc=%d):\n%s", rc, out)
 	}
+	t.Logf("hot-plugged NIC up, pinged over it (%s)", time.Since(start).Round(time.Second))
 	// And it goes again.
 	off = consoleSize(t, d, b.Name)
 	d.waitOp(d.C.DetachNIC(ctx, b.Name, macB2))
