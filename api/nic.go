@@ -32,10 +32,3 @@ type Address struct {
 	// Interface is the guest's name for the NIC, when the agent says.
 	Interface string `json:"interface,omitempty"`
 }
-
-// NICDetach says which NIC to detach: by MAC, or by network when the VM
-// has one NIC on it.
-type NICDetach struct {
-	MAC     string `json:"mac,omitempty"`
-	Network string `json:"network,omitempty"`
-}

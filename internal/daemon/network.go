@@ -9,6 +9,7 @@ import (
 
 	"github.com/godwit-project/godwit/api"
 	"github.com/godwit-project/godwit/internal/network"
+	"github.com/godwit-project/godwit/internal/vm"
 )
 
 // newNetworks makes the network service; it asks the VM service which VMs
@@ -112,9 +113,10 @@ type detachNICInput struct {
 }
 
 func (d *Daemon) detachNIC(ctx context.Context, in *detachNICInput) (*opOutput, error) {
-	req := api.NICDetach{Network: in.NIC}
-	if strings.Count(in.NIC, ":") == 5 || strings.Count(in.NIC, "-") == 5 && len(in.NIC) == 17 {
-		req = api.NICDetach{MAC: in.NIC}
+	// Network names hold no colons; MACs do.
+	req := vm.NICRef{Network: in.NIC}
+	if strings.Contains(in.NIC, ":") {
+		req = vm.NICRef{MAC: in.NIC}
 	}
 	return d.opAction(ctx, func() (api.Operation, error) { return d.vms.DetachNIC(ctx, in.Name, req) })
 }

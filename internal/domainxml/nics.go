@@ -68,3 +68,17 @@ func TapDevices(domainXML string) map[string]string {
 	}
 	return out
 }
+
+// HasInterface reports whether a domain XML has an interface with mac.
+func HasInterface(domainXML, mac string) bool {
+	var d libvirtxml.Domain
+	if d.Unmarshal(domainXML) != nil || d.Devices == nil {
+		return false
+	}
+	for _, i := range d.Devices.Interfaces {
+		if i.MAC != nil && strings.EqualFold(i.MAC.Address, mac) {
+			return true
+		}
+	}
+	return false
+}

@@ -296,9 +296,16 @@ func (s *Service) attachNIC(ctx context.Context, o *ops.Op, name string, nic api
 // the device.
 const detachWait = 60 * time.Second
 
+// NICRef names a VM's NIC: by MAC, or by network when the VM has one NIC
+// on it.
+type NICRef struct {
+	MAC     string
+	Network string
+}
+
 // DetachNIC unplugs a NIC, named by its MAC or by its network when the VM
 // has one NIC there.
-func (s *Service) DetachNIC(ctx context.Context, name string, req api.NICDetach) (api.Operation, error) {
+func (s *Service) DetachNIC(ctx context.Context, name string, req NICRef) (api.Operation, error) {
 	rec, unlock, err := s.prepare(ctx, name, actNIC)
 	if err != nil {
 		return api.Operation{}, err
@@ -317,7 +324,7 @@ func (s *Service) DetachNIC(ctx context.Context, name string, req api.NICDetach)
 	return op, nil
 }
 
-func findNIC(vm string, nics []nicRecord, req api.NICDetach) (int, error) {
+func findNIC(vm string, nics []nicRecord, req NICRef) (int, error) {
 	if req.MAC != "" {
 		mac, err := network.NormalizeMAC("mac", req.MAC)
 		if err != nil {
@@ -400,7 +407,7 @@ func (s *Service) waitUnplugged(ctx context.Context, name, mac string) error {
 			}
 			return opError("detach a NIC from", name, err)
 		}
-		if !strings.Contains(strings.ToLower(doc), "'"+mac+"'") && !strings.Contains(strings.ToLower(doc), `"`+mac+`"`) {
+		if !domainxml.HasInterface(doc, mac) {
 			return nil
 		}
 		if time.Now().After(deadline) {

@@ -175,13 +175,13 @@ func TestAttachAndDetachNICs(t *testing.T) {
 	}
 
 	// Detach by network (running: live too) and by MAC.
-	e.succeed(e.svc.DetachNIC(e.ctx, "run", api.NICDetach{Network: "lab"}))
+	e.succeed(e.svc.DetachNIC(e.ctx, "run", NICRef{Network: "lab"}))
 	if l, p := e.interfaces("run", true), e.interfaces("run", false); len(l)+len(p) != 0 {
 		t.Fatalf("after detach: live %v persistent %v", macs(l), macs(p))
 	}
 	mac := spec.NICs[0].MAC
-	e.succeed(e.svc.DetachNIC(e.ctx, "off", api.NICDetach{MAC: strings.ToUpper(mac)}))
-	_, err = e.svc.DetachNIC(e.ctx, "off", api.NICDetach{MAC: mac})
+	e.succeed(e.svc.DetachNIC(e.ctx, "off", NICRef{MAC: strings.ToUpper(mac)}))
+	_, err = e.svc.DetachNIC(e.ctx, "off", NICRef{MAC: mac})
 	wantStatus(t, "detach again", err, 404, "no NIC with MAC")
 	if err := nets.Delete(e.ctx, "lab"); err != nil {
 		t.Fatalf("delete lab once unused: %v", err)
