@@ -375,44 +375,72 @@ func TestNetworkNATIsolatedAndHotplug(t *testing.T) {
 	}
 }
 
-// bridgedPing boots two guests on a network of typ over bridge, gives
-// them addresses by hand (the bridge has no DHCP of godwit's) and has one
-// ping the other.
-func bridgedPing(t *testing.T, d *Daemon, typ, bridge string) {
+// peerNamespace makes a network namespace with one end of a veth pair at
+// addr; the other end, returned, is for the test to plug into its bridge.
+// Both go at cleanup.
+func peerNamespace(t *testing.T, addr string) (ns, hostEnd string) {
+	t.Helper()
+	id := uniq()
+	ns, hostEnd, nsEnd := "gwtns"+id, "gwv"+id, "gwp"+id
+	steps := [][]string{
+		{"ip", "netns", "add", ns},
+		{"ip", "link", "add", hostEnd, "type", "veth", "peer", "name", nsEnd},
+		{"ip", "link", "set", nsEnd, "netns", ns},
+		{"ip", "-n", ns, "addr", "add", addr, "dev", nsEnd},
+		{"ip", "-n", ns, "link", "set", nsEnd, "up"},
+		{"ip", "link", "set", hostEnd, "up"},
+	}
+	t.Cleanup(func() {
+		_ = exec.Command("ip", "link", "del", hostEnd).Run()
+		_ = exec.Command("ip", "netns", "del", ns).Run()
+	})
+	for _, st := range steps {
+		if out, err := exec.Command(st[0], st[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v %s", strings.Join(st, " "), err, out)
+		}
+	}
+	return ns, hostEnd
+}
+
+// bridgedPing boots a guest on a network of typ over bridge, where the
+// test's namespace is plugged in too, gives the guest an address by hand
+// (there is no DHCP of godwit's on a bridge) and has it ping the
+// namespace.
+func bridgedPing(t *testing.T, d *Daemon, typ, bridge, plug string) {
 	ctx := ctxT(t, 5*time.Minute)
 	name := typ + "net"
 	n := d.createNetwork(api.NetworkSpec{Name: name, Type: typ, Bridge: bridge})
-	if n.Bridge != bridge || n.Type != typ || n.Subnet != "" {
+	if n.Bridge != bridge || n.Type != typ || n.Subnet != "" || !n.Active {
 		t.Fatalf("network: %+v", n)
 	}
-	// Addresses that exist only inside the two guests, on the test's bridge.
-	subnet := fmt.Sprintf("10.253.%d.", 1+time.Now().Nanosecond()%250)
-	var vms []api.VMSpec
-	for i := range 2 {
-		s := guestSpec(t, fmt.Sprintf("e2e-%s%d-%s", typ, i, uniq()))
-		s.Disks, s.Memory = nil, 160*api.MiB
-		s.NICs = []api.NIC{{Network: name}}
-		d.createVM(s, true)
-		vms = append(vms, s)
+	s := guestSpec(t, fmt.Sprintf("e2e-%s-%s", typ, uniq()))
+	s.Disks, s.Memory = nil, 160*api.MiB
+	s.NICs = []api.NIC{{Network: name}}
+	d.createVM(s, true)
+	d.waitConsole(s.Name, `^GUEST-DEVICES .*net=eth0`, 0, 3*time.Minute)
+	if out, rc := d.guestExec(s.Name, "ip link set eth0 up; ip addr add "+plug+"0/24 dev eth0", time.Minute); rc != 0 {
+		t.Fatalf("address %s: %s", s.Name, out)
 	}
-	for i, s := range vms {
-		d.waitConsole(s.Name, `^GUEST-DEVICES .*net=eth0`, 0, 3*time.Minute)
-		if out, rc := d.guestExec(s.Name, fmt.Sprintf("ip link set eth0 up; ip addr add %s%d/24 dev eth0", subnet, 10+i), time.Minute); rc != 0 {
-			t.Fatalf("address %s: %s", s.Name, out)
-		}
-	}
-	// The first pings may race the bridge learning the ports.
+	// The first ping may race the bridge learning the ports.
 	var out string
 	rc := -1
 	for try := 0; try < 3 && rc != 0; try++ {
-		out, rc = d.guestExec(vms[0].Name, "ping -c2 -W3 "+subnet+"11", time.Minute)
+		out, rc = d.guestExec(s.Name, "ping -c2 -W3 "+plug+"1", time.Minute)
 	}
 	if rc != 0 {
-		t.Fatalf("guests on %s network over %s cannot ping each other:\n%s", typ, bridge, out)
+		t.Fatalf("guest on %s network over %s cannot ping the namespace:\n%s", typ, bridge, out)
 	}
-	if _, err := d.C.GetVM(ctx, vms[0].Name); err != nil {
-		t.Fatal(err)
+	v, err := d.C.GetVM(ctx, s.Name)
+	if err != nil || len(v.NICs) != 1 || v.NICs[0].Device == "" {
+		t.Fatalf("vm: %+v %v", v.NICs, err)
 	}
+}
+
+// testSubnet is a /24 prefix ("10.253.N.") for addresses that exist only
+// inside a test's guests and namespaces.
+func testSubnet() string {
+	b := []byte(uniq())
+	return fmt.Sprintf("10.253.%d.", 1+int(b[0])*int(b[1])%250)
 }
 
 // A network bridged to a Linux bridge the test makes (and removes).
@@ -428,7 +456,12 @@ func TestNetworkBridged(t *testing.T) {
 	if out, err := exec.Command("ip", "link", "set", br, "up").CombinedOutput(); err != nil {
 		t.Fatalf("ip link set %s up: %v %s", br, err, out)
 	}
-	bridgedPing(t, d, api.NetworkBridge, br)
+	plug := testSubnet()
+	_, veth := peerNamespace(t, plug+"1/24")
+	if out, err := exec.Command("ip", "link", "set", veth, "master", br).CombinedOutput(); err != nil {
+		t.Fatalf("plug %s into %s: %v %s", veth, br, err, out)
+	}
+	bridgedPing(t, d, api.NetworkBridge, br, plug)
 }
 
 // A network on an Open vSwitch bridge the test makes (userspace datapath:
@@ -449,7 +482,12 @@ func TestNetworkOVS(t *testing.T) {
 	if _, err := d.C.CreateNetwork(ctxT(t, time.Minute), api.NetworkSpec{Name: "wrong", Type: api.NetworkBridge, Bridge: br}); api.Status(err) != 400 || !strings.Contains(err.Error(), "type: ovs") {
 		t.Fatalf("bridge network on an OVS bridge: %v", err)
 	}
-	bridgedPing(t, d, api.NetworkOVS, br)
+	plug := testSubnet()
+	_, veth := peerNamespace(t, plug+"1/24")
+	if out, err := exec.Command("ovs-vsctl", "--timeout=10", "add-port", br, veth).CombinedOutput(); err != nil {
+		t.Fatalf("plug %s into %s: %v %s", veth, br, err, out)
+	}
+	bridgedPing(t, d, api.NetworkOVS, br, plug)
 	out, err := exec.Command("ovs-vsctl", "list-ports", br).Output()
 	if err != nil || len(strings.Fields(string(out))) != 2 {
 		t.Fatalf("ovs-vsctl list-ports %s: %v %q", br, err, out)
