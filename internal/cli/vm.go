@@ -194,9 +194,10 @@ func vmApplyCmd(g *globals) *cobra.Command {
 		Use:   "apply -f SPEC.yaml",
 		Short: "Make a VM match a spec: create it, or apply what changed",
 		Long: `Apply compares the spec with the VM and changes what differs. Labels and
-autostart change at any time; CPUs, memory, boot, console and disks (added
-at the end, or grown) need the VM stopped, and apply says so when it runs.
-Apply never removes or shrinks a disk. A VM that does not exist is created.`,
+autostart change at any time; CPUs, memory, boot, console, disks (added
+at the end, or grown) and NICs need the VM stopped, and apply says so when
+it runs ('godwit vm nic attach|detach' changes NICs of a running VM). Apply
+never removes or shrinks a disk. A VM that does not exist is created.`,
 		Args: exactArgs(0, "no arguments (the spec comes with -f)"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if file == "" {
