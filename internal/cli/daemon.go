@@ -29,6 +29,11 @@ state directory. Several daemons can run side by side with different
   libvirt: qemu:///system  # or qemu+unix:///system?socket=PATH
   accel: auto              # auto (KVM if it really works, else TCG), kvm or tcg
   pool: {name: godwit, path: /var/lib/godwit/pool}
+  network:
+    prefix: godwit         # libvirt names of networks: PREFIX-NAME (default
+                           # godwit, godwit-<hash> for another state dir)
+    noDefault: false       # true: no 'default' NAT network at first start
+    defaultSubnet: ""      # its subnet (default: a free private /24)
   libvirtTimeout: 2m`,
 		Example: `  godwit daemon
   godwit daemon --state-dir /tmp/gw2 --socket /tmp/gw2/godwit.sock --accel tcg`,
@@ -69,6 +74,8 @@ state directory. Several daemons can run side by side with different
 	f.StringVar(&flags.Accel, "accel", "", "accelerator: auto, kvm or tcg (default auto)")
 	f.StringVar(&flags.Pool.Name, "pool", "", "libvirt storage pool for VM disks")
 	f.StringVar(&flags.Pool.Path, "pool-path", "", "directory of that pool (default STATE-DIR/pool)")
+	f.BoolVar(&flags.Network.NoDefault, "no-default-network", false, "do not make the 'default' NAT network at first start")
+	f.StringVar(&flags.Network.Prefix, "network-prefix", "", "prefix of the libvirt names of this daemon's networks")
 	f.DurationVar(&flags.LibvirtTimeout, "libvirt-timeout", 0, "bound on one libvirt call (default 2m)")
 	f.DurationVar(&flags.MigrationIdleTimeout, "migration-idle-timeout", 0, "undo an incoming migration whose source is silent this long (default 90s)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
@@ -92,6 +99,10 @@ func overlay(cfg *daemon.Config, f daemon.Config, cmd *cobra.Command) {
 	set("accel", &cfg.Accel, f.Accel)
 	set("pool", &cfg.Pool.Name, f.Pool.Name)
 	set("pool-path", &cfg.Pool.Path, f.Pool.Path)
+	set("network-prefix", &cfg.Network.Prefix, f.Network.Prefix)
+	if cmd.Flags().Changed("no-default-network") {
+		cfg.Network.NoDefault = f.Network.NoDefault
+	}
 	if cmd.Flags().Changed("libvirt-timeout") {
 		cfg.LibvirtTimeout = f.LibvirtTimeout
 	}

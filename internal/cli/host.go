@@ -57,7 +57,8 @@ mutual TLS; libvirtd never listens on the network.`,
 				{"Accelerator", fmt.Sprintf("%s (setting %s): %s", accel, h.Accel.Setting, h.Accel.Reason)},
 				{"CPUs", fmt.Sprint(h.CPUs)},
 				{"Memory", fmt.Sprintf("%s free of %s", h.MemoryFree.Human(), h.Memory.Human())},
-				{"State dir", h.StateDir}, {"Disk pool", h.Pool + " at " + h.PoolPath}, {"VMs", fmt.Sprint(h.VMs)},
+				{"State dir", h.StateDir}, {"Disk pool", h.Pool + " at " + h.PoolPath},
+				{"Networks", "libvirt networks " + h.NetworkPrefix + "-NAME"}, {"VMs", fmt.Sprint(h.VMs)},
 			}
 			if err := fields(g.out, kv); err != nil {
 				return err

@@ -25,6 +25,7 @@ import (
 	"github.com/godwit-project/godwit/internal/hypervisor/libvirt"
 	"github.com/godwit-project/godwit/internal/image"
 	"github.com/godwit-project/godwit/internal/migrate"
+	"github.com/godwit-project/godwit/internal/network"
 	"github.com/godwit-project/godwit/internal/ops"
 	"github.com/godwit-project/godwit/internal/peer"
 	"github.com/godwit-project/godwit/internal/pki"
@@ -41,6 +42,7 @@ type Daemon struct {
 	hv    hypervisor.Hypervisor
 	ops   *ops.Manager
 	vms   *vm.Service
+	nets  *network.Service
 	host  *hostState
 	mon   *monitor // credentials, audit log, metrics, events, health
 	peers *peer.Service
@@ -176,9 +178,10 @@ func (d *Daemon) startServices(ctx context.Context) error {
 		return err
 	}
 	d.host = newHostState(d)
+	d.nets = d.newNetworks()
 	d.vms = vm.New(d.hv, d.store, d.ops, image.QemuImg{}, vm.Config{
 		Pool: d.cfg.Pool.Name, ConsoleDir: d.consoleDir(), Owner: d.id, Host: d.cfg.Name,
-		VirtType: d.host.virtType,
+		VirtType: d.host.virtType, Networks: d.nets,
 	}, d.log)
 	// A hypervisor that cannot migrate (the unit tests' fake) leaves
 	// migrations off.

@@ -26,12 +26,13 @@ type hostState struct {
 	accel      *accel.Result
 	poolReady  bool
 	reconciled bool
+	netsUp     bool
 }
 
 func (h *hostState) ready() bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.poolReady && h.accel != nil && h.reconciled
+	return h.poolReady && h.accel != nil && h.reconciled && h.netsUp
 }
 
 func (h *hostState) set(f func()) {
@@ -84,6 +85,7 @@ func (h *hostState) ensure(ctx context.Context) error {
 		}
 		h.set(func() { h.reconciled = true })
 	}
+	h.ensureNetworks(ctx)
 	return nil
 }
 
@@ -133,9 +135,10 @@ func (h *hostState) keepUp(ctx context.Context) {
 		cctx, cancel := context.WithTimeout(ctx, time.Minute)
 		err := h.d.hv.Ping(cctx)
 		if err == nil && wasDown {
-			// libvirt was away: its pool may need starting, and work it
-			// cut off (moves, creates) needs finishing or undoing.
-			h.set(func() { h.poolReady, h.reconciled = false, false })
+			// libvirt was away: its pool and networks may need starting,
+			// and work it cut off (moves, creates) needs finishing or undoing.
+			h.set(func() { h.poolReady, h.netsUp, h.reconciled = false, false, false })
+			h.d.nets.Reset()
 		}
 		wasDown = err != nil
 		if err == nil {
@@ -156,7 +159,7 @@ func (h *hostState) keepUp(ctx context.Context) {
 func (h *hostState) describe(ctx context.Context) api.Host {
 	d := h.d
 	out := api.Host{
-		Name: d.cfg.Name, StateDir: d.cfg.StateDir, Pool: d.cfg.Pool.Name, PoolPath: d.cfg.Pool.Path,
+		Name: d.cfg.Name, StateDir: d.cfg.StateDir, Pool: d.cfg.Pool.Name, PoolPath: d.cfg.Pool.Path, NetworkPrefix: d.cfg.Network.Prefix,
 		Version: buildinfo.String(), Accel: api.Accel{Setting: d.cfg.Accel},
 		Libvirt: api.Libvirt{URI: d.cfg.Libvirt}, URL: d.cfg.Advertise,
 	}

@@ -62,6 +62,7 @@ func (d *Daemon) routes() []route {
 		d.migrationRoutes(),
 		d.securityRoutes(),
 		d.monitorRoutes(),
+		d.networkRoutes(),
 	)
 }
 

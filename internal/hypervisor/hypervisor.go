@@ -1,7 +1,8 @@
-// Package hypervisor is the small interface godwit uses to run domains and
-// their storage, split by consumer need (Domains, Storage, Host). The real
-// implementation is hypervisor/libvirt (go-libvirt over libvirt's unix
-// socket); hypervisor/fake is an in-memory one for unit tests.
+// Package hypervisor is the small interface godwit uses to run domains,
+// their storage and their networks, split by consumer need (Domains,
+// Storage, Host, Networks, Devices). The real implementation is
+// hypervisor/libvirt (go-libvirt over libvirt's unix socket);
+// hypervisor/fake is an in-memory one for unit tests.
 //
 // Every call takes a context and honours it even though libvirt's RPC has
 // none: a hung libvirtd must not hang the daemon.
@@ -174,4 +175,6 @@ type Hypervisor interface {
 	Host
 	Stats
 	Events
+	Networks
+	Devices
 }

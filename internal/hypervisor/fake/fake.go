@@ -39,6 +39,8 @@ type Fake struct {
 	down     bool
 	calls    []string
 	mon      monitorState
+	networks map[string]*network
+	leases   map[string][]hypervisor.Lease // by network name
 }
 
 var _ hypervisor.Hypervisor = (*Fake)(nil)
@@ -63,6 +65,11 @@ type Guest struct {
 	// ShutdownDelay: the guest powers off this long after Shutdown; 0 is
 	// at once.
 	ShutdownDelay time.Duration
+	// Agent, when set, is what the guest's qemu-guest-agent reports;
+	// without it the guest has no agent.
+	Agent []hypervisor.Interface
+	// AgentDelay is how long the agent takes to answer.
+	AgentDelay time.Duration
 }
 
 // Error is an error of the fake, shaped like the libvirt implementation's:
@@ -102,6 +109,9 @@ var methods = map[string]bool{
 	"EnsurePool": true, "PoolInfo": true, "CreateVolume": true, "DeleteVolume": true,
 	"VolumeInfo": true, "ResizeVolume": true,
 	"HostInfo": true, "Ping": true, "DomainStats": true, "DomainEvents": true,
+	"DefineNetwork": true, "StartNetwork": true, "SetNetworkAutostart": true, "StopNetwork": true,
+	"UndefineNetwork": true, "LookupNetwork": true, "ListNetworks": true, "NetworkLeases": true,
+	"NetworkPortOwners": true, "AttachDevice": true, "DetachDevice": true, "InterfaceAddresses": true,
 }
 
 // New returns a fake host with 4 CPUs, 8 GiB of memory, TCG only, and no
@@ -113,9 +123,11 @@ func New() *Fake {
 			CPUs: 4, CPUModel: "fake", MemoryBytes: uint64(8 * api.GiB), FreeBytes: uint64(6 * api.GiB),
 			VirtTypes: []string{"qemu"}, MaxVCPUs: 255,
 		},
-		domains: map[string]*domain{},
-		pools:   map[string]*pool{},
-		guests:  map[string]Guest{},
+		domains:  map[string]*domain{},
+		pools:    map[string]*pool{},
+		guests:   map[string]Guest{},
+		networks: map[string]*network{},
+		leases:   map[string][]hypervisor.Lease{},
 	}
 }
 
@@ -402,6 +414,9 @@ func (f *Fake) Start(ctx context.Context, name string) error {
 	}
 	if d.State.Active() {
 		return invalid("start domain", name, "domain is already running")
+	}
+	if err := f.checkNetworks("start domain", name, d.xml); err != nil {
+		return err
 	}
 	d.boot++
 	d.liveXML = d.xml

@@ -239,12 +239,15 @@ func (c *Conn) mapError(what string, err error) error {
 	if errors.As(err, &le) {
 		e := &Error{Op: what, Msg: le.Message, Code: le.Code}
 		switch golibvirt.ErrorNumber(le.Code) {
-		case golibvirt.ErrNoDomain, golibvirt.ErrNoStoragePool, golibvirt.ErrNoStorageVol:
+		case golibvirt.ErrNoDomain, golibvirt.ErrNoStoragePool, golibvirt.ErrNoStorageVol, golibvirt.ErrNoNetwork,
+			golibvirt.ErrDeviceMissing:
 			e.kind = hypervisor.ErrNotFound
 		case golibvirt.ErrOperationInvalid:
 			e.kind = hypervisor.ErrInvalidState
-		case golibvirt.ErrDomExist, golibvirt.ErrStorageVolExist:
+		case golibvirt.ErrDomExist, golibvirt.ErrStorageVolExist, golibvirt.ErrNetworkExist:
 			e.kind = hypervisor.ErrExists
+		case golibvirt.ErrAgentUnresponsive, golibvirt.ErrAgentUnsynced:
+			e.kind = hypervisor.ErrAgentUnavailable
 		}
 		return e
 	}
