@@ -28,16 +28,21 @@ YAML spec such as:
   memory: 1GiB
   boot: {kernel: /srv/vmlinuz, initrd: /srv/initrd.gz, cmdline: console=ttyS0}
   disks:
-    - {name: root, image: /srv/images/debian-12.qcow2, size: 10GiB}
+    - {name: root, image: debian-12, size: 10GiB}   # catalog image (or /abs/path)
     - {name: data, size: 20GiB}
+    - {name: logs, volume: default/web1-logs}       # an existing volume
+  cloudInit: {hostname: web1, sshKeys: ["ssh-ed25519 AAAA..."]}
   autostart: true
   labels: {app: web}
 
 Sizes take units (MiB, GiB, ...). A disk with an image is a qcow2 overlay
-on it; without one, a blank disk. Unknown fields are errors.`,
+on it (clone: full copies it); with a volume, that volume (left alone when
+the VM is deleted); otherwise a blank disk. cloudInit goes to the guest on
+a NoCloud seed CD-ROM. Unknown fields are errors.`,
 	}
 	cmd.AddCommand(vmCreateCmd(g), vmListCmd(g), vmShowCmd(g), vmStartCmd(g), vmStopCmd(g), vmKillCmd(g),
 		vmRebootCmd(g), vmPauseCmd(g), vmResumeCmd(g), vmDeleteCmd(g), vmConsoleCmd(g), vmApplyCmd(g))
+	cmd.AddCommand(vmDiskCmd(g))
 	return cmd
 }
 
@@ -322,6 +327,8 @@ func showVM(w io.Writer, v api.VM) error {
 	kv = append(kv, [2]string{"Created", v.CreatedAt.Local().Format(time.RFC3339) + " (" + age(v.CreatedAt) + " ago)"},
 		[2]string{"CPUs", fmt.Sprint(s.CPUs)}, [2]string{"Memory", s.Memory.Human()})
 	switch {
+	case s.Boot != nil && s.Boot.Image != "":
+		kv = append(kv, [2]string{"Boot", "kernel of image " + s.Boot.Image})
 	case s.Boot != nil && s.Boot.Kernel != "":
 		kv = append(kv, [2]string{"Boot", "kernel " + s.Boot.Kernel}, [2]string{"Initrd", orDash(s.Boot.Initrd)}, [2]string{"Cmdline", orDash(s.Boot.Cmdline)})
 	case s.Boot != nil && s.Boot.Firmware == "uefi":
@@ -346,7 +353,14 @@ func showVM(w io.Writer, v api.VM) error {
 	fmt.Fprintln(w, "Disks:")
 	rows := make([][]string, 0, len(v.Disks))
 	for _, d := range v.Disks {
-		rows = append(rows, []string{"  " + d.Name, d.Target, d.Size.Human(), d.Pool + "/" + d.Volume, orDash(d.Backing)})
+		backing := orDash(d.Backing)
+		switch {
+		case d.Image != "":
+			backing = "image " + d.Image
+		case d.External:
+			backing = "(attached volume)"
+		}
+		rows = append(rows, []string{"  " + d.Name, d.Target, d.Size.Human(), d.Pool + "/" + d.Volume, backing})
 	}
 	return table(w, []string{"  NAME", "TARGET", "SIZE", "VOLUME", "BACKING"}, rows)
 }

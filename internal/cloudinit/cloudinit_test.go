@@ -14,7 +14,7 @@ const key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBtestkeytestkeytestkeytestkeyt
 
 func TestValidate(t *testing.T) {
 	good := &api.CloudInit{Hostname: "web1.example.com", SSHKeys: []string{key},
-		Users: []api.CloudInitUser{{Name: "ops", SSHKeys: []string{key}, Sudo: true}},
+		Users:    []api.CloudInitUser{{Name: "ops", SSHKeys: []string{key}, Sudo: true}},
 		UserData: "#!/bin/sh\necho hi\n", NetworkConfig: "version: 2\nethernets: {}\n"}
 	if err := Validate(good); err != nil {
 		t.Fatal(err)

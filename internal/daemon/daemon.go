@@ -25,6 +25,7 @@ import (
 	"github.com/godwit-project/godwit/internal/hypervisor/libvirt"
 	"github.com/godwit-project/godwit/internal/image"
 	"github.com/godwit-project/godwit/internal/ops"
+	"github.com/godwit-project/godwit/internal/storage"
 	"github.com/godwit-project/godwit/internal/store"
 	"github.com/godwit-project/godwit/internal/store/bolt"
 	"github.com/godwit-project/godwit/internal/vm"
@@ -38,7 +39,10 @@ type Daemon struct {
 	hv    hypervisor.Hypervisor
 	ops   *ops.Manager
 	vms   *vm.Service
-	host  *hostState
+	// storage and images: pools, volumes and the image catalog.
+	storage *storage.Service
+	images  *image.Catalog
+	host    *hostState
 	id    string
 	// closeHV closes the libvirt connection New made; nil for a
 	// hypervisor given with WithHypervisor.
@@ -162,8 +166,23 @@ func (d *Daemon) startServices(context.Context) error {
 	d.host = newHostState(d)
 	d.vms = vm.New(d.hv, d.store, d.ops, image.QemuImg{}, vm.Config{
 		Pool: d.cfg.Pool.Name, ConsoleDir: d.consoleDir(), Owner: d.id, Host: d.cfg.Name,
-		VirtType: d.host.virtType,
+		VirtType: d.host.virtType, SeedDir: filepath.Join(d.cfg.StateDir, "seeds"),
 	}, d.log)
+	return d.startStorage()
+}
+
+// startStorage makes the pool and volume service and the image catalog,
+// and tells them and the VM service about each other.
+func (d *Daemon) startStorage() error {
+	d.storage = storage.New(d.hv, d.store, d.cfg.Pool.Name, d.log)
+	d.storage.SetUsers(d.vms)
+	cat, err := image.NewCatalog(filepath.Join(d.cfg.StateDir, "images"), d.store, d.ops, d.log)
+	if err != nil {
+		return err
+	}
+	cat.SetUsers(d.vms.ImageUsers)
+	d.images = cat
+	d.vms.SetImages(cat)
 	return nil
 }
 
