@@ -123,6 +123,11 @@ func (c *Conn) ListVolumes(ctx context.Context, poolName string) ([]hypervisor.V
 		}
 		out := make([]hypervisor.VolumeInfo, 0, len(vols))
 		for _, v := range vols {
+			// Directories in a pool (an fs pool's lost+found) are not
+			// volumes anyone can use.
+			if typ, _, _, err := l.StorageVolGetInfo(v); err == nil && typ == int8(golibvirt.StorageVolDir) {
+				continue
+			}
 			info, err := volumeInfo(l, v)
 			if err != nil {
 				if isCode(err, golibvirt.ErrNoStorageVol) {
