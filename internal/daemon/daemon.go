@@ -43,7 +43,7 @@ type Daemon struct {
 	storage *storage.Service
 	images  *image.Catalog
 	host    *hostState
-	id    string
+	id      string
 	// closeHV closes the libvirt connection New made; nil for a
 	// hypervisor given with WithHypervisor.
 	closeHV func() error

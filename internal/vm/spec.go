@@ -11,8 +11,8 @@ import (
 	"strings"
 
 	"github.com/godwit-project/godwit/api"
-	"github.com/godwit-project/godwit/internal/hypervisor"
 	"github.com/godwit-project/godwit/internal/cloudinit"
+	"github.com/godwit-project/godwit/internal/hypervisor"
 	"github.com/godwit-project/godwit/internal/image"
 	"github.com/godwit-project/godwit/internal/storage"
 )
