@@ -16,7 +16,8 @@ need_root() {
 }
 
 PACKAGES=(qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients
-	busybox-static cpio iproute2 genisoimage ovmf curl ca-certificates)
+	busybox-static cpio iproute2 genisoimage ovmf curl ca-certificates
+	debootstrap e2fsprogs util-linux)
 
 install_packages() {
 	local missing=()

@@ -154,3 +154,5 @@ func TestImageCatalog(t *testing.T) {
 }
 
 func clientCreate() client.CreateOptions { return client.CreateOptions{} }
+
+func clientDelete() client.DeleteOptions { return client.DeleteOptions{Force: true} }
