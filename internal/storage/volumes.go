@@ -332,7 +332,9 @@ func (s *Service) Upload(ctx context.Context, pool, name string, r io.Reader, le
 	cr := &countReader{r: io.TeeReader(io.LimitReader(r, length), h)}
 	upload := s.hv.UploadVolume
 	if s.direct && isRegularFile(info.Path) {
-		upload = func(ctx context.Context, _, _ string, r io.Reader, _ uint64) error { return writeFile(ctx, info.Path, r) }
+		upload = func(ctx context.Context, _, _ string, r io.Reader, _ uint64) error {
+			return writeFile(ctx, info.Path, r)
+		}
 	}
 	if err := upload(ctx, pool, name, cr, uint64(length)); err != nil {
 		if ctx.Err() != nil {

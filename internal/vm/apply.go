@@ -252,6 +252,9 @@ func (s *Service) apply(ctx context.Context, o *ops.Op, p applyPlan) error {
 		return err
 	}
 	r.Success()
+	if p.rec.Seed != "" && rec.Seed == "" {
+		s.removeSeed(rec.Name) // cloudInit was removed from the spec
+	}
 	vm, err := s.Get(ctx, rec.Name)
 	result.VM = vm
 	o.SetResult(result)
