@@ -7,6 +7,8 @@ type Host struct {
 	Accel      Accel    `json:"accel"`
 	Libvirt    Libvirt  `json:"libvirt"`
 	CPUs       int      `json:"cpus"`
+	CPUModel   string   `json:"cpuModel,omitempty"`
+	URL        string   `json:"url,omitempty" doc:"The TCP API other hosts use, when it listens on TCP."`
 	Memory     Size     `json:"memory"`
 	MemoryFree Size     `json:"memoryFree"`
 	StateDir   string   `json:"stateDir"`

@@ -115,6 +115,7 @@ over its unix socket (--socket, or GODWIT_SOCKET).`,
 
 	root.AddCommand(newDaemonCmd(g), newVMCmd(g), newOpCmd(g), newHostCmd(g), newVersionCmd(g))
 	root.AddCommand(newImageCmd(g), newPoolCmd(g), newVolumeCmd(g))
+	root.AddCommand(newMigrateCmd(g))
 	rejectUnknownCommands(root)
 	return root
 }

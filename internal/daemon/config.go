@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"time"
@@ -32,10 +33,12 @@ type Config struct {
 	StateDir string `yaml:"stateDir,omitempty"`
 	Socket   string `yaml:"socket,omitempty"`
 	// Listen, when set, also serves the API over TCP with TLS.
-	Listen  string `yaml:"listen,omitempty"`
-	Libvirt string `yaml:"libvirt,omitempty"`
-	Accel   string `yaml:"accel,omitempty"`
-	Pool    Pool   `yaml:"pool,omitempty"`
+	Listen string `yaml:"listen,omitempty"`
+	// Advertise is the URL peers reach this daemon at (default: from Listen).
+	Advertise string `yaml:"advertise,omitempty"`
+	Libvirt   string `yaml:"libvirt,omitempty"`
+	Accel     string `yaml:"accel,omitempty"`
+	Pool      Pool   `yaml:"pool,omitempty"`
 	// LibvirtTimeout bounds one libvirt call (default 2m).
 	LibvirtTimeout time.Duration `yaml:"libvirtTimeout,omitempty"`
 }
@@ -93,6 +96,15 @@ func (c *Config) Complete() error {
 		if c.StateDir != DefaultStateDir {
 			sum := sha256.Sum256([]byte(c.StateDir))
 			c.Pool.Name = DefaultPool + "-" + hex.EncodeToString(sum[:4])
+		}
+	}
+	if c.Advertise == "" && c.Listen != "" {
+		host, port, err := net.SplitHostPort(c.Listen)
+		if err != nil {
+			return fmt.Errorf("listen: %q is not ADDR:PORT", c.Listen)
+		}
+		if ip := net.ParseIP(host); host != "" && (ip == nil || !ip.IsUnspecified()) {
+			c.Advertise = "https://" + net.JoinHostPort(host, port)
 		}
 	}
 	if c.Pool.Path == "" {

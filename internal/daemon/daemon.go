@@ -24,7 +24,10 @@ import (
 	"github.com/godwit-project/godwit/internal/hypervisor"
 	"github.com/godwit-project/godwit/internal/hypervisor/libvirt"
 	"github.com/godwit-project/godwit/internal/image"
+	"github.com/godwit-project/godwit/internal/migrate"
 	"github.com/godwit-project/godwit/internal/ops"
+	"github.com/godwit-project/godwit/internal/peer"
+	"github.com/godwit-project/godwit/internal/pki"
 	"github.com/godwit-project/godwit/internal/storage"
 	"github.com/godwit-project/godwit/internal/store"
 	"github.com/godwit-project/godwit/internal/store/bolt"
@@ -39,11 +42,16 @@ type Daemon struct {
 	hv    hypervisor.Hypervisor
 	ops   *ops.Manager
 	vms   *vm.Service
+	host  *hostState
+	peers *peer.Service
+	// migrations moves VMs to and from peers.
+	migrations *migrate.Service
 	// storage and images: pools, volumes and the image catalog.
 	storage *storage.Service
 	images  *image.Catalog
-	host    *hostState
 	id      string
+	// tlsID is the daemon's CA and certificates; nil without --listen.
+	tlsID *pki.Identity
 	// closeHV closes the libvirt connection New made; nil for a
 	// hypervisor given with WithHypervisor.
 	closeHV func() error
@@ -82,7 +90,8 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Daemon, error) {
 	steps := []step{
 		{"state dir", d.prepareStateDir},
 		{"store", d.openStore},
-		{"identity", d.loadIdentity},
+		{"identity", d.loadDaemonID},
+		{"tls", d.loadTLS},
 		{"operations", d.startOperations},
 		{"libvirt", d.connectLibvirt},
 		{"services", d.startServices},
@@ -124,9 +133,9 @@ func (d *Daemon) openStore(context.Context) error {
 	return nil
 }
 
-// loadIdentity reads this daemon's id, making one on first start. It marks
+// loadDaemonID reads this daemon's id, making one on first start. It marks
 // the domains this daemon defines.
-func (d *Daemon) loadIdentity(ctx context.Context) error {
+func (d *Daemon) loadDaemonID(ctx context.Context) error {
 	b, err := d.store.Get(ctx, "meta", "id")
 	if errors.Is(err, store.ErrNotFound) {
 		var r [8]byte
@@ -162,13 +171,28 @@ func (d *Daemon) connectLibvirt(context.Context) error {
 	return nil
 }
 
-func (d *Daemon) startServices(context.Context) error {
+func (d *Daemon) startServices(ctx context.Context) error {
+	var err error
+	d.peers, err = peer.New(ctx, d.store, peer.Self{Name: d.cfg.Name, URL: d.cfg.Advertise, Identity: d.tlsID}, d.log)
+	if err != nil {
+		return err
+	}
 	d.host = newHostState(d)
 	d.vms = vm.New(d.hv, d.store, d.ops, image.QemuImg{}, vm.Config{
 		Pool: d.cfg.Pool.Name, ConsoleDir: d.consoleDir(), Owner: d.id, Host: d.cfg.Name,
 		VirtType: d.host.virtType, SeedDir: filepath.Join(d.cfg.StateDir, "seeds"),
 	}, d.log)
-	return d.startStorage()
+	if err := d.startStorage(); err != nil {
+		return err
+	}
+	// A hypervisor that cannot migrate (the unit tests' fake) leaves
+	// migrations off.
+	if mh, ok := d.hv.(migrate.Hypervisor); ok {
+		d.migrations = migrate.New(mh, d.vms, d.peers, d.ops, d.store, migrate.Config{
+			Self: d.cfg.Name, URL: d.cfg.Advertise, WorkDir: filepath.Join(d.cfg.StateDir, "migrations"),
+		}, d.log)
+	}
+	return nil
 }
 
 // startStorage makes the pool and volume service and the image catalog,

@@ -77,6 +77,11 @@ func (h *hostState) ensure(ctx context.Context) error {
 		if err := d.vms.Reconcile(ctx); err != nil {
 			return err
 		}
+		if d.migrations != nil {
+			if err := d.migrations.Recover(ctx); err != nil {
+				return err
+			}
+		}
 		h.set(func() { h.reconciled = true })
 	}
 	return nil
@@ -151,7 +156,7 @@ func (h *hostState) describe(ctx context.Context) api.Host {
 	out := api.Host{
 		Name: d.cfg.Name, StateDir: d.cfg.StateDir, Pool: d.cfg.Pool.Name, PoolPath: d.cfg.Pool.Path,
 		Version: buildinfo.String(), Accel: api.Accel{Setting: d.cfg.Accel},
-		Libvirt: api.Libvirt{URI: d.cfg.Libvirt},
+		Libvirt: api.Libvirt{URI: d.cfg.Libvirt}, URL: d.cfg.Advertise,
 	}
 	info, err := d.hv.HostInfo(ctx)
 	if err != nil {
@@ -160,7 +165,7 @@ func (h *hostState) describe(ctx context.Context) api.Host {
 	} else {
 		out.Libvirt.Connected = true
 		out.Libvirt.Version, out.Libvirt.QEMUVersion = info.LibvirtVersion, info.QEMUVersion
-		out.Hostname, out.CPUs = info.Hostname, info.CPUs
+		out.Hostname, out.CPUs, out.CPUModel = info.Hostname, info.CPUs, info.CPUModel
 		out.Memory, out.MemoryFree = api.Size(info.MemoryBytes), api.Size(info.FreeBytes)
 	}
 	h.mu.Lock()

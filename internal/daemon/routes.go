@@ -59,6 +59,8 @@ func (d *Daemon) routes() []route {
 		d.operationRoutes(),
 		d.hostRoutes(),
 		d.storageRoutes(),
+		d.peerRoutes(),
+		d.migrationRoutes(),
 	)
 }
 
@@ -104,6 +106,7 @@ func (d *Daemon) handler() http.Handler {
 	cfg.CreateHooks = nil // no $schema links in bodies
 	cfg.DocsPath = ""     // the docs page pulls scripts from a CDN
 	a := humago.New(mux, cfg)
+	a.UseMiddleware(d.authorize(a))
 	for _, r := range d.routes() {
 		o := r.op
 		o.Metadata = map[string]any{"access": r.access}
@@ -112,5 +115,5 @@ func (d *Daemon) handler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, api.NotFound("no such endpoint: %s %s (see /openapi.json)", r.Method, r.URL.Path))
 	})
-	return mux
+	return d.authenticate(mux)
 }

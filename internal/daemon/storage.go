@@ -29,8 +29,8 @@ func (d *Daemon) storageRoutes() []route {
 		{Admin, op("delete-volume", http.MethodDelete, "/v1/pools/{pool}/volumes/{volume}", "Delete a volume no VM uses", "volumes"), handle(d.deleteVolume)},
 		{Admin, op("resize-volume", http.MethodPost, "/v1/pools/{pool}/volumes/{volume}/resize", "Grow a volume (online when a running VM uses it)", "volumes"), handle(d.resizeVolume)},
 		{Admin, accepted(op("clone-volume", http.MethodPost, "/v1/pools/{pool}/volumes/{volume}/clone", "Copy a volume into a new one", "volumes")), handle(d.cloneVolume)},
-		{Admin, op("upload-volume", http.MethodPut, "/v1/pools/{pool}/volumes/{volume}/data", "Upload a volume's bytes (streamed)", "volumes"), d.registerUpload},
-		{Read, op("download-volume", http.MethodGet, "/v1/pools/{pool}/volumes/{volume}/data", "Download a volume's bytes (streamed; SHA-256 in a trailer)", "volumes"), d.registerDownload},
+		{Admin, op("upload-volume", http.MethodPut, "/v1/pools/{pool}/volumes/{volume}/data", "Upload a volume's bytes (streamed)", "volumes"), d.registerVolumeUpload},
+		{Read, op("download-volume", http.MethodGet, "/v1/pools/{pool}/volumes/{volume}/data", "Download a volume's bytes (streamed; SHA-256 in a trailer)", "volumes"), d.registerVolumeDownload},
 
 		{Read, op("list-images", http.MethodGet, "/v1/images", "List the image catalog", "images"), handle(d.listImages)},
 		{Admin, accepted(op("import-image", http.MethodPost, "/v1/images", "Import an image from a URL or a file on the host", "images")), handle(d.importImage)},
@@ -167,9 +167,9 @@ func (d *Daemon) cloneVolume(ctx context.Context, in *struct {
 	return &opOutput{o}, nil
 }
 
-// uploadInput takes the request body as a stream: huma reads no body for
+// volumeUploadInput takes the request body as a stream: huma reads no body for
 // an input without Body, and Resolve hands over the reader.
-type uploadInput struct {
+type volumeUploadInput struct {
 	Pool   string `path:"pool"`
 	Volume string `path:"volume"`
 	Create bool   `query:"create" doc:"Create the volume (Content-Length bytes) when missing."`
@@ -179,7 +179,7 @@ type uploadInput struct {
 	length int64
 }
 
-func (u *uploadInput) Resolve(ctx huma.Context) []error {
+func (u *volumeUploadInput) Resolve(ctx huma.Context) []error {
 	u.body = ctx.BodyReader()
 	u.length = -1
 	if cl := ctx.Header("Content-Length"); cl != "" {
@@ -190,12 +190,12 @@ func (u *uploadInput) Resolve(ctx huma.Context) []error {
 	return nil
 }
 
-func (d *Daemon) registerUpload(a huma.API, o huma.Operation) {
+func (d *Daemon) registerVolumeUpload(a huma.API, o huma.Operation) {
 	o.RequestBody = &huma.RequestBody{
 		Description: "The volume's bytes (Content-Length required).",
 		Content:     map[string]*huma.MediaType{"application/octet-stream": {}},
 	}
-	huma.Register(a, o, func(ctx context.Context, in *uploadInput) (*struct{ Body api.Transfer }, error) {
+	huma.Register(a, o, func(ctx context.Context, in *volumeUploadInput) (*struct{ Body api.Transfer }, error) {
 		format := in.Format
 		if format == "" {
 			format = "raw"
@@ -213,7 +213,7 @@ func (d *Daemon) registerUpload(a huma.API, o huma.Operation) {
 // is sent without Content-Length.
 const HeaderSize = "X-Godwit-Size"
 
-func (d *Daemon) registerDownload(a huma.API, o huma.Operation) {
+func (d *Daemon) registerVolumeDownload(a huma.API, o huma.Operation) {
 	o.Responses = map[string]*huma.Response{"200": {
 		Description: "The volume's bytes; the SHA-256 follows in the X-Godwit-Sha256 trailer.",
 		Content:     map[string]*huma.MediaType{"application/octet-stream": {}},

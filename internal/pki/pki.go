@@ -8,15 +8,18 @@
 //	ca.crt ca.key          the CA (10 years)
 //	server.crt server.key  the daemon's TLS certificate, signed by the CA
 //	client.crt client.key  an admin client certificate for the local root user
+//	peer.crt peer.key      the certificate this daemon presents to its peers
 package pki
 
 import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -65,12 +68,48 @@ func LoadOrCreate(dir, commonName string, names []string, ips []net.IP) (*Identi
 	if id.Server, err = tls.LoadX509KeyPair(filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")); err != nil {
 		return nil, err
 	}
-	if _, err := os.Stat(filepath.Join(dir, "client.crt")); errors.Is(err, os.ErrNotExist) {
-		if _, _, err := id.issue("client", "admin", nil, nil, x509.ExtKeyUsageClientAuth); err != nil {
-			return nil, err
+	// Send the CA along: a joining peer checks it against its token.
+	id.Server.Certificate = append(id.Server.Certificate, id.CA.Raw)
+	for name, cn := range map[string]string{"client": "admin", "peer": commonName} {
+		if _, err := os.Stat(filepath.Join(dir, name+".crt")); errors.Is(err, os.ErrNotExist) {
+			if _, _, err := id.issue(name, cn, nil, nil, x509.ExtKeyUsageClientAuth); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return id, nil
+}
+
+// CAPEM returns the CA certificate in PEM, to hand to a peer.
+func (id *Identity) CAPEM() string {
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: id.CA.Raw}))
+}
+
+// Fingerprint is the SHA-256 of a certificate, hex.
+func Fingerprint(c *x509.Certificate) string {
+	sum := sha256.Sum256(c.Raw)
+	return hex.EncodeToString(sum[:])
+}
+
+// ParseCertPEM reads one PEM certificate.
+func ParseCertPEM(s string) (*x509.Certificate, error) {
+	b, _ := pem.Decode([]byte(s))
+	if b == nil || b.Type != "CERTIFICATE" {
+		return nil, errors.New("not a PEM certificate")
+	}
+	return x509.ParseCertificate(b.Bytes)
+}
+
+// PeerClientTLS is how this daemon calls a peer: it trusts only the peer's
+// CA and presents its own peer certificate.
+func (id *Identity) PeerClientTLS(peerCA *x509.Certificate) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(filepath.Join(id.Dir, "peer.crt"), filepath.Join(id.Dir, "peer.key"))
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(peerCA)
+	return &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: pool, Certificates: []tls.Certificate{cert}}, nil
 }
 
 func covers(c *x509.Certificate, names []string, ips []net.IP) bool {
@@ -87,17 +126,30 @@ func covers(c *x509.Certificate, names []string, ips []net.IP) bool {
 	return true
 }
 
-// ServerTLS is the TLS config of the TCP API: TLS 1.3 and a client
-// certificate signed by this CA.
-func (id *Identity) ServerTLS() *tls.Config {
-	pool := x509.NewCertPool()
-	pool.AddCert(id.CA)
-	return &tls.Config{
+// ServerTLS is the TLS config of the TCP API: TLS 1.3; a client
+// certificate, when given, must come from this CA or from one of the CAs
+// extra returns (the peers', read at each handshake). Whether a request
+// without one is served is the HTTP layer's call (only a peer join is).
+func (id *Identity) ServerTLS(extra func() []*x509.Certificate) *tls.Config {
+	base := &tls.Config{
 		MinVersion:   tls.VersionTLS13,
 		Certificates: []tls.Certificate{id.Server},
-		ClientCAs:    pool,
-		ClientAuth:   tls.RequireAndVerifyClientCert,
+		ClientAuth:   tls.VerifyClientCertIfGiven,
 	}
+	base.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		pool := x509.NewCertPool()
+		pool.AddCert(id.CA)
+		if extra != nil {
+			for _, c := range extra() {
+				pool.AddCert(c)
+			}
+		}
+		c := base.Clone()
+		c.GetConfigForClient = nil
+		c.ClientCAs = pool
+		return c, nil
+	}
+	return base
 }
 
 // ClientTLS reads ca.crt, client.crt and client.key from dir: what a client
