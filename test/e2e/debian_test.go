@@ -44,7 +44,19 @@ func debianImage(t *testing.T, d *Daemon, name string) {
 	}
 	t.Logf("building a Debian %s image with debootstrap (minutes; cached in %s for the next run)", suite, dir)
 	start := time.Now()
-	d.MustCLI("image", "build", "debian", "--suite", suite, "--size", size.String(), "--name", name)
+	// Through the API, bounded: a mirror that stalls must not hang the run.
+	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
+	defer cancel()
+	op, err := d.C.BuildImage(ctx, api.ImageBuild{Name: name, Distro: "debian", Suite: suite, Size: size})
+	if err != nil {
+		t.Fatalf("image build: %v", err)
+	}
+	if op, err = d.C.WaitOperation(ctx, op.ID, nil); err != nil {
+		if ctx.Err() != nil {
+			_, _ = d.C.CancelOperation(context.Background(), op.ID)
+		}
+		t.Fatalf("image build: %v (last step: %s)", err, op.Progress.Message)
+	}
 	t.Logf("built in %s", time.Since(start).Round(time.Second))
 	img := d.imageJSON(name)
 	if img.Boot == nil || img.Boot.Kernel == "" || img.Boot.Initrd == "" || img.Boot.Cmdline != image.DebianCmdline {

@@ -156,3 +156,46 @@ func TestImageCatalog(t *testing.T) {
 func clientCreate() client.CreateOptions { return client.CreateOptions{} }
 
 func clientDelete() client.DeleteOptions { return client.DeleteOptions{Force: true} }
+
+// Cancelling a URL import stops the download and leaves nothing behind.
+func TestImageImportCancel(t *testing.T) {
+	d := StartDaemon(t)
+	stop := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "1073741824")
+		buf := make([]byte, 64<<10)
+		for {
+			if _, err := w.Write(buf); err != nil {
+				return
+			}
+			w.(http.Flusher).Flush()
+			select {
+			case <-stop:
+				return
+			case <-r.Context().Done():
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}))
+	t.Cleanup(func() { close(stop); srv.Close() })
+	id := strings.TrimSpace(d.MustCLI("image", "import", srv.URL+"/slow.raw", "--name", "slow", "--no-wait", "-q"))
+	eventually(t, 30*time.Second, "the download to start", func() bool {
+		op, err := d.C.GetOperation(ctxT(t, 5*time.Second), id)
+		return err == nil && op.Progress.Current > 0
+	})
+	d.MustCLI("op", "cancel", id)
+	op, _ := d.C.WaitOperation(ctxT(t, 30*time.Second), id, nil)
+	if op.State != api.OpCancelled {
+		t.Fatalf("import after cancel: %s %s", op.State, op.Error)
+	}
+	if out := strings.TrimSpace(d.MustCLI("image", "list", "-q")); out != "" {
+		t.Fatalf("a cancelled import left %q", out)
+	}
+	if ents, _ := filepath.Glob(filepath.Join(d.Dir, "state", "images", "*")); len(ents) != 0 {
+		t.Fatalf("a cancelled import left files: %v", ents)
+	}
+	if ents, _ := filepath.Glob(filepath.Join(d.Dir, "state", "images", ".*")); len(ents) != 0 {
+		t.Fatalf("a cancelled import left files: %v", ents)
+	}
+}

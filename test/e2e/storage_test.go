@@ -259,3 +259,25 @@ func TestVolumes(t *testing.T) {
 		}
 	}
 }
+
+// Volume bytes through libvirt's RPC streams, the path block volumes take
+// (the daemon moves file volumes itself unless told otherwise).
+func TestVolumeStreamsThroughLibvirt(t *testing.T) {
+	t.Setenv("GODWIT_VOLUME_IO", "libvirt")
+	d := StartDaemon(t)
+	file := filepath.Join(d.Dir, "data.bin")
+	data := make([]byte, 6<<20+512)
+	for i := range data {
+		data[i] = byte(i>>9 + i)
+	}
+	os.WriteFile(file, data, 0o644)
+	want := sha(t, file)
+	if out := d.MustCLI("volume", "upload", d.pool+"/lv", file, "--create"); !strings.Contains(out, want) {
+		t.Fatalf("upload said %q, want %s", out, want)
+	}
+	back := filepath.Join(d.Dir, "back.bin")
+	d.MustCLI("volume", "download", d.pool+"/lv", back)
+	if got := sha(t, back); got != want {
+		t.Fatalf("downloaded %s, uploaded %s", got, want)
+	}
+}
