@@ -213,3 +213,39 @@ func TestVolumeRules(t *testing.T) {
 		t.Fatalf("download = %+v, %v", tr, err)
 	}
 }
+
+// cancelReader cancels its context after n bytes, like a client that
+// went away mid-upload.
+type cancelReader struct {
+	r      io.Reader
+	n      int
+	cancel context.CancelFunc
+}
+
+func (c *cancelReader) Read(p []byte) (int, error) {
+	if c.n <= 0 {
+		c.cancel()
+		return 0, context.Canceled
+	}
+	if len(p) > c.n {
+		p = p[:c.n]
+	}
+	n, err := c.r.Read(p)
+	c.n -= n
+	return n, err
+}
+
+// A cancelled upload fails and takes back the volume it made.
+func TestUploadCancel(t *testing.T) {
+	s, hv := newService(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	data := bytes.Repeat([]byte{7}, 4<<20)
+	r := &cancelReader{r: bytes.NewReader(data), n: 1 << 20, cancel: cancel}
+	if _, err := s.Upload(ctx, "godwit", "c", r, int64(len(data)), UploadOptions{Create: true}); err == nil {
+		t.Fatal("a cancelled upload succeeded")
+	}
+	if _, err := hv.VolumeInfo(context.Background(), "godwit", "c"); err == nil {
+		t.Fatal("a cancelled upload left its volume")
+	}
+}
