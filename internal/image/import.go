@@ -2,6 +2,7 @@ package image
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -143,8 +144,7 @@ func (c *Catalog) doImport(ctx context.Context, o *ops.Op, req api.ImageImport, 
 // stripURL drops Go's "Get \"URL\": " prefix from a client error.
 func stripURL(err error) string {
 	var ue *url.Error
-	if e, ok := err.(*url.Error); ok {
-		ue = e
+	if errors.As(err, &ue) {
 		return ue.Err.Error()
 	}
 	return err.Error()
