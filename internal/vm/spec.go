@@ -150,6 +150,9 @@ func validateDisk(field string, d api.Disk) error {
 	}
 	if d.Image != "" {
 		if image.IsCatalogName(d.Image) {
+			if strings.Contains(d.Image, "/") {
+				return api.BadRequest("%s.image: %q is a relative path; a file must be an absolute path, a catalog image is named without '/'", field, d.Image)
+			}
 			if err := image.ValidateName(field+".image", d.Image); err != nil {
 				return err
 			}
@@ -305,7 +308,7 @@ func (s *Service) resolveDisks(ctx context.Context, vm string, disks []api.Disk)
 			img, err := s.cat.Resolve(ctx, d.Image)
 			if err != nil {
 				if api.Status(err) == 404 {
-					return nil, api.BadRequest("%s.image: %v", field, err)
+					return nil, api.BadRequest("%s.image: %v; a file must be an absolute path", field, err)
 				}
 				return nil, err
 			}
