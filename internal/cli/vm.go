@@ -337,6 +337,14 @@ func showVM(w io.Writer, v api.VM) error {
 		kv = append(kv, [2]string{"Boot", "BIOS from the first disk"})
 	}
 	kv = append(kv, [2]string{"Autostart", fmt.Sprint(s.Autostart)}, [2]string{"Console log", orDash(v.ConsoleLog)})
+	if ci := s.CloudInit; ci != nil {
+		host := ci.Hostname
+		if host == "" {
+			host = v.Name
+		}
+		kv = append(kv, [2]string{"Cloud-init", fmt.Sprintf("seed CD-ROM: hostname %s, %d user(s), %d SSH key(s), user-data %t, network-config %t",
+			host, len(ci.Users), len(ci.SSHKeys), ci.UserData != "", ci.NetworkConfig != "")})
+	}
 	if len(s.Labels) > 0 {
 		var l []string
 		for k, val := range s.Labels {

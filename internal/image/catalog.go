@@ -83,7 +83,23 @@ func NewCatalog(dir string, st store.Store, om *ops.Manager, log *slog.Logger) (
 	if err := os.Chmod(dir, 0o711); err != nil {
 		return nil, err
 	}
-	return &Catalog{dir: dir, store: st, ops: om, insp: QemuImg{}, log: log, HTTP: &http.Client{}, busy: map[string]string{}}, nil
+	c := &Catalog{dir: dir, store: st, ops: om, insp: QemuImg{}, log: log, HTTP: &http.Client{}, busy: map[string]string{}}
+	c.removeLeftovers()
+	return c, nil
+}
+
+// removeLeftovers deletes what imports, conversions and builds cut off by
+// a crash left (their work files start with '.'; nothing runs yet at
+// start). A build's tree may still have /proc and /sys mounted in it.
+func (c *Catalog) removeLeftovers() {
+	left, _ := filepath.Glob(filepath.Join(c.dir, ".*"))
+	for _, p := range left {
+		c.log.Warn("removing what an interrupted image job left", "path", p)
+		unmountUnder(p)
+		if err := os.RemoveAll(p); err != nil {
+			c.log.Warn("remove leftover", "path", p, "err", err)
+		}
+	}
 }
 
 // SetUsers tells the catalog how to find the VMs that use an image.
