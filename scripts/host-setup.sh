@@ -17,7 +17,7 @@ need_root() {
 
 PACKAGES=(qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients
 	busybox-static cpio iproute2 genisoimage ovmf curl ca-certificates
-	openvswitch-switch)
+	openvswitch-switch debootstrap e2fsprogs util-linux)
 
 install_packages() {
 	local missing=()
