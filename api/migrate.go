@@ -18,7 +18,7 @@ type MigrateRequest struct {
 	To                     string `json:"to" doc:"The destination host (a peer)."`
 	Mode                   string `json:"mode,omitempty" enum:"live,offline,cold" doc:"live (default for a running VM), offline, or cold (default for a shut-off VM)."`
 	Policy                 string `json:"policy,omitempty" enum:"auto,precopy,postcopy" doc:"Convergence policy of a live migration (default auto)."`
-	MaxDowntimeMs          int    `json:"maxDowntimeMs,omitempty" doc:"Downtime target of a live migration (default 300)."`
+	MaxDowntimeMs          int    `json:"maxDowntimeMs,omitempty" doc:"Downtime target of a live migration (default 100)."`
 	BandwidthMiB           int    `json:"bandwidthMiB,omitempty" doc:"Bandwidth cap in MiB/s (default none)."`
 	Parallel               int    `json:"parallel,omitempty" doc:"Parallel migration connections (multifd); 0 or 1 for one."`
 	TLS                    bool   `json:"tls,omitempty" doc:"Encrypt the migration stream with QEMU's native TLS."`
