@@ -63,7 +63,7 @@ func (s *Service) Preflight(ctx context.Context, from string, offer api.Migratio
 		add("accelerator: the VM is a %q domain, which %s's libvirt does not offer (%s)", offer.VirtType, s.cfg.Self, strings.Join(host.VirtTypes, ", "))
 	}
 	if offer.CPUXML != "" {
-		if r, err := s.hv.CompareCPU(ctx, offer.CPUXML); err != nil {
+		if r, err := s.hv.CompareCPU(ctx, offer.VirtType, offer.CPUXML); err != nil {
 			add("cpu: cannot compare the VM's CPU with %s's: %v", s.cfg.Self, err)
 		} else if r == 0 {
 			add("cpu: the VM's CPU model does not run on %s's CPU", s.cfg.Self)
@@ -428,8 +428,8 @@ func (s *Service) Finish(ctx context.Context, from, id string, req api.FinishReq
 		return api.FinishAnswer{}, nil
 	}
 
-	in.rec.Phase = "finishing"
-	s.putIn(ctx, in.rec)
+	// No store write here: the guest is paused until Finish3 resumes it.
+	// Recover tells a finished move by the domain's state, not a record.
 	var ans api.FinishAnswer
 	switch offer.Mode {
 	case api.MigrateLive:

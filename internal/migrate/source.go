@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"libvirt.org/go/libvirtxml"
+
 	"github.com/godwit-project/godwit/api"
 	"github.com/godwit-project/godwit/client"
 	"github.com/godwit-project/godwit/internal/hypervisor"
@@ -182,8 +184,12 @@ func (s *Service) makeOffer(ctx context.Context, mv *move) error {
 	if containsTypeKVM(xml) {
 		virtType = "kvm"
 	}
+	cpuXML, err := s.liveCPU(ctx, m.Name)
+	if err != nil {
+		return err
+	}
 	mv.offer = api.MigrationOffer{ID: mv.id, Mode: mv.req.Mode, VM: m.Name, UUID: m.UUID, Spec: m.Spec,
-		CreatedAt: m.CreatedAt, VirtType: virtType, NICs: m.NICs, Boot: m.Boot, Seed: m.Seed}
+		CreatedAt: m.CreatedAt, VirtType: virtType, NICs: m.NICs, Boot: m.Boot, Seed: m.Seed, CPUXML: cpuXML}
 	for _, d := range m.Disks {
 		md := api.MigrationDisk{Name: d.Name, Target: d.Target, Size: d.Size, Path: d.Path, Pool: d.Pool, Volume: d.Volume}
 		probe := filepath.Join(filepath.Dir(d.Path), ".godwit-probe-"+mv.id+"-"+d.Name)
@@ -195,6 +201,30 @@ func (s *Service) makeOffer(ctx context.Context, mv *move) error {
 		mv.offer.Disks = append(mv.offer.Disks, md)
 	}
 	return nil
+}
+
+// liveCPU is the CPU the running guest sees (host-model expanded to a
+// model and features), for the destination to compare with its own; ""
+// for a guest with QEMU's default CPU (TCG) or one that is not running.
+func (s *Service) liveCPU(ctx context.Context, name string) (string, error) {
+	x, err := s.hv.XML(ctx, name, false)
+	if err != nil {
+		return "", err
+	}
+	return cpuOf(x)
+}
+
+func cpuOf(x string) (string, error) {
+	var d libvirtxml.Domain
+	if err := d.Unmarshal(x); err != nil {
+		return "", err
+	}
+	if d.CPU == nil || d.CPU.Model == nil || d.CPU.Model.Value == "" {
+		return "", nil
+	}
+	cpu := *d.CPU
+	cpu.Mode = "" // compare the model and features, not how they were chosen
+	return cpu.Marshal()
 }
 
 func containsTypeKVM(xml string) bool {
@@ -355,12 +385,12 @@ func (s *Service) runLive(ctx context.Context, o *ops.Op, mv *move, rep *api.Mig
 		}
 		return fmt.Errorf("the migration failed; vm %s keeps running on %s: %w", mv.m.Name, s.cfg.Self, perr)
 	}
-	src, _ := s.hv.JobStats(context.Background(), mv.m.Name, true)
-
-	o.Progress("finish on "+mv.req.To, 0, 0, "")
+	// The guest is paused now: nothing may stand between here and Finish
+	// on the destination, which resumes it (this is the downtime).
 	fctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	fin, ferr := mv.peer.MigrationFinish(fctx, mv.id, api.FinishRequest{Cookie: cookie, Snapshots: snaps})
 	cancel()
+	src, _ := s.hv.JobStats(context.Background(), mv.m.Name, true)
 	// The move is done when the guest runs there; Confirm below only
 	// tidies up here (the source QEMU takes a while to exit).
 	rep.TotalMs = uint64(time.Since(start).Milliseconds())
