@@ -114,6 +114,7 @@ type MigrationOffer struct {
 	Seed     string `json:"seed,omitempty"`
 	VirtType string `json:"virtType" doc:"kvm or qemu: the domain type."`
 	CPUXML   string `json:"cpuXML,omitempty"`
+	TLS      bool   `json:"tls,omitempty" doc:"The stream uses QEMU's native TLS."`
 	// Prepare only:
 	XML          string `json:"xml,omitempty" doc:"Begin3's domain XML (live) or the inactive XML."`
 	Cookie       []byte `json:"cookie,omitempty"`

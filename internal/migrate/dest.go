@@ -17,6 +17,7 @@ import (
 	"github.com/godwit-project/godwit/api"
 	"github.com/godwit-project/godwit/internal/domainxml"
 	"github.com/godwit-project/godwit/internal/hypervisor"
+	"github.com/godwit-project/godwit/internal/pki"
 	"github.com/godwit-project/godwit/internal/revert"
 	"github.com/godwit-project/godwit/internal/vm"
 )
@@ -70,6 +71,11 @@ func (s *Service) Preflight(ctx context.Context, from string, offer api.Migratio
 		}
 	}
 	problems = append(problems, s.vms.CheckArrival(ctx, moving(offer, nil))...)
+	if offer.TLS {
+		if err := pki.QEMUTLSReady(s.cfg.QEMUTLSDir); err != nil {
+			add("tls: %v on %s", err, s.cfg.Self)
+		}
+	}
 	boot := offer.Boot
 	if boot == nil {
 		boot = offer.Spec.Boot

@@ -62,6 +62,8 @@ type Config struct {
 	// IdleTimeout: an incoming move the source stops talking about for
 	// this long is abandoned (default 90s).
 	IdleTimeout time.Duration
+	// QEMUTLSDir holds QEMU's migration TLS files (migrate --tls).
+	QEMUTLSDir string
 }
 
 // Service migrates VMs to and from this host.

@@ -16,6 +16,7 @@ import (
 	"github.com/godwit-project/godwit/client"
 	"github.com/godwit-project/godwit/internal/hypervisor"
 	"github.com/godwit-project/godwit/internal/ops"
+	"github.com/godwit-project/godwit/internal/pki"
 	"github.com/godwit-project/godwit/internal/vm"
 )
 
@@ -68,6 +69,14 @@ func (s *Service) plan(ctx context.Context, name string, req api.MigrateRequest)
 	peer, err := s.peers.Client(ctx, req.To)
 	if err != nil {
 		return nil, nil, err
+	}
+	if req.TLS {
+		if req.Mode == api.MigrateOffline || req.Mode == api.MigrateCold {
+			return nil, nil, api.BadRequest("tls: offline and cold moves go over the daemons' TLS channel already; --tls is for live migration streams")
+		}
+		if err := pki.QEMUTLSReady(s.cfg.QEMUTLSDir); err != nil {
+			return nil, nil, api.Conflict("tls: %s on %s (the daemon writes it when started with --listen; see qemuTLSDir)", err, s.cfg.Self)
+		}
 	}
 	m, dom, unlock, err := s.vms.HoldForMove(ctx, name, "migration to "+req.To)
 	if err != nil {
@@ -189,7 +198,7 @@ func (s *Service) makeOffer(ctx context.Context, mv *move) error {
 		return err
 	}
 	mv.offer = api.MigrationOffer{ID: mv.id, Mode: mv.req.Mode, VM: m.Name, UUID: m.UUID, Spec: m.Spec,
-		CreatedAt: m.CreatedAt, VirtType: virtType, NICs: m.NICs, Boot: m.Boot, Seed: m.Seed, CPUXML: cpuXML}
+		CreatedAt: m.CreatedAt, VirtType: virtType, NICs: m.NICs, Boot: m.Boot, Seed: m.Seed, CPUXML: cpuXML, TLS: mv.req.TLS}
 	for _, d := range m.Disks {
 		md := api.MigrationDisk{Name: d.Name, Target: d.Target, Size: d.Size, Path: d.Path, Pool: d.Pool, Volume: d.Volume}
 		probe := filepath.Join(filepath.Dir(d.Path), ".godwit-probe-"+mv.id+"-"+d.Name)

@@ -189,7 +189,7 @@ func (b *Bed) up(ctx context.Context) error {
 
 // setUp makes the host's namespaces, link and private libvirt directories.
 func (h *Host) setUp(ctx context.Context, subnet string) error {
-	for _, d := range []string{"run", "lib/images", "cache/qemu", "log/qemu", "etc/qemu", "state"} {
+	for _, d := range []string{"run", "lib/images", "cache/qemu", "log/qemu", "etc/qemu", "state", "pki"} {
 		if err := os.MkdirAll(filepath.Join(h.Dir, d), 0o755); err != nil {
 			return err
 		}
@@ -231,7 +231,8 @@ stdio_handler = "file"
 namespaces = [ ]
 migration_address = "%s"
 migration_host = "%s"
-`, h.IP, h.IP),
+migrate_tls_x509_cert_dir = "%s"
+`, h.IP, h.IP, filepath.Join(h.Dir, "pki")),
 	}
 	for name, content := range files {
 		if err := os.WriteFile(filepath.Join(h.Dir, name), []byte(content), 0o644); err != nil {
@@ -363,7 +364,7 @@ func (h *Host) StopLibvirtd(sig syscall.Signal) {
 // StartDaemon starts the host's godwit daemon and waits until it answers.
 func (h *Host) StartDaemon(ctx context.Context) error {
 	args := append([]string{"daemon", "--name", h.Name, "--state-dir", HostStateDir, "--socket", h.Socket,
-		"--listen", fmt.Sprintf("%s:%d", h.IP, h.Port), "--accel", "tcg"}, h.bed.opts.DaemonArgs...)
+		"--listen", fmt.Sprintf("%s:%d", h.IP, h.Port), "--accel", "tcg", "--qemu-tls-dir", filepath.Join(h.Dir, "pki")}, h.bed.opts.DaemonArgs...)
 	if h.bed.opts.SharedPool {
 		args = append(args, "--pool", "shared", "--pool-path", filepath.Join(h.bed.Shared, "pool"))
 	}
