@@ -82,6 +82,8 @@ type MigrationDisk struct {
 	Probe      string `json:"probe,omitempty"`
 	ProbeValue string `json:"probeValue,omitempty"`
 	Shared     bool   `json:"shared,omitempty" doc:"Set by the destination's preflight."`
+	// DeclaredShared: the disk's pool on the source is marked shared.
+	DeclaredShared bool `json:"declaredShared,omitempty"`
 	// DestPath is where the disk lives on the destination.
 	DestPath   string `json:"destPath,omitempty"`
 	DestPool   string `json:"destPool,omitempty"`

@@ -200,7 +200,7 @@ func (d *Daemon) startServices(ctx context.Context) error {
 	if mh, ok := d.hv.(migrate.Hypervisor); ok {
 		d.migrations = migrate.New(mh, d.vms, d.peers, d.ops, d.store, migrate.Config{
 			Self: d.cfg.Name, URL: d.cfg.Advertise, WorkDir: filepath.Join(d.cfg.StateDir, "migrations"),
-			IdleTimeout: d.cfg.MigrationIdleTimeout, QEMUTLSDir: d.cfg.QEMUTLSDir,
+			IdleTimeout: d.cfg.MigrationIdleTimeout, QEMUTLSDir: d.cfg.QEMUTLSDir, Shared: d.storage,
 		}, d.log)
 	}
 	return nil

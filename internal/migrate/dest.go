@@ -95,6 +95,9 @@ func (s *Service) Preflight(ctx context.Context, from string, offer api.Migratio
 		return api.PreflightAnswer{}, err
 	}
 	for _, d := range disks {
+		if d.DeclaredShared && !d.Shared {
+			add("disk %s: pool %s is declared shared, but %s does not see %s (is the shared filesystem mounted there?)", d.Name, d.Pool, s.cfg.Self, d.Path)
+		}
 		if d.Shared {
 			continue
 		}

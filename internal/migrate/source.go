@@ -201,6 +201,9 @@ func (s *Service) makeOffer(ctx context.Context, mv *move) error {
 		CreatedAt: m.CreatedAt, VirtType: virtType, NICs: m.NICs, Boot: m.Boot, Seed: m.Seed, CPUXML: cpuXML, TLS: mv.req.TLS}
 	for _, d := range m.Disks {
 		md := api.MigrationDisk{Name: d.Name, Target: d.Target, Size: d.Size, Path: d.Path, Pool: d.Pool, Volume: d.Volume}
+		if s.cfg.Shared != nil && d.Pool != "" {
+			md.DeclaredShared, _ = s.cfg.Shared.IsShared(ctx, d.Pool)
+		}
 		probe := filepath.Join(filepath.Dir(d.Path), ".godwit-probe-"+mv.id+"-"+d.Name)
 		value := newID() + newID()
 		if err := os.WriteFile(probe, []byte(value), 0o644); err == nil {
