@@ -487,6 +487,17 @@ func (b *Bed) Down() {
 	defer b.mu.Unlock()
 	for _, h := range b.Hosts {
 		h.StopDaemon(syscall.SIGTERM)
+		// Networks first: libvirtd spawned a dnsmasq for each, which would
+		// outlive it (each holds an inotify instance; 128 leak and the
+		// next libvirtd cannot start).
+		if h.libvirtd != nil {
+			if out, err := h.Virsh("net-list", "--name"); err == nil {
+				for _, n := range strings.Fields(out) {
+					_, _ = h.Virsh("net-destroy", n)
+				}
+			}
+		}
+		h.killByPidFiles(filepath.Join(h.Dir, "run", "network", "*.pid"), "dnsmasq", "radvd")
 		// Guests of this host: QEMU writes its pid file in the private run dir.
 		pids, _ := filepath.Glob(filepath.Join(h.Dir, "run", "qemu", "*.pid"))
 		for _, p := range pids {
@@ -507,6 +518,28 @@ func (b *Bed) Down() {
 	_ = run(context.Background(), "ip", "netns", "del", b.swNS)
 	os.RemoveAll(b.Dir)
 	b.logf("down")
+}
+
+// killByPidFiles kills the processes named in pid files matching glob,
+// when their command is one of comms.
+func (h *Host) killByPidFiles(glob string, comms ...string) {
+	files, _ := filepath.Glob(glob)
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		var pid int
+		if _, err := fmt.Sscan(string(data), &pid); err != nil || pid <= 1 {
+			continue
+		}
+		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+		for _, c := range comms {
+			if strings.TrimSpace(string(comm)) == c {
+				_ = syscall.Kill(pid, syscall.SIGTERM)
+			}
+		}
+	}
 }
 
 // isQEMU checks that pid is a QEMU of this host before it is killed.
