@@ -27,6 +27,7 @@ type monitor struct {
 
 type monitorResult struct {
 	last          hypervisor.JobStats
+	diskBytes     uint64 // the most disk bytes the copy phase reported
 	postcopy      bool
 	postcopyPause uint64
 	maxThrottle   uint64
@@ -136,7 +137,9 @@ func (s *Service) watchJob(ctx context.Context, o *ops.Op, mv *move, flags uint3
 			abort(ctx.Err())
 		case <-t.C:
 		}
-		if downtimeSet && !slow {
+		// Fast until memory moves too: a small disk's copy phase can be
+		// over in well under a regular poll.
+		if downtimeSet && !slow && res.last.MemProcessed > 0 {
 			t.Reset(pollEvery)
 			slow = true
 		}
@@ -178,6 +181,7 @@ func (s *Service) watchJob(ctx context.Context, o *ops.Op, mv *move, flags uint3
 		if err == nil && st.Active {
 			res.last = st
 			res.maxThrottle = max(res.maxThrottle, st.AutoConverge)
+			res.diskBytes = max(res.diskBytes, st.DiskProcessed)
 			if res.postcopy {
 				// Postcopy's switchover pause is only seen while it runs.
 				res.postcopyPause = max(res.postcopyPause, st.DowntimeMs)
