@@ -69,6 +69,7 @@ state directory. Several daemons can run side by side with different
 	f.StringVar(&flags.Accel, "accel", "", "accelerator: auto, kvm or tcg (default auto)")
 	f.StringVar(&flags.Pool.Name, "pool", "", "libvirt storage pool for VM disks")
 	f.StringVar(&flags.Pool.Path, "pool-path", "", "directory of that pool (default STATE-DIR/pool)")
+	f.StringVar(&flags.BackupRepo, "backup-repo", "", "backup repository directory (default STATE-DIR/backups)")
 	f.DurationVar(&flags.LibvirtTimeout, "libvirt-timeout", 0, "bound on one libvirt call (default 2m)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	_ = cmd.RegisterFlagCompletionFunc("accel", cobra.FixedCompletions([]string{"auto", "kvm", "tcg"}, cobra.ShellCompDirectiveNoFileComp))
@@ -91,6 +92,7 @@ func overlay(cfg *daemon.Config, f daemon.Config, cmd *cobra.Command) {
 	set("accel", &cfg.Accel, f.Accel)
 	set("pool", &cfg.Pool.Name, f.Pool.Name)
 	set("pool-path", &cfg.Pool.Path, f.Pool.Path)
+	set("backup-repo", &cfg.BackupRepo, f.BackupRepo)
 	if cmd.Flags().Changed("libvirt-timeout") {
 		cfg.LibvirtTimeout = f.LibvirtTimeout
 	}

@@ -38,6 +38,8 @@ type Config struct {
 	Pool    Pool   `yaml:"pool,omitempty"`
 	// LibvirtTimeout bounds one libvirt call (default 2m).
 	LibvirtTimeout time.Duration `yaml:"libvirtTimeout,omitempty"`
+	// BackupRepo is the backup repository directory (default STATE/backups).
+	BackupRepo string `yaml:"backupRepo,omitempty"`
 }
 
 // Pool is the libvirt storage pool that holds VM disks.
@@ -100,6 +102,12 @@ func (c *Config) Complete() error {
 	}
 	if !filepath.IsAbs(c.Pool.Path) {
 		return fmt.Errorf("pool.path: %q must be absolute", c.Pool.Path)
+	}
+	if c.BackupRepo == "" {
+		c.BackupRepo = filepath.Join(c.StateDir, "backups")
+	}
+	if !filepath.IsAbs(c.BackupRepo) {
+		return fmt.Errorf("backupRepo: %q must be absolute", c.BackupRepo)
 	}
 	return nil
 }

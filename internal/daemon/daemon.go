@@ -21,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/godwit-project/godwit/internal/backup"
 	"github.com/godwit-project/godwit/internal/hypervisor"
 	"github.com/godwit-project/godwit/internal/hypervisor/libvirt"
 	"github.com/godwit-project/godwit/internal/image"
@@ -38,8 +39,10 @@ type Daemon struct {
 	hv    hypervisor.Hypervisor
 	ops   *ops.Manager
 	vms   *vm.Service
-	host  *hostState
-	id    string
+	// backups is nil when the hypervisor has no backup API (a fake).
+	backups *backup.Service
+	host    *hostState
+	id      string
 	// closeHV closes the libvirt connection New made; nil for a
 	// hypervisor given with WithHypervisor.
 	closeHV func() error
@@ -164,6 +167,7 @@ func (d *Daemon) startServices(context.Context) error {
 		Pool: d.cfg.Pool.Name, ConsoleDir: d.consoleDir(), Owner: d.id, Host: d.cfg.Name,
 		VirtType: d.host.virtType,
 	}, d.log)
+	d.startBackups()
 	return nil
 }
 
@@ -186,6 +190,7 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	}
 	d.wg.Add(1)
 	go func() { defer d.wg.Done(); d.host.keepUp(ctx) }()
+	d.runBackupSchedules(ctx)
 	d.log.Info("godwit daemon serving", "socket", d.cfg.Socket, "listen", d.cfg.Listen, "stateDir", d.cfg.StateDir, "libvirt", d.cfg.Libvirt)
 
 	var err error

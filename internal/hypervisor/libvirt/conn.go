@@ -223,8 +223,13 @@ func (c *Conn) mapError(what string, err error) error {
 	if errors.As(err, &le) {
 		e := &Error{Op: what, Msg: le.Message, Code: le.Code}
 		switch golibvirt.ErrorNumber(le.Code) {
-		case golibvirt.ErrNoDomain, golibvirt.ErrNoStoragePool, golibvirt.ErrNoStorageVol:
+		case golibvirt.ErrNoDomain, golibvirt.ErrNoStoragePool, golibvirt.ErrNoStorageVol,
+			golibvirt.ErrNoDomainSnapshot, golibvirt.ErrNoDomainCheckpoint:
 			e.kind = hypervisor.ErrNotFound
+		case golibvirt.ErrOperationUnsupported, golibvirt.ErrConfigUnsupported:
+			e.kind = hypervisor.ErrUnsupported
+		case golibvirt.ErrCheckpointInconsistent:
+			e.kind = hypervisor.ErrCheckpointBroken
 		case golibvirt.ErrOperationInvalid:
 			e.kind = hypervisor.ErrInvalidState
 		case golibvirt.ErrDomExist, golibvirt.ErrStorageVolExist:
