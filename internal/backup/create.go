@@ -199,10 +199,19 @@ func (s *Service) create(ctx context.Context, o *ops.Op, v api.VM, opts CreateOp
 
 // plan names the backup and decides full or incremental.
 func (s *Service) plan(ctx context.Context, r *repo.Repo, v api.VM, opts CreateOptions) (plan, error) {
+	cps, err := s.hv.Checkpoints(ctx, v.Name)
+	if err != nil {
+		return plan{}, hvError("list checkpoints of vm "+v.Name, err)
+	}
+	cpExists := map[string]bool{}
+	for _, c := range cps {
+		cpExists[c.Name] = true
+	}
 	now := s.clock().UTC()
 	stamp := now.Format("20060102-150405")
 	p := plan{id: v.Name + "@" + stamp, checkpoint: CheckpointPrefix + stamp}
-	for n := 2; r.Exists(p.id); n++ {
+	// A backup cut off by a crash left its checkpoint but no manifest.
+	for n := 2; r.Exists(p.id) || cpExists[p.checkpoint]; n++ {
 		p.id = fmt.Sprintf("%s@%s-%d", v.Name, stamp, n)
 		p.checkpoint = fmt.Sprintf("%s%s-%d", CheckpointPrefix, stamp, n)
 	}
@@ -227,15 +236,7 @@ func (s *Service) plan(ctx context.Context, r *repo.Repo, v api.VM, opts CreateO
 		p.note = "first backup of this VM"
 		return p, nil
 	}
-	cps, err := s.hv.Checkpoints(ctx, v.Name)
-	if err != nil {
-		return p, hvError("list checkpoints of vm "+v.Name, err)
-	}
-	found := false
-	for _, c := range cps {
-		found = found || c.Name == last.Checkpoint
-	}
-	if !found {
+	if !cpExists[last.Checkpoint] {
 		p.note = fmt.Sprintf("checkpoint %s of backup %s is gone (the VM was redefined, restored or its disk moved): full backup", last.Checkpoint, last.ID)
 		s.log.Warn("falling back to a full backup", "vm", v.Name, "reason", p.note)
 		return p, nil
