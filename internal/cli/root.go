@@ -114,7 +114,7 @@ over its unix socket (--socket, or GODWIT_SOCKET).`,
 	}
 
 	root.AddCommand(newDaemonCmd(g), newVMCmd(g), newOpCmd(g), newHostCmd(g), newVersionCmd(g))
-	root.AddCommand(newBackupCmd(g))
+	root.AddCommand(newBackupCmd(g), newSnapshotCmd(g))
 	rejectUnknownCommands(root)
 	return root
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/godwit-project/godwit/internal/hypervisor/libvirt"
 	"github.com/godwit-project/godwit/internal/image"
 	"github.com/godwit-project/godwit/internal/ops"
+	"github.com/godwit-project/godwit/internal/snapshot"
 	"github.com/godwit-project/godwit/internal/store"
 	"github.com/godwit-project/godwit/internal/store/bolt"
 	"github.com/godwit-project/godwit/internal/vm"
@@ -41,8 +42,10 @@ type Daemon struct {
 	vms   *vm.Service
 	// backups is nil when the hypervisor has no backup API (a fake).
 	backups *backup.Service
-	host    *hostState
-	id      string
+	// snapshots is nil when the hypervisor has no snapshot API (a fake).
+	snapshots *snapshot.Service
+	host      *hostState
+	id        string
 	// closeHV closes the libvirt connection New made; nil for a
 	// hypervisor given with WithHypervisor.
 	closeHV func() error
@@ -168,6 +171,7 @@ func (d *Daemon) startServices(context.Context) error {
 		VirtType: d.host.virtType,
 	}, d.log)
 	d.startBackups()
+	d.startSnapshots()
 	return nil
 }
 

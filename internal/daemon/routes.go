@@ -59,6 +59,7 @@ func (d *Daemon) routes() []route {
 		d.operationRoutes(),
 		d.hostRoutes(),
 		d.backupRoutes(),
+		d.snapshotRoutes(),
 	)
 }
 

@@ -272,7 +272,9 @@ func (s *Service) delete(ctx context.Context, o reporter, rec record, opts Delet
 			err = hypervisor.ErrNotFound
 		}
 	}
+	var overlays []string
 	if err == nil {
+		overlays = s.snapshotFiles(ctx, rec)
 		if d.State.Active() {
 			if err := s.hv.Destroy(ctx, rec.Name); err != nil && !errors.Is(err, hypervisor.ErrInvalidState) {
 				return opError("destroy", rec.Name, err)
@@ -291,6 +293,7 @@ func (s *Service) delete(ctx context.Context, o reporter, rec record, opts Delet
 				return opError("delete disk "+d.Name+" of", rec.Name, err)
 			}
 		}
+		s.removeFiles(overlays)
 	}
 	s.removeConsoleLogs(rec.Name)
 	if err := s.store.Delete(ctx, bucket, rec.Name); err != nil && !errors.Is(err, store.ErrNotFound) {
