@@ -16,7 +16,7 @@ need_root() {
 }
 
 PACKAGES=(qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients
-	busybox-static cpio iproute2 genisoimage ovmf curl ca-certificates)
+	busybox-static cpio iproute2 genisoimage ovmf curl ca-certificates rsync)
 
 install_packages() {
 	local missing=()

@@ -177,6 +177,7 @@ func (s *Service) create(ctx context.Context, o *ops.Op, v api.VM, opts CreateOp
 		return api.Backup{}, hvError("end the backup job of vm "+v.Name, err)
 	}
 	jobDone = true
+	readDone := s.clock()
 
 	o.Progress("committing the backup", 0, 0, "")
 	for i, d := range v.Disks {
@@ -193,7 +194,8 @@ func (s *Service) create(ctx context.Context, o *ops.Op, v api.VM, opts CreateOp
 		return api.Backup{}, fmt.Errorf("commit backup %s: %w", p.id, err)
 	}
 	s.dropOldCheckpoints(undo, v.Name, p.checkpoint)
-	s.log.Info("backup done", "vm", v.Name, "backup", p.id, "mode", m.Mode, "read", st.BytesRead, "stored", st.BytesStored, "seconds", st.Seconds)
+	s.log.Info("backup done", "vm", v.Name, "backup", p.id, "mode", m.Mode, "read", st.BytesRead, "stored", st.BytesStored,
+		"seconds", st.Seconds, "readSeconds", readDone.Sub(start).Seconds(), "commitSeconds", s.clock().Sub(readDone).Seconds())
 	return view(m, false), nil
 }
 
