@@ -31,7 +31,10 @@ type BackupStats struct {
 	BytesStored  Size    `json:"bytesStored" doc:"New bytes written to the repository (compressed)."`
 	ChunksNew    int     `json:"chunksNew"`
 	ChunksReused int     `json:"chunksReused"`
-	Seconds      float64 `json:"seconds"`
+	Seconds      float64 `json:"seconds" doc:"From the job's begin to the committed manifest."`
+	// CommitSeconds is the part spent syncing the repository and writing
+	// the manifest.
+	CommitSeconds float64 `json:"commitSeconds,omitempty"`
 }
 
 // BackupDisk is one disk of a backup.

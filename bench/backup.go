@@ -236,7 +236,8 @@ func (b *backupBench) backup(ctx context.Context, full bool) (api.Backup, error)
 	if err := json.Unmarshal(op.Result, &bk); err != nil {
 		return bk, err
 	}
-	b.env.Logf("godwit %s backup: %.2f s, read %s, stored %s", bk.Mode, bk.Stats.Seconds, bk.Stats.BytesRead.Human(), bk.Stats.BytesStored.Human())
+	b.env.Logf("godwit %s backup: %.2f s (%.2f s of it syncing and committing), read %s, stored %s",
+		bk.Mode, bk.Stats.Seconds, bk.Stats.CommitSeconds, bk.Stats.BytesRead.Human(), bk.Stats.BytesStored.Human())
 	return bk, nil
 }
 

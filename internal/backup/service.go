@@ -140,6 +140,7 @@ func view(m repo.Manifest, withSpec bool) api.Backup {
 		Stats: api.BackupStats{
 			BytesRead: api.Size(m.Stats.BytesRead), BytesStored: api.Size(m.Stats.BytesStored),
 			ChunksNew: m.Stats.ChunksNew, ChunksReused: m.Stats.ChunksReused, Seconds: m.Stats.Seconds,
+			CommitSeconds: m.Stats.CommitSeconds,
 		},
 	}
 	for _, d := range m.Disks {

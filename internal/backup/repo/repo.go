@@ -377,6 +377,8 @@ type Stats struct {
 	ChunksNew    int     `json:"chunksNew"`
 	ChunksReused int     `json:"chunksReused"`
 	Seconds      float64 `json:"seconds"`
+	// CommitSeconds is the part of Seconds spent making the backup durable.
+	CommitSeconds float64 `json:"commitSeconds,omitempty"`
 }
 
 // Manifest is one backup: what it holds and how it was made.
