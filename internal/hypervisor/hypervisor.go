@@ -227,4 +227,7 @@ type Snapshots interface {
 	Snapshots(ctx context.Context, name string) ([]Snapshot, error)
 	RevertSnapshot(ctx context.Context, name, snapshot string) error
 	DeleteSnapshot(ctx context.Context, name, snapshot string) error
+	// MakeCurrent redefines a snapshot from its own XML as the current one
+	// (after godwit reverted to it by hand).
+	MakeCurrent(ctx context.Context, name, snapshotXML string) error
 }

@@ -281,8 +281,8 @@ func (s *Service) Revert(ctx context.Context, vmName, name string) (api.Operatio
 	if err != nil {
 		return api.Operation{}, err
 	}
-	if sn.Kind == "external" {
-		return api.Operation{}, api.Conflict("snapshot %s is external (disk-only): libvirt on this host cannot revert to external snapshots (libvirt 9.7 can); revert to an internal snapshot, or restore a backup", name)
+	if sn.Kind == "external" && sn.Memory {
+		return api.Operation{}, api.Conflict("snapshot %s is external with memory: godwit cannot revert to it", name)
 	}
 	v, release, err := s.vms.Hold(ctx, vmName, "snapshot.revert")
 	if err != nil {
@@ -297,6 +297,9 @@ func (s *Service) Revert(ctx context.Context, vmName, name string) (api.Operatio
 	op := s.ops.Start("snapshot.revert", target(vmName), func(ctx context.Context, o *ops.Op) error {
 		defer release()
 		o.Progress("reverting to snapshot "+name, 0, 0, "")
+		if sn.Kind == "external" {
+			return s.revertExternal(ctx, v, name)
+		}
 		if err := s.hv.RevertSnapshot(ctx, vmName, name); err != nil {
 			return hvError("revert vm "+vmName+" to snapshot "+name, err)
 		}
@@ -330,4 +333,139 @@ func (s *Service) Delete(ctx context.Context, vmName, name string) (api.Operatio
 	})
 	s.vms.Relabel(vmName, "snapshot.delete", "operation "+op.ID+" (snapshot.delete)")
 	return op, nil
+}
+
+// revertExternal reverts to an external (disk-only) snapshot by hand, as
+// libvirt 9.0 cannot: the VM is stopped, each disk gets a fresh overlay on
+// the file that holds the snapshot's state (which stays untouched, so the
+// snapshot can be reverted to again), the domain is redefined onto the new
+// overlays and the snapshot becomes libvirt's current one. The state the
+// VM had is discarded, as with any revert; files a snapshot still needs
+// stay. The VM is left stopped: a disk-only snapshot holds no memory.
+func (s *Service) revertExternal(ctx context.Context, v api.VM, name string) error {
+	snaps, err := s.hv.Snapshots(ctx, v.Name)
+	if err != nil {
+		return hvError("list snapshots of vm "+v.Name, err)
+	}
+	var target *hypervisor.Snapshot
+	needed := map[string]bool{}
+	for i, sn := range snaps {
+		if sn.Name == name {
+			target = &snaps[i]
+		}
+		for _, f := range sn.Files {
+			needed[f] = true
+		}
+		var x libvirtxml.DomainSnapshot
+		if x.Unmarshal(sn.XML) == nil && x.Domain != nil && x.Domain.Devices != nil {
+			for _, d := range x.Domain.Devices.Disks {
+				if d.Source != nil && d.Source.File != nil {
+					needed[d.Source.File.File] = true
+				}
+			}
+		}
+	}
+	if target == nil {
+		return api.NotFound("vm %s has no snapshot %s", v.Name, name)
+	}
+	var x libvirtxml.DomainSnapshot
+	if err := x.Unmarshal(target.XML); err != nil || x.Domain == nil || x.Domain.Devices == nil {
+		return fmt.Errorf("snapshot %s: its XML holds no domain to revert to", name)
+	}
+	bases := map[string]string{}
+	for _, d := range x.Domain.Devices.Disks {
+		if d.Target != nil && d.Source != nil && d.Source.File != nil {
+			bases[d.Target.Dev] = d.Source.File.File
+		}
+	}
+	for _, d := range v.Disks {
+		b := bases[d.Target]
+		if b == "" {
+			return api.Conflict("snapshot %s has no disk %s (the VM's disks changed since): cannot revert", name, d.Target)
+		}
+		if _, err := os.Stat(b); err != nil {
+			return fmt.Errorf("snapshot %s: the file holding disk %s's state: %w", name, d.Target, err)
+		}
+	}
+	dom, err := s.hv.Lookup(ctx, v.Name)
+	if err != nil {
+		return hvError("look up vm "+v.Name, err)
+	}
+	if dom.State.Active() {
+		if err := s.hv.Destroy(ctx, v.Name); err != nil && !errors.Is(err, hypervisor.ErrInvalidState) {
+			return hvError("stop vm "+v.Name, err)
+		}
+	}
+	oldXML, err := s.hv.XML(ctx, v.Name, true)
+	if err != nil {
+		return hvError("get XML of vm "+v.Name, err)
+	}
+	var def libvirtxml.Domain
+	if err := def.Unmarshal(oldXML); err != nil {
+		return err
+	}
+	old := map[string]string{}
+	stamp := fmt.Sprint(time.Now().Unix())
+	var made []string
+	ok := false
+	defer func() {
+		if !ok {
+			for _, f := range made {
+				os.Remove(f)
+			}
+		}
+	}()
+	for i, d := range def.Devices.Disks {
+		if d.Target == nil || d.Source == nil || d.Source.File == nil {
+			continue
+		}
+		base := bases[d.Target.Dev]
+		vol := ""
+		for _, vd := range v.Disks {
+			if vd.Target == d.Target.Dev {
+				vol = vd.Path
+			}
+		}
+		if base == "" || vol == "" {
+			continue
+		}
+		n := overlayPath(vol, name+".r"+stamp)
+		out, err := exec.CommandContext(ctx, "qemu-img", "create", "-q", "-f", "qcow2", "-o", "compat=1.1", "-F", "qcow2", "-b", base, n).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("create an overlay on %s: %v: %s", base, err, strings.TrimSpace(string(out)))
+		}
+		made = append(made, n)
+		old[d.Target.Dev] = d.Source.File.File
+		def.Devices.Disks[i].Source.File.File = n
+		def.Devices.Disks[i].BackingStore = nil
+	}
+	doc, err := def.Marshal()
+	if err != nil {
+		return err
+	}
+	if _, err := s.hv.Define(ctx, doc); err != nil {
+		return hvError("redefine vm "+v.Name+" onto the snapshot's disks", err)
+	}
+	if err := s.hv.MakeCurrent(ctx, v.Name, target.XML); err != nil {
+		if _, derr := s.hv.Define(context.Background(), oldXML); derr != nil {
+			s.log.Error("revert: restore the domain definition", "vm", v.Name, "err", derr)
+		}
+		return hvError("make snapshot "+name+" current", err)
+	}
+	ok = true
+	// The discarded state: the files the disks used, unless a snapshot
+	// needs them or they are the VM's volumes.
+	for _, f := range old {
+		isVolume := false
+		for _, vd := range v.Disks {
+			isVolume = isVolume || vd.Path == f
+		}
+		if !needed[f] && !isVolume {
+			if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
+				s.log.Warn("remove the discarded overlay", "path", f, "err", err)
+			}
+		}
+	}
+	s.log.Info("reverted to an external snapshot", "vm", v.Name, "snapshot", name, "overlays", made)
+	return nil
 }

@@ -171,10 +171,16 @@ func TestBackupIncrementalRestorePrune(t *testing.T) {
 	if !killed {
 		t.Fatal("every backup ended before the daemon could be killed in its middle")
 	}
+	offset := int64(len(d.console(name)))
 	after := d.backup(name)
 	if after.Mode != "incremental" {
 		t.Fatalf("backup after the daemon's restart: %+v", after)
 	}
+	// The guest ran through it (never paused by the backup).
+	if st := domainState(t, name); st != "running" {
+		t.Fatalf("vm is %s after a backup of it running", st)
+	}
+	d.waitConsole(name, `^tick \d+ `, offset, time.Minute)
 	d.MustCLI("backup", "verify")
 
 	// Prune keeps exactly the newest two of this VM.

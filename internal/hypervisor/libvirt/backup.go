@@ -154,7 +154,24 @@ func (c *Conn) Snapshots(ctx context.Context, name string) ([]hypervisor.Snapsho
 			h.Current = cur == 1
 			out = append(out, h)
 		}
-		sort.SliceStable(out, func(i, j int) bool { return out[i].Created < out[j].Created })
+		// Oldest first; within a second, parents before children.
+		parent := map[string]string{}
+		for _, h := range out {
+			parent[h.Name] = h.Parent
+		}
+		depth := func(name string) int {
+			n := 0
+			for p := parent[name]; p != "" && n < len(out); p = parent[p] {
+				n++
+			}
+			return n
+		}
+		sort.SliceStable(out, func(i, j int) bool {
+			if out[i].Created != out[j].Created {
+				return out[i].Created < out[j].Created
+			}
+			return depth(out[i].Name) < depth(out[j].Name)
+		})
 		return out, nil
 	})
 }
@@ -205,5 +222,13 @@ func (c *Conn) DeleteSnapshot(ctx context.Context, name, snapshot string) error 
 			return err
 		}
 		return l.DomainSnapshotDelete(s, 0)
+	})
+}
+
+// MakeCurrent redefines a snapshot as the current one.
+func (c *Conn) MakeCurrent(ctx context.Context, name, snapshotXML string) error {
+	return c.onDomain(ctx, "redefine snapshot of", name, func(l *golibvirt.Libvirt, d golibvirt.Domain) error {
+		_, err := l.DomainSnapshotCreateXML(d, snapshotXML, uint32(golibvirt.DomainSnapshotCreateRedefine|golibvirt.DomainSnapshotCreateCurrent))
+		return err
 	})
 }
