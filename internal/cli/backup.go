@@ -107,10 +107,15 @@ func backupCreateCmd(g *globals) *cobra.Command {
 
 func backupListCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:               "list [VM]",
-		Aliases:           []string{"ls"},
-		Short:             "List backups, oldest first",
-		Args:              cobra.MaximumNArgs(1),
+		Use:     "list [VM]",
+		Aliases: []string{"ls"},
+		Short:   "List backups, oldest first",
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) > 1 {
+				return usagef("expected at most a VM name, got %d arguments", len(args))
+			}
+			return nil
+		},
 		ValidArgsFunction: completeVMs(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.client()

@@ -266,6 +266,19 @@ func TestBackupStoppedVM(t *testing.T) {
 		t.Fatalf("after a scheduled run with --keep-last 1: %d backups", len(list))
 	}
 	d.MustCLI("backup", "schedule", name, "--remove")
+
+	// verify finds a damaged chunk and names the backup it hurts.
+	chunks, _ := filepath.Glob(filepath.Join(d.Dir, "state", "backups", "chunks", "*", "*"))
+	if len(chunks) == 0 {
+		t.Fatal("no chunk files in the repository")
+	}
+	if err := os.WriteFile(chunks[0], []byte("not a zstd frame"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, _, code := d.CLI("backup", "verify")
+	if code != 1 || !strings.Contains(out, "DAMAGED "+list[0].ID) {
+		t.Fatalf("verify of a damaged repository: exit %d\n%s", code, out)
+	}
 	op, err := d.C.DeleteVM(ctxT(t, time.Minute), name, client.DeleteOptions{})
 	d.waitOp(op, err)
 	if out, _ := virsh(t, "list", "--all", "--name"); strings.Contains(out, name+"\n") || strings.HasSuffix(out, name) {
