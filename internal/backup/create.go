@@ -159,6 +159,7 @@ func (s *Service) create(ctx context.Context, o *ops.Op, v api.VM, opts CreateOp
 	}
 	sock := filepath.Join(p.dir, "nbd.sock")
 	var st repo.Stats
+	var fresh []repo.Hash // chunks this backup wrote
 	idxs := make([]repo.Index, len(v.Disks))
 	for i, d := range v.Disks {
 		var parentIdx repo.Index
@@ -168,7 +169,7 @@ func (s *Service) create(ctx context.Context, o *ops.Op, v api.VM, opts CreateOp
 				return api.Backup{}, fmt.Errorf("read the index of backup %s, disk %s (run godwit backup verify): %w", p.parent.ID, pd.Name, err)
 			}
 		}
-		idx, err := s.readDisk(ctx, o, r, sock, d, parentIdx, &st)
+		idx, err := s.readDisk(ctx, o, r, sock, d, parentIdx, &st, &fresh)
 		if err != nil {
 			return api.Backup{}, fmt.Errorf("back up disk %s of vm %s: %w", d.Name, v.Name, err)
 		}
@@ -191,7 +192,7 @@ func (s *Service) create(ctx context.Context, o *ops.Op, v api.VM, opts CreateOp
 	}
 	// The stats go into the manifest, so the commit's own time is
 	// measured up to the sync that precedes the manifest's write.
-	if err := r.Sync(); err != nil {
+	if err := r.Durable(fresh, m.Disks); err != nil {
 		return api.Backup{}, err
 	}
 	now := s.clock()
@@ -351,7 +352,7 @@ func (s *Service) dropOldCheckpoints(ctx context.Context, vmName, keep string) {
 
 // readDisk reads one exported disk into chunks: with a parent index only
 // the chunks the dirty bitmap marks, else every chunk that holds data.
-func (s *Service) readDisk(ctx context.Context, o *ops.Op, r *repo.Repo, sock string, d api.VMDisk, parent repo.Index, st *repo.Stats) (repo.Index, error) {
+func (s *Service) readDisk(ctx context.Context, o *ops.Op, r *repo.Repo, sock string, d api.VMDisk, parent repo.Index, st *repo.Stats, fresh *[]repo.Hash) (repo.Index, error) {
 	bitmap := "qemu:dirty-bitmap:backup-" + d.Target
 	contexts := []string{nbd.BaseAllocation}
 	if parent != nil {
@@ -447,7 +448,8 @@ func (s *Service) readDisk(ctx context.Context, o *ops.Op, r *repo.Repo, sock st
 			}
 			buf := make([]byte, maxRead)
 			var read, stored uint64
-			var fresh, reused int
+			var wrote []repo.Hash
+			reused := 0
 			for rn := range work {
 				if wctx.Err() != nil {
 					continue
@@ -467,14 +469,14 @@ func (s *Service) readDisk(ctx context.Context, o *ops.Op, r *repo.Repo, sock st
 					hi := min(lo+cs, l)
 					data := buf[lo:hi]
 					h := repo.Sum(data)
-					wrote, err := r.PutChunk(h, data)
+					n, err := r.PutChunk(h, data)
 					if err != nil {
 						fail(err)
 						break
 					}
-					if wrote > 0 {
-						stored += uint64(wrote)
-						fresh++
+					if n > 0 {
+						stored += uint64(n)
+						wrote = append(wrote, h)
 					} else {
 						reused++
 					}
@@ -485,8 +487,9 @@ func (s *Service) readDisk(ctx context.Context, o *ops.Op, r *repo.Repo, sock st
 			mu.Lock()
 			st.BytesRead += read
 			st.BytesStored += stored
-			st.ChunksNew += fresh
+			st.ChunksNew += len(wrote)
 			st.ChunksReused += reused
+			*fresh = append(*fresh, wrote...)
 			mu.Unlock()
 		}(w)
 	}

@@ -13,8 +13,8 @@
 //	backups/<backup>.json      the manifest, written last: a backup exists once it does
 //	tmp/                       files being written; renamed into place when complete
 //
-// Writes are atomic: chunks and index files appear by rename, the
-// filesystem is synced (syncfs) before the manifest is renamed into place,
+// Writes are atomic: chunks and index files appear by rename, they are
+// made durable (Durable) before the manifest is renamed into place,
 // and nothing that a manifest references is ever rewritten. A crash leaves
 // at most unreferenced chunks and temp files, which prune removes.
 //
@@ -529,17 +529,77 @@ func (r *Repo) ReadIndex(d Disk) (Index, error) {
 	return idx, nil
 }
 
-// Commit makes a backup exist: it syncs every chunk and index written so
-// far, then writes the manifest atomically. Call it last.
+// syncAllOver is how many new files make Durable sync the whole
+// filesystem at once rather than file by file.
+const syncAllOver = 2048
+
+// Durable makes a backup's new files durable before its manifest is
+// committed: the chunks it wrote (fresh) and its index files, each fsynced
+// with its directory; past syncAllOver files, one syncfs of the
+// repository's filesystem instead (cheaper than thousands of fsyncs, but it
+// also waits for every other dirty file there, so not for small backups).
+func (r *Repo) Durable(fresh []Hash, disks []Disk) error {
+	if len(fresh)+len(disks) > syncAllOver {
+		return r.Sync()
+	}
+	files := make([]string, 0, len(fresh)+len(disks))
+	dirs := map[string]bool{}
+	for _, h := range fresh {
+		if h == Zero {
+			continue
+		}
+		p := r.chunkPath(h)
+		files = append(files, p)
+		dirs[filepath.Dir(p)] = true
+	}
+	for _, d := range disks {
+		p := filepath.Join(r.dir, d.Index)
+		files = append(files, p)
+		dirs[filepath.Dir(p)] = true
+		dirs[filepath.Join(r.dir, "index")] = true
+	}
+	for d := range dirs {
+		files = append(files, d)
+	}
+	work := make(chan string)
+	errs := make(chan error, len(files))
+	var wg sync.WaitGroup
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for p := range work {
+				f, err := os.Open(p)
+				if err == nil {
+					err = f.Sync()
+					f.Close()
+				}
+				if err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	for _, p := range files {
+		work <- p
+	}
+	close(work)
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return fmt.Errorf("sync backup repository: %w", err)
+	}
+	return nil
+}
+
+// Commit makes a backup exist by writing its manifest atomically. Call it
+// last, after Durable.
 func (r *Repo) Commit(m Manifest) error {
 	if err := ValidID(m.ID); err != nil {
 		return err
 	}
 	if r.Exists(m.ID) {
 		return fmt.Errorf("backup %s exists already", m.ID)
-	}
-	if err := r.Sync(); err != nil {
-		return err
 	}
 	b, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {

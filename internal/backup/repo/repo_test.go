@@ -33,6 +33,9 @@ func backup(t *testing.T, r *Repo, id, vm string, at time.Time, chunks ...[]byte
 		t.Fatal(err)
 	}
 	m := Manifest{ID: id, VM: vm, CreatedAt: at, Mode: "full", Spec: []byte(`{}`), Disks: []Disk{d}}
+	if err := r.Durable(idx, m.Disks); err != nil {
+		t.Fatal(err)
+	}
 	if err := r.Commit(m); err != nil {
 		t.Fatal(err)
 	}
