@@ -9,6 +9,7 @@ import (
 
 	"libvirt.org/go/libvirtxml"
 
+	"github.com/godwit-project/godwit/api"
 	"github.com/godwit-project/godwit/internal/hypervisor"
 )
 
@@ -71,4 +72,68 @@ func (s *Service) removeFiles(files []string) {
 			s.log.Warn("remove snapshot overlay", "path", f, "err", err)
 		}
 	}
+}
+
+// diskFiles maps each disk target of a domain XML to its source file.
+func diskFiles(doc string) (map[string]string, error) {
+	var d libvirtxml.Domain
+	if err := d.Unmarshal(doc); err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	if d.Devices != nil {
+		for _, disk := range d.Devices.Disks {
+			if disk.Target != nil && disk.Source != nil && disk.Source.File != nil {
+				out[disk.Target.Dev] = disk.Source.File.File
+			}
+		}
+	}
+	return out, nil
+}
+
+// keepOverlays carries the disk files of the current definition into a
+// regenerated one: after an external snapshot a disk runs on an overlay,
+// and redefining it onto its volume would make the VM write into the base
+// image its overlays depend on.
+func keepOverlays(newXML, oldXML string) (string, error) {
+	old, err := diskFiles(oldXML)
+	if err != nil {
+		return "", err
+	}
+	var d libvirtxml.Domain
+	if err := d.Unmarshal(newXML); err != nil {
+		return "", err
+	}
+	changed := false
+	for i, disk := range d.Devices.Disks {
+		if disk.Target == nil || disk.Source == nil || disk.Source.File == nil {
+			continue
+		}
+		if f := old[disk.Target.Dev]; f != "" && f != disk.Source.File.File {
+			d.Devices.Disks[i].Source.File.File = f
+			changed = true
+		}
+	}
+	if !changed {
+		return newXML, nil
+	}
+	return d.Marshal()
+}
+
+// growsOverlaid refuses to grow a disk that runs on an external snapshot's
+// overlay: growing the volume underneath would not grow the overlay.
+func growsOverlaid(rec record, oldXML string, grow map[string]api.Size) error {
+	if len(grow) == 0 {
+		return nil
+	}
+	files, err := diskFiles(oldXML)
+	if err != nil {
+		return err
+	}
+	for _, d := range rec.Disks {
+		if _, ok := grow[d.Name]; ok && files[d.Target] != "" && files[d.Target] != d.Path {
+			return api.Conflict("disks[%s].size: the disk runs on an external snapshot's overlay (%s); delete or revert its external snapshots before growing it", d.Name, files[d.Target])
+		}
+	}
+	return nil
 }

@@ -142,6 +142,14 @@ func TestSnapshots(t *testing.T) {
 	if string(got) != "MARK-A" {
 		t.Fatalf("after reverting to s4 the disk holds %q at 32 MiB, want MARK-A", got)
 	}
+	// An offline apply keeps the VM on its overlay (it must never write
+	// into the base its snapshots depend on).
+	spec := guestSpec(t, name)
+	spec.Memory = 224 * api.MiB
+	d.MustCLI("vm", "apply", "-f", specYAML(t, spec))
+	if blk, _ := virsh(t, "domblklist", name); !strings.Contains(blk, active) {
+		t.Fatalf("after apply the disk left the overlay %s:\n%s", active, blk)
+	}
 	op := d.waitOp(d.C.StartVM(ctxT(t, time.Minute), name))
 	var sr api.StartResult
 	json.Unmarshal(op.Result, &sr)
