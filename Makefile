@@ -7,7 +7,7 @@ export PATH := $(PATH):/usr/local/go/bin
 BIN     := bin/godwit
 GUEST   := .cache/guest
 
-.PHONY: all build setup guest demo demo-stop test test-unit test-e2e bench vet fmt-check clean
+.PHONY: all build setup guest demo demo-stop test test-unit test-e2e fuzz promtool bench vet fmt-check clean
 
 all: build
 
@@ -34,9 +34,25 @@ fmt-check:
 vet:
 	$(GO) vet ./...
 
-# Unit tests, then the e2e tests on a real libvirtd with real guests.
-test: setup guest build fmt-check vet
+# Unit tests, then the e2e tests on a real libvirtd with real guests, then
+# short bounded fuzz runs.
+test: setup guest build fmt-check vet promtool
 	$(GO) test -count=1 -p 2 -timeout 35m ./...
+	$(MAKE) fuzz
+
+# Fuzz the spec parser, sizes and the API's request decoders for FUZZTIME
+# each. The corpus is committed under each package's testdata/fuzz; new
+# failing inputs land there too (commit them with the fix).
+FUZZTIME ?= 10s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzParseSize$$' -fuzztime $(FUZZTIME) -parallel 2 ./api
+	$(GO) test -run '^$$' -fuzz '^FuzzReadSpec$$' -fuzztime $(FUZZTIME) -parallel 2 ./internal/cli
+	$(GO) test -run '^$$' -fuzz '^FuzzAPIDecode$$' -fuzztime $(FUZZTIME) -parallel 2 ./internal/daemon
+
+# promtool (from Debian's prometheus package, extracted, not installed: no
+# server is started) checks docs/alerts.yml in the tests.
+promtool:
+	scripts/promtool.sh .cache/promtool
 
 test-unit:
 	$(GO) test -count=1 -short ./...

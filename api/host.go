@@ -2,19 +2,23 @@ package api
 
 // Host describes the host a daemon runs on.
 type Host struct {
-	Name       string   `json:"name"`
-	Hostname   string   `json:"hostname"`
-	Accel      Accel    `json:"accel"`
-	Libvirt    Libvirt  `json:"libvirt"`
-	CPUs       int      `json:"cpus"`
-	Memory     Size     `json:"memory"`
-	MemoryFree Size     `json:"memoryFree"`
-	StateDir   string   `json:"stateDir"`
-	Pool       string   `json:"pool"`
-	PoolPath   string   `json:"poolPath"`
-	VMs        int      `json:"vms"`
-	Version    string   `json:"version"`
-	Warnings   []string `json:"warnings,omitempty"`
+	Name       string  `json:"name"`
+	Hostname   string  `json:"hostname"`
+	Accel      Accel   `json:"accel"`
+	Libvirt    Libvirt `json:"libvirt"`
+	CPUs       int     `json:"cpus"`
+	CPUModel   string  `json:"cpuModel,omitempty"`
+	URL        string  `json:"url,omitempty" doc:"The TCP API other hosts use, when it listens on TCP."`
+	Memory     Size    `json:"memory"`
+	MemoryFree Size    `json:"memoryFree"`
+	StateDir   string  `json:"stateDir"`
+	Pool       string  `json:"pool"`
+	PoolPath   string  `json:"poolPath"`
+	// NetworkPrefix starts the libvirt names of this daemon's networks.
+	NetworkPrefix string   `json:"networkPrefix"`
+	VMs           int      `json:"vms"`
+	Version       string   `json:"version"`
+	Warnings      []string `json:"warnings,omitempty"`
 }
 
 // Accel says which accelerator VMs get and why.

@@ -10,6 +10,7 @@ type VMSpec struct {
 	Memory    Size              `json:"memory" yaml:"memory" doc:"Memory with a unit, e.g. 512MiB." example:"1GiB"`
 	Boot      *Boot             `json:"boot,omitempty" yaml:"boot,omitempty" doc:"Direct kernel boot or firmware; default: BIOS from the first disk."`
 	Disks     []Disk            `json:"disks,omitempty" yaml:"disks,omitempty" doc:"Disks in order: the first is vda."`
+	NICs      []NIC             `json:"nics,omitempty" yaml:"nics,omitempty" doc:"Network interfaces in order: the first is eth0 in most guests."`
 	Console   *Console          `json:"console,omitempty" yaml:"console,omitempty" doc:"Serial console settings."`
 	Autostart bool              `json:"autostart,omitempty" yaml:"autostart,omitempty" doc:"Start the VM when libvirtd starts."`
 	Labels    map[string]string `json:"labels,omitempty" yaml:"labels,omitempty" doc:"Free-form key/value labels."`
@@ -64,6 +65,7 @@ type VM struct {
 	Managed    bool      `json:"managed" doc:"False for libvirt domains godwit did not create; those are read-only."`
 	Spec       *VMSpec   `json:"spec,omitempty" doc:"The spec; absent for unmanaged domains."`
 	Disks      []VMDisk  `json:"disks,omitempty"`
+	NICs       []VMNIC   `json:"nics,omitempty"`
 	ConsoleLog string    `json:"consoleLog,omitempty" doc:"Path of the console log on the host."`
 	CreatedAt  time.Time `json:"createdAt,omitzero"`
 	Host       string    `json:"host,omitempty"`

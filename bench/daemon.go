@@ -88,7 +88,9 @@ func (e *Env) StartDaemon(ctx context.Context, extra ...string) (*Daemon, error)
 	if err != nil {
 		return nil, err
 	}
-	args := append([]string{"daemon", "--state-dir", d.StateDir, "--socket", d.Socket, "--libvirt", LibvirtURI}, extra...)
+	// No default network: the benchmarks' VMs have no NICs, and a daemon
+	// killed mid-run would leave it behind.
+	args := append([]string{"daemon", "--state-dir", d.StateDir, "--socket", d.Socket, "--libvirt", LibvirtURI, "--no-default-network"}, extra...)
 	// Not CommandContext: the daemon must outlive a cancelled ctx until
 	// the VMs it manages are deleted through it.
 	cmd := exec.Command(bin, args...)

@@ -36,6 +36,9 @@ type Options struct {
 	// TLS is the client's TLS config for URL: the daemon's CA and a client
 	// certificate it issued (see TLSDir).
 	TLS *tls.Config
+	// Token, when set, is sent as "Authorization: Bearer TOKEN" (over TLS
+	// only: the unix socket needs none).
+	Token string
 	// HTTPClient overrides the transport entirely.
 	HTTPClient *http.Client
 }
@@ -46,6 +49,7 @@ type Client struct {
 	where  string
 	http   *http.Client
 	stream *http.Client // no timeout: console follow and long waits
+	token  string
 }
 
 // New returns a client. It does not connect yet.
@@ -61,11 +65,11 @@ func New(opts Options) (*Client, error) {
 		hc := opts.HTTPClient
 		if hc == nil {
 			if opts.TLS == nil {
-				return nil, fmt.Errorf("daemon URL %q: needs the daemon's CA and a client certificate (--tls-dir, or GODWIT_TLS_DIR)", opts.URL)
+				return nil, fmt.Errorf("daemon URL %q: needs the daemon's CA, and a client certificate or a token (--tls-dir and --token, or GODWIT_TLS_DIR and GODWIT_TOKEN)", opts.URL)
 			}
 			hc = &http.Client{Transport: &http.Transport{TLSClientConfig: opts.TLS}}
 		}
-		return &Client{base: strings.TrimRight(opts.URL, "/"), where: opts.URL, http: hc, stream: hc}, nil
+		return &Client{base: strings.TrimRight(opts.URL, "/"), where: opts.URL, http: hc, stream: hc, token: opts.Token}, nil
 	}
 	sock := opts.Socket
 	if sock == "" {
@@ -124,6 +128,9 @@ func (c *Client) send(ctx context.Context, method, path string, q url.Values, bo
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Accept", "application/json")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {

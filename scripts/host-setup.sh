@@ -16,7 +16,8 @@ need_root() {
 }
 
 PACKAGES=(qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients
-	busybox-static cpio iproute2 genisoimage ovmf curl ca-certificates rsync)
+	busybox-static cpio iproute2 genisoimage ovmf curl ca-certificates
+	openvswitch-switch rsync)
 
 install_packages() {
 	local missing=()
@@ -71,7 +72,26 @@ start_libvirt() {
 	log "libvirtd ready: $(virsh -c qemu:///system version --daemon 2>/dev/null | tail -1 | xargs)"
 }
 
+# Open vSwitch for `type: ovs` networks. Without systemd nothing starts it:
+# start ovsdb-server (through ovs-ctl, which makes the database) and
+# ovs-vswitchd. A kernel without the openvswitch module still runs bridges
+# with the userspace datapath (datapath_type=netdev).
+start_ovs() {
+	command -v ovs-vsctl >/dev/null 2>&1 || return 0
+	if ! pidof ovsdb-server >/dev/null 2>&1; then
+		log "starting ovsdb-server"
+		/usr/share/openvswitch/scripts/ovs-ctl --no-ovs-vswitchd --system-id=random start >/dev/null
+	fi
+	if ! pidof ovs-vswitchd >/dev/null 2>&1; then
+		log "starting ovs-vswitchd"
+		mkdir -p /var/log/openvswitch
+		ovs-vswitchd --pidfile --detach --log-file >/dev/null 2>&1
+	fi
+	ovs-vsctl --timeout=10 show >/dev/null || { echo "host-setup: Open vSwitch does not answer" >&2; exit 1; }
+}
+
 need_root
 install_packages
 fix_kvm_permissions
 start_libvirt
+start_ovs

@@ -29,6 +29,11 @@ state directory. Several daemons can run side by side with different
   libvirt: qemu:///system  # or qemu+unix:///system?socket=PATH
   accel: auto              # auto (KVM if it really works, else TCG), kvm or tcg
   pool: {name: godwit, path: /var/lib/godwit/pool}
+  network:
+    prefix: godwit         # libvirt names of networks: PREFIX-NAME (default
+                           # godwit, godwit-<hash> for another state dir)
+    noDefault: false       # true: no 'default' NAT network at first start
+    defaultSubnet: ""      # its subnet (default: a free private /24)
   libvirtTimeout: 2m`,
 		Example: `  godwit daemon
   godwit daemon --state-dir /tmp/gw2 --socket /tmp/gw2/godwit.sock --accel tcg`,
@@ -70,7 +75,10 @@ state directory. Several daemons can run side by side with different
 	f.StringVar(&flags.Pool.Name, "pool", "", "libvirt storage pool for VM disks")
 	f.StringVar(&flags.Pool.Path, "pool-path", "", "directory of that pool (default STATE-DIR/pool)")
 	f.StringVar(&flags.BackupRepo, "backup-repo", "", "backup repository directory (default STATE-DIR/backups)")
+	f.BoolVar(&flags.Network.NoDefault, "no-default-network", false, "do not make the 'default' NAT network at first start")
+	f.StringVar(&flags.Network.Prefix, "network-prefix", "", "prefix of the libvirt names of this daemon's networks")
 	f.DurationVar(&flags.LibvirtTimeout, "libvirt-timeout", 0, "bound on one libvirt call (default 2m)")
+	f.DurationVar(&flags.MigrationIdleTimeout, "migration-idle-timeout", 0, "undo an incoming migration whose source is silent this long (default 90s)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	_ = cmd.RegisterFlagCompletionFunc("accel", cobra.FixedCompletions([]string{"auto", "kvm", "tcg"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
@@ -93,7 +101,14 @@ func overlay(cfg *daemon.Config, f daemon.Config, cmd *cobra.Command) {
 	set("pool", &cfg.Pool.Name, f.Pool.Name)
 	set("pool-path", &cfg.Pool.Path, f.Pool.Path)
 	set("backup-repo", &cfg.BackupRepo, f.BackupRepo)
+	set("network-prefix", &cfg.Network.Prefix, f.Network.Prefix)
+	if cmd.Flags().Changed("no-default-network") {
+		cfg.Network.NoDefault = f.Network.NoDefault
+	}
 	if cmd.Flags().Changed("libvirt-timeout") {
 		cfg.LibvirtTimeout = f.LibvirtTimeout
+	}
+	if cmd.Flags().Changed("migration-idle-timeout") {
+		cfg.MigrationIdleTimeout = f.MigrationIdleTimeout
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
@@ -88,6 +89,7 @@ func barProgress(ctx context.Context, w io.Writer) (func(api.Operation), func())
 	var mu sync.Mutex
 	var bar *mpb.Bar
 	msg := ""
+	last := time.Now()
 	show := func(op api.Operation) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -102,14 +104,16 @@ func barProgress(ctx context.Context, w io.Writer) (func(api.Operation), func())
 			)
 			if op.Progress.Total > 0 && op.Progress.Unit == "bytes" {
 				bar = p.New(op.Progress.Total, mpb.BarStyle(), decorators,
-					mpb.AppendDecorators(decor.Counters(decor.SizeB1024(0), "% .1f / % .1f"), decor.Percentage(decor.WCSyncSpace)))
+					mpb.AppendDecorators(decor.Counters(decor.SizeB1024(0), "% .1f / % .1f"), decor.Percentage(decor.WCSyncSpace),
+						decor.OnComplete(decor.EwmaETA(decor.ET_STYLE_GO, 30, decor.WCSyncSpace), "")))
 			} else {
 				bar = p.New(0, mpb.SpinnerStyle(), decorators, mpb.BarFillerOnComplete("done"))
 			}
 		}
 		if op.Progress.Total > 0 && op.Progress.Unit == "bytes" {
 			bar.SetTotal(op.Progress.Total, false)
-			bar.SetCurrent(op.Progress.Current)
+			bar.EwmaSetCurrent(op.Progress.Current, time.Since(last))
+			last = time.Now()
 		}
 		if op.State.Final() {
 			if op.State == api.OpSucceeded {

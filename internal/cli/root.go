@@ -38,6 +38,7 @@ type globals struct {
 	socket string
 	host   string
 	tlsDir string
+	token  string
 	output string
 	quiet  bool
 	out    io.Writer
@@ -45,7 +46,7 @@ type globals struct {
 }
 
 func (g *globals) client() (*client.Client, error) {
-	opts := client.Options{Socket: g.socket, URL: g.host}
+	opts := client.Options{Socket: g.socket, URL: g.host, Token: g.token}
 	if g.host != "" && g.tlsDir != "" {
 		cfg, err := pki.ClientTLS(g.tlsDir)
 		if err != nil {
@@ -63,6 +64,13 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return ExitOK
+	}
+	var ec exitCode
+	if errors.As(err, &ec) {
+		if ec.msg != "" {
+			fmt.Fprintln(stderr, "Error:", ec.msg)
+		}
+		return ec.code
 	}
 	fmt.Fprintln(stderr, "Error:", err)
 	var ue usageError
@@ -101,7 +109,8 @@ over its unix socket (--socket, or GODWIT_SOCKET).`,
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.socket, "socket", envOr("GODWIT_SOCKET", client.DefaultSocket), "daemon unix socket (env GODWIT_SOCKET)")
 	pf.StringVar(&g.host, "host", os.Getenv("GODWIT_HOST"), "daemon URL instead of the socket, https://HOST:PORT (env GODWIT_HOST)")
-	pf.StringVar(&g.tlsDir, "tls-dir", os.Getenv("GODWIT_TLS_DIR"), "with --host: directory with the daemon's ca.crt and a client.crt/client.key it issued (env GODWIT_TLS_DIR)")
+	pf.StringVar(&g.tlsDir, "tls-dir", os.Getenv("GODWIT_TLS_DIR"), "with --host: directory with the daemon's ca.crt and, unless --token is given, a client.crt/client.key it issued (env GODWIT_TLS_DIR)")
+	pf.StringVar(&g.token, "token", os.Getenv("GODWIT_TOKEN"), "with --host: a bearer token (godwit token create) instead of a client certificate (env GODWIT_TOKEN)")
 	pf.StringVarP(&g.output, "output", "o", "table", "output format: table, json or yaml")
 	pf.BoolVarP(&g.quiet, "quiet", "q", false, "print only what scripts need (ids, names)")
 	_ = root.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"table", "json", "yaml"}, cobra.ShellCompDirectiveNoFileComp))
@@ -115,6 +124,9 @@ over its unix socket (--socket, or GODWIT_SOCKET).`,
 
 	root.AddCommand(newDaemonCmd(g), newVMCmd(g), newOpCmd(g), newHostCmd(g), newVersionCmd(g))
 	root.AddCommand(newBackupCmd(g), newSnapshotCmd(g))
+	root.AddCommand(newMigrateCmd(g))
+	root.AddCommand(newTokenCmd(g), newAuditCmd(g), newEventsCmd(g), newTopCmd(g))
+	root.AddCommand(newNetworkCmd(g))
 	rejectUnknownCommands(root)
 	return root
 }

@@ -18,13 +18,7 @@ import (
 // Unknown fields are errors, reported with their line.
 func readSpec(path string, stdin io.Reader) (api.VMSpec, error) {
 	var spec api.VMSpec
-	var b []byte
-	var err error
-	if path == "-" {
-		b, err = io.ReadAll(stdin)
-	} else {
-		b, err = os.ReadFile(path)
-	}
+	b, err := readInput(path, stdin)
 	if err != nil {
 		return spec, err
 	}
@@ -52,6 +46,14 @@ func readSpec(path string, stdin io.Reader) (api.VMSpec, error) {
 		return spec, fmt.Errorf("%s: holds more than one YAML document; one spec per file", name)
 	}
 	return spec, nil
+}
+
+// readInput reads a file, or stdin for "-".
+func readInput(path string, stdin io.Reader) ([]byte, error) {
+	if path == "-" {
+		return io.ReadAll(stdin)
+	}
+	return os.ReadFile(path)
 }
 
 // sizeFields are the spec's fields that hold a size.
@@ -106,6 +108,9 @@ var (
 		"[]api.Disk": "a list of disks", "map[string]string": "a mapping of text to text",
 		"api.VMSpec": "a VM spec (a mapping of fields)", "api.Boot": "a mapping of fields",
 		"api.Disk": "a disk (a mapping of fields)", "api.Console": "a mapping of fields",
+		"[]api.NIC": "a list of NICs", "api.NIC": "a NIC (a mapping of fields)",
+		"api.NetworkSpec": "a network spec (a mapping of fields)", "api.DHCP": "a mapping of fields",
+		"[]api.DHCPHost": "a list of static leases", "api.DHCPHost": "a static lease (a mapping of fields)",
 	}
 )
 

@@ -30,6 +30,8 @@ YAML spec such as:
   disks:
     - {name: root, image: /srv/images/debian-12.qcow2, size: 10GiB}
     - {name: data, size: 20GiB}
+  nics:
+    - {network: default}
   autostart: true
   labels: {app: web}
 
@@ -38,6 +40,7 @@ on it; without one, a blank disk. Unknown fields are errors.`,
 	}
 	cmd.AddCommand(vmCreateCmd(g), vmListCmd(g), vmShowCmd(g), vmStartCmd(g), vmStopCmd(g), vmKillCmd(g),
 		vmRebootCmd(g), vmPauseCmd(g), vmResumeCmd(g), vmDeleteCmd(g), vmConsoleCmd(g), vmApplyCmd(g))
+	cmd.AddCommand(vmNICCmd(g))
 	return cmd
 }
 
@@ -191,9 +194,10 @@ func vmApplyCmd(g *globals) *cobra.Command {
 		Use:   "apply -f SPEC.yaml",
 		Short: "Make a VM match a spec: create it, or apply what changed",
 		Long: `Apply compares the spec with the VM and changes what differs. Labels and
-autostart change at any time; CPUs, memory, boot, console and disks (added
-at the end, or grown) need the VM stopped, and apply says so when it runs.
-Apply never removes or shrinks a disk. A VM that does not exist is created.`,
+autostart change at any time; CPUs, memory, boot, console, disks (added
+at the end, or grown) and NICs need the VM stopped, and apply says so when
+it runs ('godwit vm nic attach|detach' changes NICs of a running VM). Apply
+never removes or shrinks a disk. A VM that does not exist is created.`,
 		Args: exactArgs(0, "no arguments (the spec comes with -f)"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if file == "" {
@@ -278,9 +282,9 @@ func vmListCmd(g *globals) *cobra.Command {
 				} else if v.State == api.VMMissing {
 					note = "libvirt domain missing"
 				}
-				rows = append(rows, []string{v.Name, string(v.State), cpus, mem, disks, age(v.CreatedAt), note})
+				rows = append(rows, []string{v.Name, string(v.State), cpus, mem, disks, orDash(vmAddresses(v)), age(v.CreatedAt), note})
 			}
-			return table(g.out, []string{"NAME", "STATE", "CPUS", "MEMORY", "DISKS", "AGE", "NOTE"}, rows)
+			return table(g.out, []string{"NAME", "STATE", "CPUS", "MEMORY", "DISKS", "ADDRESSES", "AGE", "NOTE"}, rows)
 		},
 	}
 }
@@ -339,6 +343,12 @@ func showVM(w io.Writer, v api.VM) error {
 	}
 	if err := fields(w, kv); err != nil {
 		return err
+	}
+	if len(v.NICs) > 0 {
+		fmt.Fprintln(w, "NICs:")
+		if err := nicTable(w, v.NICs, "  "); err != nil {
+			return err
+		}
 	}
 	if len(v.Disks) == 0 {
 		return nil

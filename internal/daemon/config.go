@@ -7,13 +7,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"time"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/godwit-project/godwit/internal/accel"
+	"github.com/godwit-project/godwit/internal/health"
 )
 
 // Defaults of a daemon that is given no flags.
@@ -22,7 +25,11 @@ const (
 	DefaultSocket   = "/run/godwit/godwit.sock"
 	DefaultLibvirt  = "qemu:///system"
 	DefaultPool     = "godwit"
+	// DefaultNetworkPrefix starts the libvirt names of godwit's networks.
+	DefaultNetworkPrefix = "godwit"
 )
+
+var networkPrefixRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]{0,39}$`)
 
 // Config is the daemon's configuration: a YAML file (--config) whose keys
 // the command-line flags override.
@@ -32,20 +39,39 @@ type Config struct {
 	StateDir string `yaml:"stateDir,omitempty"`
 	Socket   string `yaml:"socket,omitempty"`
 	// Listen, when set, also serves the API over TCP with TLS.
-	Listen  string `yaml:"listen,omitempty"`
-	Libvirt string `yaml:"libvirt,omitempty"`
-	Accel   string `yaml:"accel,omitempty"`
-	Pool    Pool   `yaml:"pool,omitempty"`
+	Listen string `yaml:"listen,omitempty"`
+	// Advertise is the URL peers reach this daemon at (default: from Listen).
+	Advertise string  `yaml:"advertise,omitempty"`
+	Libvirt   string  `yaml:"libvirt,omitempty"`
+	Accel     string  `yaml:"accel,omitempty"`
+	Pool      Pool    `yaml:"pool,omitempty"`
+	Network   Network `yaml:"network,omitempty"`
 	// LibvirtTimeout bounds one libvirt call (default 2m).
 	LibvirtTimeout time.Duration `yaml:"libvirtTimeout,omitempty"`
 	// BackupRepo is the backup repository directory (default STATE/backups).
 	BackupRepo string `yaml:"backupRepo,omitempty"`
+	// MigrationIdleTimeout: an incoming migration whose source stops
+	// talking for this long is undone (default 90s).
+	MigrationIdleTimeout time.Duration `yaml:"migrationIdleTimeout,omitempty"`
+	// Health tunes the health checks (pool thresholds).
+	Health health.Thresholds `yaml:"health,omitempty"`
 }
 
 // Pool is the libvirt storage pool that holds VM disks.
 type Pool struct {
 	Name string `yaml:"name,omitempty"`
 	Path string `yaml:"path,omitempty"`
+}
+
+// Network configures godwit's networks.
+type Network struct {
+	// Prefix starts the libvirt names of this daemon's networks (default
+	// godwit, or godwit-<hash> for a state dir other than the default).
+	Prefix string `yaml:"prefix,omitempty"`
+	// NoDefault: do not make the `default` NAT network at first start.
+	NoDefault bool `yaml:"noDefault,omitempty"`
+	// DefaultSubnet is the default network's subnet (default: a free /24).
+	DefaultSubnet string `yaml:"defaultSubnet,omitempty"`
 }
 
 // LoadConfig reads a config file strictly: unknown keys are errors.
@@ -88,13 +114,34 @@ func (c *Config) Complete() error {
 	if c.Name == "" {
 		c.Name, _ = os.Hostname()
 	}
+	// Daemons side by side share one libvirtd: their pools and networks
+	// need names of their own.
+	own := func(base string) string {
+		if c.StateDir == DefaultStateDir {
+			return base
+		}
+		sum := sha256.Sum256([]byte(c.StateDir))
+		return base + "-" + hex.EncodeToString(sum[:4])
+	}
 	if c.Pool.Name == "" {
-		c.Pool.Name = DefaultPool
-		// Daemons side by side share one libvirtd: their pools need names
-		// of their own.
-		if c.StateDir != DefaultStateDir {
-			sum := sha256.Sum256([]byte(c.StateDir))
-			c.Pool.Name = DefaultPool + "-" + hex.EncodeToString(sum[:4])
+		c.Pool.Name = own(DefaultPool)
+	}
+	if c.Network.Prefix == "" {
+		c.Network.Prefix = own(DefaultNetworkPrefix)
+	}
+	if !networkPrefixRE.MatchString(c.Network.Prefix) {
+		return fmt.Errorf("network.prefix: %q must be 1-40 letters, digits, '_' or '-', starting with a letter", c.Network.Prefix)
+	}
+	if err := c.Health.Complete(); err != nil {
+		return err
+	}
+	if c.Advertise == "" && c.Listen != "" {
+		host, port, err := net.SplitHostPort(c.Listen)
+		if err != nil {
+			return fmt.Errorf("listen: %q is not ADDR:PORT", c.Listen)
+		}
+		if ip := net.ParseIP(host); host != "" && (ip == nil || !ip.IsUnspecified()) {
+			c.Advertise = "https://" + net.JoinHostPort(host, port)
 		}
 	}
 	if c.Pool.Path == "" {

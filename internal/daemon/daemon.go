@@ -25,7 +25,11 @@ import (
 	"github.com/godwit-project/godwit/internal/hypervisor"
 	"github.com/godwit-project/godwit/internal/hypervisor/libvirt"
 	"github.com/godwit-project/godwit/internal/image"
+	"github.com/godwit-project/godwit/internal/migrate"
+	"github.com/godwit-project/godwit/internal/network"
 	"github.com/godwit-project/godwit/internal/ops"
+	"github.com/godwit-project/godwit/internal/peer"
+	"github.com/godwit-project/godwit/internal/pki"
 	"github.com/godwit-project/godwit/internal/snapshot"
 	"github.com/godwit-project/godwit/internal/store"
 	"github.com/godwit-project/godwit/internal/store/bolt"
@@ -40,12 +44,19 @@ type Daemon struct {
 	hv    hypervisor.Hypervisor
 	ops   *ops.Manager
 	vms   *vm.Service
+	nets  *network.Service
+	host  *hostState
+	mon   *monitor // credentials, audit log, metrics, events, health
+	peers *peer.Service
+	// migrations moves VMs to and from peers.
+	migrations *migrate.Service
+	id         string
 	// backups is nil when the hypervisor has no backup API (a fake).
 	backups *backup.Service
 	// snapshots is nil when the hypervisor has no snapshot API (a fake).
 	snapshots *snapshot.Service
-	host      *hostState
-	id        string
+	// tlsID is the daemon's CA and certificates; nil without --listen.
+	tlsID *pki.Identity
 	// closeHV closes the libvirt connection New made; nil for a
 	// hypervisor given with WithHypervisor.
 	closeHV func() error
@@ -84,10 +95,12 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Daemon, error) {
 	steps := []step{
 		{"state dir", d.prepareStateDir},
 		{"store", d.openStore},
-		{"identity", d.loadIdentity},
+		{"identity", d.loadDaemonID},
+		{"tls", d.loadTLS},
 		{"operations", d.startOperations},
 		{"libvirt", d.connectLibvirt},
 		{"services", d.startServices},
+		{"monitoring", d.startMonitoring},
 		{"listeners", d.listen},
 	}
 	ctx := context.Background()
@@ -126,9 +139,9 @@ func (d *Daemon) openStore(context.Context) error {
 	return nil
 }
 
-// loadIdentity reads this daemon's id, making one on first start. It marks
+// loadDaemonID reads this daemon's id, making one on first start. It marks
 // the domains this daemon defines.
-func (d *Daemon) loadIdentity(ctx context.Context) error {
+func (d *Daemon) loadDaemonID(ctx context.Context) error {
 	b, err := d.store.Get(ctx, "meta", "id")
 	if errors.Is(err, store.ErrNotFound) {
 		var r [8]byte
@@ -164,12 +177,26 @@ func (d *Daemon) connectLibvirt(context.Context) error {
 	return nil
 }
 
-func (d *Daemon) startServices(context.Context) error {
+func (d *Daemon) startServices(ctx context.Context) error {
+	var err error
+	d.peers, err = peer.New(ctx, d.store, peer.Self{Name: d.cfg.Name, URL: d.cfg.Advertise, Identity: d.tlsID}, d.log)
+	if err != nil {
+		return err
+	}
 	d.host = newHostState(d)
+	d.nets = d.newNetworks()
 	d.vms = vm.New(d.hv, d.store, d.ops, image.QemuImg{}, vm.Config{
 		Pool: d.cfg.Pool.Name, ConsoleDir: d.consoleDir(), Owner: d.id, Host: d.cfg.Name,
-		VirtType: d.host.virtType,
+		VirtType: d.host.virtType, Networks: d.nets,
 	}, d.log)
+	// A hypervisor that cannot migrate (the unit tests' fake) leaves
+	// migrations off.
+	if mh, ok := d.hv.(migrate.Hypervisor); ok {
+		d.migrations = migrate.New(mh, d.vms, d.peers, d.ops, d.store, migrate.Config{
+			Self: d.cfg.Name, URL: d.cfg.Advertise, WorkDir: filepath.Join(d.cfg.StateDir, "migrations"),
+			IdleTimeout: d.cfg.MigrationIdleTimeout,
+		}, d.log)
+	}
 	d.startBackups()
 	d.startSnapshots()
 	return nil
@@ -182,6 +209,7 @@ func (d *Daemon) Serve(ctx context.Context) error {
 		Handler:           d.handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
+		ConnContext:       connContext,
 		ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, len(d.listeners))
@@ -223,6 +251,7 @@ func (d *Daemon) shutdown() {
 
 // Close releases what New acquired.
 func (d *Daemon) Close() {
+	d.closeMonitoring()
 	for _, l := range d.listeners {
 		_ = l.Close()
 	}

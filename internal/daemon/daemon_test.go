@@ -37,7 +37,7 @@ type testDaemon struct {
 
 // tempDir is a short temp dir: unix socket paths must stay under 108 bytes,
 // which t.TempDir() under a long test name may not.
-func tempDir(t *testing.T) string {
+func tempDir(t testing.TB) string {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "godwit-test")
 	if err != nil {

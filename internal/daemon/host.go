@@ -26,12 +26,13 @@ type hostState struct {
 	accel      *accel.Result
 	poolReady  bool
 	reconciled bool
+	netsUp     bool
 }
 
 func (h *hostState) ready() bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.poolReady && h.accel != nil && h.reconciled
+	return h.poolReady && h.accel != nil && h.reconciled && h.netsUp
 }
 
 func (h *hostState) set(f func()) {
@@ -77,8 +78,14 @@ func (h *hostState) ensure(ctx context.Context) error {
 		if err := d.vms.Reconcile(ctx); err != nil {
 			return err
 		}
+		if d.migrations != nil {
+			if err := d.migrations.Recover(ctx); err != nil {
+				return err
+			}
+		}
 		h.set(func() { h.reconciled = true })
 	}
+	h.ensureNetworks(ctx)
 	return nil
 }
 
@@ -128,7 +135,10 @@ func (h *hostState) keepUp(ctx context.Context) {
 		cctx, cancel := context.WithTimeout(ctx, time.Minute)
 		err := h.d.hv.Ping(cctx)
 		if err == nil && wasDown {
-			h.set(func() { h.poolReady = false })
+			// libvirt was away: its pool and networks may need starting,
+			// and work it cut off (moves, creates) needs finishing or undoing.
+			h.set(func() { h.poolReady, h.netsUp, h.reconciled = false, false, false })
+			h.d.nets.Reset()
 		}
 		wasDown = err != nil
 		if err == nil {
@@ -149,9 +159,9 @@ func (h *hostState) keepUp(ctx context.Context) {
 func (h *hostState) describe(ctx context.Context) api.Host {
 	d := h.d
 	out := api.Host{
-		Name: d.cfg.Name, StateDir: d.cfg.StateDir, Pool: d.cfg.Pool.Name, PoolPath: d.cfg.Pool.Path,
+		Name: d.cfg.Name, StateDir: d.cfg.StateDir, Pool: d.cfg.Pool.Name, PoolPath: d.cfg.Pool.Path, NetworkPrefix: d.cfg.Network.Prefix,
 		Version: buildinfo.String(), Accel: api.Accel{Setting: d.cfg.Accel},
-		Libvirt: api.Libvirt{URI: d.cfg.Libvirt},
+		Libvirt: api.Libvirt{URI: d.cfg.Libvirt}, URL: d.cfg.Advertise,
 	}
 	info, err := d.hv.HostInfo(ctx)
 	if err != nil {
@@ -160,7 +170,7 @@ func (h *hostState) describe(ctx context.Context) api.Host {
 	} else {
 		out.Libvirt.Connected = true
 		out.Libvirt.Version, out.Libvirt.QEMUVersion = info.LibvirtVersion, info.QEMUVersion
-		out.Hostname, out.CPUs = info.Hostname, info.CPUs
+		out.Hostname, out.CPUs, out.CPUModel = info.Hostname, info.CPUs, info.CPUModel
 		out.Memory, out.MemoryFree = api.Size(info.MemoryBytes), api.Size(info.FreeBytes)
 	}
 	h.mu.Lock()

@@ -60,6 +60,11 @@ func (d *Daemon) routes() []route {
 		d.hostRoutes(),
 		d.backupRoutes(),
 		d.snapshotRoutes(),
+		d.peerRoutes(),
+		d.migrationRoutes(),
+		d.securityRoutes(),
+		d.monitorRoutes(),
+		d.networkRoutes(),
 	)
 }
 
@@ -92,7 +97,7 @@ func (d *Daemon) operationRoutes() []route {
 func (d *Daemon) hostRoutes() []route {
 	return []route{
 		{Read, op("get-host", http.MethodGet, "/v1/host", "Show this host", "host"), handle(d.getHost)},
-		{Read, op("healthz", http.MethodGet, "/healthz", "Liveness: the daemon answers", "health"), handle(d.healthz)},
+		{Public, op("healthz", http.MethodGet, "/healthz", "Liveness: the daemon answers", "health"), handle(d.healthz)},
 	}
 }
 
@@ -105,13 +110,27 @@ func (d *Daemon) handler() http.Handler {
 	cfg.CreateHooks = nil // no $schema links in bodies
 	cfg.DocsPath = ""     // the docs page pulls scripts from a CDN
 	a := humago.New(mux, cfg)
+	a.UseMiddleware(checkAccess(a, d.mon.health.Expect))
+	public := map[string]bool{}
 	for _, r := range d.routes() {
 		o := r.op
 		o.Metadata = map[string]any{"access": r.access}
+		if o.MaxBodyBytes == 0 {
+			// Explicit, so it is tested and documented; streaming routes
+			// (uploads) set -1 and are not capped.
+			o.MaxBodyBytes = MaxBodyBytes
+		}
+		if r.access == Public {
+			public[o.Path] = true
+		}
 		r.register(a, o)
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, api.NotFound("no such endpoint: %s %s (see /openapi.json)", r.Method, r.URL.Path))
 	})
-	return mux
+	return d.middleware(public, mux)
 }
+
+// MaxBodyBytes caps a request body (a VM spec, a token request): larger
+// ones get 413. Streaming uploads are exempt.
+const MaxBodyBytes = 1 << 20

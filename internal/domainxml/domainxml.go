@@ -31,6 +31,8 @@ type Input struct {
 	ConsoleLog string
 	// Owner identifies the daemon that manages the domain (its metadata).
 	Owner string
+	// NICs are the network interfaces, in spec order.
+	NICs []NIC
 }
 
 // Disk is a created disk: where its file is and how the guest sees it.
@@ -54,6 +56,7 @@ var steps = []step{
 	{"boot", boot},
 	{"features", features},
 	{"disks", disks},
+	{"nics", nics},
 	{"console", console},
 	{"devices", devices},
 	{"metadata", metadata},

@@ -1,7 +1,8 @@
-// Package hypervisor is the small interface godwit uses to run domains and
-// their storage, split by consumer need (Domains, Storage, Host). The real
-// implementation is hypervisor/libvirt (go-libvirt over libvirt's unix
-// socket); hypervisor/fake is an in-memory one for unit tests.
+// Package hypervisor is the small interface godwit uses to run domains,
+// their storage and their networks, split by consumer need (Domains,
+// Storage, Host, Networks, Devices). The real implementation is
+// hypervisor/libvirt (go-libvirt over libvirt's unix socket);
+// hypervisor/fake is an in-memory one for unit tests.
 //
 // Every call takes a context and honours it even though libvirt's RPC has
 // none: a hung libvirtd must not hang the daemon.
@@ -177,6 +178,10 @@ type Hypervisor interface {
 	Domains
 	Storage
 	Host
+	Stats
+	Events
+	Networks
+	Devices
 }
 
 // Checkpoint is a libvirt checkpoint of a domain (dirty bitmaps in its

@@ -47,8 +47,8 @@ type Manager struct {
 	mu   sync.Mutex
 	live map[string]*Op
 	wg   sync.WaitGroup
-	// onChange, when set, sees every state or progress change (events).
-	onChange func(api.Operation)
+	// onChange see every state or progress change (events, metrics).
+	onChange []func(api.Operation)
 	started  int
 }
 
@@ -57,9 +57,10 @@ func NewManager(s store.Store, log *slog.Logger) *Manager {
 	return &Manager{store: s, log: log, live: map[string]*Op{}}
 }
 
-// OnChange registers f to see every change of every operation. Call it
-// before starting operations.
-func (m *Manager) OnChange(f func(api.Operation)) { m.onChange = f }
+// OnChange registers f to see every change of every operation; each
+// listener registered sees them all, in order of registration. Call it
+// before starting operations. Listeners must not block.
+func (m *Manager) OnChange(f func(api.Operation)) { m.onChange = append(m.onChange, f) }
 
 // Op is a running operation as its Func sees it.
 type Op struct {
@@ -201,8 +202,8 @@ func (m *Manager) persist(op api.Operation) {
 }
 
 func (m *Manager) changed(op api.Operation) {
-	if m.onChange != nil {
-		m.onChange(op)
+	for _, f := range m.onChange {
+		f(op)
 	}
 }
 

@@ -8,15 +8,18 @@
 //	ca.crt ca.key          the CA (10 years)
 //	server.crt server.key  the daemon's TLS certificate, signed by the CA
 //	client.crt client.key  an admin client certificate for the local root user
+//	peer.crt peer.key      the certificate this daemon presents to its peers
 package pki
 
 import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -65,12 +68,48 @@ func LoadOrCreate(dir, commonName string, names []string, ips []net.IP) (*Identi
 	if id.Server, err = tls.LoadX509KeyPair(filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")); err != nil {
 		return nil, err
 	}
-	if _, err := os.Stat(filepath.Join(dir, "client.crt")); errors.Is(err, os.ErrNotExist) {
-		if _, _, err := id.issue("client", "admin", nil, nil, x509.ExtKeyUsageClientAuth); err != nil {
-			return nil, err
+	// Send the CA along: a joining peer checks it against its token.
+	id.Server.Certificate = append(id.Server.Certificate, id.CA.Raw)
+	for name, cn := range map[string]string{"client": "admin", "peer": commonName} {
+		if _, err := os.Stat(filepath.Join(dir, name+".crt")); errors.Is(err, os.ErrNotExist) {
+			if _, _, err := id.issue(name, cn, nil, nil, x509.ExtKeyUsageClientAuth); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return id, nil
+}
+
+// CAPEM returns the CA certificate in PEM, to hand to a peer.
+func (id *Identity) CAPEM() string {
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: id.CA.Raw}))
+}
+
+// Fingerprint is the SHA-256 of a certificate, hex.
+func Fingerprint(c *x509.Certificate) string {
+	sum := sha256.Sum256(c.Raw)
+	return hex.EncodeToString(sum[:])
+}
+
+// ParseCertPEM reads one PEM certificate.
+func ParseCertPEM(s string) (*x509.Certificate, error) {
+	b, _ := pem.Decode([]byte(s))
+	if b == nil || b.Type != "CERTIFICATE" {
+		return nil, errors.New("not a PEM certificate")
+	}
+	return x509.ParseCertificate(b.Bytes)
+}
+
+// PeerClientTLS is how this daemon calls a peer: it trusts only the peer's
+// CA and presents its own peer certificate.
+func (id *Identity) PeerClientTLS(peerCA *x509.Certificate) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(filepath.Join(id.Dir, "peer.crt"), filepath.Join(id.Dir, "peer.key"))
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(peerCA)
+	return &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: pool, Certificates: []tls.Certificate{cert}}, nil
 }
 
 func covers(c *x509.Certificate, names []string, ips []net.IP) bool {
@@ -87,21 +126,45 @@ func covers(c *x509.Certificate, names []string, ips []net.IP) bool {
 	return true
 }
 
-// ServerTLS is the TLS config of the TCP API: TLS 1.3 and a client
-// certificate signed by this CA.
-func (id *Identity) ServerTLS() *tls.Config {
-	pool := x509.NewCertPool()
-	pool.AddCert(id.CA)
-	return &tls.Config{
+// ServerTLS is the TLS config of the TCP API: TLS 1.3; a client
+// certificate, when given, must come from this CA or from one of the CAs
+// extra returns (the peers', read at each handshake). Whether a request
+// without one is served is the HTTP layer's call (only a peer join is).
+func (id *Identity) ServerTLS(extra func() []*x509.Certificate) *tls.Config {
+	base := &tls.Config{
 		MinVersion:   tls.VersionTLS13,
 		Certificates: []tls.Certificate{id.Server},
-		ClientCAs:    pool,
-		ClientAuth:   tls.RequireAndVerifyClientCert,
+		ClientAuth:   tls.VerifyClientCertIfGiven,
 	}
+	base.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		pool := x509.NewCertPool()
+		pool.AddCert(id.CA)
+		if extra != nil {
+			for _, c := range extra() {
+				pool.AddCert(c)
+			}
+		}
+		c := base.Clone()
+		c.GetConfigForClient = nil
+		c.ClientCAs = pool
+		return c, nil
+	}
+	return base
 }
 
-// ClientTLS reads ca.crt, client.crt and client.key from dir: what a client
-// needs to call a daemon whose identity lives (or was copied) there.
+// IssueClient signs a client certificate for commonName whose
+// OrganizationalUnit carries scope ("read" or "admin"), and writes it as
+// NAME.crt and NAME.key in the identity's directory.
+func (id *Identity) IssueClient(name, commonName, scope string) error {
+	_, _, err := id.issueWith(name, pkix.Name{CommonName: commonName, Organization: []string{"godwit"}, OrganizationalUnit: []string{scope}},
+		nil, nil, x509.ExtKeyUsageClientAuth)
+	return err
+}
+
+// ClientTLS reads ca.crt, and client.crt and client.key when present, from
+// dir: what a client needs to call a daemon whose identity lives (or was
+// copied) there. Without a client certificate the client must send a
+// bearer token.
 func ClientTLS(dir string) (*tls.Config, error) {
 	caPEM, err := os.ReadFile(filepath.Join(dir, "ca.crt"))
 	if err != nil {
@@ -111,11 +174,16 @@ func ClientTLS(dir string) (*tls.Config, error) {
 	if !pool.AppendCertsFromPEM(caPEM) {
 		return nil, fmt.Errorf("%s/ca.crt holds no certificate", dir)
 	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: pool}
+	if _, err := os.Stat(filepath.Join(dir, "client.crt")); errors.Is(err, os.ErrNotExist) {
+		return cfg, nil
+	}
 	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, "client.crt"), filepath.Join(dir, "client.key"))
 	if err != nil {
 		return nil, err
 	}
-	return &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: pool, Certificates: []tls.Certificate{cert}}, nil
+	cfg.Certificates = []tls.Certificate{cert}
+	return cfg, nil
 }
 
 func createCA(dir, commonName string) (*x509.Certificate, *ecdsa.PrivateKey, error) {
@@ -146,13 +214,17 @@ func createCA(dir, commonName string) (*x509.Certificate, *ecdsa.PrivateKey, err
 
 // issue signs a new certificate and writes it as NAME.crt and NAME.key.
 func (id *Identity) issue(name, commonName string, dns []string, ips []net.IP, usage x509.ExtKeyUsage) (*x509.Certificate, *ecdsa.PrivateKey, error) {
+	return id.issueWith(name, pkix.Name{CommonName: commonName, Organization: []string{"godwit"}}, dns, ips, usage)
+}
+
+func (id *Identity) issueWith(name string, subject pkix.Name, dns []string, ips []net.IP, usage x509.ExtKeyUsage) (*x509.Certificate, *ecdsa.PrivateKey, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, err
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(),
-		Subject:      pkix.Name{CommonName: commonName, Organization: []string{"godwit"}},
+		Subject:      subject,
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().Add(certValidity),
 		KeyUsage:     x509.KeyUsageDigitalSignature,

@@ -2,12 +2,14 @@ package pki
 
 import (
 	"crypto/tls"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -26,7 +28,7 @@ func TestServeOnlyToClientsOfTheCA(t *testing.T) {
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "hello "+r.TLS.PeerCertificates[0].Subject.CommonName)
 	}))
-	srv.TLS = id.ServerTLS()
+	srv.TLS = id.ServerTLS(nil)
 	srv.StartTLS()
 	defer srv.Close()
 
@@ -45,11 +47,24 @@ func TestServeOnlyToClientsOfTheCA(t *testing.T) {
 		t.Fatalf("got %q", b)
 	}
 
-	// Without a client certificate: refused.
+	// Without a client certificate the handshake succeeds (the HTTP layer
+	// decides), but there is no verified peer certificate.
 	noCert := cfg.Clone()
 	noCert.Certificates = nil
-	if _, err := (&http.Client{Transport: &http.Transport{TLSClientConfig: noCert}}).Get(srv.URL); err == nil {
-		t.Fatal("a client without a certificate was served")
+	srvAnon := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, fmt.Sprint(len(r.TLS.VerifiedChains)))
+	}))
+	srvAnon.TLS = id.ServerTLS(nil)
+	srvAnon.StartTLS()
+	defer srvAnon.Close()
+	resp, err = (&http.Client{Transport: &http.Transport{TLSClientConfig: noCert}}).Get(srvAnon.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "0" {
+		t.Fatalf("anonymous client had %s verified chains", b)
 	}
 	// With a certificate from another CA: refused.
 	other := t.TempDir()
@@ -80,5 +95,63 @@ func TestReloadKeepsCAAndReissuesForNewAddress(t *testing.T) {
 	leaf := b.Server.Leaf
 	if leaf == nil || !covers(leaf, nil, []net.IP{net.ParseIP("10.77.0.1")}) {
 		t.Fatal("the server certificate was not reissued for the new address")
+	}
+}
+
+// A certificate issued with a scope carries it in its OU; ClientTLS works
+// with only ca.crt (for clients with a bearer token).
+func TestIssueClientWithScopeAndCAOnly(t *testing.T) {
+	dir := t.TempDir()
+	id, err := LoadOrCreate(dir, "h1", []string{"localhost"}, []net.IP{net.ParseIP("127.0.0.1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := id.IssueClient("reader", "grafana", "read"); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if len(r.TLS.VerifiedChains) == 0 {
+			io.WriteString(w, "anonymous")
+			return
+		}
+		leaf := r.TLS.VerifiedChains[0][0]
+		io.WriteString(w, leaf.Subject.CommonName+" "+strings.Join(leaf.Subject.OrganizationalUnit, ","))
+	}))
+	srv.TLS = id.ServerTLS(nil)
+	srv.StartTLS()
+	defer srv.Close()
+	get := func(cfg *tls.Config) string {
+		resp, err := (&http.Client{Transport: &http.Transport{TLSClientConfig: cfg}}).Get(srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	cfg, err := ClientTLS(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := tls.LoadX509KeyPair(filepath.Join(dir, "reader.crt"), filepath.Join(dir, "reader.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reader := cfg.Clone()
+	reader.Certificates = []tls.Certificate{rc}
+	if got := get(reader); got != "grafana read" {
+		t.Fatalf("read-only certificate: %q", got)
+	}
+	caOnly := t.TempDir()
+	ca, _ := os.ReadFile(filepath.Join(dir, "ca.crt"))
+	if err := os.WriteFile(filepath.Join(caOnly, "ca.crt"), ca, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err = ClientTLS(caOnly)
+	if err != nil || len(cfg.Certificates) != 0 {
+		t.Fatalf("ClientTLS with only ca.crt: %v, %d certificates", err, len(cfg.Certificates))
+	}
+	if got := get(cfg); got != "anonymous" {
+		t.Fatalf("CA-only client: %q", got)
 	}
 }

@@ -106,6 +106,7 @@ func (s *Service) Apply(ctx context.Context, spec api.VMSpec, opts ApplyOptions)
 	}
 	op := s.ops.Start("vm.apply", target(spec.Name), func(ctx context.Context, o *ops.Op) error {
 		defer unlock()
+		defer plan.release()
 		return s.apply(ctx, o, plan)
 	})
 	s.relabel(spec.Name, "vm.apply", "operation "+op.ID+" (vm.apply)")
@@ -119,6 +120,8 @@ type applyPlan struct {
 	active   bool
 	newDisks []resolvedDisk
 	virtType string
+	nics     []nicRecord // the NICs after apply, when they change
+	release  func()      // lets go of the NICs' networks
 }
 
 func (s *Service) planApply(ctx context.Context, spec api.VMSpec) (applyPlan, error) {
@@ -133,7 +136,9 @@ func (s *Service) planApply(ctx context.Context, spec api.VMSpec) (applyPlan, er
 	if err != nil {
 		return applyPlan{}, mapHypervisorError(err)
 	}
-	p := applyPlan{rec: rec, spec: spec, diff: compare(rec.Spec, spec, rec.Disks), active: d.State.Active()}
+	p := applyPlan{rec: rec, spec: spec, diff: compare(rec.Spec, spec, rec.Disks), active: d.State.Active(), release: func() {}}
+	nicChanges := compareNICs(rec.NICs, spec.NICs)
+	p.diff.offline = append(p.diff.offline, nicChanges...)
 	if len(p.diff.refused) > 0 {
 		return p, api.Conflict("vm %s: %s", spec.Name, strings.Join(p.diff.refused, "; "))
 	}
@@ -164,6 +169,16 @@ func (s *Service) planApply(ctx context.Context, spec api.VMSpec) (applyPlan, er
 		}
 		if p.virtType, err = s.cfg.VirtType(ctx); err != nil {
 			return p, mapHypervisorError(err)
+		}
+		if len(nicChanges) > 0 {
+			nics, release, err := s.planNICs(ctx, spec.Name, spec.NICs, rec.NICs, func(i int) string { return fmt.Sprintf("nics[%d]", i) })
+			if err != nil {
+				return p, err
+			}
+			p.nics, p.release = nics, release
+			if p.nics == nil {
+				p.nics = []nicRecord{}
+			}
 		}
 	}
 	return p, nil
@@ -214,6 +229,9 @@ func (s *Service) apply(ctx context.Context, o *ops.Op, p applyPlan) error {
 				}
 				rec.Disks[i].Size = size
 			}
+		}
+		if p.nics != nil {
+			rec.NICs = p.nics
 		}
 		rec.ConsoleLog = ""
 		if ConsoleLogged(rec.Spec) {

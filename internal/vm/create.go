@@ -37,6 +37,7 @@ func (s *Service) Create(ctx context.Context, spec api.VMSpec, opts CreateOption
 	}
 	op := s.ops.Start("vm.create", target(spec.Name), func(ctx context.Context, o *ops.Op) error {
 		defer unlock()
+		defer plan.release()
 		return s.create(ctx, o, plan, opts)
 	})
 	s.relabel(spec.Name, "vm.create", "operation "+op.ID+" (vm.create)")
@@ -47,7 +48,9 @@ func (s *Service) Create(ctx context.Context, spec api.VMSpec, opts CreateOption
 type createPlan struct {
 	spec     api.VMSpec
 	disks    []resolvedDisk
+	nics     []nicRecord
 	virtType string
+	release  func() // lets go of the NICs' networks
 }
 
 // planCreate runs the checks that need the host and libvirt.
@@ -97,7 +100,11 @@ func (s *Service) planCreate(ctx context.Context, spec api.VMSpec) (createPlan, 
 	if err != nil {
 		return createPlan{}, mapHypervisorError(err)
 	}
-	return createPlan{spec: spec, disks: disks, virtType: virtType}, nil
+	nics, release, err := s.planNICs(ctx, spec.Name, spec.NICs, nil, func(i int) string { return fmt.Sprintf("nics[%d]", i) })
+	if err != nil {
+		return createPlan{}, err
+	}
+	return createPlan{spec: spec, disks: disks, nics: nics, virtType: virtType, release: release}, nil
 }
 
 func volumeName(vm, disk string) string { return vm + "-" + disk + ".qcow2" }
@@ -111,7 +118,7 @@ func (s *Service) create(ctx context.Context, o *ops.Op, p createPlan, opts Crea
 	// Undo must run even when ctx was cancelled: use a fresh context.
 	undo := context.Background()
 
-	rec := record{Name: spec.Name, UUID: newUUID(), Spec: spec, Status: statusCreating, CreatedAt: s.clock().UTC()}
+	rec := record{Name: spec.Name, UUID: newUUID(), Spec: spec, NICs: p.nics, Status: statusCreating, CreatedAt: s.clock().UTC()}
 	if ConsoleLogged(spec) {
 		rec.ConsoleLog = s.consolePath(spec.Name)
 	}
@@ -201,6 +208,7 @@ func (s *Service) create(ctx context.Context, o *ops.Op, p createPlan, opts Crea
 func (s *Service) domainXML(rec record, virtType string) (string, error) {
 	in := domainxml.Input{
 		Spec: rec.Spec, UUID: rec.UUID, VirtType: virtType, ConsoleLog: rec.ConsoleLog, Owner: s.cfg.Owner,
+		NICs: nicsInput(rec.NICs),
 	}
 	for _, d := range rec.Disks {
 		in.Disks = append(in.Disks, domainxml.Disk{Name: d.Name, Path: d.Path, Format: "qcow2", Target: d.Target})

@@ -42,6 +42,7 @@ type record struct {
 	Spec       api.VMSpec   `json:"spec"`
 	Status     string       `json:"status"`
 	Disks      []api.VMDisk `json:"disks"`
+	NICs       []nicRecord  `json:"nics,omitempty"`
 	ConsoleLog string       `json:"consoleLog,omitempty"`
 	CreatedAt  time.Time    `json:"createdAt"`
 	// KeepDisks is set with status deleting: what the delete was asked.
@@ -69,6 +70,8 @@ type Config struct {
 	VirtType func(ctx context.Context) (string, error)
 	// Host is the name this daemon reports as the VMs' host.
 	Host string
+	// Networks resolves the networks NICs plug into (nil: no NICs).
+	Networks Networks
 }
 
 // Service runs VMs.
@@ -143,15 +146,18 @@ func (s *Service) List(ctx context.Context) ([]api.VM, error) {
 		byName[d.Name] = d
 	}
 	out := make([]api.VM, 0, len(doms)+len(recs))
+	byRec := make(map[string]record, len(recs))
 	for _, r := range recs {
 		d, ok := byName[r.Name]
 		out = append(out, s.view(r, d, ok))
 		delete(byName, r.Name)
+		byRec[r.Name] = r
 	}
 	for _, d := range byName {
 		out = append(out, s.unmanaged(d))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	s.addressesAll(ctx, out, byRec)
 	return out, nil
 }
 
@@ -176,13 +182,15 @@ func (s *Service) Get(ctx context.Context, name string) (api.VM, error) {
 	if !managed {
 		return s.unmanaged(d), nil
 	}
-	return s.view(r, d, true), nil
+	v := s.view(r, d, true)
+	s.addressesOne(ctx, &v, r)
+	return v, nil
 }
 
 func (s *Service) view(r record, d hypervisor.Domain, exists bool) api.VM {
 	spec := r.Spec
 	v := api.VM{
-		Name: r.Name, UUID: r.UUID, Managed: true, Spec: &spec, Disks: r.Disks,
+		Name: r.Name, UUID: r.UUID, Managed: true, Spec: &spec, Disks: r.Disks, NICs: apiNICs(r.NICs),
 		ConsoleLog: r.ConsoleLog, CreatedAt: r.CreatedAt, Host: s.cfg.Host,
 	}
 	switch {

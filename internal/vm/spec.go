@@ -63,6 +63,12 @@ func Normalize(s *api.VMSpec) {
 	if len(s.Labels) == 0 {
 		s.Labels = nil
 	}
+	if len(s.NICs) == 0 {
+		s.NICs = nil
+	}
+	for i := range s.NICs {
+		normalizeNIC(&s.NICs[i])
+	}
 }
 
 // ConsoleLogged reports whether the spec keeps a console log (default yes).
@@ -119,6 +125,9 @@ func ValidateStatic(s api.VMSpec) error {
 		if d.Image != "" && !filepath.IsAbs(d.Image) {
 			return api.BadRequest("%s.image: %q must be an absolute path", field, d.Image)
 		}
+	}
+	if err := validateNICs(s); err != nil {
+		return err
 	}
 	if (s.Boot == nil || s.Boot.Kernel == "") && len(s.Disks) == 0 {
 		return api.BadRequest("boot: the VM boots from its first disk, but it has no disks (add a disk or a boot.kernel)")

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/term"
+
+	"github.com/godwit-project/godwit/test/testbed"
 )
 
 var ptyRE = regexp.MustCompile(`<serial type='pty'>\s*<source path='(/dev/pts/\d+)'`)
@@ -79,4 +81,67 @@ func TestGuestExec(t *testing.T) {
 	if _, rc := d.guestExec(name, "false", 30*time.Second); rc != 1 {
 		t.Fatalf("false gave rc=%d", rc)
 	}
+}
+
+// hostGuestExec is guestExec for a VM on a test-bed host.
+func hostGuestExec(t *testing.T, h *testbed.Host, vm, cmd string) (string, int) {
+	t.Helper()
+	xml, err := h.Virsh("dumpxml", vm)
+	if err != nil {
+		t.Fatalf("dumpxml %s on %s: %v", vm, h.Name, err)
+	}
+	m := ptyRE.FindStringSubmatch(xml)
+	if m == nil {
+		t.Fatalf("vm %s has no serial pty", vm)
+	}
+	// The pty lives in the host's mount namespace (its own /dev/pts is the
+	// machine's: only /run/libvirt and friends are private).
+	before := int64(len(hostConsole(t, h, vm)))
+	id := uniq()
+	// Hold the pty open until the answer came: QEMU reads a line slowly
+	// (its UART takes 16 bytes at a time) and stops reading once we close.
+	closePty, err := writePty(m[1], "RUN "+id+" "+cmd+"\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closePty()
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
+		log := hostConsole(t, h, vm)
+		if int64(len(log)) < before {
+			before = 0
+		}
+		rest := log[before:]
+		if mm := regexp.MustCompile(`(?m)^RESULT ` + id + ` rc=(\d+)`).FindStringSubmatch(rest); mm != nil {
+			var out []string
+			for _, line := range strings.Split(rest, "\n") {
+				if p := "OUT " + id + " "; strings.HasPrefix(line, p) {
+					out = append(out, strings.TrimPrefix(line, p))
+				}
+			}
+			return strings.Join(out, "\n"), atoi(mm[1])
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	t.Fatalf("guest %s on %s did not answer %q", vm, h.Name, cmd)
+	return "", 0
+}
+
+// writePty writes to a VM's serial pty and keeps it open (drained) until
+// the returned func closes it.
+func writePty(path, s string) (func(), error) {
+	f, err := os.OpenFile(path, os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := term.MakeRaw(int(f.Fd())); err != nil {
+		f.Close()
+		return nil, err
+	}
+	go func() { _, _ = io.Copy(io.Discard, f) }()
+	if _, err := f.Write([]byte(s)); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { f.Close() }, nil
 }

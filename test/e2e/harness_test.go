@@ -71,6 +71,8 @@ type Daemon struct {
 	cmd     *exec.Cmd
 	waited  chan struct{}
 	pool    string
+	// netPrefix starts the libvirt names of the daemon's networks.
+	netPrefix string
 }
 
 // StartDaemon starts a daemon; extra are more `godwit daemon` flags. It
@@ -123,7 +125,7 @@ func (d *Daemon) Start() {
 		h, err := d.C.Host(ctx)
 		cancel()
 		if err == nil {
-			d.pool = h.Pool
+			d.pool, d.netPrefix = h.Pool, h.NetworkPrefix
 			return
 		}
 		select {
@@ -180,6 +182,7 @@ func (d *Daemon) cleanup() {
 	if d.t.Failed() {
 		d.t.Logf("daemon log:\n%s", d.Log())
 	}
+	removeNetworks(d.netPrefix)
 	if d.pool != "" {
 		_ = exec.Command("virsh", "-q", "pool-destroy", d.pool).Run()
 		_ = exec.Command("virsh", "-q", "pool-undefine", d.pool).Run()

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,7 +15,7 @@ import (
 )
 
 // --listen serves the API over TLS to holders of a client certificate from
-// the daemon's CA, and to nobody else.
+// the daemon's CA or of a token, and to nobody else.
 func TestListenTLS(t *testing.T) {
 	addr := freeAddr(t)
 	d := StartDaemon(t, "--listen", addr)
@@ -42,8 +43,11 @@ func TestListenTLS(t *testing.T) {
 	}
 	anon := cfg.Clone()
 	anon.Certificates = nil
-	if _, err := (&http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: anon}}).Get(url + "/v1/vms"); err == nil {
-		t.Fatal("a client without a certificate was served")
+	if resp, err := (&http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: anon}}).Get(url + "/v1/vms"); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("a client without a certificate or token: %d, want 401", resp.StatusCode)
+		}
 	}
 	// A certificate from another daemon's CA is refused too.
 	other := StartDaemon(t, "--listen", freeAddr(t))
@@ -64,6 +68,40 @@ func TestListenTLS(t *testing.T) {
 	c, _ = client.New(client.Options{URL: url, TLS: cfg})
 	if _, err := c.GetVM(ctxT(t, 10*time.Second), name); err != nil {
 		t.Fatal(err)
+	}
+
+	// A read-only token with only the CA's certificate: reads, cannot start.
+	secret := strings.TrimSpace(d.MustCLI("token", "create", "--name", "e2e-reader", "--scope", "read", "-q"))
+	caOnly := filepath.Join(d.Dir, "ca-only")
+	if err := os.MkdirAll(caOnly, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ca, err := os.ReadFile(filepath.Join(tlsDir, "ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(caOnly, "ca.crt"), ca, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	remote := []string{"--host", url, "--tls-dir", caOnly, "--token", secret}
+	if out, errOut, code := d.CLI(append(remote, "vm", "list")...); code != 0 || !strings.Contains(out, name) {
+		t.Fatalf("vm list with a read token: exit %d\n%s%s", code, out, errOut)
+	}
+	if out, errOut, code := d.CLI(append(remote, "vm", "start", name)...); code != 1 || !strings.Contains(errOut, "admin") {
+		t.Fatalf("vm start with a read token: exit %d\n%s%s", code, out, errOut)
+	}
+	if v, err := d.C.GetVM(ctxT(t, 10*time.Second), name); err != nil || v.State != "stopped" {
+		t.Fatalf("after a refused start: %+v, %v", v.State, err)
+	}
+	d.MustCLI("token", "revoke", "e2e-reader")
+	if _, errOut, code := d.CLI(append(remote, "vm", "list")...); code != 1 || !strings.Contains(errOut, "revoked") {
+		t.Fatalf("vm list with a revoked token: exit %d %s", code, errOut)
+	}
+	audit := d.MustCLI("audit", "-o", "json")
+	for _, w := range []string{`"principal": "token:e2e-reader"`, `"status": 403`, `"path": "/v1/tokens"`} {
+		if !strings.Contains(audit, w) {
+			t.Errorf("godwit audit lacks %s:\n%s", w, audit)
+		}
 	}
 }
 

@@ -38,6 +38,9 @@ type Fake struct {
 	faults   []*Fault
 	down     bool
 	calls    []string
+	mon      monitorState
+	networks map[string]*network
+	leases   map[string][]hypervisor.Lease // by network name
 }
 
 var _ hypervisor.Hypervisor = (*Fake)(nil)
@@ -62,6 +65,11 @@ type Guest struct {
 	// ShutdownDelay: the guest powers off this long after Shutdown; 0 is
 	// at once.
 	ShutdownDelay time.Duration
+	// Agent, when set, is what the guest's qemu-guest-agent reports;
+	// without it the guest has no agent.
+	Agent []hypervisor.Interface
+	// AgentDelay is how long the agent takes to answer.
+	AgentDelay time.Duration
 }
 
 // Error is an error of the fake, shaped like the libvirt implementation's:
@@ -100,7 +108,10 @@ var methods = map[string]bool{
 	"XML": true, "SetAutostart": true, "RunTransient": true,
 	"EnsurePool": true, "PoolInfo": true, "CreateVolume": true, "DeleteVolume": true,
 	"VolumeInfo": true, "ResizeVolume": true,
-	"HostInfo": true, "Ping": true,
+	"HostInfo": true, "Ping": true, "DomainStats": true, "DomainEvents": true,
+	"DefineNetwork": true, "StartNetwork": true, "SetNetworkAutostart": true, "StopNetwork": true,
+	"UndefineNetwork": true, "LookupNetwork": true, "ListNetworks": true, "NetworkLeases": true,
+	"NetworkPortOwners": true, "AttachDevice": true, "DetachDevice": true, "InterfaceAddresses": true,
 }
 
 // New returns a fake host with 4 CPUs, 8 GiB of memory, TCG only, and no
@@ -112,9 +123,11 @@ func New() *Fake {
 			CPUs: 4, CPUModel: "fake", MemoryBytes: uint64(8 * api.GiB), FreeBytes: uint64(6 * api.GiB),
 			VirtTypes: []string{"qemu"}, MaxVCPUs: 255,
 		},
-		domains: map[string]*domain{},
-		pools:   map[string]*pool{},
-		guests:  map[string]Guest{},
+		domains:  map[string]*domain{},
+		pools:    map[string]*pool{},
+		guests:   map[string]Guest{},
+		networks: map[string]*network{},
+		leases:   map[string][]hypervisor.Lease{},
 	}
 }
 
@@ -281,7 +294,20 @@ func (f *Fake) guest(name string) Guest {
 // setState moves d to s; an inactive transient domain vanishes, as in
 // libvirt. Callers hold f.mu.
 func (f *Fake) setState(d *domain, s hypervisor.State, reason string) {
+	was := d.State
 	d.State, d.Reason = s, reason
+	switch {
+	case s == hypervisor.StateCrashed:
+		f.emit(d, hypervisor.EventCrashed, "panicked")
+	case !s.Active() && was.Active():
+		f.emit(d, hypervisor.EventStopped, stopDetail(reason))
+	case s == hypervisor.StatePaused && was != hypervisor.StatePaused:
+		f.emit(d, hypervisor.EventSuspended, "paused")
+	case s == hypervisor.StateRunning && !was.Active():
+		f.emit(d, hypervisor.EventStarted, "booted")
+	case s == hypervisor.StateRunning && was == hypervisor.StatePaused:
+		f.emit(d, hypervisor.EventResumed, "unpaused")
+	}
 	if !s.Active() {
 		d.liveXML = ""
 		if !d.Persistent {
@@ -332,6 +358,7 @@ func (f *Fake) Define(ctx context.Context, doc string) (hypervisor.Domain, error
 				Msg: fmt.Sprintf("operation failed: domain '%s' already exists with uuid %s", p.Name, d.UUID)}
 		}
 		d.xml, d.Persistent = doc, true
+		f.emit(d, hypervisor.EventDefined, "updated")
 		return d.Domain, nil
 	}
 	for _, d := range f.domains {
@@ -346,6 +373,7 @@ func (f *Fake) Define(ctx context.Context, doc string) (hypervisor.Domain, error
 	}
 	d := &domain{Domain: hypervisor.Domain{Name: p.Name, UUID: uuid, State: hypervisor.StateShutoff, Persistent: true}, xml: doc}
 	f.domains[p.Name] = d
+	f.emit(d, hypervisor.EventDefined, "added")
 	return d.Domain, nil
 }
 
@@ -369,6 +397,7 @@ func (f *Fake) Undefine(ctx context.Context, name string) error {
 		return nil
 	}
 	delete(f.domains, name)
+	f.emit(d, hypervisor.EventUndefined, "removed")
 	return nil
 }
 
@@ -386,9 +415,13 @@ func (f *Fake) Start(ctx context.Context, name string) error {
 	if d.State.Active() {
 		return invalid("start domain", name, "domain is already running")
 	}
+	if err := f.checkNetworks("start domain", name, d.xml); err != nil {
+		return err
+	}
 	d.boot++
 	d.liveXML = d.xml
 	d.State, d.Reason = hypervisor.StateRunning, "booted"
+	f.emit(d, hypervisor.EventStarted, "booted")
 	return nil
 }
 
@@ -486,6 +519,7 @@ func (f *Fake) Suspend(ctx context.Context, name string) error {
 	}
 	if d.State != hypervisor.StatePaused {
 		d.State, d.Reason = hypervisor.StatePaused, "paused by user"
+		f.emit(d, hypervisor.EventSuspended, "paused")
 	}
 	return nil
 }
@@ -510,6 +544,7 @@ func (f *Fake) Resume(ctx context.Context, name string) error {
 	}
 	if d.State == hypervisor.StatePaused {
 		d.State, d.Reason = hypervisor.StateRunning, "unpaused"
+		f.emit(d, hypervisor.EventResumed, "unpaused")
 	}
 	return nil
 }
@@ -598,10 +633,12 @@ func (f *Fake) RunTransient(ctx context.Context, doc string) error {
 	if uuid == "" {
 		uuid = newUUID()
 	}
-	f.domains[p.Name] = &domain{
+	nd := &domain{
 		Domain: hypervisor.Domain{Name: p.Name, UUID: uuid, State: hypervisor.StateRunning, Reason: "booted"},
 		xml:    doc, liveXML: doc, boot: 1,
 	}
+	f.domains[p.Name] = nd
+	f.emit(nd, hypervisor.EventStarted, "booted")
 	return nil
 }
 

@@ -50,13 +50,6 @@ func (c *Conn) ActiveJob(ctx context.Context, name string) (active, backup bool,
 	return active, backup, err
 }
 
-// AbortJob aborts the domain's job.
-func (c *Conn) AbortJob(ctx context.Context, name string) error {
-	return c.onDomain(ctx, "abort job of", name, func(l *golibvirt.Libvirt, d golibvirt.Domain) error {
-		return l.DomainAbortJob(d)
-	})
-}
-
 // Checkpoints lists checkpoints, oldest first.
 func (c *Conn) Checkpoints(ctx context.Context, name string) ([]hypervisor.Checkpoint, error) {
 	return do(ctx, c, "list checkpoints of domain "+name, func(l *golibvirt.Libvirt) ([]hypervisor.Checkpoint, error) {

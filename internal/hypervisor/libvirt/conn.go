@@ -48,7 +48,10 @@ type Conn struct {
 	info     *hypervisor.HostInfo // static host facts, per connection
 }
 
-var _ hypervisor.Hypervisor = (*Conn)(nil)
+var (
+	_ hypervisor.Hypervisor = (*Conn)(nil)
+	_ hypervisor.Migrator   = (*Conn)(nil)
+)
 
 // Options tune a Conn.
 type Options struct {
@@ -218,13 +221,26 @@ func (e *Error) Error() string { return e.Op + ": " + e.Msg }
 // Unwrap returns the sentinel, e.g. hypervisor.ErrNotFound.
 func (e *Error) Unwrap() error { return e.kind }
 
+// mapErrorKeep maps an error of a dedicated (session) connection: a lost
+// session does not mean the main connection is lost.
+func (c *Conn) mapErrorKeep(what string, err error) error {
+	var le golibvirt.Error
+	if errors.As(err, &le) {
+		return c.mapError(what, err)
+	}
+	if isConnectionError(err) {
+		return fmt.Errorf("%s: lost the migration connection to libvirt (%v): %w", what, err, hypervisor.ErrUnavailable)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
 func (c *Conn) mapError(what string, err error) error {
 	var le golibvirt.Error
 	if errors.As(err, &le) {
 		e := &Error{Op: what, Msg: le.Message, Code: le.Code}
 		switch golibvirt.ErrorNumber(le.Code) {
-		case golibvirt.ErrNoDomain, golibvirt.ErrNoStoragePool, golibvirt.ErrNoStorageVol,
-			golibvirt.ErrNoDomainSnapshot, golibvirt.ErrNoDomainCheckpoint:
+		case golibvirt.ErrNoDomain, golibvirt.ErrNoStoragePool, golibvirt.ErrNoStorageVol, golibvirt.ErrNoNetwork,
+			golibvirt.ErrDeviceMissing, golibvirt.ErrNoDomainSnapshot, golibvirt.ErrNoDomainCheckpoint:
 			e.kind = hypervisor.ErrNotFound
 		case golibvirt.ErrOperationUnsupported, golibvirt.ErrConfigUnsupported:
 			e.kind = hypervisor.ErrUnsupported
@@ -232,8 +248,10 @@ func (c *Conn) mapError(what string, err error) error {
 			e.kind = hypervisor.ErrCheckpointBroken
 		case golibvirt.ErrOperationInvalid:
 			e.kind = hypervisor.ErrInvalidState
-		case golibvirt.ErrDomExist, golibvirt.ErrStorageVolExist:
+		case golibvirt.ErrDomExist, golibvirt.ErrStorageVolExist, golibvirt.ErrNetworkExist:
 			e.kind = hypervisor.ErrExists
+		case golibvirt.ErrAgentUnresponsive, golibvirt.ErrAgentUnsynced:
+			e.kind = hypervisor.ErrAgentUnavailable
 		}
 		return e
 	}

@@ -1,0 +1,75 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+
+	"github.com/godwit-project/godwit/api"
+)
+
+// MigrateVM starts moving a VM to another host.
+func (c *Client) MigrateVM(ctx context.Context, name string, req api.MigrateRequest) (api.Operation, error) {
+	var out api.Operation
+	err := c.do(ctx, http.MethodPost, "/v1/vms/"+url.PathEscape(name)+"/migrate", nil, req, &out)
+	return out, err
+}
+
+// Evacuate starts moving every running VM off the daemon's host.
+func (c *Client) Evacuate(ctx context.Context, req api.EvacuateRequest) (api.Operation, error) {
+	var out api.Operation
+	err := c.do(ctx, http.MethodPost, "/v1/host/evacuate", nil, req, &out)
+	return out, err
+}
+
+// The calls below are daemon to daemon (peer scope).
+
+// MigrationPreflight asks a destination whether a VM can move there.
+func (c *Client) MigrationPreflight(ctx context.Context, offer api.MigrationOffer) (api.PreflightAnswer, error) {
+	var out api.PreflightAnswer
+	err := c.do(ctx, http.MethodPost, "/v1/peer/migrations/preflight", nil, offer, &out)
+	return out, err
+}
+
+// MigrationPrepare makes the destination ready to receive a VM.
+func (c *Client) MigrationPrepare(ctx context.Context, offer api.MigrationOffer) (api.PrepareAnswer, error) {
+	var out api.PrepareAnswer
+	err := c.do(ctx, http.MethodPost, "/v1/peer/migrations", nil, offer, &out)
+	return out, err
+}
+
+// MigrationFinish ends a migration on the destination (or cancels it).
+func (c *Client) MigrationFinish(ctx context.Context, id string, req api.FinishRequest) (api.FinishAnswer, error) {
+	var out api.FinishAnswer
+	err := c.do(ctx, http.MethodPost, "/v1/peer/migrations/"+url.PathEscape(id)+"/finish", nil, req, &out)
+	return out, err
+}
+
+// MigrationKeepalive tells the destination the source is still at it.
+func (c *Client) MigrationKeepalive(ctx context.Context, id string) error {
+	return c.do(ctx, http.MethodPost, "/v1/peer/migrations/"+url.PathEscape(id)+"/keepalive", nil, nil, nil)
+}
+
+// MigrationUpload streams a file of a moving VM (a disk, or the saved
+// memory state) to the destination, which checks its SHA-256.
+func (c *Client) MigrationUpload(ctx context.Context, id, file string, size int64, sha256 string, r io.Reader) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, c.base+"/v1/peer/migrations/"+url.PathEscape(id)+"/files/"+url.PathEscape(file), r)
+	if err != nil {
+		return err
+	}
+	req.ContentLength = size
+	req.Header.Set("Content-Type", "application/octet-stream")
+	req.Header.Set("X-Godwit-SHA256", sha256)
+	resp, err := c.stream.Do(req)
+	if err != nil {
+		return fmt.Errorf("upload %s to %s: %w", file, c.where, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		return decodeError(resp)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return nil
+}

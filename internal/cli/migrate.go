@@ -1,0 +1,188 @@
+package cli
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/godwit-project/godwit/api"
+)
+
+func newMigrateCmd(g *globals) *cobra.Command {
+	var req api.MigrateRequest
+	var offline, cold bool
+	var maxDowntime, timeout, progressTimeout, postcopyAfter time.Duration
+	var w waitFlags
+	cmd := &cobra.Command{
+		Use:   "migrate VM --to HOST",
+		Short: "Move a VM to another host: live (default), offline or cold",
+		Long: `Migrate moves a VM to a peer host (see 'godwit host add').
+
+A running VM moves live: its memory (and, without shared storage, its
+disks) is copied while it runs, then it pauses for a moment (the downtime)
+and resumes on the destination. Disks on storage both hosts see are not
+copied; godwit finds out which disks those are by itself.
+
+Checks run before anything moves: the destination answers, has the memory,
+the CPU, the disk space, the kernel files; the name is free there.
+
+Policies for a guest that writes memory faster than the link carries it:
+  auto      precopy with a downtime target; QEMU's auto-converge throttles
+            the guest's CPUs when a pass does not gain, and when it still
+            does not converge (or after --postcopy-after), godwit switches
+            to postcopy, which always finishes (default)
+  precopy   precopy only; aborts at --timeout if it never converges
+  postcopy  switch to postcopy after the first pass
+
+--offline suspends the guest, saves its memory to a file, copies it (and
+the disks) with checksums, and restores it there. --cold moves a shut-off
+VM. A failed or cancelled migration leaves the VM running on this host.`,
+		Example: `  godwit migrate web1 --to host2
+  godwit migrate web1 --to host2 --policy precopy --max-downtime 100ms --bandwidth 100
+  godwit migrate web1 --to host2 --offline
+  godwit op cancel OPID          # abort a running migration`,
+		Args:              exactArgs(1, "a VM name"),
+		ValidArgsFunction: completeVMs(g),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if req.To == "" {
+				return usagef("--to HOST is required")
+			}
+			if offline && cold {
+				return usagef("--offline and --cold exclude each other")
+			}
+			switch {
+			case offline:
+				req.Mode = api.MigrateOffline
+			case cold:
+				req.Mode = api.MigrateCold
+			}
+			req.MaxDowntimeMs = int(maxDowntime.Milliseconds())
+			req.TimeoutSeconds = int(timeout.Seconds())
+			req.ProgressTimeoutSeconds = int(progressTimeout.Seconds())
+			req.PostcopyAfterSeconds = int(postcopyAfter.Seconds())
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			op, err := c.MigrateVM(cmd.Context(), args[0], req)
+			if err != nil {
+				return err
+			}
+			final, err := follow(cmd.Context(), g, c, op, w)
+			if err != nil || w.noWait {
+				return err
+			}
+			var rep api.MigrationReport
+			if err := decodeResult(final, &rep); err != nil {
+				return err
+			}
+			if g.output != "table" {
+				return printValue(g.out, g.output, rep)
+			}
+			fmt.Fprintln(g.out, migrationLine(rep))
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&req.To, "to", "", "destination host (a peer)")
+	f.BoolVar(&offline, "offline", false, "suspend, save memory, copy, restore there")
+	f.BoolVar(&cold, "cold", false, "move a shut-off VM (definition and disks)")
+	f.StringVar(&req.Policy, "policy", "auto", "live convergence policy: auto, precopy or postcopy")
+	f.DurationVar(&maxDowntime, "max-downtime", 300*time.Millisecond, "downtime target of a live migration")
+	f.IntVar(&req.BandwidthMiB, "bandwidth", 0, "bandwidth cap in MiB/s (0: none)")
+	f.IntVar(&req.Parallel, "parallel", 0, "parallel connections (multifd)")
+	f.BoolVar(&req.TLS, "tls", false, "encrypt the migration stream with QEMU's TLS (needs QEMU TLS set up on both hosts)")
+	f.DurationVar(&timeout, "timeout", 10*time.Minute, "abort a precopy migration not finished by then")
+	f.DurationVar(&progressTimeout, "progress-timeout", time.Minute, "abort when no byte moved for this long (a dead link)")
+	f.DurationVar(&postcopyAfter, "postcopy-after", 20*time.Second, "auto policy: switch to postcopy when not converged after this long")
+	_ = cmd.RegisterFlagCompletionFunc("policy", cobra.FixedCompletions([]string{"auto", "precopy", "postcopy"}, cobra.ShellCompDirectiveNoFileComp))
+	w.add(f)
+	return cmd
+}
+
+// migrationLine is the one-line report of a migration.
+func migrationLine(r api.MigrationReport) string {
+	downtime := fmt.Sprintf("%d ms", r.DowntimeMs)
+	if r.Postcopy && r.DowntimeMs == 0 {
+		downtime = "n/a ms" // libvirt does not measure postcopy's switchover
+	}
+	line := fmt.Sprintf("migrated %s from %s to %s: total %d ms, downtime %s, %.1f MiB", r.VM, r.From, r.To,
+		r.TotalMs, downtime, float64(r.Bytes)/(1<<20))
+	extra := fmt.Sprintf(" (%s", r.Mode)
+	if r.Policy != "" {
+		extra += ", policy " + r.Policy
+	}
+	if r.Postcopy {
+		extra += ", switched to postcopy"
+	}
+	if r.AutoConverge > 0 {
+		extra += fmt.Sprintf(", auto-converge up to %d%%", r.AutoConverge)
+	}
+	extra += fmt.Sprintf(", %d disk(s) shared, %d copied)", r.SharedDisks, r.CopiedDisks)
+	return line + extra
+}
+
+func hostEvacuateCmd(g *globals) *cobra.Command {
+	var req api.EvacuateRequest
+	var w waitFlags
+	cmd := &cobra.Command{
+		Use:   "evacuate [HOST]",
+		Short: "Migrate every running VM off this host (for maintenance)",
+		Long: `Evacuate moves every running VM of this host to its peers, live, N at a
+time: to --to, or per VM to the peer with the most free memory that passes
+the checks. It ends with a summary of what moved where, and what did not,
+and why. HOST, when given, must be this host's name.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			if len(args) == 1 {
+				h, err := c.Host(cmd.Context())
+				if err != nil {
+					return err
+				}
+				if h.Name != args[0] {
+					return usagef("this daemon is host %s, not %s (use --socket or --host to talk to %s)", h.Name, args[0], args[0])
+				}
+			}
+			op, err := c.Evacuate(cmd.Context(), req)
+			if err != nil {
+				return err
+			}
+			final, ferr := follow(cmd.Context(), g, c, op, w)
+			if w.noWait {
+				return ferr
+			}
+			var rep api.EvacuationReport
+			if err := decodeResult(final, &rep); err != nil {
+				return err
+			}
+			if g.output != "table" {
+				if err := printValue(g.out, g.output, rep); err != nil {
+					return err
+				}
+				return ferr
+			}
+			for _, m := range rep.Moved {
+				fmt.Fprintln(g.out, migrationLine(m))
+			}
+			for _, m := range rep.Failed {
+				to := ""
+				if m.To != "" {
+					to = " to " + m.To
+				}
+				fmt.Fprintf(g.out, "did not move %s%s: %s\n", m.VM, to, m.Reason)
+			}
+			fmt.Fprintf(g.out, "%d moved, %d did not\n", len(rep.Moved), len(rep.Failed))
+			return ferr
+		},
+	}
+	cmd.Flags().StringVar(&req.To, "to", "", "move every VM to this host (default: the best peer per VM)")
+	cmd.Flags().IntVar(&req.Parallel, "parallel", 1, "migrations at once")
+	cmd.Flags().StringVar(&req.Policy, "policy", "auto", "live convergence policy: auto, precopy or postcopy")
+	w.add(cmd.Flags())
+	return cmd
+}

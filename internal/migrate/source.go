@@ -1,0 +1,426 @@
+package migrate
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/godwit-project/godwit/api"
+	"github.com/godwit-project/godwit/client"
+	"github.com/godwit-project/godwit/internal/hypervisor"
+	"github.com/godwit-project/godwit/internal/ops"
+	"github.com/godwit-project/godwit/internal/vm"
+)
+
+// Defaults of a migration request.
+const (
+	DefaultMaxDowntime     = 300 * time.Millisecond
+	DefaultTimeout         = 10 * time.Minute
+	DefaultProgressTimeout = time.Minute
+	DefaultPostcopyAfter   = 20 * time.Second
+)
+
+// move is one migration as the source runs it.
+type move struct {
+	id     string
+	m      vm.Moving
+	dom    hypervisor.Domain
+	req    api.MigrateRequest
+	offer  api.MigrationOffer
+	peer   *client.Client
+	probes []string
+}
+
+// Migrate checks a move (here and, in a preflight, on the destination) and
+// starts it as an operation. Problems found before anything moves come
+// back at once: 400 for a bad request, 409 with every problem.
+func (s *Service) Migrate(ctx context.Context, name string, req api.MigrateRequest) (api.Operation, error) {
+	mv, unlock, err := s.plan(ctx, name, req)
+	if err != nil {
+		return api.Operation{}, err
+	}
+	op := s.ops.Start("vm.migrate", "vm/"+name, func(ctx context.Context, o *ops.Op) error {
+		defer unlock()
+		defer mv.removeProbes()
+		rep, err := s.run(ctx, o, mv)
+		if err == nil {
+			o.SetResult(rep)
+		}
+		return err
+	})
+	return op, nil
+}
+
+// plan validates the request, holds the VM and runs the preflight.
+func (s *Service) plan(ctx context.Context, name string, req api.MigrateRequest) (*move, func(), error) {
+	if err := checkRequest(&req, s.cfg.Self); err != nil {
+		return nil, nil, err
+	}
+	peer, err := s.peers.Client(ctx, req.To)
+	if err != nil {
+		return nil, nil, err
+	}
+	m, dom, unlock, err := s.vms.HoldForMove(ctx, name, "migration to "+req.To)
+	if err != nil {
+		return nil, nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			unlock()
+		}
+	}()
+	running := dom.State == hypervisor.StateRunning || dom.State == hypervisor.StatePaused
+	if req.Mode == "" {
+		req.Mode = api.MigrateCold
+		if dom.State.Active() {
+			req.Mode = api.MigrateLive
+		}
+	}
+	switch {
+	case (req.Mode == api.MigrateLive || req.Mode == api.MigrateOffline) && !running:
+		return nil, nil, api.Conflict("vm %s is %s; a %s migration moves a running VM (use --cold for a stopped one)", name, dom.State, req.Mode)
+	case req.Mode == api.MigrateCold && dom.State.Active():
+		return nil, nil, api.Conflict("vm %s is %s; a cold migration moves a shut-off VM (stop it, or migrate it live)", name, dom.State)
+	}
+	mv := &move{id: newID(), m: m, dom: dom, req: req, peer: peer}
+	if err := s.makeOffer(ctx, mv); err != nil {
+		mv.removeProbes()
+		return nil, nil, err
+	}
+	pctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	ans, err := peer.MigrationPreflight(pctx, mv.offer)
+	if err != nil {
+		mv.removeProbes()
+		if api.Status(err) != 0 {
+			return nil, nil, api.StatusErrorf(api.Status(err), "preflight on %s: %v", req.To, err)
+		}
+		return nil, nil, api.StatusErrorf(502, "cannot reach %s for the preflight: %v", req.To, err)
+	}
+	if len(ans.Problems) > 0 {
+		mv.removeProbes()
+		return nil, nil, api.Conflict("vm %s cannot move to %s: %s", name, req.To, joinProblems(ans.Problems))
+	}
+	if len(ans.Disks) != len(mv.offer.Disks) {
+		mv.removeProbes()
+		return nil, nil, fmt.Errorf("preflight on %s answered for %d disks, not %d", req.To, len(ans.Disks), len(mv.offer.Disks))
+	}
+	mv.offer.Disks = ans.Disks
+	ok = true
+	return mv, unlock, nil
+}
+
+func joinProblems(p []string) string {
+	out := ""
+	for i, s := range p {
+		if i > 0 {
+			out += "; "
+		}
+		out += s
+	}
+	return out
+}
+
+func checkRequest(r *api.MigrateRequest, self string) error {
+	switch {
+	case r.To == "":
+		return api.BadRequest("to: missing (the destination host)")
+	case r.To == self:
+		return api.BadRequest("to: %s is this host", r.To)
+	}
+	switch r.Mode {
+	case "", api.MigrateLive, api.MigrateOffline, api.MigrateCold:
+	default:
+		return api.BadRequest("mode: %q is not live, offline or cold", r.Mode)
+	}
+	if r.Policy == "" {
+		r.Policy = api.PolicyAuto
+	}
+	switch r.Policy {
+	case api.PolicyAuto, api.PolicyPrecopy, api.PolicyPostcopy:
+	default:
+		return api.BadRequest("policy: %q is not auto, precopy or postcopy", r.Policy)
+	}
+	for field, v := range map[string]int{"maxDowntimeMs": r.MaxDowntimeMs, "bandwidthMiB": r.BandwidthMiB, "parallel": r.Parallel,
+		"timeoutSeconds": r.TimeoutSeconds, "progressTimeoutSeconds": r.ProgressTimeoutSeconds, "postcopyAfterSeconds": r.PostcopyAfterSeconds} {
+		if v < 0 {
+			return api.BadRequest("%s: %d is negative", field, v)
+		}
+	}
+	if r.Parallel > 64 {
+		return api.BadRequest("parallel: %d connections is more than 64", r.Parallel)
+	}
+	if r.MaxDowntimeMs > 0 && r.MaxDowntimeMs < 10 {
+		return api.BadRequest("maxDowntimeMs: %d ms is below 10 ms, which QEMU cannot hold", r.MaxDowntimeMs)
+	}
+	return nil
+}
+
+func newID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// makeOffer describes the VM for the destination and writes a probe file
+// next to each disk, so the destination can tell which disks it sees too.
+func (s *Service) makeOffer(ctx context.Context, mv *move) error {
+	m := mv.m
+	xml, err := s.hv.XML(ctx, m.Name, true)
+	if err != nil {
+		return err
+	}
+	virtType := "qemu"
+	if containsTypeKVM(xml) {
+		virtType = "kvm"
+	}
+	mv.offer = api.MigrationOffer{ID: mv.id, Mode: mv.req.Mode, VM: m.Name, UUID: m.UUID, Spec: m.Spec,
+		CreatedAt: m.CreatedAt, VirtType: virtType}
+	for _, d := range m.Disks {
+		md := api.MigrationDisk{Name: d.Name, Target: d.Target, Size: d.Size, Path: d.Path, Pool: d.Pool, Volume: d.Volume}
+		probe := filepath.Join(filepath.Dir(d.Path), ".godwit-probe-"+mv.id+"-"+d.Name)
+		value := newID() + newID()
+		if err := os.WriteFile(probe, []byte(value), 0o644); err == nil {
+			md.Probe, md.ProbeValue = probe, value
+			mv.probes = append(mv.probes, probe)
+		}
+		mv.offer.Disks = append(mv.offer.Disks, md)
+	}
+	return nil
+}
+
+func containsTypeKVM(xml string) bool {
+	for _, p := range []string{`<domain type='kvm'`, `<domain type="kvm"`} {
+		if len(xml) >= len(p) && xml[:len(p)] == p {
+			return true
+		}
+	}
+	return false
+}
+
+func (mv *move) removeProbes() {
+	for _, p := range mv.probes {
+		os.Remove(p)
+	}
+	mv.probes = nil
+}
+
+func (mv *move) copied() (shared, copied []api.MigrationDisk) {
+	for _, d := range mv.offer.Disks {
+		if d.Shared {
+			shared = append(shared, d)
+		} else {
+			copied = append(copied, d)
+		}
+	}
+	return shared, copied
+}
+
+// run moves the VM; on any error the VM is left running here.
+func (s *Service) run(ctx context.Context, o *ops.Op, mv *move) (api.MigrationReport, error) {
+	shared, copied := mv.copied()
+	rep := api.MigrationReport{VM: mv.m.Name, From: s.cfg.Self, To: mv.req.To, Mode: mv.req.Mode,
+		SharedDisks: len(shared), CopiedDisks: len(copied)}
+	out := outgoing{ID: mv.id, VM: mv.m.Name, To: mv.req.To, Mode: mv.req.Mode, Phase: "started", Started: time.Now().UTC()}
+	for _, d := range mv.m.Disks {
+		for _, c := range copied {
+			if c.Name == d.Name {
+				out.Copied = append(out.Copied, d)
+			}
+		}
+	}
+	s.mu.Lock()
+	s.active[mv.id] = true
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.active, mv.id)
+		s.mu.Unlock()
+	}()
+	s.putOut(ctx, out)
+	defer s.dropRecord(outBucket, mv.id)
+
+	var err error
+	switch mv.req.Mode {
+	case api.MigrateLive:
+		rep.Policy = mv.req.Policy
+		err = s.runLive(ctx, o, mv, &rep)
+	default:
+		err = s.runFiles(ctx, o, mv, &rep)
+	}
+	if err != nil {
+		return rep, err
+	}
+	// The VM runs there now: forget it here and free what it used here.
+	if err := s.vms.ForgetMoved(context.Background(), mv.m.Name); err != nil {
+		s.log.Error("forget a VM that moved", "vm", mv.m.Name, "err", err)
+	}
+	for _, d := range out.Copied {
+		if err := s.hv.DeleteVolume(context.Background(), d.Pool, d.Volume); err != nil && !errors.Is(err, hypervisor.ErrNotFound) {
+			s.log.Error("delete the source copy of a moved disk", "volume", d.Pool+"/"+d.Volume, "err", err)
+		}
+	}
+	s.log.Info("vm migrated", "vm", rep.VM, "to", rep.To, "mode", rep.Mode, "totalMs", rep.TotalMs, "downtimeMs", rep.DowntimeMs, "bytes", rep.Bytes)
+	return rep, nil
+}
+
+// runLive is libvirt's v3 protocol, split: Begin3 here, Prepare3 there,
+// Perform3 here (watched by the policy monitor), Finish3 there, Confirm3
+// here.
+func (s *Service) runLive(ctx context.Context, o *ops.Op, mv *move, rep *api.MigrationReport) error {
+	start := time.Now()
+	_, copied := mv.copied()
+	flags := hypervisor.MigrateLive | hypervisor.MigratePersistDest | hypervisor.MigrateUndefineSource
+	params := hypervisor.MigrateParams{BandwidthMiB: uint64(mv.req.BandwidthMiB)}
+	if len(copied) > 0 {
+		flags |= hypervisor.MigrateNonSharedDisk
+		for _, d := range copied {
+			params.MigrateDisks = append(params.MigrateDisks, d.Target)
+		}
+	}
+	if len(copied) < len(mv.offer.Disks) {
+		// The destination sees these disks at the same path; libvirt cannot
+		// tell a shared directory on a local filesystem from a local one.
+		flags |= hypervisor.MigrateUnsafe
+	}
+	switch mv.req.Policy {
+	case api.PolicyAuto:
+		flags |= hypervisor.MigrateAutoConverge | hypervisor.MigratePostcopy
+	case api.PolicyPostcopy:
+		flags |= hypervisor.MigratePostcopy
+	}
+	if mv.req.Parallel > 1 {
+		flags |= hypervisor.MigrateParallel
+		params.Parallel = mv.req.Parallel
+	}
+	if mv.req.TLS {
+		flags |= hypervisor.MigrateTLS
+	}
+	srcFlags := flags | hypervisor.MigrateChangeProtection
+
+	// Snapshots do not travel with a live migration: carry their metadata.
+	snaps, err := s.hv.SnapshotXMLs(ctx, mv.m.Name)
+	if err != nil {
+		return fmt.Errorf("read snapshots of vm %s: %w", mv.m.Name, err)
+	}
+	sess, err := s.hv.OpenSession(ctx)
+	if err != nil {
+		return err
+	}
+	defer sess.Close()
+	o.Progress("begin", 0, 0, "")
+	cookie, xml, err := sess.Begin(ctx, mv.m.Name, params, srcFlags)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	mv.offer.XML, mv.offer.Cookie, mv.offer.Flags = xml, cookie, flags
+	mv.offer.BandwidthMiB, mv.offer.Parallel = params.BandwidthMiB, params.Parallel
+	o.Progress("prepare on "+mv.req.To, 0, 0, "")
+	prep, err := mv.peer.MigrationPrepare(ctx, mv.offer)
+	if err != nil {
+		return fmt.Errorf("prepare on %s: %w", mv.req.To, err)
+	}
+	cancelThere := func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := mv.peer.MigrationFinish(cctx, mv.id, api.FinishRequest{Cancelled: true}); err != nil {
+			s.log.Warn("could not cancel the migration on the destination; it cleans up by itself when the source goes silent", "to", mv.req.To, "err", err)
+		}
+	}
+	params.URI = prep.URI
+
+	mon := s.startMonitor(ctx, o, mv, flags)
+	// Perform is not bound to ctx: a cancel aborts the job (monitor), and
+	// Perform then returns.
+	cookie, perr := sess.Perform(context.Background(), mv.m.Name, params, prep.Cookie, srcFlags)
+	performed := time.Now()
+	res := mon.stop()
+	s.log.Debug("perform returned", "vm", mv.m.Name, "monitorStopMs", time.Since(performed).Milliseconds())
+	rep.Iterations, rep.Postcopy, rep.AutoConverge = res.last.Iteration, res.postcopy, res.maxThrottle
+	if perr != nil {
+		cancelThere()
+		if res.reason != nil {
+			return res.reason
+		}
+		return fmt.Errorf("the migration failed; vm %s keeps running on %s: %w", mv.m.Name, s.cfg.Self, perr)
+	}
+	src, _ := s.hv.JobStats(context.Background(), mv.m.Name, true)
+
+	o.Progress("finish on "+mv.req.To, 0, 0, "")
+	fctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	fin, ferr := mv.peer.MigrationFinish(fctx, mv.id, api.FinishRequest{Cookie: cookie, Snapshots: snaps})
+	cancel()
+	s.log.Debug("finish answered", "vm", mv.m.Name, "sincePerformMs", time.Since(performed).Milliseconds())
+	if ferr != nil {
+		return s.afterFailedFinish(mv, sess, params, srcFlags, ferr)
+	}
+	if err := sess.Confirm(context.Background(), mv.m.Name, params, fin.Cookie, srcFlags, false); err != nil {
+		// The VM runs there; only the source's bookkeeping failed.
+		s.log.Error("confirm after a migration", "vm", mv.m.Name, "err", err)
+		s.dropSourceDomain(mv.m.Name)
+	}
+	rep.TotalMs = uint64(time.Since(start).Milliseconds())
+	rep.DowntimeMs = max(fin.DowntimeMs, src.DowntimeMs)
+	if res.postcopy && rep.DowntimeMs == 0 {
+		rep.DowntimeMs = res.postcopyPause
+	}
+	rep.Bytes = max(src.DataProcessed, res.last.DataProcessed, fin.Bytes)
+	rep.MemoryBytes = max(src.MemProcessed, res.last.MemProcessed, fin.MemoryBytes)
+	rep.DiskBytes = max(src.DiskProcessed, res.last.DiskProcessed, fin.DiskBytes)
+	o.Progress("done", int64(rep.Bytes), int64(rep.Bytes), "bytes")
+	return nil
+}
+
+// afterFailedFinish decides, when Finish on the destination did not answer
+// cleanly, where the VM runs. A clean refusal means it did not start there:
+// resume it here. No answer at all means it may run there: ask, and resume
+// here only when the destination says it does not have it; otherwise keep
+// it paused here rather than running twice.
+func (s *Service) afterFailedFinish(mv *move, sess hypervisor.Session, p hypervisor.MigrateParams, flags uint32, ferr error) error {
+	resume := func() error {
+		if err := sess.Confirm(context.Background(), mv.m.Name, p, nil, flags, true); err != nil {
+			return fmt.Errorf("finish on %s failed (%v), and resuming vm %s here failed too: %w", mv.req.To, ferr, mv.m.Name, err)
+		}
+		return fmt.Errorf("finish on %s failed; vm %s keeps running on %s: %w", mv.req.To, mv.m.Name, s.cfg.Self, ferr)
+	}
+	if api.Status(ferr) != 0 {
+		return resume()
+	}
+	for i := 0; i < 30; i++ {
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		v, err := mv.peer.GetVM(cctx, mv.m.Name)
+		cancel()
+		switch {
+		case err == nil && v.Managed && v.State == api.VMRunning:
+			s.log.Warn("finish did not answer, but the VM runs on the destination", "vm", mv.m.Name, "to", mv.req.To)
+			if err := sess.Confirm(context.Background(), mv.m.Name, p, nil, flags, false); err != nil {
+				s.dropSourceDomain(mv.m.Name)
+			}
+			return nil
+		case api.Status(err) == 404:
+			return resume()
+		}
+		time.Sleep(2 * time.Second)
+	}
+	return fmt.Errorf("finish on %s did not answer and %s cannot be asked whether vm %s runs there: it stays paused on %s so that it never runs twice; check %s, then resume it here (godwit vm resume) if it is not there: %w",
+		mv.req.To, mv.req.To, mv.m.Name, s.cfg.Self, mv.req.To, ferr)
+}
+
+// dropSourceDomain removes what is left of a domain that moved.
+func (s *Service) dropSourceDomain(name string) {
+	ctx := context.Background()
+	if d, err := s.hv.Lookup(ctx, name); err == nil {
+		if d.State.Active() {
+			_ = s.hv.Destroy(ctx, name)
+		}
+		if d.Persistent {
+			_ = s.hv.Undefine(ctx, name)
+		}
+	}
+}

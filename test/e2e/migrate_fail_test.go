@@ -1,0 +1,198 @@
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/godwit-project/godwit/api"
+	"github.com/godwit-project/godwit/client"
+	"github.com/godwit-project/godwit/test/testbed"
+)
+
+// slowMigration starts a live migration that takes a while: the guest
+// rewrites 32 MiB of RAM in a loop and the stream is capped at 4 MiB/s, so
+// precopy never converges on its own.
+func slowMigration(t *testing.T, from *testbed.Host, vm, to string, extra api.MigrateRequest) api.Operation {
+	t.Helper()
+	extra.To, extra.Policy, extra.BandwidthMiB = to, api.PolicyPrecopy, 4
+	op, err := from.C.MigrateVM(ctxT(t, time.Minute), vm, extra)
+	if err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	// Wait until data flows.
+	eventually(t, time.Minute, "the migration to move data", func() bool {
+		o, err := from.C.GetOperation(ctxT(t, 10*time.Second), op.ID)
+		return err == nil && (o.Progress.Current > 0 || o.State.Final())
+	})
+	return op
+}
+
+// stillHere checks the VM runs on h, managed, and its counter goes on
+// without a reboot.
+func stillHere(t *testing.T, h *testbed.Host, vm string) {
+	t.Helper()
+	v, err := h.C.GetVM(ctxT(t, 30*time.Second), vm)
+	if err != nil || !v.Managed || v.State != api.VMRunning {
+		t.Fatalf("vm %s on %s: %+v, %v", vm, h.Name, v, err)
+	}
+	before := lastTick(hostConsole(t, h, vm))
+	hostWaitConsole(t, h, vm, `^tick `+itoa(before+2)+` `, 0, time.Minute)
+	if n := strings.Count(hostConsole(t, h, vm), "GODWIT-GUEST-UP"); n != 1 {
+		t.Fatalf("the guest booted %d times", n)
+	}
+}
+
+// noTrace checks that h kept nothing of the VM: no godwit VM, no libvirt
+// domain, no disk file.
+func noTrace(t *testing.T, h *testbed.Host, vm string, within time.Duration) {
+	t.Helper()
+	eventually(t, within, "no trace of "+vm+" on "+h.Name, func() bool {
+		if _, err := h.C.GetVM(ctxT(t, 10*time.Second), vm); api.Status(err) != 404 {
+			return false
+		}
+		if _, err := h.Virsh("domstate", vm); err == nil {
+			return false
+		}
+		files, _ := filepath.Glob(filepath.Join(h.RealPath(testbed.HostStateDir+"/pool"), vm+"-*"))
+		return len(files) == 0
+	})
+}
+
+func opEnded(t *testing.T, h *testbed.Host, id string) api.Operation {
+	t.Helper()
+	op, _ := h.C.WaitOperation(ctxT(t, 3*time.Minute), id, nil)
+	if !op.State.Final() {
+		t.Fatalf("operation %s did not end: %+v", id, op)
+	}
+	return op
+}
+
+func TestMigrateCancel(t *testing.T) {
+	b := migrationBed(t, 2, false)
+	a, bb := b.Hosts[0], b.Hosts[1]
+	name := "mig-cancel-" + uniq()
+	onHost(t, a, name, "dirty=32")
+	op := slowMigration(t, a, name, bb.Name, api.MigrateRequest{})
+	if out, err := a.CLI("op", "cancel", op.ID); err != nil || !strings.Contains(out, "cancelled") {
+		t.Fatalf("op cancel: %v %s", err, out)
+	}
+	if got := opEnded(t, a, op.ID); got.State != api.OpCancelled {
+		t.Fatalf("operation %+v", got)
+	}
+	stillHere(t, a, name)
+	noTrace(t, bb, name, time.Minute)
+}
+
+// The link dies for good during a live migration with shared storage (only
+// memory moves): godwit sees no data move, aborts, the VM runs on here.
+func TestMigrateLinkCutShared(t *testing.T) {
+	b := migrationBed(t, 2, true)
+	a, bb := b.Hosts[0], b.Hosts[1]
+	name := "mig-cut-" + uniq()
+	onHost(t, a, name, "dirty=32")
+	op := slowMigration(t, a, name, bb.Name, api.MigrateRequest{ProgressTimeoutSeconds: 8})
+	if err := bb.Cut(); err != nil {
+		t.Fatal(err)
+	}
+	got := opEnded(t, a, op.ID)
+	if got.State != api.OpFailed || !strings.Contains(got.Error, "no data moved") || !strings.Contains(got.Error, "keeps running on hosta") {
+		t.Fatalf("operation %+v", got)
+	}
+	stillHere(t, a, name)
+	// The destination undoes the move by itself once the source is silent,
+	// and keeps the shared disk (it is the VM's, still running here).
+	noTraceButDisk(t, bb, name, 2*time.Minute)
+	bb.Restore()
+	stillHere(t, a, name)
+}
+
+// The link drops for a while during a migration that copies the disk.
+// QEMU's disk mirror waits for the dead connection until TCP gives up or the
+// link returns; when it returns, the aborted move ends, the VM runs on
+// here with its disk intact, and the destination has undone its side.
+func TestMigrateLinkCutCopy(t *testing.T) {
+	b := migrationBed(t, 2, false)
+	a, bb := b.Hosts[0], b.Hosts[1]
+	name := "mig-cutc-" + uniq()
+	onHost(t, a, name, "dirty=32")
+	sum := guestDataSum(t, a, name, true)
+	op := slowMigration(t, a, name, bb.Name, api.MigrateRequest{ProgressTimeoutSeconds: 8})
+	if err := bb.Cut(); err != nil {
+		t.Fatal(err)
+	}
+	// The destination gives up on the silent source (20s here).
+	eventually(t, 2*time.Minute, "the destination to drop the move", func() bool {
+		return strings.Contains(bb.DaemonLog(), "abandoning an incoming migration")
+	})
+	bb.Restore()
+	got := opEnded(t, a, op.ID)
+	if got.State != api.OpFailed || !strings.Contains(got.Error, "keeps running on hosta") {
+		t.Fatalf("operation %+v", got)
+	}
+	stillHere(t, a, name)
+	if got := guestDataSum(t, a, name, false); got != sum {
+		t.Fatalf("disk data after the failed move: %s, before %s", got, sum)
+	}
+	noTrace(t, bb, name, 2*time.Minute)
+}
+
+// noTraceButDisk is noTrace for shared storage: the disk stays.
+func noTraceButDisk(t *testing.T, h *testbed.Host, vm string, within time.Duration) {
+	t.Helper()
+	eventually(t, within, "no VM "+vm+" on "+h.Name, func() bool {
+		if _, err := h.C.GetVM(ctxT(t, 10*time.Second), vm); api.Status(err) != 404 {
+			return false
+		}
+		_, err := h.Virsh("domstate", vm)
+		return err != nil
+	})
+}
+
+func TestMigrateDestLibvirtdKilled(t *testing.T) {
+	b := migrationBed(t, 2, false)
+	a, bb := b.Hosts[0], b.Hosts[1]
+	name := "mig-lvk-" + uniq()
+	onHost(t, a, name, "dirty=32")
+	op := slowMigration(t, a, name, bb.Name, api.MigrateRequest{ProgressTimeoutSeconds: 10})
+	bb.StopLibvirtd(syscall.SIGKILL)
+	got := opEnded(t, a, op.ID)
+	if got.State != api.OpFailed {
+		t.Fatalf("operation %+v", got)
+	}
+	t.Logf("the migration failed with: %s", got.Error)
+	stillHere(t, a, name)
+	if err := bb.StartLibvirtd(ctxT(t, 2*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	noTrace(t, bb, name, 2*time.Minute)
+	// And the VM can move there once the destination is whole again.
+	rep := migrate(t, a, name, bb.Name)
+	if rep.To != bb.Name {
+		t.Fatalf("report %+v", rep)
+	}
+}
+
+func TestMigrateDestDaemonKilled(t *testing.T) {
+	b := migrationBed(t, 2, false)
+	a, bb := b.Hosts[0], b.Hosts[1]
+	name := "mig-dk-" + uniq()
+	onHost(t, a, name, "dirty=32")
+	op := slowMigration(t, a, name, bb.Name, api.MigrateRequest{ProgressTimeoutSeconds: 10})
+	bb.StopDaemon(syscall.SIGKILL)
+	got := opEnded(t, a, op.ID)
+	if got.State != api.OpFailed {
+		t.Fatalf("operation %+v", got)
+	}
+	t.Logf("the migration failed with: %s", got.Error)
+	stillHere(t, a, name)
+	if err := bb.StartDaemon(ctxT(t, 2*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	noTrace(t, bb, name, 2*time.Minute)
+	_ = os.Getpid
+	_ = client.ConsoleOptions{}
+}

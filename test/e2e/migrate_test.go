@@ -1,0 +1,300 @@
+package e2e
+
+import (
+	"encoding/json"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/godwit-project/godwit/api"
+	"github.com/godwit-project/godwit/client"
+	"github.com/godwit-project/godwit/test/testbed"
+)
+
+// migrationBed is a joined bed of n hosts.
+func migrationBed(t *testing.T, n int, shared bool) *testbed.Bed {
+	t.Helper()
+	// A destination undoes an incoming move whose source went silent after
+	// 20s here (90s by default), so that tests of cut links end soon.
+	b := newBedOpts(t, testbed.Options{Hosts: n, SharedPool: shared, DaemonArgs: []string{"--migration-idle-timeout", "20s"}})
+	if err := b.Join(ctxT(t, time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// onHost creates and starts a test-guest VM on h and waits for its ticks.
+func onHost(t *testing.T, h *testbed.Host, name string, cmdline ...string) {
+	t.Helper()
+	ctx := ctxT(t, 2*time.Minute)
+	spec := guestSpec(t, name, append([]string{"diskcounter=1"}, cmdline...)...)
+	if strings.Contains(spec.Boot.Cmdline, "dirty=64") {
+		spec.Memory = 320 * api.MiB // the loop keeps two 64 MiB copies in a tmpfs
+	}
+	op, err := h.C.CreateVM(ctx, spec, client.CreateOptions{Start: true})
+	if err == nil {
+		op, err = h.C.WaitOperation(ctx, op.ID, nil)
+	}
+	if err != nil {
+		t.Fatalf("create %s on %s: %v", name, h.Name, err)
+	}
+	hostWaitConsole(t, h, name, `^tick 2 `, 0, 2*time.Minute)
+}
+
+func hostConsole(t *testing.T, h *testbed.Host, vm string) string {
+	t.Helper()
+	rc, err := h.C.Console(ctxT(t, 30*time.Second), vm, client.ConsoleOptions{})
+	if err != nil {
+		t.Fatalf("console of %s on %s: %v", vm, h.Name, err)
+	}
+	defer rc.Close()
+	var b strings.Builder
+	buf := make([]byte, 64*1024)
+	for {
+		n, err := rc.Read(buf)
+		b.Write(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	return b.String()
+}
+
+func hostWaitConsole(t *testing.T, h *testbed.Host, vm, re string, offset int64, timeout time.Duration) {
+	t.Helper()
+	pat := regexp.MustCompile(re)
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		for _, line := range strings.Split(hostConsole(t, h, vm), "\n") {
+			if pat.MatchString(line) {
+				return
+			}
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Fatalf("vm %s on %s: console did not show %q within %s:\n%s", vm, h.Name, re, timeout, hostConsole(t, h, vm))
+}
+
+// migrate runs `godwit migrate` on from and returns its report.
+func migrate(t *testing.T, from *testbed.Host, vm, to string, flags ...string) api.MigrationReport {
+	t.Helper()
+	out, err := from.CLI(append([]string{"migrate", vm, "--to", to, "-o", "json"}, flags...)...)
+	if err != nil {
+		t.Fatalf("migrate %s to %s: %v\n%s", vm, to, err, out)
+	}
+	var rep api.MigrationReport
+	if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &rep); err != nil {
+		t.Fatalf("report: %v\n%s", err, out)
+	}
+	t.Logf("migrated %s %s -> %s: total %d ms, downtime %d ms, %d MiB, postcopy %t", vm, rep.From, rep.To, rep.TotalMs, rep.DowntimeMs, rep.Bytes>>20, rep.Postcopy)
+	return rep
+}
+
+// checkMoved checks the VM runs on to, managed, and is gone from from, and
+// that the guest did not reboot: its counter went on past before.
+func checkMoved(t *testing.T, from, to *testbed.Host, vm string, before int) {
+	t.Helper()
+	ctx := ctxT(t, time.Minute)
+	v, err := to.C.GetVM(ctx, vm)
+	if err != nil || !v.Managed || v.State != api.VMRunning {
+		t.Fatalf("on %s after the move: %+v, %v", to.Name, v, err)
+	}
+	if _, err := from.C.GetVM(ctx, vm); api.Status(err) != 404 {
+		t.Fatalf("on %s after the move: %v, want 404", from.Name, err)
+	}
+	if out, err := from.Virsh("domstate", vm); err == nil {
+		t.Fatalf("libvirt on %s still has %s: %s", from.Name, vm, out)
+	}
+	eventually(t, 2*time.Minute, "the counter on "+to.Name+" to pass "+strconv.Itoa(before+1), func() bool {
+		return lastTick(hostConsole(t, to, vm)) > before+1
+	})
+	log := hostConsole(t, to, vm)
+	if strings.Contains(log, "GODWIT-GUEST-UP") {
+		t.Fatalf("the guest booted again on %s:\n%s", to.Name, log)
+	}
+	if first := firstTick(log); first <= before {
+		t.Fatalf("the counter on %s starts at %d, not after %d (the guest restarted?)", to.Name, first, before)
+	}
+}
+
+func firstTick(s string) int {
+	m := tickRE.FindStringSubmatch(s)
+	if m == nil {
+		return 0
+	}
+	return atoi(m[1])
+}
+
+func TestMigrateLiveShared(t *testing.T) {
+	b := migrationBed(t, 2, true)
+	a, bb := b.Hosts[0], b.Hosts[1]
+	name := "mig-sh-" + uniq()
+	onHost(t, a, name)
+	before := lastTick(hostConsole(t, a, name))
+	rep := migrate(t, a, name, bb.Name)
+	if rep.SharedDisks != 1 || rep.CopiedDisks != 0 || rep.Mode != "live" || rep.DowntimeMs == 0 {
+		t.Fatalf("report %+v", rep)
+	}
+	checkMoved(t, a, bb, name, before)
+}
+
+// guestDataSum writes 16 MiB of random data at 1 MiB into the guest's disk
+// (once) and returns the guest's own sha256 of that range.
+func guestDataSum(t *testing.T, h *testbed.Host, vm string, write bool) string {
+	t.Helper()
+	cmd := "dd if=/dev/vda bs=1M skip=1 count=16 2>/dev/null | sha256sum"
+	if write {
+		cmd = "dd if=/dev/urandom of=/dev/vda bs=1M seek=1 count=16 conv=fsync 2>/dev/null; " + cmd
+	}
+	out, rc := hostGuestExec(t, h, vm, cmd)
+	if rc != 0 || len(strings.Fields(out)) == 0 {
+		t.Fatalf("guest %s on %s: %q rc=%d", vm, h.Name, out, rc)
+	}
+	return strings.Fields(out)[0]
+}
+
+// Without shared storage the disks are copied while the VM runs: the data
+// the guest wrote is there, byte for byte, and the source copy is gone.
+func TestMigrateLiveCopyStorage(t *testing.T) {
+	b := migrationBed(t, 2, false)
+	a, bb := b.Hosts[0], b.Hosts[1]
+	name := "mig-cp-" + uniq()
+	onHost(t, a, name)
+	sum := guestDataSum(t, a, name, true)
+	v, _ := a.C.GetVM(ctxT(t, time.Minute), name)
+	srcDisk := a.RealPath(v.Disks[0].Path)
+	before := lastTick(hostConsole(t, a, name))
+	rep := migrate(t, a, name, bb.Name)
+	if rep.SharedDisks != 0 || rep.CopiedDisks != 1 || rep.DiskBytes == 0 {
+		t.Fatalf("report %+v", rep)
+	}
+	checkMoved(t, a, bb, name, before)
+	if got := guestDataSum(t, bb, name, false); got != sum {
+		t.Fatalf("disk data after the copy: %s, before %s", got, sum)
+	}
+	if _, err := os.Stat(srcDisk); !os.IsNotExist(err) {
+		t.Fatalf("the source copy %s is still there (%v)", srcDisk, err)
+	}
+	nv, _ := bb.C.GetVM(ctxT(t, time.Minute), name)
+	if _, err := os.Stat(bb.RealPath(nv.Disks[0].Path)); err != nil {
+		t.Fatalf("disk on %s: %+v", bb.Name, nv.Disks[0])
+	}
+}
+
+// Offline, as the book defines it: suspend, save the memory, copy it (and
+// the disks) with checksums, restore there. The guest resumes where it was.
+func TestMigrateOffline(t *testing.T) {
+	for _, shared := range []bool{true, false} {
+		t.Run(map[bool]string{true: "shared", false: "copied"}[shared], func(t *testing.T) {
+			b := migrationBed(t, 2, shared)
+			a, bb := b.Hosts[0], b.Hosts[1]
+			name := "mig-off-" + uniq()
+			onHost(t, a, name)
+			sum := guestDataSum(t, a, name, true)
+			before := lastTick(hostConsole(t, a, name))
+			rep := migrate(t, a, name, bb.Name, "--offline")
+			if rep.Mode != "offline" || rep.MemoryBytes == 0 || (shared != (rep.CopiedDisks == 0)) {
+				t.Fatalf("report %+v", rep)
+			}
+			checkMoved(t, a, bb, name, before)
+			if got := guestDataSum(t, bb, name, false); got != sum {
+				t.Fatalf("disk data after the move: %s, before %s", got, sum)
+			}
+		})
+	}
+}
+
+// A shut-off VM moves cold: definition and disks; it boots there.
+func TestMigrateCold(t *testing.T) {
+	b := migrationBed(t, 2, false)
+	a, bb := b.Hosts[0], b.Hosts[1]
+	name := "mig-cold-" + uniq()
+	onHost(t, a, name)
+	sum := guestDataSum(t, a, name, true)
+	if out, err := a.CLI("vm", "stop", name); err != nil {
+		t.Fatalf("stop: %v %s", err, out)
+	}
+	if out, err := a.CLI("migrate", name, "--to", bb.Name, "--offline"); err == nil || !strings.Contains(out, "--cold") {
+		t.Fatalf("offline migration of a stopped VM: %v %s", err, out)
+	}
+	rep := migrate(t, a, name, bb.Name)
+	if rep.Mode != "cold" || rep.CopiedDisks != 1 {
+		t.Fatalf("report %+v", rep)
+	}
+	ctx := ctxT(t, 2*time.Minute)
+	if v, err := bb.C.GetVM(ctx, name); err != nil || v.State != api.VMStopped {
+		t.Fatalf("on %s: %+v %v", bb.Name, v, err)
+	}
+	if out, err := bb.CLI("vm", "start", name, "--wait-for", "GODWIT-GUEST-UP"); err != nil {
+		t.Fatalf("start on %s: %v %s", bb.Name, err, out)
+	}
+	hostWaitConsole(t, bb, name, `^tick 1 `, 0, time.Minute)
+	if got := guestDataSum(t, bb, name, false); got != sum {
+		t.Fatalf("disk data after the cold move: %s, before %s", got, sum)
+	}
+}
+
+// A guest rewriting 64 MiB of RAM over a 100 Mbit link: precopy alone
+// never converges there (the guest dirties memory faster than the link
+// carries it); the default policy finishes, and the guest lives on.
+func TestMigrateDirtyGuestSlowLink(t *testing.T) {
+	b := migrationBed(t, 2, true)
+	a, bb := b.Hosts[0], b.Hosts[1]
+	name := "mig-dirty-" + uniq()
+	onHost(t, a, name, "dirty=64")
+	hostWaitConsole(t, a, name, `passes=[1-9]`, 0, 2*time.Minute)
+	for _, h := range []*testbed.Host{a, bb} {
+		if err := h.Shape("100mbit"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := lastTick(hostConsole(t, a, name))
+	rep := migrate(t, a, name, bb.Name, "--timeout", "3m")
+	if rep.Policy != "auto" {
+		t.Fatalf("report %+v", rep)
+	}
+	checkMoved(t, a, bb, name, before)
+	// The dirtying loop goes on too (its pass counter grows on the new host).
+	log := hostConsole(t, bb, name)
+	m := regexp.MustCompile(`passes=(\d+)`).FindAllStringSubmatch(log, -1)
+	if len(m) < 2 || atoi(m[len(m)-1][1]) <= atoi(m[0][1]) {
+		t.Fatalf("the guest's dirtying loop does not run on %s:\n%s", bb.Name, log)
+	}
+}
+
+// Evacuation moves every running VM away, and says where.
+func TestEvacuate(t *testing.T) {
+	b := migrationBed(t, 3, true)
+	a := b.Hosts[0]
+	var names []string
+	for i := 0; i < 3; i++ {
+		n := "mig-evac-" + uniq()
+		onHost(t, a, n)
+		names = append(names, n)
+	}
+	out, err := a.CLI("host", "evacuate", a.Name, "--parallel", "2")
+	if err != nil {
+		t.Fatalf("evacuate: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "3 moved, 0 did not") {
+		t.Fatalf("evacuate said:\n%s", out)
+	}
+	for _, n := range names {
+		var where *testbed.Host
+		for _, h := range b.Hosts[1:] {
+			if v, err := h.C.GetVM(ctxT(t, 30*time.Second), n); err == nil && v.State == api.VMRunning {
+				where = h
+			}
+		}
+		if where == nil || !strings.Contains(out, "migrated "+n+" from hosta to "+where.Name) {
+			t.Fatalf("%s: not running on a peer, or the summary does not say so:\n%s", n, out)
+		}
+		hostWaitConsole(t, where, n, `^tick \d+ `, 0, time.Minute)
+	}
+	if vms, _ := a.C.ListVMs(ctxT(t, 30*time.Second)); len(vms) != 0 {
+		t.Fatalf("hosta still has %+v", vms)
+	}
+}
