@@ -7,7 +7,7 @@ export PATH := $(PATH):/usr/local/go/bin
 BIN     := bin/godwit
 GUEST   := .cache/guest
 
-.PHONY: all build setup guest demo demo-stop test test-unit test-e2e fuzz promtool bench vet fmt-check clean
+.PHONY: all build setup guest demo demo-migrate demo-stop test test-unit test-e2e fuzz promtool bench vet fmt-check clean
 
 all: build
 
@@ -24,6 +24,10 @@ guest:
 
 demo: setup guest build
 	scripts/demo.sh
+
+# Two simulated hosts on this machine and a live migration between them.
+demo-migrate: setup guest build
+	$(GO) run ./test/testbed/cmd/demo-migrate -godwit $(BIN) -guest $(GUEST)
 
 demo-stop: build
 	scripts/demo.sh stop

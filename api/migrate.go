@@ -88,6 +88,15 @@ type MigrationDisk struct {
 	DestVolume string `json:"destVolume,omitempty"`
 }
 
+// MigrationNIC is one NIC of a moving VM.
+type MigrationNIC struct {
+	Network string `json:"network"`
+	MAC     string `json:"mac"`
+	Model   string `json:"model,omitempty"`
+	// Libvirt is the network's libvirt name on the source.
+	Libvirt string `json:"libvirt"`
+}
+
 // MigrationOffer describes a VM that wants to move (preflight and prepare).
 type MigrationOffer struct {
 	ID        string          `json:"id"`
@@ -96,9 +105,15 @@ type MigrationOffer struct {
 	UUID      string          `json:"uuid"`
 	Spec      VMSpec          `json:"spec"`
 	Disks     []MigrationDisk `json:"disks"`
+	NICs      []MigrationNIC  `json:"nics,omitempty"`
 	CreatedAt time.Time       `json:"createdAt"`
-	VirtType  string          `json:"virtType" doc:"kvm or qemu: the domain type."`
-	CPUXML    string          `json:"cpuXML,omitempty"`
+	// Boot is the boot the domain has (boot.image resolved to files).
+	Boot *Boot `json:"boot,omitempty"`
+	// Seed is the cloud-init seed ISO's path on the source ("" for none);
+	// the destination renders its own from the spec.
+	Seed     string `json:"seed,omitempty"`
+	VirtType string `json:"virtType" doc:"kvm or qemu: the domain type."`
+	CPUXML   string `json:"cpuXML,omitempty"`
 	// Prepare only:
 	XML          string `json:"xml,omitempty" doc:"Begin3's domain XML (live) or the inactive XML."`
 	Cookie       []byte `json:"cookie,omitempty"`

@@ -12,13 +12,16 @@ type VMSpec struct {
 	Disks     []Disk            `json:"disks,omitempty" yaml:"disks,omitempty" doc:"Disks in order: the first is vda."`
 	NICs      []NIC             `json:"nics,omitempty" yaml:"nics,omitempty" doc:"Network interfaces in order: the first is eth0 in most guests."`
 	Console   *Console          `json:"console,omitempty" yaml:"console,omitempty" doc:"Serial console settings."`
+	CloudInit *CloudInit        `json:"cloudInit,omitempty" yaml:"cloudInit,omitempty" doc:"cloud-init settings, given to the guest on a NoCloud seed CD-ROM."`
 	Autostart bool              `json:"autostart,omitempty" yaml:"autostart,omitempty" doc:"Start the VM when libvirtd starts."`
 	Labels    map[string]string `json:"labels,omitempty" yaml:"labels,omitempty" doc:"Free-form key/value labels."`
 }
 
-// Boot says how the VM boots: from a kernel on the host (Kernel set), or from
-// its first disk with firmware.
+// Boot says how the VM boots: from a kernel on the host (Kernel set, or
+// Image naming a catalog image that carries one), or from its first disk
+// with firmware.
 type Boot struct {
+	Image    string `json:"image,omitempty" yaml:"image,omitempty" doc:"Catalog image whose kernel, initrd and cmdline to boot directly (built images carry them)."`
 	Kernel   string `json:"kernel,omitempty" yaml:"kernel,omitempty" doc:"Absolute path of a kernel on the host (direct kernel boot)."`
 	Initrd   string `json:"initrd,omitempty" yaml:"initrd,omitempty" doc:"Absolute path of an initrd on the host."`
 	Cmdline  string `json:"cmdline,omitempty" yaml:"cmdline,omitempty" doc:"Kernel command line."`
@@ -26,11 +29,31 @@ type Boot struct {
 }
 
 // Disk is one virtual disk. With Image it is a qcow2 overlay whose backing
-// file is that image; otherwise a blank qcow2 volume of Size.
+// file is that image (or a full copy with Clone "full"); with Volume an
+// existing volume; otherwise a blank qcow2 volume of Size.
 type Disk struct {
-	Name  string `json:"name" yaml:"name" doc:"Disk name, unique in the VM." example:"root"`
-	Size  Size   `json:"size,omitempty" yaml:"size,omitempty" doc:"Virtual size; for an image disk at least the image's size (default: the image's)."`
-	Image string `json:"image,omitempty" yaml:"image,omitempty" doc:"Absolute path of an image file (qcow2 or raw) used as the backing file."`
+	Name   string `json:"name" yaml:"name" doc:"Disk name, unique in the VM." example:"root"`
+	Size   Size   `json:"size,omitempty" yaml:"size,omitempty" doc:"Virtual size; for an image disk at least the image's size (default: the image's)."`
+	Image  string `json:"image,omitempty" yaml:"image,omitempty" doc:"A catalog image name, or the absolute path of an image file (qcow2 or raw)."`
+	Clone  string `json:"clone,omitempty" yaml:"clone,omitempty" enum:"overlay,full" doc:"overlay (default): a copy-on-write overlay on the image; full: an independent copy."`
+	Volume string `json:"volume,omitempty" yaml:"volume,omitempty" doc:"An existing volume, POOL/VOLUME; the VM's delete leaves it." example:"default/data1"`
+}
+
+// CloudInit is what the guest's cloud-init gets on its NoCloud seed.
+type CloudInit struct {
+	Hostname      string          `json:"hostname,omitempty" yaml:"hostname,omitempty" doc:"Guest hostname (default: the VM name)."`
+	Users         []CloudInitUser `json:"users,omitempty" yaml:"users,omitempty" doc:"Users to create, besides the image's default user."`
+	SSHKeys       []string        `json:"sshKeys,omitempty" yaml:"sshKeys,omitempty" doc:"SSH public keys for the default user."`
+	UserData      string          `json:"userData,omitempty" yaml:"userData,omitempty" doc:"Raw user-data (#cloud-config or a #! script), passed on next to the generated one."`
+	NetworkConfig string          `json:"networkConfig,omitempty" yaml:"networkConfig,omitempty" doc:"Raw network-config (version 1 or 2 YAML)."`
+}
+
+// CloudInitUser is a user cloud-init creates.
+type CloudInitUser struct {
+	Name    string   `json:"name" yaml:"name"`
+	SSHKeys []string `json:"sshKeys,omitempty" yaml:"sshKeys,omitempty"`
+	Sudo    bool     `json:"sudo,omitempty" yaml:"sudo,omitempty" doc:"Passwordless sudo."`
+	Shell   string   `json:"shell,omitempty" yaml:"shell,omitempty" doc:"Login shell (default /bin/bash)."`
 }
 
 // Console configures the serial console. It always exists (virsh console
@@ -80,6 +103,11 @@ type VMDisk struct {
 	Path    string `json:"path"`
 	Size    Size   `json:"size"`
 	Backing string `json:"backing,omitempty"`
+	Format  string `json:"format,omitempty" doc:"qcow2 (default) or raw."`
+	Image   string `json:"image,omitempty" doc:"The catalog image the disk was made from."`
+	// External disks are volumes that existed before (spec volume:, or vm
+	// disk attach); deleting the VM leaves them.
+	External bool `json:"external,omitempty" doc:"An existing volume: deleting the VM leaves it."`
 }
 
 // VMList is the answer to GET /v1/vms.

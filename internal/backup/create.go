@@ -163,7 +163,7 @@ func (s *Service) create(ctx context.Context, o *ops.Op, v api.VM, opts CreateOp
 	idxs := make([]repo.Index, len(v.Disks))
 	for i, d := range v.Disks {
 		var parentIdx repo.Index
-		if incremental {
+		if incremental && hasBitmap(d) {
 			pd := p.parent.Disks[i]
 			if parentIdx, err = r.ReadIndex(pd); err != nil {
 				return api.Backup{}, fmt.Errorf("read the index of backup %s, disk %s (run godwit backup verify): %w", p.parent.ID, pd.Name, err)
@@ -202,7 +202,9 @@ func (s *Service) create(ctx context.Context, o *ops.Op, v api.VM, opts CreateOp
 	if err := r.Commit(m); err != nil {
 		return api.Backup{}, fmt.Errorf("commit backup %s: %w", p.id, err)
 	}
-	s.dropOldCheckpoints(undo, v.Name, p.checkpoint)
+	if p.checkpoint != "" {
+		s.dropOldCheckpoints(undo, v.Name, p.checkpoint)
+	}
 	s.log.Info("backup done", "vm", v.Name, "backup", p.id, "mode", m.Mode, "read", st.BytesRead, "stored", st.BytesStored,
 		"seconds", st.Seconds, "commitSeconds", st.CommitSeconds)
 	return view(m, false), nil
@@ -227,6 +229,17 @@ func (s *Service) plan(ctx context.Context, r *repo.Repo, v api.VM, opts CreateO
 		p.checkpoint = fmt.Sprintf("%s%s-%d", CheckpointPrefix, stamp, n)
 	}
 	p.dir = filepath.Join(s.cfg.WorkDir, strings.NewReplacer("@", "-").Replace(p.id))
+	bitmaps := 0
+	for _, d := range v.Disks {
+		if hasBitmap(d) {
+			bitmaps++
+		}
+	}
+	if bitmaps == 0 {
+		p.checkpoint = ""
+		p.note = "raw disks cannot record changes (no dirty bitmaps): every backup is full"
+		return p, nil
+	}
 
 	ms, err := r.List()
 	if err != nil {
@@ -311,11 +324,20 @@ func (s *Service) begin(ctx context.Context, v api.VM, p plan, incremental bool)
 	}
 	cp := libvirtxml.DomainCheckpoint{Name: p.checkpoint, Description: "godwit backup " + p.id, Disks: &libvirtxml.DomainCheckpointDisks{}}
 	for _, d := range v.Disks {
-		pull.Disks.Disks = append(pull.Disks.Disks, libvirtxml.DomainBackupPullDisk{
+		pd := libvirtxml.DomainBackupPullDisk{
 			Name: d.Target, Backup: "yes", ExportName: d.Target,
 			Scratch: &libvirtxml.DomainDiskSource{File: &libvirtxml.DomainDiskSourceFile{File: filepath.Join(p.dir, "scratch-"+d.Target+".qcow2")}},
-		})
-		cp.Disks.Disks = append(cp.Disks.Disks, libvirtxml.DomainCheckpointDisk{Name: d.Target, Checkpoint: "bitmap"})
+		}
+		mode := "bitmap"
+		if !hasBitmap(d) {
+			// A raw disk has no bitmap: it is read whole every time.
+			mode = "no"
+			if incremental {
+				pd.BackupMode = "full"
+			}
+		}
+		pull.Disks.Disks = append(pull.Disks.Disks, pd)
+		cp.Disks.Disks = append(cp.Disks.Disks, libvirtxml.DomainCheckpointDisk{Name: d.Target, Checkpoint: mode})
 	}
 	bx := libvirtxml.DomainBackup{Pull: pull}
 	if incremental {
@@ -325,12 +347,18 @@ func (s *Service) begin(ctx context.Context, v api.VM, p plan, incremental bool)
 	if err != nil {
 		return err
 	}
-	cdoc, err := cp.Marshal()
-	if err != nil {
-		return err
+	cdoc := ""
+	if p.checkpoint != "" {
+		if cdoc, err = cp.Marshal(); err != nil {
+			return err
+		}
 	}
 	return s.hv.BeginBackup(ctx, v.Name, bdoc, cdoc)
 }
+
+// hasBitmap reports whether a disk can hold a dirty bitmap (qcow2 can, raw
+// cannot).
+func hasBitmap(d api.VMDisk) bool { return d.Format == "" || d.Format == "qcow2" }
 
 // dropOldCheckpoints deletes the VM's older godwit checkpoints once a
 // backup with a newer one is committed: only the newest is needed.

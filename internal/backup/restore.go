@@ -47,8 +47,9 @@ func (s *Service) Restore(ctx context.Context, id string, opts RestoreOptions) (
 	if err := vm.ValidateName(spec.Name); err != nil {
 		return api.Operation{}, api.BadRequest("as: %v", err)
 	}
-	// The backup is logically full: every disk comes back as a standalone
-	// volume of the size it had, whatever image it was an overlay on.
+	// The backup is logically full: every disk comes back as a new
+	// standalone volume of the size it had, whatever image it was an
+	// overlay on or existing volume it was.
 	if len(spec.Disks) != len(m.Disks) {
 		return api.Operation{}, fmt.Errorf("backup %s: its spec has %d disks but it holds %d", m.ID, len(spec.Disks), len(m.Disks))
 	}
@@ -56,7 +57,7 @@ func (s *Service) Restore(ctx context.Context, id string, opts RestoreOptions) (
 		if spec.Disks[i].Name != m.Disks[i].Name {
 			return api.Operation{}, fmt.Errorf("backup %s: disk %d is %s in the spec but %s in the backup", m.ID, i, spec.Disks[i].Name, m.Disks[i].Name)
 		}
-		spec.Disks[i].Image = ""
+		spec.Disks[i].Image, spec.Disks[i].Clone, spec.Disks[i].Volume = "", "", ""
 		spec.Disks[i].Size = api.Size(m.Disks[i].Size)
 	}
 	if _, err := s.vms.Get(ctx, spec.Name); err == nil {

@@ -28,19 +28,24 @@ YAML spec such as:
   memory: 1GiB
   boot: {kernel: /srv/vmlinuz, initrd: /srv/initrd.gz, cmdline: console=ttyS0}
   disks:
-    - {name: root, image: /srv/images/debian-12.qcow2, size: 10GiB}
+    - {name: root, image: debian-12, size: 10GiB}   # catalog image (or /abs/path)
     - {name: data, size: 20GiB}
+    - {name: logs, volume: default/web1-logs}       # an existing volume
+  cloudInit: {hostname: web1, sshKeys: ["ssh-ed25519 AAAA..."]}
   nics:
     - {network: default}
   autostart: true
   labels: {app: web}
 
 Sizes take units (MiB, GiB, ...). A disk with an image is a qcow2 overlay
-on it; without one, a blank disk. Unknown fields are errors.`,
+on it (clone: full copies it); with a volume, that volume (left alone when
+the VM is deleted); otherwise a blank disk. cloudInit goes to the guest on
+a NoCloud seed CD-ROM. Unknown fields are errors.`,
 	}
 	cmd.AddCommand(vmCreateCmd(g), vmListCmd(g), vmShowCmd(g), vmStartCmd(g), vmStopCmd(g), vmKillCmd(g),
 		vmRebootCmd(g), vmPauseCmd(g), vmResumeCmd(g), vmDeleteCmd(g), vmConsoleCmd(g), vmApplyCmd(g))
 	cmd.AddCommand(vmNICCmd(g))
+	cmd.AddCommand(vmDiskCmd(g))
 	return cmd
 }
 
@@ -326,6 +331,8 @@ func showVM(w io.Writer, v api.VM) error {
 	kv = append(kv, [2]string{"Created", v.CreatedAt.Local().Format(time.RFC3339) + " (" + age(v.CreatedAt) + " ago)"},
 		[2]string{"CPUs", fmt.Sprint(s.CPUs)}, [2]string{"Memory", s.Memory.Human()})
 	switch {
+	case s.Boot != nil && s.Boot.Image != "":
+		kv = append(kv, [2]string{"Boot", "kernel of image " + s.Boot.Image})
 	case s.Boot != nil && s.Boot.Kernel != "":
 		kv = append(kv, [2]string{"Boot", "kernel " + s.Boot.Kernel}, [2]string{"Initrd", orDash(s.Boot.Initrd)}, [2]string{"Cmdline", orDash(s.Boot.Cmdline)})
 	case s.Boot != nil && s.Boot.Firmware == "uefi":
@@ -334,6 +341,14 @@ func showVM(w io.Writer, v api.VM) error {
 		kv = append(kv, [2]string{"Boot", "BIOS from the first disk"})
 	}
 	kv = append(kv, [2]string{"Autostart", fmt.Sprint(s.Autostart)}, [2]string{"Console log", orDash(v.ConsoleLog)})
+	if ci := s.CloudInit; ci != nil {
+		host := ci.Hostname
+		if host == "" {
+			host = v.Name
+		}
+		kv = append(kv, [2]string{"Cloud-init", fmt.Sprintf("seed CD-ROM: hostname %s, %d user(s), %d SSH key(s), user-data %t, network-config %t",
+			host, len(ci.Users), len(ci.SSHKeys), ci.UserData != "", ci.NetworkConfig != "")})
+	}
 	if len(s.Labels) > 0 {
 		var l []string
 		for k, val := range s.Labels {
@@ -356,7 +371,14 @@ func showVM(w io.Writer, v api.VM) error {
 	fmt.Fprintln(w, "Disks:")
 	rows := make([][]string, 0, len(v.Disks))
 	for _, d := range v.Disks {
-		rows = append(rows, []string{"  " + d.Name, d.Target, d.Size.Human(), d.Pool + "/" + d.Volume, orDash(d.Backing)})
+		backing := orDash(d.Backing)
+		switch {
+		case d.Image != "":
+			backing = "image " + d.Image
+		case d.External:
+			backing = "(attached volume)"
+		}
+		rows = append(rows, []string{"  " + d.Name, d.Target, d.Size.Human(), d.Pool + "/" + d.Volume, backing})
 	}
 	return table(w, []string{"  NAME", "TARGET", "SIZE", "VOLUME", "BACKING"}, rows)
 }

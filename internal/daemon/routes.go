@@ -60,6 +60,7 @@ func (d *Daemon) routes() []route {
 		d.hostRoutes(),
 		d.backupRoutes(),
 		d.snapshotRoutes(),
+		d.storageRoutes(),
 		d.peerRoutes(),
 		d.migrationRoutes(),
 		d.securityRoutes(),

@@ -29,6 +29,8 @@ type Input struct {
 	Disks []Disk
 	// ConsoleLog is the console log file; empty for none.
 	ConsoleLog string
+	// Seed is the cloud-init seed ISO, attached as a CD-ROM; empty for none.
+	Seed string
 	// Owner identifies the daemon that manages the domain (its metadata).
 	Owner string
 	// NICs are the network interfaces, in spec order.
@@ -38,7 +40,7 @@ type Input struct {
 // Disk is a created disk: where its file is and how the guest sees it.
 type Disk struct {
 	Name   string
-	Path   string
+	Path   string // a file, or a block device under /dev (LVM volumes)
 	Format string // qcow2 or raw
 	Target string // vda, vdb...
 }
@@ -57,6 +59,7 @@ var steps = []step{
 	{"features", features},
 	{"disks", disks},
 	{"nics", nics},
+	{"seed", seed},
 	{"console", console},
 	{"devices", devices},
 	{"metadata", metadata},
@@ -134,23 +137,64 @@ func features(in *Input, d *libvirtxml.Domain) error {
 
 func disks(in *Input, d *libvirtxml.Domain) error {
 	for _, disk := range in.Disks {
-		if disk.Path == "" || disk.Target == "" {
-			return fmt.Errorf("disk %q has no path or target", disk.Name)
+		dev, err := DiskDevice(disk)
+		if err != nil {
+			return err
 		}
-		format := disk.Format
-		if format == "" {
-			format = "qcow2"
-		}
-		d.Devices.Disks = append(d.Devices.Disks, libvirtxml.DomainDisk{
-			Device: "disk",
-			// cache=none: the page cache is not shared between hosts, so
-			// migration with shared storage is only safe without it.
-			Driver: &libvirtxml.DomainDiskDriver{Name: "qemu", Type: format, Cache: "none", Discard: "unmap"},
-			Source: &libvirtxml.DomainDiskSource{File: &libvirtxml.DomainDiskSourceFile{File: disk.Path}},
-			Target: &libvirtxml.DomainDiskTarget{Dev: disk.Target, Bus: "virtio"},
-			Serial: disk.Name,
-		})
+		d.Devices.Disks = append(d.Devices.Disks, dev)
 	}
+	return nil
+}
+
+// DiskDevice is one virtio disk. Hot-plug sends the same device that a
+// redefine writes, so an attached disk looks the same either way.
+func DiskDevice(disk Disk) (libvirtxml.DomainDisk, error) {
+	if disk.Path == "" || disk.Target == "" {
+		return libvirtxml.DomainDisk{}, fmt.Errorf("disk %q has no path or target", disk.Name)
+	}
+	format := disk.Format
+	if format == "" {
+		format = "qcow2"
+	}
+	src := &libvirtxml.DomainDiskSource{File: &libvirtxml.DomainDiskSourceFile{File: disk.Path}}
+	if strings.HasPrefix(disk.Path, "/dev/") {
+		src = &libvirtxml.DomainDiskSource{Block: &libvirtxml.DomainDiskSourceBlock{Dev: disk.Path}}
+	}
+	return libvirtxml.DomainDisk{
+		Device: "disk",
+		// cache=none: the page cache is not shared between hosts, so
+		// migration with shared storage is only safe without it.
+		Driver: &libvirtxml.DomainDiskDriver{Name: "qemu", Type: format, Cache: "none", Discard: "unmap"},
+		Source: src,
+		Target: &libvirtxml.DomainDiskTarget{Dev: disk.Target, Bus: "virtio"},
+		Serial: disk.Name,
+	}, nil
+}
+
+// DiskXML is DiskDevice as XML, for hot-plug.
+func DiskXML(disk Disk) (string, error) {
+	dev, err := DiskDevice(disk)
+	if err != nil {
+		return "", err
+	}
+	return dev.Marshal()
+}
+
+// SeedTarget is where the cloud-init seed CD-ROM sits: IDE, which every
+// i440fx machine has and every guest kernel reads.
+const SeedTarget = "hdc"
+
+func seed(in *Input, d *libvirtxml.Domain) error {
+	if in.Seed == "" {
+		return nil
+	}
+	d.Devices.Disks = append(d.Devices.Disks, libvirtxml.DomainDisk{
+		Device:   "cdrom",
+		Driver:   &libvirtxml.DomainDiskDriver{Name: "qemu", Type: "raw"},
+		Source:   &libvirtxml.DomainDiskSource{File: &libvirtxml.DomainDiskSourceFile{File: in.Seed}},
+		Target:   &libvirtxml.DomainDiskTarget{Dev: SeedTarget, Bus: "ide"},
+		ReadOnly: &libvirtxml.DomainDiskReadOnly{},
+	})
 	return nil
 }
 

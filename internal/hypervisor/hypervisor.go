@@ -11,6 +11,7 @@ package hypervisor
 import (
 	"context"
 	"errors"
+	"io"
 )
 
 // Errors every implementation wraps, so callers can use errors.Is.
@@ -116,7 +117,9 @@ type PoolInfo struct {
 	Name       string
 	Type       string
 	Path       string
+	Source     string // device, volume group or host:/dir, if any
 	Active     bool
+	Autostart  bool
 	Capacity   uint64
 	Allocation uint64
 	Available  uint64
@@ -137,6 +140,8 @@ type VolumeInfo struct {
 	Path       string
 	Capacity   uint64
 	Allocation uint64
+	Format     string // as libvirt knows it: qcow2, raw...
+	Backing    string // backing file path, if any
 }
 
 // Storage manages pools and volumes.
@@ -149,6 +154,41 @@ type Storage interface {
 	DeleteVolume(ctx context.Context, pool, name string) error
 	VolumeInfo(ctx context.Context, pool, name string) (VolumeInfo, error)
 	ResizeVolume(ctx context.Context, pool, name string, capacity uint64) error
+}
+
+// Pools manages storage pools and volumes beyond the daemon's own pool:
+// what `godwit pool` and `godwit volume` do.
+type Pools interface {
+	ListPools(ctx context.Context) ([]PoolInfo, error)
+	// DefinePool defines a pool from XML, builds it (with buildFlags, for
+	// libvirt's StoragePoolBuild), starts it and marks it autostart. On
+	// failure nothing stays defined.
+	DefinePool(ctx context.Context, xml string, build bool, buildFlags uint32) (PoolInfo, error)
+	// DeletePool stops and undefines a pool; with removeDir it also
+	// deletes its (empty) directory.
+	DeletePool(ctx context.Context, name string, removeDir bool) error
+	ListVolumes(ctx context.Context, pool string) ([]VolumeInfo, error)
+	// CloneVolume copies volume from in fromPool into a new volume v in pool.
+	CloneVolume(ctx context.Context, pool string, v Volume, fromPool, from string) (VolumeInfo, error)
+	// UploadVolume writes length bytes from r into the volume at offset 0.
+	UploadVolume(ctx context.Context, pool, name string, r io.Reader, length uint64) error
+	// DownloadVolume writes the whole volume to w.
+	DownloadVolume(ctx context.Context, pool, name string, w io.Writer) error
+}
+
+// Devices changes a domain's devices: hot-plug on running domains.
+type Devices interface {
+	// AttachDevice adds a device (XML) to the running domain when live,
+	// and to its persistent definition.
+	AttachDevice(ctx context.Context, domain, xml string, live bool) error
+	// DetachDevice removes a device (XML) likewise. Live detach needs the
+	// guest's cooperation and may complete after this returns.
+	DetachDevice(ctx context.Context, domain, xml string, live bool) error
+	// BlockResize grows a running domain's disk (by target, e.g. vdb).
+	BlockResize(ctx context.Context, domain, target string, size uint64) error
+	// InterfaceAddresses returns a running domain's interface addresses
+	// from src. From the agent, ErrAgentUnavailable when there is none.
+	InterfaceAddresses(ctx context.Context, domain string, src AddressSource) ([]Interface, error)
 }
 
 // HostInfo is the host as libvirt sees it.
@@ -177,6 +217,8 @@ type Host interface {
 type Hypervisor interface {
 	Domains
 	Storage
+	Pools
+	Devices
 	Host
 	Stats
 	Events

@@ -82,17 +82,3 @@ type Interface struct {
 	// Addrs are "IP/prefix".
 	Addrs []string
 }
-
-// Devices changes and inspects a domain's devices.
-type Devices interface {
-	// AttachDevice adds a device from XML to the persistent definition,
-	// and to the running domain too when live is set.
-	AttachDevice(ctx context.Context, domain, xml string, live bool) error
-	// DetachDevice removes a device (matched as libvirt matches, e.g. an
-	// interface by MAC) like AttachDevice adds it. A live detach asks the
-	// guest to release the device and may return before it is gone.
-	DetachDevice(ctx context.Context, domain, xml string, live bool) error
-	// InterfaceAddresses returns a running domain's interface addresses
-	// from src. From the agent, ErrAgentUnavailable when there is none.
-	InterfaceAddresses(ctx context.Context, domain string, src AddressSource) ([]Interface, error)
-}

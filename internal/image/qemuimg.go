@@ -1,6 +1,13 @@
-// Package image inspects and (in later work) manages disk images. This file
-// wraps qemu-img, the tool every QEMU host has, for facts libvirt does not
-// give about a file it does not manage.
+// Package image owns the daemon's image catalog: disk image files in one
+// directory with their entries in the store, imported from files or URLs,
+// converted, built with debootstrap, and deleted only when no VM uses them
+// (it asks the VM service, through UsersFunc). It also inspects image
+// files with qemu-img for the VM service.
+//
+// It does not make VM disks (internal/vm makes overlays and copies) and
+// never writes outside its directory. This file wraps qemu-img, the tool
+// every QEMU host has, for facts libvirt does not give about a file it does
+// not manage.
 package image
 
 import (

@@ -3,11 +3,15 @@ package image
 import (
 	"context"
 	"errors"
+	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
 
+	"github.com/godwit-project/godwit/internal/ops"
+	"github.com/godwit-project/godwit/internal/store/bolt"
 	"github.com/godwit-project/godwit/internal/testenv"
 )
 
@@ -40,5 +44,27 @@ func TestInspect(t *testing.T) {
 	}
 	if _, err := (QemuImg{}).Inspect(context.Background(), dir); err == nil {
 		t.Fatal("a directory was accepted as an image")
+	}
+}
+
+// Work files of jobs a crash cut off go at the next start; images stay.
+func TestCatalogRemovesLeftovers(t *testing.T) {
+	dir := t.TempDir()
+	for _, p := range []string{".web.import-123", ".deb.build.qcow2", "keep.qcow2"} {
+		os.WriteFile(filepath.Join(dir, p), []byte("x"), 0o644)
+	}
+	os.MkdirAll(filepath.Join(dir, ".deb.build-9", "rootfs", "etc"), 0o755)
+	st, err := bolt.Open(filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if _, err := NewCatalog(dir, st, ops.NewManager(st, log), log); err != nil {
+		t.Fatal(err)
+	}
+	ents, _ := os.ReadDir(dir)
+	if len(ents) != 1 || ents[0].Name() != "keep.qcow2" {
+		t.Fatalf("left: %v", ents)
 	}
 }

@@ -21,9 +21,16 @@ import (
 	"github.com/godwit-project/godwit/internal/vm"
 )
 
+// moving is the VM of an offer, with its disks as they are here.
+func moving(o api.MigrationOffer, disks []api.VMDisk) vm.Moving {
+	return vm.Moving{Name: o.VM, UUID: o.UUID, Spec: o.Spec, Disks: disks, NICs: o.NICs,
+		ConsoleLogged: logsConsole(o.Spec), CreatedAt: o.CreatedAt, Boot: o.Boot, Seed: o.Seed}
+}
+
 // incoming is a move this host is receiving.
 type incoming struct {
 	mu       sync.Mutex
+	arrival  *vm.Arrival
 	rec      incomingRecord
 	sess     hypervisor.Session
 	unlock   func()
@@ -62,7 +69,12 @@ func (s *Service) Preflight(ctx context.Context, from string, offer api.Migratio
 			add("cpu: the VM's CPU model does not run on %s's CPU", s.cfg.Self)
 		}
 	}
-	if b := offer.Spec.Boot; b != nil {
+	problems = append(problems, s.vms.CheckArrival(ctx, moving(offer, nil))...)
+	boot := offer.Boot
+	if boot == nil {
+		boot = offer.Spec.Boot
+	}
+	if b := boot; b != nil {
 		for field, p := range map[string]string{"boot.kernel": b.Kernel, "boot.initrd": b.Initrd} {
 			if p == "" {
 				continue
@@ -197,11 +209,21 @@ func (s *Service) Prepare(ctx context.Context, from string, offer api.MigrationO
 		in.rec.Created = append(in.rec.Created, vd)
 		r.Add(func() { _ = s.hv.DeleteVolume(context.Background(), vd.Pool, vd.Volume) })
 	}
+	in.arrival, err = s.vms.PrepareArrival(ctx, moving(offer, nil), true)
+	if err != nil {
+		return api.PrepareAnswer{}, err
+	}
+	r.Add(func() { s.vms.AbandonArrival(in.arrival) })
 	console := ""
 	if logsConsole(offer.Spec) {
 		console = s.vms.ConsolePath(offer.VM)
 	}
-	in.rec.XML, err = rewriteXML(offer.XML, disks, console, s.vms.Owner())
+	nets := map[string]string{}
+	for _, n := range offer.NICs {
+		nets[n.Libvirt] = in.arrival.Libvirt[n.Network]
+	}
+	in.rec.XML, err = rewriteXML(offer.XML, rewrite{disks: disks, nets: nets, seedFrom: offer.Seed, seedTo: in.arrival.Seed,
+		console: console, owner: s.vms.Owner()})
 	if err != nil {
 		return api.PrepareAnswer{}, err
 	}
@@ -439,7 +461,7 @@ func (s *Service) Finish(ctx context.Context, from, id string, req api.FinishReq
 			return api.FinishAnswer{}, fmt.Errorf("define on %s: %w", s.cfg.Self, err)
 		}
 	}
-	if err := s.adopt(ctx, in.rec); err != nil {
+	if err := s.adopt(ctx, in.rec, in.arrival); err != nil {
 		// The VM runs here; the record is what failed. Keep the migration
 		// record: the janitor adopts it later.
 		s.log.Error("record the migrated VM", "vm", offer.VM, "err", err)
@@ -459,7 +481,7 @@ func (s *Service) Finish(ctx context.Context, from, id string, req api.FinishReq
 }
 
 // adopt records a VM that arrived, with its disks where they now are.
-func (s *Service) adopt(ctx context.Context, rec incomingRecord) error {
+func (s *Service) adopt(ctx context.Context, rec incomingRecord, a *vm.Arrival) error {
 	o := rec.Offer
 	disks := make([]api.VMDisk, 0, len(o.Disks))
 	for _, d := range o.Disks {
@@ -467,8 +489,7 @@ func (s *Service) adopt(ctx context.Context, rec incomingRecord) error {
 		vd.Pool, vd.Volume = d.DestPool, d.DestVolume
 		disks = append(disks, vd)
 	}
-	return s.vms.AdoptMoved(ctx, vm.Moving{Name: o.VM, UUID: o.UUID, Spec: o.Spec, Disks: disks,
-		ConsoleLogged: logsConsole(o.Spec), CreatedAt: o.CreatedAt})
+	return s.vms.AdoptMoved(ctx, moving(o, disks), a)
 }
 
 func ownedBy(domXML, owner string) bool { return domainxml.OwnerOf(domXML) == owner }
@@ -493,6 +514,7 @@ func (s *Service) cleanUp(ctx context.Context, id string, in *incoming) {
 	if in.sess != nil {
 		_ = in.sess.Close() // libvirt destroys an unfinished incoming domain
 	}
+	s.vms.AbandonArrival(in.arrival)
 	if err := s.undoIncoming(ctx, in.rec); err != nil {
 		s.log.Warn("could not undo an incoming migration yet; will again when libvirt answers", "id", id, "vm", in.rec.Offer.VM, "err", err)
 		in.rec.Phase = "undo"

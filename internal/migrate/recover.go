@@ -40,7 +40,11 @@ func (s *Service) Recover(ctx context.Context) error {
 					return herr
 				}
 				if !has {
-					if aerr := s.adopt(ctx, rec); aerr != nil {
+					a, aerr := s.vms.PrepareArrival(ctx, moving(rec.Offer, nil), true)
+					if aerr == nil {
+						aerr = s.adopt(ctx, rec, a)
+					}
+					if aerr != nil {
 						return aerr
 					}
 				}

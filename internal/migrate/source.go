@@ -181,7 +181,7 @@ func (s *Service) makeOffer(ctx context.Context, mv *move) error {
 		virtType = "kvm"
 	}
 	mv.offer = api.MigrationOffer{ID: mv.id, Mode: mv.req.Mode, VM: m.Name, UUID: m.UUID, Spec: m.Spec,
-		CreatedAt: m.CreatedAt, VirtType: virtType}
+		CreatedAt: m.CreatedAt, VirtType: virtType, NICs: m.NICs, Boot: m.Boot, Seed: m.Seed}
 	for _, d := range m.Disks {
 		md := api.MigrationDisk{Name: d.Name, Target: d.Target, Size: d.Size, Path: d.Path, Pool: d.Pool, Volume: d.Volume}
 		probe := filepath.Join(filepath.Dir(d.Path), ".godwit-probe-"+mv.id+"-"+d.Name)

@@ -10,11 +10,22 @@ import (
 	"github.com/godwit-project/godwit/internal/domainxml"
 )
 
+// rewrite says how a domain's XML changes on the destination.
+type rewrite struct {
+	disks            []api.MigrationDisk
+	nets             map[string]string // source libvirt network -> destination's
+	seedFrom, seedTo string            // the cloud-init seed ISO's path
+	console          string            // the console log ("" for none)
+	owner            string
+}
+
 // rewriteXML adapts a VM's domain XML to the destination: disks that were
 // copied get their new paths (and lose the source's backing chain: the copy
-// is flat), the console log moves to the destination's directory, and the
-// metadata names the destination daemon as the owner.
-func rewriteXML(domXML string, disks []api.MigrationDisk, consoleLog, owner string) (string, error) {
+// is flat), NICs plug into the destination's networks, the seed CD-ROM and
+// the console log move to the destination's directories, and the metadata
+// names the destination daemon as the owner.
+func rewriteXML(domXML string, rw rewrite) (string, error) {
+	disks, consoleLog, owner := rw.disks, rw.console, rw.owner
 	var d libvirtxml.Domain
 	if err := d.Unmarshal(domXML); err != nil {
 		return "", fmt.Errorf("parse the VM's domain XML: %w", err)
@@ -22,6 +33,10 @@ func rewriteXML(domXML string, disks []api.MigrationDisk, consoleLog, owner stri
 	if d.Devices != nil {
 		for i := range d.Devices.Disks {
 			dd := &d.Devices.Disks[i]
+			if dd.Device == "cdrom" && rw.seedFrom != "" && dd.Source != nil && dd.Source.File != nil && dd.Source.File.File == rw.seedFrom {
+				dd.Source.File.File = rw.seedTo
+				continue
+			}
 			if dd.Target == nil {
 				continue
 			}
@@ -34,6 +49,16 @@ func rewriteXML(domXML string, disks []api.MigrationDisk, consoleLog, owner stri
 				}
 				dd.Source = &libvirtxml.DomainDiskSource{File: &libvirtxml.DomainDiskSourceFile{File: md.DestPath}}
 				dd.BackingStore = nil
+			}
+		}
+		for i := range d.Devices.Interfaces {
+			src := d.Devices.Interfaces[i].Source
+			if src == nil || src.Network == nil {
+				continue
+			}
+			if to, ok := rw.nets[src.Network.Network]; ok && to != "" {
+				src.Network.Network = to
+				src.Network.Bridge = "" // the live XML names the source's bridge
 			}
 		}
 		for i := range d.Devices.Serials {

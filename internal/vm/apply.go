@@ -43,6 +43,9 @@ func compare(old, new api.VMSpec, disks []api.VMDisk) diff {
 	if ConsoleLogged(old) != ConsoleLogged(new) {
 		d.offline = append(d.offline, fmt.Sprintf("console.log: %t -> %t", ConsoleLogged(old), ConsoleLogged(new)))
 	}
+	if !reflect.DeepEqual(old.CloudInit, new.CloudInit) {
+		d.offline = append(d.offline, "cloudInit: changed (a new seed; cloud-init reads it at the next boot)")
+	}
 	if old.Autostart != new.Autostart {
 		d.live = append(d.live, fmt.Sprintf("autostart: %t -> %t", old.Autostart, new.Autostart))
 	}
@@ -65,6 +68,10 @@ func compare(old, new api.VMSpec, disks []api.VMDisk) diff {
 			d.refused = append(d.refused, fmt.Sprintf("disks[%d]: is %s, the new spec has %s there (disks keep their order; add new disks at the end)", i, od.Name, nd.Name))
 		case nd.Image != od.Image:
 			d.refused = append(d.refused, fmt.Sprintf("disks[%d].image: a disk's image cannot change (%s -> %s)", i, od.Image, nd.Image))
+		case nd.Volume != od.Volume:
+			d.refused = append(d.refused, fmt.Sprintf("disks[%d].volume: a disk's volume cannot change (%s -> %s); use godwit vm disk attach/detach", i, od.Volume, nd.Volume))
+		case nd.Clone != od.Clone:
+			d.refused = append(d.refused, fmt.Sprintf("disks[%d].clone: how a disk was made cannot change", i))
 		case nd.Size != 0 && nd.Size < current:
 			d.refused = append(d.refused, fmt.Sprintf("disks[%d].size: shrinking %s from %s to %s would lose data; disks only grow", i, od.Name, current, nd.Size))
 		case nd.Size != 0 && nd.Size > current:
@@ -119,6 +126,7 @@ type applyPlan struct {
 	diff     diff
 	active   bool
 	newDisks []resolvedDisk
+	boot     *api.Boot
 	virtType string
 	nics     []nicRecord // the NICs after apply, when they change
 	release  func()      // lets go of the NICs' networks
@@ -164,7 +172,10 @@ func (s *Service) planApply(ctx context.Context, spec api.VMSpec) (applyPlan, er
 				}
 			}
 		}
-		if p.newDisks, err = resolveDisks(ctx, s.img, p.diff.newDisks); err != nil {
+		if p.newDisks, err = s.resolveDisks(ctx, spec.Name, p.diff.newDisks); err != nil {
+			return p, err
+		}
+		if p.boot, err = s.resolveBoot(ctx, spec.Boot); err != nil {
 			return p, err
 		}
 		if p.virtType, err = s.cfg.VirtType(ctx); err != nil {
@@ -209,17 +220,22 @@ func (s *Service) apply(ctx context.Context, o *ops.Op, p applyPlan) error {
 		}
 		for _, nd := range p.newDisks {
 			o.Progress("creating disk "+nd.Name, 0, 0, "")
-			vd := api.VMDisk{Name: nd.Name, Target: diskTarget(len(rec.Disks)), Pool: s.cfg.Pool,
-				Volume: volumeName(rec.Name, nd.Name), Size: api.Size(nd.Capacity), Backing: nd.Image}
-			vol := hypervisor.Volume{Name: vd.Volume, Capacity: nd.Capacity, Format: "qcow2",
-				BackingPath: nd.Image, BackingFormat: nd.BackingFormat}
-			info, err := s.hv.CreateVolume(ctx, s.cfg.Pool, vol)
-			if err != nil {
+			vd := s.plannedDisk(rec.Name, freeTarget(rec.Disks), nd)
+			if err := s.makeDisk(ctx, r, &vd, nd); err != nil {
 				return opError("create disk "+nd.Name+" of", rec.Name, err)
 			}
-			r.Add(func() { _ = s.hv.DeleteVolume(undo, s.cfg.Pool, vol.Name) })
-			vd.Path = info.Path
 			rec.Disks = append(rec.Disks, vd)
+		}
+		rec.Boot = p.boot
+		rec.Seed = ""
+		if rec.Spec.CloudInit != nil {
+			rec.Seed = s.seedPath(rec.Name)
+			if !reflect.DeepEqual(p.rec.Spec.CloudInit, rec.Spec.CloudInit) {
+				o.Progress("writing the cloud-init seed", 0, 0, "")
+				if err := s.writeSeed(rec); err != nil {
+					return err
+				}
+			}
 		}
 		for i, d := range rec.Disks {
 			if size, ok := p.diff.growDisks[d.Name]; ok {
@@ -260,6 +276,9 @@ func (s *Service) apply(ctx context.Context, o *ops.Op, p applyPlan) error {
 		return err
 	}
 	r.Success()
+	if p.rec.Seed != "" && rec.Seed == "" {
+		s.removeSeed(rec.Name) // cloudInit was removed from the spec
+	}
 	vm, err := s.Get(ctx, rec.Name)
 	result.VM = vm
 	o.SetResult(result)

@@ -49,6 +49,7 @@ type createPlan struct {
 	spec     api.VMSpec
 	disks    []resolvedDisk
 	nics     []nicRecord
+	boot     *api.Boot
 	virtType string
 	release  func() // lets go of the NICs' networks
 }
@@ -84,11 +85,18 @@ func (s *Service) planCreate(ctx context.Context, spec api.VMSpec) (createPlan, 
 			}
 		}
 	}
-	disks, err := resolveDisks(ctx, s.img, spec.Disks)
+	boot, err := s.resolveBoot(ctx, spec.Boot)
+	if err != nil {
+		return createPlan{}, err
+	}
+	disks, err := s.resolveDisks(ctx, spec.Name, spec.Disks)
 	if err != nil {
 		return createPlan{}, err
 	}
 	for _, d := range disks {
+		if d.Volume != "" {
+			continue
+		}
 		vol := volumeName(spec.Name, d.Name)
 		if _, err := s.hv.VolumeInfo(ctx, s.cfg.Pool, vol); err == nil {
 			return createPlan{}, api.Conflict("volume %s/%s already exists (kept from a deleted VM?); delete it or pick another VM name", s.cfg.Pool, vol)
@@ -104,7 +112,7 @@ func (s *Service) planCreate(ctx context.Context, spec api.VMSpec) (createPlan, 
 	if err != nil {
 		return createPlan{}, err
 	}
-	return createPlan{spec: spec, disks: disks, nics: nics, virtType: virtType, release: release}, nil
+	return createPlan{spec: spec, disks: disks, boot: boot, nics: nics, virtType: virtType, release: release}, nil
 }
 
 func volumeName(vm, disk string) string { return vm + "-" + disk + ".qcow2" }
@@ -118,15 +126,15 @@ func (s *Service) create(ctx context.Context, o *ops.Op, p createPlan, opts Crea
 	// Undo must run even when ctx was cancelled: use a fresh context.
 	undo := context.Background()
 
-	rec := record{Name: spec.Name, UUID: newUUID(), Spec: spec, NICs: p.nics, Status: statusCreating, CreatedAt: s.clock().UTC()}
+	rec := record{Name: spec.Name, UUID: newUUID(), Spec: spec, NICs: p.nics, Status: statusCreating, CreatedAt: s.clock().UTC(), Boot: p.boot}
 	if ConsoleLogged(spec) {
 		rec.ConsoleLog = s.consolePath(spec.Name)
 	}
 	for i, d := range p.disks {
-		rec.Disks = append(rec.Disks, api.VMDisk{
-			Name: d.Name, Target: diskTarget(i), Pool: s.cfg.Pool, Volume: volumeName(spec.Name, d.Name),
-			Size: api.Size(d.Capacity), Backing: d.Image,
-		})
+		rec.Disks = append(rec.Disks, s.plannedDisk(spec.Name, diskTarget(i), d))
+	}
+	if spec.CloudInit != nil {
+		rec.Seed = s.seedPath(spec.Name)
 	}
 	// The record goes first, marked creating: a crash from here on leaves
 	// something Reconcile can find and undo.
@@ -144,21 +152,15 @@ func (s *Service) create(ctx context.Context, o *ops.Op, p createPlan, opts Crea
 	for i, d := range p.disks {
 		step++
 		o.Progress(fmt.Sprintf("creating disk %s", d.Name), step, total, "steps")
-		vol := hypervisor.Volume{Name: rec.Disks[i].Volume, Capacity: d.Capacity, Format: "qcow2"}
-		if d.Image != "" {
-			vol.BackingPath, vol.BackingFormat = d.Image, d.BackingFormat
-		}
-		info, err := s.hv.CreateVolume(ctx, s.cfg.Pool, vol)
-		if err != nil {
+		if err := s.makeDisk(ctx, r, &rec.Disks[i], d); err != nil {
 			return opError("create disk "+d.Name+" of", spec.Name, err)
 		}
-		name := vol.Name
-		r.Add(func() {
-			if err := s.hv.DeleteVolume(undo, s.cfg.Pool, name); err != nil && !errors.Is(err, hypervisor.ErrNotFound) {
-				s.log.Error("revert create: delete volume", "vm", spec.Name, "volume", name, "err", err)
-			}
-		})
-		rec.Disks[i].Path = info.Path
+	}
+	if rec.Seed != "" {
+		if err := s.writeSeed(rec); err != nil {
+			return err
+		}
+		r.Add(func() { s.removeSeed(spec.Name) })
 	}
 
 	step++
@@ -207,13 +209,24 @@ func (s *Service) create(ctx context.Context, o *ops.Op, p createPlan, opts Crea
 
 func (s *Service) domainXML(rec record, virtType string) (string, error) {
 	in := domainxml.Input{
-		Spec: rec.Spec, UUID: rec.UUID, VirtType: virtType, ConsoleLog: rec.ConsoleLog, Owner: s.cfg.Owner,
+		Spec: rec.Spec, UUID: rec.UUID, VirtType: virtType, ConsoleLog: rec.ConsoleLog, Owner: s.cfg.Owner, Seed: rec.Seed,
 		NICs: nicsInput(rec.NICs),
 	}
+	if rec.Boot != nil {
+		in.Spec.Boot = rec.Boot
+	}
 	for _, d := range rec.Disks {
-		in.Disks = append(in.Disks, domainxml.Disk{Name: d.Name, Path: d.Path, Format: "qcow2", Target: d.Target})
+		in.Disks = append(in.Disks, domainDisk(d))
 	}
 	return domainxml.Marshal(in)
+}
+
+func domainDisk(d api.VMDisk) domainxml.Disk {
+	format := d.Format
+	if format == "" {
+		format = "qcow2"
+	}
+	return domainxml.Disk{Name: d.Name, Path: d.Path, Format: format, Target: d.Target}
 }
 
 // DeleteOptions tune Delete.
@@ -297,12 +310,16 @@ func (s *Service) delete(ctx context.Context, o reporter, rec record, opts Delet
 	if !opts.KeepDisks {
 		o.Progress("deleting disks", 2, 3, "steps")
 		for _, d := range rec.Disks {
+			if d.External {
+				continue // an existing volume the VM was given: not ours
+			}
 			if err := s.hv.DeleteVolume(ctx, d.Pool, d.Volume); err != nil && !errors.Is(err, hypervisor.ErrNotFound) {
 				return opError("delete disk "+d.Name+" of", rec.Name, err)
 			}
 		}
 		s.removeFiles(overlays)
 	}
+	s.removeSeed(rec.Name)
 	s.removeConsoleLogs(rec.Name)
 	if err := s.store.Delete(ctx, bucket, rec.Name); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err

@@ -87,7 +87,7 @@ func newEnv(t *testing.T) *env {
 		imgRaw:    {Format: "raw", VirtualSize: uint64(2 * api.GiB)},
 	}
 	e.svc = New(f, st, om, images, Config{
-		Pool: testPool, ConsoleDir: filepath.Join(dir, "console"), Owner: testOwner, Host: "testhost",
+		Pool: testPool, ConsoleDir: filepath.Join(dir, "console"), Owner: testOwner, Host: "testhost", SeedDir: filepath.Join(dir, "seeds"),
 		VirtType: func(context.Context) (string, error) { return "qemu", nil },
 	}, log)
 	return e

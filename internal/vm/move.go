@@ -3,6 +3,8 @@ package vm
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
 	"time"
 
 	"github.com/godwit-project/godwit/api"
@@ -16,8 +18,13 @@ type Moving struct {
 	UUID          string
 	Spec          api.VMSpec
 	Disks         []api.VMDisk
+	NICs          []api.MigrationNIC
 	ConsoleLogged bool
 	CreatedAt     time.Time
+	// Boot is the boot the domain has (boot.image resolved).
+	Boot *api.Boot
+	// Seed is the path of the cloud-init seed ISO here ("" for none).
+	Seed string
 }
 
 // HoldForMove locks a managed VM for a migration and returns it with its
@@ -40,7 +47,11 @@ func (s *Service) HoldForMove(ctx context.Context, name, holder string) (Moving,
 		}
 		return Moving{}, d, nil, mapHypervisorError(err)
 	}
-	m := Moving{Name: rec.Name, UUID: rec.UUID, Spec: rec.Spec, Disks: rec.Disks, ConsoleLogged: rec.ConsoleLog != "", CreatedAt: rec.CreatedAt}
+	m := Moving{Name: rec.Name, UUID: rec.UUID, Spec: rec.Spec, Disks: rec.Disks, ConsoleLogged: rec.ConsoleLog != "",
+		CreatedAt: rec.CreatedAt, Boot: rec.Boot, Seed: rec.Seed}
+	for _, n := range rec.NICs {
+		m.NICs = append(m.NICs, api.MigrationNIC{Network: n.Network, MAC: n.MAC, Model: n.Model, Libvirt: n.Libvirt})
+	}
 	return m, d, unlock, nil
 }
 
@@ -79,19 +90,99 @@ func (s *Service) nameFree(ctx context.Context, name string) error {
 // NameFree is nameFree for callers outside the package (preflight).
 func (s *Service) NameFree(ctx context.Context, name string) error { return s.nameFree(ctx, name) }
 
+// Arrival is what this host readies for a VM moving in: its NICs on this
+// host's networks (held until adopted or abandoned) and its seed ISO.
+type Arrival struct {
+	nics    []nicRecord
+	release func()
+	// Seed is the seed ISO rendered here ("" for none).
+	Seed string
+	// Libvirt maps each godwit network to its libvirt name here.
+	Libvirt map[string]string
+}
+
+// CheckArrival lists why a VM could not arrive here: networks this host
+// lacks, MACs another VM here has.
+func (s *Service) CheckArrival(ctx context.Context, m Moving) []string {
+	a, err := s.PrepareArrival(ctx, m, false)
+	if err != nil {
+		return []string{err.Error()}
+	}
+	s.AbandonArrival(a)
+	return nil
+}
+
+// PrepareArrival holds the networks the VM's NICs plug into and checks
+// their MACs are free here; with render, it writes the seed ISO too.
+func (s *Service) PrepareArrival(ctx context.Context, m Moving, render bool) (*Arrival, error) {
+	a := &Arrival{release: func() {}, Libvirt: map[string]string{}}
+	if len(m.NICs) > 0 {
+		if s.cfg.Networks == nil {
+			return nil, api.Conflict("nics: this host runs without networks")
+		}
+		names := make([]string, len(m.NICs))
+		for i, n := range m.NICs {
+			names[i] = n.Network
+		}
+		refs, release, err := s.cfg.Networks.Pin(ctx, names, func(i int) string { return fmt.Sprintf("nics[%d].network", i) })
+		if err != nil {
+			return nil, err
+		}
+		a.release = release
+		owners, err := s.macOwners(ctx, m.Name)
+		if err != nil {
+			release()
+			return nil, err
+		}
+		for i, n := range m.NICs {
+			if other, ok := owners[n.MAC]; ok {
+				release()
+				return nil, api.Conflict("nics[%d].mac: %s is the MAC of vm %s on this host", i, n.MAC, other)
+			}
+			a.nics = append(a.nics, nicRecord{Network: n.Network, MAC: n.MAC, Model: n.Model, Libvirt: refs[i].Libvirt, Type: refs[i].Type})
+			a.Libvirt[n.Network] = refs[i].Libvirt
+		}
+	}
+	if render && m.Seed != "" && m.Spec.CloudInit != nil {
+		rec := record{Name: m.Name, UUID: m.UUID, Spec: m.Spec, Seed: s.seedPath(m.Name)}
+		if err := s.writeSeed(rec); err != nil {
+			a.release()
+			return nil, fmt.Errorf("render the cloud-init seed here: %w", err)
+		}
+		a.Seed = rec.Seed
+	}
+	return a, nil
+}
+
+// AbandonArrival undoes PrepareArrival.
+func (s *Service) AbandonArrival(a *Arrival) {
+	if a == nil {
+		return
+	}
+	a.release()
+	if a.Seed != "" {
+		_ = os.Remove(a.Seed)
+	}
+}
+
 // AdoptMoved records a VM whose domain now runs (or is defined) here.
-func (s *Service) AdoptMoved(ctx context.Context, m Moving) error {
-	rec := record{Name: m.Name, UUID: m.UUID, Spec: m.Spec, Status: statusReady, Disks: m.Disks, CreatedAt: m.CreatedAt}
+func (s *Service) AdoptMoved(ctx context.Context, m Moving, a *Arrival) error {
+	rec := record{Name: m.Name, UUID: m.UUID, Spec: m.Spec, Status: statusReady, Disks: m.Disks, CreatedAt: m.CreatedAt, Boot: m.Boot}
 	if m.ConsoleLogged {
 		rec.ConsoleLog = s.consolePath(m.Name)
+	}
+	if a != nil {
+		rec.NICs, rec.Seed = a.nics, a.Seed
+		defer a.release()
 	}
 	return s.putRecord(ctx, rec)
 }
 
-// ForgetMoved drops a VM that now lives on another host: its record and
-// console logs (its domain and disks are the caller's business).
+// ForgetMoved drops a VM that now lives on another host: its record,
+// console logs and seed (its domain and disks are the caller's business).
 func (s *Service) ForgetMoved(ctx context.Context, name string) error {
 	s.removeConsoleLogs(name)
+	s.removeSeed(name)
 	if err := s.store.Delete(ctx, bucket, name); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}

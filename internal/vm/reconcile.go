@@ -49,10 +49,14 @@ func (s *Service) rollBackCreate(ctx context.Context, rec record) error {
 		return err
 	}
 	for _, d := range rec.Disks {
+		if d.External {
+			continue
+		}
 		if err := s.hv.DeleteVolume(ctx, d.Pool, d.Volume); err != nil && !errors.Is(err, hypervisor.ErrNotFound) {
 			return err
 		}
 	}
+	s.removeSeed(rec.Name)
 	s.removeConsoleLogs(rec.Name)
 	if err := s.store.Delete(ctx, bucket, rec.Name); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err

@@ -44,7 +44,12 @@ type record struct {
 	Disks      []api.VMDisk `json:"disks"`
 	NICs       []nicRecord  `json:"nics,omitempty"`
 	ConsoleLog string       `json:"consoleLog,omitempty"`
-	CreatedAt  time.Time    `json:"createdAt"`
+	// Seed is the cloud-init seed ISO attached as a CD-ROM.
+	Seed string `json:"seed,omitempty"`
+	// Boot is the boot the domain gets: the spec's, with boot.image
+	// resolved to the image's kernel, initrd and cmdline.
+	Boot      *api.Boot `json:"boot,omitempty"`
+	CreatedAt time.Time `json:"createdAt"`
 	// KeepDisks is set with status deleting: what the delete was asked.
 	KeepDisks bool `json:"keepDisks,omitempty"`
 }
@@ -72,6 +77,13 @@ type Config struct {
 	Host string
 	// Networks resolves the networks NICs plug into (nil: no NICs).
 	Networks Networks
+	// SeedDir holds the cloud-init seed ISOs.
+	SeedDir string
+}
+
+// Images resolves catalog image names (internal/image's Catalog).
+type Images interface {
+	Resolve(ctx context.Context, name string) (image.Resolved, error)
 }
 
 // Service runs VMs.
@@ -80,6 +92,7 @@ type Service struct {
 	store store.Store
 	ops   *ops.Manager
 	img   image.Inspector
+	cat   Images
 	cfg   Config
 	log   *slog.Logger
 
@@ -92,6 +105,10 @@ type Service struct {
 func New(hv hypervisor.Hypervisor, st store.Store, om *ops.Manager, img image.Inspector, cfg Config, log *slog.Logger) *Service {
 	return &Service{hv: hv, store: st, ops: om, img: img, cfg: cfg, log: log, busy: map[string]string{}, clock: time.Now}
 }
+
+// SetImages gives the service the image catalog, for disks and boots that
+// name catalog images.
+func (s *Service) SetImages(c Images) { s.cat = c }
 
 // lock claims a VM name for one action; a second action on the same VM gets
 // a 409 that says what holds it. The returned func releases it.

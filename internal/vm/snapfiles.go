@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"libvirt.org/go/libvirtxml"
@@ -13,17 +12,23 @@ import (
 	"github.com/godwit-project/godwit/internal/hypervisor"
 )
 
-// snapshotFiles lists the overlay files external snapshots made for a VM:
-// what its disks use now and what its snapshots record, other than its
-// volumes, and only next to those volumes (godwit puts overlays there). A
-// delete removes them with the volumes.
+// snapshotFiles lists the overlay files external snapshots made for a VM's
+// own disks: the files its snapshots record and the files its disks use now,
+// named after one of its volumes (godwit puts an overlay of web1-root.qcow2
+// at web1-root.SNAP.qcow2). Backing chains are not followed, so images are
+// never listed; nor are the overlays of an external volume the VM was
+// given (its delete leaves that volume, and so the data on top of it).
+// A delete removes them with the volumes.
 func (s *Service) snapshotFiles(ctx context.Context, rec record) []string {
-	dirs := map[string]bool{}
 	vols := map[string]bool{}
+	var prefixes []string
 	for _, d := range rec.Disks {
-		if d.Path != "" {
-			dirs[filepath.Dir(d.Path)] = true
-			vols[d.Path] = true
+		if d.Path == "" {
+			continue
+		}
+		vols[d.Path] = true
+		if !d.External {
+			prefixes = append(prefixes, strings.TrimSuffix(d.Path, ".qcow2")+".")
 		}
 	}
 	found := map[string]bool{}
@@ -41,26 +46,24 @@ func (s *Service) snapshotFiles(ctx context.Context, rec record) []string {
 		if err != nil {
 			continue
 		}
-		var d libvirtxml.Domain
-		if d.Unmarshal(doc) != nil || d.Devices == nil {
+		files, err := diskFiles(doc)
+		if err != nil {
 			continue
 		}
-		for _, disk := range d.Devices.Disks {
-			for src, bs := disk.Source, disk.BackingStore; src != nil; {
-				if src.File != nil {
-					found[src.File.File] = true
-				}
-				if bs == nil {
-					break
-				}
-				src, bs = bs.Source, bs.BackingStore
-			}
+		for _, f := range files {
+			found[f] = true
 		}
 	}
 	var out []string
 	for f := range found {
-		if !vols[f] && dirs[filepath.Dir(f)] && strings.HasSuffix(f, ".qcow2") {
-			out = append(out, f)
+		if vols[f] || !strings.HasSuffix(f, ".qcow2") {
+			continue
+		}
+		for _, p := range prefixes {
+			if strings.HasPrefix(f, p) {
+				out = append(out, f)
+				break
+			}
 		}
 	}
 	return out

@@ -11,8 +11,10 @@ import (
 	"strings"
 
 	"github.com/godwit-project/godwit/api"
+	"github.com/godwit-project/godwit/internal/cloudinit"
 	"github.com/godwit-project/godwit/internal/hypervisor"
 	"github.com/godwit-project/godwit/internal/image"
+	"github.com/godwit-project/godwit/internal/storage"
 )
 
 // Limits that hold on any host.
@@ -113,23 +115,17 @@ func ValidateStatic(s api.VMSpec) error {
 			return api.BadRequest("%s.name: %q is used by two disks", field, d.Name)
 		}
 		seen[d.Name] = true
-		if d.Image == "" && d.Size == 0 {
-			return api.BadRequest("%s: needs a size (e.g. size: 10GiB) or an image", field)
-		}
-		if d.Size != 0 && d.Size < MinDiskSize {
-			return api.BadRequest("%s.size: %s is below the minimum of %s (did you forget the unit?)", field, d.Size.Human(), MinDiskSize)
-		}
-		if d.Size > MaxDiskSize {
-			return api.BadRequest("%s.size: %s is above the maximum of %s", field, d.Size.Human(), MaxDiskSize)
-		}
-		if d.Image != "" && !filepath.IsAbs(d.Image) {
-			return api.BadRequest("%s.image: %q must be an absolute path", field, d.Image)
+		if err := validateDisk(field, d); err != nil {
+			return err
 		}
 	}
 	if err := validateNICs(s); err != nil {
 		return err
 	}
-	if (s.Boot == nil || s.Boot.Kernel == "") && len(s.Disks) == 0 {
+	if err := cloudinit.Validate(s.CloudInit); err != nil {
+		return err
+	}
+	if (s.Boot == nil || (s.Boot.Kernel == "" && s.Boot.Image == "")) && len(s.Disks) == 0 {
 		return api.BadRequest("boot: the VM boots from its first disk, but it has no disks (add a disk or a boot.kernel)")
 	}
 	if len(s.Labels) > MaxLabels {
@@ -146,15 +142,73 @@ func ValidateStatic(s api.VMSpec) error {
 	return nil
 }
 
+// validateDisk checks one disk: a blank disk (size), an image (overlay
+// or full copy), or an existing volume.
+func validateDisk(field string, d api.Disk) error {
+	if d.Image != "" && d.Volume != "" {
+		return api.BadRequest("%s: image and volume exclude each other", field)
+	}
+	if d.Image == "" && d.Volume == "" && d.Size == 0 {
+		return api.BadRequest("%s: needs a size (e.g. size: 10GiB), an image or a volume", field)
+	}
+	if d.Size != 0 && d.Size < MinDiskSize {
+		return api.BadRequest("%s.size: %s is below the minimum of %s (did you forget the unit?)", field, d.Size.Human(), MinDiskSize)
+	}
+	if d.Size > MaxDiskSize {
+		return api.BadRequest("%s.size: %s is above the maximum of %s", field, d.Size.Human(), MaxDiskSize)
+	}
+	if d.Image != "" {
+		if image.IsCatalogName(d.Image) {
+			if strings.Contains(d.Image, "/") {
+				return api.BadRequest("%s.image: %q is a relative path; a file must be an absolute path, a catalog image is named without '/'", field, d.Image)
+			}
+			if err := image.ValidateName(field+".image", d.Image); err != nil {
+				return err
+			}
+		} else if filepath.Clean(d.Image) != d.Image {
+			return api.BadRequest("%s.image: %q is not a clean absolute path", field, d.Image)
+		}
+	}
+	switch d.Clone {
+	case "", "overlay":
+	case "full":
+		if d.Image == "" {
+			return api.BadRequest("%s.clone: full copies an image; the disk has none", field)
+		}
+	default:
+		return api.BadRequest("%s.clone: %q is not overlay or full", field, d.Clone)
+	}
+	if d.Clone != "" && d.Image == "" {
+		return api.BadRequest("%s.clone: needs an image", field)
+	}
+	if d.Volume != "" {
+		if _, _, err := storage.SplitVolume(field+".volume", d.Volume); err != nil {
+			return err
+		}
+		if d.Size != 0 {
+			return api.BadRequest("%s.size: a volume disk has the volume's size (godwit volume resize grows it)", field)
+		}
+	}
+	return nil
+}
+
 func validateBoot(b *api.Boot) error {
 	if b == nil {
 		return nil
 	}
+	if b.Image != "" {
+		if b.Kernel != "" || b.Initrd != "" || b.Firmware != "" {
+			return api.BadRequest("boot.image: boots the image's own kernel and initrd; kernel, initrd and firmware exclude it")
+		}
+		if err := image.ValidateName("boot.image", b.Image); err != nil {
+			return err
+		}
+	}
 	if b.Kernel != "" && b.Firmware != "" {
 		return api.BadRequest("boot: kernel and firmware exclude each other (direct kernel boot, or firmware from the disk)")
 	}
-	if b.Kernel == "" && (b.Initrd != "" || b.Cmdline != "") {
-		return api.BadRequest("boot: initrd and cmdline need boot.kernel")
+	if b.Kernel == "" && b.Image == "" && (b.Initrd != "" || b.Cmdline != "") {
+		return api.BadRequest("boot: initrd and cmdline need boot.kernel (or boot.image)")
 	}
 	if b.Firmware != "" && b.Firmware != "bios" && b.Firmware != "uefi" {
 		return api.BadRequest("boot.firmware: %q is not bios or uefi", b.Firmware)
@@ -204,21 +258,75 @@ func checkFile(field, path string) error {
 	return nil
 }
 
-// resolvedDisk is a spec disk with what the host says about its image.
+// resolvedDisk is a spec disk with what the host says about its image
+// or volume.
 type resolvedDisk struct {
 	api.Disk
 	Capacity      uint64
+	BackingPath   string // the image file: backing file, or source of a full copy
 	BackingFormat string
+	ImageName     string // the catalog image, if any
+	// An existing volume (spec volume:).
+	Pool, VolumeName, Path, Format string
 }
 
-// resolveDisks checks image files and settles each disk's capacity.
-func resolveDisks(ctx context.Context, insp image.Inspector, disks []api.Disk) ([]resolvedDisk, error) {
+// resolveDisks checks images and volumes and settles each disk's
+// capacity. vm is the VM the disks are for (its own volumes may be in use
+// by it: apply).
+func (s *Service) resolveDisks(ctx context.Context, vm string, disks []api.Disk) ([]resolvedDisk, error) {
 	out := make([]resolvedDisk, 0, len(disks))
 	for i, d := range disks {
 		field := fmt.Sprintf("disks[%d]", i)
 		r := resolvedDisk{Disk: d, Capacity: uint64(d.Size)}
-		if d.Image != "" {
-			info, err := insp.Inspect(ctx, d.Image)
+		switch {
+		case d.Volume != "":
+			pool, vol, err := storage.SplitVolume(field+".volume", d.Volume)
+			if err != nil {
+				return nil, err
+			}
+			info, err := s.hv.VolumeInfo(ctx, pool, vol)
+			if errors.Is(err, hypervisor.ErrNotFound) {
+				return nil, api.BadRequest("%s.volume: %s: no such volume (godwit volume list shows them)", field, d.Volume)
+			}
+			if err != nil {
+				return nil, mapHypervisorError(err)
+			}
+			users, err := s.VolumeUsers(ctx, pool, vol)
+			if err != nil {
+				return nil, err
+			}
+			for _, u := range users {
+				if u != vm {
+					return nil, api.Conflict("%s.volume: %s is already a disk of vm %s", field, d.Volume, u)
+				}
+			}
+			for _, o := range out {
+				if o.Pool == pool && o.VolumeName == vol {
+					return nil, api.BadRequest("%s.volume: %s is listed twice", field, d.Volume)
+				}
+			}
+			r.Pool, r.VolumeName, r.Path, r.Capacity = pool, vol, info.Path, info.Capacity
+			r.Format = info.Format
+			if r.Format != "raw" {
+				r.Format = "qcow2"
+			}
+		case d.Image != "" && image.IsCatalogName(d.Image):
+			if s.cat == nil {
+				return nil, api.BadRequest("%s.image: this daemon has no image catalog", field)
+			}
+			img, err := s.cat.Resolve(ctx, d.Image)
+			if err != nil {
+				if api.Status(err) == 404 {
+					return nil, api.BadRequest("%s.image: %v; a file must be an absolute path", field, err)
+				}
+				return nil, err
+			}
+			r.BackingPath, r.BackingFormat, r.ImageName = img.Path, img.Format, img.Name
+			if err := settleSize(field, &r, d, img.VirtualSize); err != nil {
+				return nil, err
+			}
+		case d.Image != "":
+			info, err := s.img.Inspect(ctx, d.Image)
 			switch {
 			case errors.Is(err, fs.ErrNotExist):
 				return nil, api.BadRequest("%s.image: %s: no such file on this host", field, d.Image)
@@ -230,12 +338,9 @@ func resolveDisks(ctx context.Context, insp image.Inspector, disks []api.Disk) (
 			if info.Format != "qcow2" && info.Format != "raw" {
 				return nil, api.BadRequest("%s.image: %s is a %s image; only qcow2 and raw can back a disk", field, d.Image, info.Format)
 			}
-			r.BackingFormat = info.Format
-			if d.Size == 0 {
-				r.Capacity = info.VirtualSize
-			} else if uint64(d.Size) < info.VirtualSize {
-				return nil, api.BadRequest("%s.size: %s is smaller than the image's %s (disks can grow, never shrink)",
-					field, d.Size.Human(), api.Size(info.VirtualSize).Human())
+			r.BackingPath, r.BackingFormat = d.Image, info.Format
+			if err := settleSize(field, &r, d, info.VirtualSize); err != nil {
+				return nil, err
 			}
 		}
 		out = append(out, r)
@@ -243,5 +348,56 @@ func resolveDisks(ctx context.Context, insp image.Inspector, disks []api.Disk) (
 	return out, nil
 }
 
+func settleSize(field string, r *resolvedDisk, d api.Disk, imageSize uint64) error {
+	if d.Size == 0 {
+		r.Capacity = imageSize
+	} else if uint64(d.Size) < imageSize {
+		return api.BadRequest("%s.size: %s is smaller than the image's %s (disks can grow, never shrink)",
+			field, d.Size.Human(), api.Size(imageSize).Human())
+	}
+	return nil
+}
+
+// resolveBoot turns boot.image into the image's kernel, initrd and
+// cmdline (a cmdline in the spec replaces the image's).
+func (s *Service) resolveBoot(ctx context.Context, b *api.Boot) (*api.Boot, error) {
+	if b == nil || b.Image == "" {
+		return b, nil
+	}
+	if s.cat == nil {
+		return nil, api.BadRequest("boot.image: this daemon has no image catalog")
+	}
+	img, err := s.cat.Resolve(ctx, b.Image)
+	if err != nil {
+		if api.Status(err) == 404 {
+			return nil, api.BadRequest("boot.image: %v", err)
+		}
+		return nil, err
+	}
+	if img.Boot == nil || img.Boot.Kernel == "" {
+		return nil, api.BadRequest("boot.image: image %s carries no kernel for direct boot (built images do; or import with --kernel)", b.Image)
+	}
+	out := *img.Boot
+	out.Image = b.Image
+	if b.Cmdline != "" {
+		out.Cmdline = b.Cmdline
+	}
+	return &out, nil
+}
+
 // diskTarget names the n-th virtio disk: vda, vdb, ... vdt.
 func diskTarget(n int) string { return "vd" + string(rune('a'+n)) }
+
+// freeTarget is the first virtio target no disk has.
+func freeTarget(disks []api.VMDisk) string {
+	used := map[string]bool{}
+	for _, d := range disks {
+		used[d.Target] = true
+	}
+	for n := 0; n < 26; n++ {
+		if t := diskTarget(n); !used[t] {
+			return t
+		}
+	}
+	return ""
+}

@@ -40,7 +40,8 @@ func TestBadSpecs(t *testing.T) {
 		{"bad disk size unit", "name: x1\n" + good + "disks: [{name: d, size: 10 gigs}]\n", `unknown unit`},
 		{"unknown kernel", "name: x1\ncpus: 1\nmemory: 128MiB\nboot: {kernel: /nonexistent/vmlinuz}\n", "boot.kernel: /nonexistent/vmlinuz: no such file"},
 		{"unknown image", "name: x1\n" + good + "disks: [{name: d, image: /nonexistent.qcow2}]\n", "disks[0].image: /nonexistent.qcow2: no such file"},
-		{"relative image", "name: x1\n" + good + "disks: [{name: d, image: base.qcow2}]\n", "must be an absolute path"},
+		{"relative image", "name: x1\n" + good + "disks: [{name: d, image: base.qcow2}]\n", "a file must be an absolute path"},
+		{"relative image path", "name: x1\n" + good + "disks: [{name: d, image: images/base.qcow2}]\n", "is a relative path"},
 		{"no disk, no kernel", "name: x1\ncpus: 1\nmemory: 128MiB\n", "has no disks"},
 		{"empty file", "", "the spec is empty"},
 	}

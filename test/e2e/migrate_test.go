@@ -298,3 +298,41 @@ func TestEvacuate(t *testing.T) {
 		t.Fatalf("hosta still has %+v", vms)
 	}
 }
+
+// A VM with a NIC and a cloud-init seed moves: its NIC plugs into the
+// destination's network of the same name with the same MAC, and its seed
+// CD-ROM is rendered there.
+func TestMigrateWithNICAndSeed(t *testing.T) {
+	b := migrationBed(t, 2, false)
+	a, bb := b.Hosts[0], b.Hosts[1]
+	name := "mig-nic-" + uniq()
+	spec := guestSpec(t, name, "diskcounter=1")
+	spec.NICs = []api.NIC{{Network: "default", MAC: "52:54:00:12:34:56"}}
+	spec.CloudInit = &api.CloudInit{Hostname: name}
+	ctx := ctxT(t, 2*time.Minute)
+	op, err := a.C.CreateVM(ctx, spec, client.CreateOptions{Start: true})
+	if err == nil {
+		_, err = a.C.WaitOperation(ctx, op.ID, nil)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostWaitConsole(t, a, name, `^tick 2 `, 0, 2*time.Minute)
+	before := lastTick(hostConsole(t, a, name))
+	migrate(t, a, name, bb.Name)
+	checkMoved(t, a, bb, name, before)
+	ifs, err := bb.Virsh("domiflist", name)
+	if err != nil || !strings.Contains(ifs, "52:54:00:12:34:56") || !strings.Contains(ifs, "network") {
+		t.Fatalf("domiflist on %s: %v\n%s", bb.Name, err, ifs)
+	}
+	xml, _ := bb.Virsh("dumpxml", name)
+	if !strings.Contains(xml, testbed.HostStateDir+"/seeds/"+name+".iso") {
+		t.Fatalf("no seed CD-ROM on %s:\n%s", bb.Name, xml)
+	}
+	if _, err := os.Stat(bb.RealPath(testbed.HostStateDir + "/seeds/" + name + ".iso")); err != nil {
+		t.Fatalf("seed ISO on %s: %v", bb.Name, err)
+	}
+	if _, err := os.Stat(a.RealPath(testbed.HostStateDir + "/seeds/" + name + ".iso")); !os.IsNotExist(err) {
+		t.Fatalf("seed ISO left on %s: %v", a.Name, err)
+	}
+}

@@ -48,6 +48,10 @@ type Options struct {
 	// SharedPool puts every host's disk pool in the shared directory (as a
 	// cluster filesystem mounted at the same path everywhere would).
 	SharedPool bool
+	// LibvirtTCP makes each libvirtd listen on TCP without authentication,
+	// only so that benchmarks can compare with virsh migrate --p2p. godwit
+	// never needs it.
+	LibvirtTCP bool
 }
 
 // Bed is a running set of hosts.
@@ -211,12 +215,14 @@ func (h *Host) setUp(ctx context.Context, subnet string) error {
 	files := map[string]string{
 		"hosts": hosts,
 		"etc/libvirtd.conf": fmt.Sprintf(`listen_tls = 0
-listen_tcp = 0
+listen_tcp = %d
+auth_tcp = "none"
+listen_addr = "%s"
 unix_sock_group = "root"
 unix_sock_rw_perms = "0700"
 host_uuid = "5a3e8d2c-0b1f-4c6e-9a7d-%s%06d"
 log_outputs = "3:file:/var/log/libvirt/libvirtd.log"
-`, h.bed.ID, h.Index+1),
+`, boolInt(h.bed.opts.LibvirtTCP), h.IP, h.bed.ID, h.Index+1),
 		"etc/qemu.conf": fmt.Sprintf(`user = "root"
 group = "root"
 remember_owner = 0
@@ -302,7 +308,11 @@ func (h *Host) Virsh(args ...string) (string, error) {
 
 // StartLibvirtd starts the host's libvirtd and waits until it answers.
 func (h *Host) StartLibvirtd(ctx context.Context) error {
-	h.libvirtd = h.Command("libvirtd", "--pid-file", filepath.Join(h.Dir, "libvirtd.pid"))
+	args := []string{"--pid-file", filepath.Join(h.Dir, "libvirtd.pid")}
+	if h.bed.opts.LibvirtTCP {
+		args = append(args, "--listen")
+	}
+	h.libvirtd = h.Command("libvirtd", args...)
 	logf, err := os.OpenFile(filepath.Join(h.Dir, "libvirtd.out"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
@@ -519,6 +529,13 @@ func runAll(ctx context.Context, cmds [][]string) error {
 		}
 	}
 	return nil
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // FreePort is a TCP port free on this machine (for tests).

@@ -41,6 +41,7 @@ type Fake struct {
 	mon      monitorState
 	networks map[string]*network
 	leases   map[string][]hypervisor.Lease // by network name
+	data     map[string][]byte             // uploaded volume bytes, by pool/volume
 }
 
 var _ hypervisor.Hypervisor = (*Fake)(nil)
@@ -55,6 +56,7 @@ type domain struct {
 type pool struct {
 	hypervisor.PoolInfo
 	volumes map[string]*hypervisor.VolumeInfo
+	xml     string // as DefinePool got it
 }
 
 // Guest says how the guest OS of a domain reacts to the ACPI power button.
@@ -128,6 +130,7 @@ func New() *Fake {
 		guests:   map[string]Guest{},
 		networks: map[string]*network{},
 		leases:   map[string][]hypervisor.Lease{},
+		data:     map[string][]byte{},
 	}
 }
 
@@ -662,7 +665,7 @@ func (f *Fake) EnsurePool(ctx context.Context, p hypervisor.Pool) (hypervisor.Po
 		return f.poolInfo(cur), nil
 	}
 	np := &pool{
-		PoolInfo: hypervisor.PoolInfo{Name: p.Name, Type: p.Type, Path: p.Path, Active: true, Capacity: uint64(100 * api.GiB)},
+		PoolInfo: hypervisor.PoolInfo{Name: p.Name, Type: p.Type, Path: p.Path, Active: true, Autostart: true, Capacity: uint64(100 * api.GiB)},
 		volumes:  map[string]*hypervisor.VolumeInfo{},
 	}
 	f.pools[p.Name] = np
@@ -723,7 +726,12 @@ func (f *Fake) CreateVolume(ctx context.Context, poolName string, v hypervisor.V
 	if v.Capacity == 0 {
 		return hypervisor.VolumeInfo{}, &Error{Op: "create volume " + poolName + "/" + v.Name, Msg: "invalid argument: volume capacity required"}
 	}
-	info := &hypervisor.VolumeInfo{Name: v.Name, Path: filepath.Join(p.Path, v.Name), Capacity: v.Capacity, Allocation: uint64(192 * api.KiB)}
+	format := v.Format
+	if format == "" {
+		format = "qcow2"
+	}
+	info := &hypervisor.VolumeInfo{Name: v.Name, Path: filepath.Join(p.Path, v.Name), Capacity: v.Capacity,
+		Allocation: uint64(192 * api.KiB), Format: format, Backing: v.BackingPath}
 	p.volumes[v.Name] = info
 	return *info, nil
 }
@@ -743,6 +751,7 @@ func (f *Fake) DeleteVolume(ctx context.Context, poolName, name string) error {
 		return errNoVolume("delete volume", poolName, name)
 	}
 	delete(p.volumes, name)
+	delete(f.data, poolName+"/"+name)
 	return nil
 }
 

@@ -306,9 +306,9 @@ func parseInterface(op, doc string) (libvirtxml.DomainInterface, error) {
 	return i, nil
 }
 
-// AttachDevice adds an interface to the persistent definition, and to the
-// running domain when live is set. A MAC the domain has already is refused.
-func (f *Fake) AttachDevice(ctx context.Context, name, doc string, live bool) error {
+// attachInterface adds an interface to the persistent definition, and to
+// the running domain when live is set. A MAC the domain has already is refused.
+func (f *Fake) attachInterface(ctx context.Context, name, doc string, live bool) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.enter(ctx, "AttachDevice", name); err != nil {
@@ -352,8 +352,8 @@ func (f *Fake) AttachDevice(ctx context.Context, name, doc string, live bool) er
 	return nil
 }
 
-// DetachDevice removes the interface with the device XML's MAC.
-func (f *Fake) DetachDevice(ctx context.Context, name, doc string, live bool) error {
+// detachInterface removes the interface with the device XML's MAC.
+func (f *Fake) detachInterface(ctx context.Context, name, doc string, live bool) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.enter(ctx, "DetachDevice", name); err != nil {

@@ -197,29 +197,6 @@ func first(s golibvirt.OptString) string {
 	return s[0]
 }
 
-// AttachDevice adds a device to the persistent config, and to the running
-// domain when live is set.
-func (c *Conn) AttachDevice(ctx context.Context, domain, xml string, live bool) error {
-	return c.onDomain(ctx, "attach device to domain", domain, func(l *golibvirt.Libvirt, d golibvirt.Domain) error {
-		return l.DomainAttachDeviceFlags(d, xml, deviceFlags(live))
-	})
-}
-
-// DetachDevice removes a device like AttachDevice adds it.
-func (c *Conn) DetachDevice(ctx context.Context, domain, xml string, live bool) error {
-	return c.onDomain(ctx, "detach device from domain", domain, func(l *golibvirt.Libvirt, d golibvirt.Domain) error {
-		return l.DomainDetachDeviceFlags(d, xml, deviceFlags(live))
-	})
-}
-
-func deviceFlags(live bool) uint32 {
-	f := golibvirt.DomainDeviceModifyConfig
-	if live {
-		f |= golibvirt.DomainDeviceModifyLive
-	}
-	return uint32(f)
-}
-
 // InterfaceAddresses asks libvirt for a running domain's addresses.
 func (c *Conn) InterfaceAddresses(ctx context.Context, domain string, src hypervisor.AddressSource) ([]hypervisor.Interface, error) {
 	return do(ctx, c, "get "+src.String()+" addresses of domain "+domain, func(l *golibvirt.Libvirt) ([]hypervisor.Interface, error) {

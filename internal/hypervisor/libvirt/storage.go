@@ -98,9 +98,13 @@ func poolInfo(l *golibvirt.Libvirt, pool golibvirt.StoragePool) (hypervisor.Pool
 	if err != nil {
 		return hypervisor.PoolInfo{}, err
 	}
+	auto, err := l.StoragePoolGetAutostart(pool)
+	if err != nil {
+		return hypervisor.PoolInfo{}, err
+	}
 	info := hypervisor.PoolInfo{
-		Name: pool.Name, Type: x.Type, Active: state == uint8(golibvirt.StoragePoolRunning),
-		Capacity: capacity, Allocation: allocation, Available: available,
+		Name: pool.Name, Type: x.Type, Active: state == uint8(golibvirt.StoragePoolRunning), Autostart: auto == 1,
+		Capacity: capacity, Allocation: allocation, Available: available, Source: poolSource(x.Source),
 	}
 	if x.Target != nil {
 		info.Path = x.Target.Path
@@ -197,7 +201,19 @@ func volumeInfo(l *golibvirt.Libvirt, vol golibvirt.StorageVol) (hypervisor.Volu
 	if err != nil {
 		return hypervisor.VolumeInfo{}, err
 	}
-	return hypervisor.VolumeInfo{Name: vol.Name, Path: path, Capacity: capacity, Allocation: allocation}, nil
+	info := hypervisor.VolumeInfo{Name: vol.Name, Path: path, Capacity: capacity, Allocation: allocation}
+	if doc, err := l.StorageVolGetXMLDesc(vol, 0); err == nil {
+		var x libvirtxml.StorageVolume
+		if x.Unmarshal(doc) == nil {
+			if x.Target != nil && x.Target.Format != nil {
+				info.Format = x.Target.Format.Type
+			}
+			if x.BackingStore != nil {
+				info.Backing = x.BackingStore.Path
+			}
+		}
+	}
+	return info, nil
 }
 
 func isCode(err error, code golibvirt.ErrorNumber) bool {

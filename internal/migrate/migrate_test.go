@@ -1,0 +1,132 @@
+package migrate
+
+import (
+	"strings"
+	"testing"
+
+	"libvirt.org/go/libvirtxml"
+
+	"github.com/godwit-project/godwit/api"
+	"github.com/godwit-project/godwit/internal/domainxml"
+	"github.com/godwit-project/godwit/internal/hypervisor"
+)
+
+const liveXML = `<domain type='qemu'>
+  <name>web1</name>
+  <metadata><godwit:vm xmlns:godwit="https://godwit.dev/xmlns/vm/1"><godwit:owner>src</godwit:owner></godwit:vm></metadata>
+  <devices>
+    <disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='/a/pool/web1-root.qcow2'/>
+      <backingStore type='file'><format type='qcow2'/><source file='/a/images/base.qcow2'/></backingStore>
+      <target dev='vda' bus='virtio'/></disk>
+    <disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='/shared/web1-data.qcow2'/><target dev='vdb' bus='virtio'/></disk>
+    <disk type='file' device='cdrom'><driver name='qemu' type='raw'/><source file='/a/seeds/web1.iso'/><target dev='hdc' bus='ide'/><readonly/></disk>
+    <interface type='network'><mac address='52:54:00:11:22:33'/><source network='godwit-aaaa-default' bridge='gw-1234'/><model type='virtio'/></interface>
+    <serial type='pty'><source path='/dev/pts/3'/><log file='/a/console/web1.log' append='on'/><target port='0'/></serial>
+  </devices>
+</domain>`
+
+func TestRewriteXML(t *testing.T) {
+	out, err := rewriteXML(liveXML, rewrite{
+		disks: []api.MigrationDisk{
+			{Name: "root", Target: "vda", DestPath: "/b/pool/web1-root.qcow2"},
+			{Name: "data", Target: "vdb", Shared: true, DestPath: "/shared/web1-data.qcow2"},
+		},
+		nets:     map[string]string{"godwit-aaaa-default": "godwit-bbbb-default"},
+		seedFrom: "/a/seeds/web1.iso", seedTo: "/b/seeds/web1.iso",
+		console: "/b/console/web1.log", owner: "dst",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d libvirtxml.Domain
+	if err := d.Unmarshal(out); err != nil {
+		t.Fatal(err)
+	}
+	disks := d.Devices.Disks
+	if disks[0].Source.File.File != "/b/pool/web1-root.qcow2" || disks[0].BackingStore != nil {
+		t.Errorf("copied disk: %+v backing %+v", disks[0].Source.File, disks[0].BackingStore)
+	}
+	if disks[1].Source.File.File != "/shared/web1-data.qcow2" {
+		t.Errorf("shared disk moved: %+v", disks[1].Source.File)
+	}
+	if disks[2].Source.File.File != "/b/seeds/web1.iso" {
+		t.Errorf("seed: %+v", disks[2].Source.File)
+	}
+	nic := d.Devices.Interfaces[0]
+	if nic.Source.Network.Network != "godwit-bbbb-default" || nic.Source.Network.Bridge != "" || nic.MAC.Address != "52:54:00:11:22:33" {
+		t.Errorf("nic: %+v mac %+v", nic.Source.Network, nic.MAC)
+	}
+	if d.Devices.Serials[0].Log.File != "/b/console/web1.log" {
+		t.Errorf("console log: %+v", d.Devices.Serials[0].Log)
+	}
+	if got := domainxml.OwnerOf(out); got != "dst" {
+		t.Errorf("owner %q", got)
+	}
+	// No console log on the destination: the log element goes.
+	out, _ = rewriteXML(liveXML, rewrite{disks: []api.MigrationDisk{{Target: "vda", DestPath: "/x"}}, owner: "dst"})
+	if strings.Contains(out, "<log") {
+		t.Errorf("log kept without a console log")
+	}
+	// A copied disk without a destination path is a bug, not a guess.
+	if _, err := rewriteXML(liveXML, rewrite{disks: []api.MigrationDisk{{Name: "root", Target: "vda"}}}); err == nil {
+		t.Error("a copied disk without a destination path was accepted")
+	}
+}
+
+func TestCheckRequest(t *testing.T) {
+	bad := map[string]api.MigrateRequest{
+		"to: missing":           {},
+		"is this host":          {To: "self"},
+		"mode":                  {To: "b", Mode: "teleport"},
+		"policy":                {To: "b", Policy: "hope"},
+		"bandwidthMiB":          {To: "b", BandwidthMiB: -1},
+		"parallel: 65":          {To: "b", Parallel: 65},
+		"maxDowntimeMs: 5 ms":   {To: "b", MaxDowntimeMs: 5},
+		"progressTimeoutSecond": {To: "b", ProgressTimeoutSeconds: -3},
+	}
+	for want, r := range bad {
+		err := checkRequest(&r, "self")
+		if api.Status(err) != 400 || !strings.Contains(err.Error(), want) {
+			t.Errorf("%+v: %v, want a 400 mentioning %q", r, err, want)
+		}
+	}
+	r := api.MigrateRequest{To: "b"}
+	if err := checkRequest(&r, "self"); err != nil || r.Policy != api.PolicyAuto {
+		t.Fatalf("defaults: %+v %v", r, err)
+	}
+}
+
+func TestConvergence(t *testing.T) {
+	var c converging
+	// Shrinking passes: converging.
+	for i, rem := range []uint64{1000, 600, 300, 120, 50, 20} {
+		c.observe(hypervisor.JobStats{Iteration: uint64(i + 1), MemRemaining: rem})
+	}
+	if c.stuck() {
+		t.Fatal("shrinking passes called stuck")
+	}
+	// A guest that dirties as fast as the link carries: stuck.
+	var s converging
+	for i, rem := range []uint64{1000, 800, 790, 800, 795, 798} {
+		s.observe(hypervisor.JobStats{Iteration: uint64(i + 1), MemRemaining: rem})
+	}
+	if !s.stuck() {
+		t.Fatal("flat passes not called stuck")
+	}
+	// Polls within one pass count once.
+	var p converging
+	for i := 0; i < 10; i++ {
+		p.observe(hypervisor.JobStats{Iteration: 1, MemRemaining: 1000})
+	}
+	if len(p.remaining) != 1 || p.stuck() {
+		t.Fatalf("one pass polled ten times: %v", p.remaining)
+	}
+}
+
+func TestDestFlags(t *testing.T) {
+	f := hypervisor.MigrateLive | hypervisor.MigrateAutoConverge | hypervisor.MigratePostcopy | hypervisor.MigrateChangeProtection | hypervisor.MigrateAbortOnError
+	got := destFlags(f)
+	if got != hypervisor.MigrateLive|hypervisor.MigratePostcopy {
+		t.Fatalf("destFlags = %b", got)
+	}
+}
