@@ -30,7 +30,7 @@ type RestoreOptions = api.RestoreRequest
 // into which the backup's chunks are written. A failure removes the VM.
 func (s *Service) Restore(ctx context.Context, id string, opts RestoreOptions) (api.Operation, error) {
 	if opts.To != "" {
-		return api.Operation{}, api.BadRequest("to: restoring onto another host (%s) needs peers, which this daemon does not have yet; restore here and migrate later", opts.To)
+		return api.Operation{}, api.BadRequest("to: restoring straight onto another host (%s) is not supported yet; restore here, then move the VM with godwit migrate", opts.To)
 	}
 	m, err := s.manifest(id)
 	if err != nil {

@@ -231,7 +231,7 @@ or a VM name for that VM's newest backup.`,
 		},
 	}
 	cmd.Flags().StringVar(&req.As, "as", "", "name of the restored VM (default: the backed-up VM's)")
-	cmd.Flags().StringVar(&req.To, "to", "", "host to restore on (needs peers)")
+	cmd.Flags().StringVar(&req.To, "to", "", "host to restore on (not supported yet: restore here, then godwit migrate)")
 	cmd.Flags().BoolVar(&req.Start, "start", false, "start the VM once restored")
 	w.add(cmd.Flags())
 	return cmd
