@@ -54,13 +54,14 @@ type BackupList struct {
 // RestoreRequest asks to recreate a VM from a backup.
 type RestoreRequest struct {
 	As    string `json:"as,omitempty" doc:"Name of the restored VM (default: the backed-up VM's name, which must then be free)."`
-	To    string `json:"to,omitempty" doc:"Host to restore on (default: this one)."`
+	To    string `json:"to,omitempty" doc:"Peer host to restore on (default: this one): the VM is restored here, then moved there cold."`
 	Start bool   `json:"start,omitempty" doc:"Start the VM once restored."`
 }
 
 // RestoreResult is the result of a restore operation.
 type RestoreResult struct {
 	VM           string `json:"vm"`
+	Host         string `json:"host,omitempty" doc:"The peer the VM was moved to, with to."`
 	Backup       string `json:"backup"`
 	BytesWritten Size   `json:"bytesWritten"`
 }

@@ -27,10 +27,14 @@ type RestoreOptions = api.RestoreRequest
 
 // Restore recreates a VM from a backup in an operation: a new VM from the
 // backed-up spec (renamed with As), with blank volumes of the disks' sizes,
-// into which the backup's chunks are written. A failure removes the VM.
+// into which the backup's chunks are written; with To, that VM is then moved
+// (cold) to the peer host. A failure removes the VM.
 func (s *Service) Restore(ctx context.Context, id string, opts RestoreOptions) (api.Operation, error) {
-	if opts.To != "" {
-		return api.Operation{}, api.BadRequest("to: restoring straight onto another host (%s) is not supported yet; restore here, then move the VM with godwit migrate", opts.To)
+	if opts.To != "" && s.cfg.Migrate == nil {
+		return api.Operation{}, api.BadRequest("to: this daemon cannot move VMs to other hosts (no migrations)")
+	}
+	if opts.To != "" && opts.Start {
+		return api.Operation{}, api.BadRequest("start: with to, start the VM on %s once restored", opts.To)
 	}
 	m, err := s.manifest(id)
 	if err != nil {
@@ -139,6 +143,23 @@ func (s *Service) restore(ctx context.Context, o *ops.Op, m repo.Manifest, spec 
 	}
 	release()
 	res.BytesWritten = api.Size(written.Load())
+	if opts.To != "" {
+		// Restored here, then moved cold (definition and disks) to the
+		// peer; a failed move leaves nothing here (the revert deletes the
+		// local VM) and nothing there (the migration undoes itself).
+		o.Progress("moving vm "+spec.Name+" to "+opts.To, 0, 0, "")
+		mop, err := s.cfg.Migrate(ctx, spec.Name, api.MigrateRequest{To: opts.To})
+		if err == nil {
+			mop, err = s.ops.Wait(ctx, mop.ID)
+		}
+		if err == nil {
+			err = mop.Err()
+		}
+		if err != nil {
+			return res, fmt.Errorf("move the restored vm %s to %s: %w", spec.Name, opts.To, err)
+		}
+		res.Host = opts.To
+	}
 	if opts.Start {
 		o.Progress("starting vm "+spec.Name, 0, 0, "")
 		sop, err := s.vms.Start(ctx, spec.Name)

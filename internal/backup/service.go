@@ -43,6 +43,8 @@ type Config struct {
 	Host string
 	// ScheduleTick is how often schedules are looked at (default 5s).
 	ScheduleTick time.Duration
+	// Migrate, when set, moves a VM to a peer host (restore --to uses it).
+	Migrate func(ctx context.Context, vm string, req api.MigrateRequest) (api.Operation, error)
 }
 
 // Service runs backups.

@@ -225,13 +225,17 @@ or a VM name for that VM's newest backup.`,
 			if g.quiet {
 				fmt.Fprintln(g.out, res.VM)
 			} else {
-				fmt.Fprintf(g.out, "vm %s restored from %s (%s written)\n", res.VM, res.Backup, res.BytesWritten.Human())
+				where := ""
+				if res.Host != "" {
+					where = " on " + res.Host
+				}
+				fmt.Fprintf(g.out, "vm %s restored from %s%s (%s written)\n", res.VM, res.Backup, where, res.BytesWritten.Human())
 			}
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&req.As, "as", "", "name of the restored VM (default: the backed-up VM's)")
-	cmd.Flags().StringVar(&req.To, "to", "", "host to restore on (not supported yet: restore here, then godwit migrate)")
+	cmd.Flags().StringVar(&req.To, "to", "", "peer host to restore on (restored here, then moved there cold)")
 	cmd.Flags().BoolVar(&req.Start, "start", false, "start the VM once restored")
 	w.add(cmd.Flags())
 	return cmd

@@ -16,9 +16,11 @@ func (d *Daemon) startBackups() {
 	if !ok {
 		return
 	}
-	d.backups = backup.New(hv, d.vms, d.ops, d.store, backup.Config{
-		Repo: d.cfg.BackupRepo, WorkDir: filepath.Join(d.cfg.StateDir, "backup-work"), Host: d.cfg.Name,
-	}, d.log)
+	cfg := backup.Config{Repo: d.cfg.BackupRepo, WorkDir: filepath.Join(d.cfg.StateDir, "backup-work"), Host: d.cfg.Name}
+	if d.migrations != nil {
+		cfg.Migrate = d.migrations.Migrate
+	}
+	d.backups = backup.New(hv, d.vms, d.ops, d.store, cfg, d.log)
 }
 
 // runBackupSchedules runs the schedules in the background until ctx ends.

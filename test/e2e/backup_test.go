@@ -285,3 +285,40 @@ func TestBackupStoppedVM(t *testing.T) {
 		t.Fatalf("domain left after delete: %s", out)
 	}
 }
+
+// restore --to: the VM comes back on a peer host (restored here, moved
+// there cold) with the data it had at backup time, and nothing is left
+// here.
+func TestBackupRestoreToPeer(t *testing.T) {
+	b := migrationBed(t, 2, false)
+	a, bb := b.Hosts[0], b.Hosts[1]
+	name := "bk-to-" + uniq()
+	onHost(t, a, name)
+	sum := guestDataSum(t, a, name, true)
+	out, err := a.CLI("backup", "create", name, "-o", "json")
+	if err != nil {
+		t.Fatalf("backup: %v\n%s", err, out)
+	}
+	var bk api.Backup
+	if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &bk); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	copyName := name + "-r"
+	if out, err := a.CLI("backup", "restore", bk.ID, "--as", copyName, "--to", bb.Name); err != nil || !strings.Contains(out, "on "+bb.Name) {
+		t.Fatalf("restore --to %s: %v\n%s", bb.Name, err, out)
+	}
+	ctx := ctxT(t, time.Minute)
+	if _, err := a.C.GetVM(ctx, copyName); api.Status(err) != 404 {
+		t.Fatalf("the restored VM is still on %s: %v", a.Name, err)
+	}
+	if v, err := bb.C.GetVM(ctx, copyName); err != nil || v.State != api.VMStopped {
+		t.Fatalf("on %s: %+v %v", bb.Name, v, err)
+	}
+	if out, err := bb.CLI("vm", "start", copyName, "--wait-for", "GODWIT-GUEST-UP"); err != nil {
+		t.Fatalf("start on %s: %v %s", bb.Name, err, out)
+	}
+	hostWaitConsole(t, bb, copyName, `^tick 1 `, 0, time.Minute)
+	if got := guestDataSum(t, bb, copyName, false); got != sum {
+		t.Fatalf("data on the VM restored to %s: %s, backed up %s", bb.Name, got, sum)
+	}
+}
