@@ -18,7 +18,7 @@ type MigrateRequest struct {
 	To                     string `json:"to" doc:"The destination host (a peer)."`
 	Mode                   string `json:"mode,omitempty" enum:"live,offline,cold" doc:"live (default for a running VM), offline, or cold (default for a shut-off VM)."`
 	Policy                 string `json:"policy,omitempty" enum:"auto,precopy,postcopy" doc:"Convergence policy of a live migration (default auto)."`
-	MaxDowntimeMs          int    `json:"maxDowntimeMs,omitempty" doc:"Downtime target of a live migration (default 300)."`
+	MaxDowntimeMs          int    `json:"maxDowntimeMs,omitempty" doc:"Downtime target of a live migration (default 100)."`
 	BandwidthMiB           int    `json:"bandwidthMiB,omitempty" doc:"Bandwidth cap in MiB/s (default none)."`
 	Parallel               int    `json:"parallel,omitempty" doc:"Parallel migration connections (multifd); 0 or 1 for one."`
 	TLS                    bool   `json:"tls,omitempty" doc:"Encrypt the migration stream with QEMU's native TLS."`
@@ -82,6 +82,8 @@ type MigrationDisk struct {
 	Probe      string `json:"probe,omitempty"`
 	ProbeValue string `json:"probeValue,omitempty"`
 	Shared     bool   `json:"shared,omitempty" doc:"Set by the destination's preflight."`
+	// DeclaredShared: the disk's pool on the source is marked shared.
+	DeclaredShared bool `json:"declaredShared,omitempty"`
 	// DestPath is where the disk lives on the destination.
 	DestPath   string `json:"destPath,omitempty"`
 	DestPool   string `json:"destPool,omitempty"`
@@ -114,6 +116,7 @@ type MigrationOffer struct {
 	Seed     string `json:"seed,omitempty"`
 	VirtType string `json:"virtType" doc:"kvm or qemu: the domain type."`
 	CPUXML   string `json:"cpuXML,omitempty"`
+	TLS      bool   `json:"tls,omitempty" doc:"The stream uses QEMU's native TLS."`
 	// Prepare only:
 	XML          string `json:"xml,omitempty" doc:"Begin3's domain XML (live) or the inactive XML."`
 	Cookie       []byte `json:"cookie,omitempty"`

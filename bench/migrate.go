@@ -183,7 +183,7 @@ func (mb *migBench) godwit(ctx context.Context, name string, limit time.Duration
 	return migRun{ok: true, totalMs: float64(rep.TotalMs), downtimeMs: float64(rep.DowntimeMs), mib: float64(rep.Bytes) / (1 << 20)}, nil
 }
 
-var jobInfoRE = regexp.MustCompile(`(?m)^(Time elapsed|Downtime|Data processed):\s+([0-9.]+)\s*(\S*)`)
+var jobInfoRE = regexp.MustCompile(`(?m)^(Time elapsed|Total downtime|Data processed):\s+([0-9.]+)\s*(\S*)`)
 
 // virsh migrates with libvirt's defaults: --live --p2p (and --unsafe: the
 // shared directory is on a local filesystem, as godwit's side has it too).
@@ -228,7 +228,7 @@ func (mb *migBench) virsh(ctx context.Context, name string, limit time.Duration)
 		switch m[1] {
 		case "Time elapsed":
 			r.totalMs = v
-		case "Downtime":
+		case "Total downtime":
 			r.downtimeMs = v
 		case "Data processed":
 			r.mib = toMiB(v, m[3])

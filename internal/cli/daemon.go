@@ -78,6 +78,7 @@ state directory. Several daemons can run side by side with different
 	f.BoolVar(&flags.Network.NoDefault, "no-default-network", false, "do not make the 'default' NAT network at first start")
 	f.StringVar(&flags.Network.Prefix, "network-prefix", "", "prefix of the libvirt names of this daemon's networks")
 	f.DurationVar(&flags.LibvirtTimeout, "libvirt-timeout", 0, "bound on one libvirt call (default 2m)")
+	f.StringVar(&flags.QEMUTLSDir, "qemu-tls-dir", "", "where to put QEMU's migration TLS files (libvirt's migrate_tls_x509_cert_dir, default /etc/pki/qemu)")
 	f.DurationVar(&flags.MigrationIdleTimeout, "migration-idle-timeout", 0, "undo an incoming migration whose source is silent this long (default 90s)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	_ = cmd.RegisterFlagCompletionFunc("accel", cobra.FixedCompletions([]string{"auto", "kvm", "tcg"}, cobra.ShellCompDirectiveNoFileComp))
@@ -108,6 +109,7 @@ func overlay(cfg *daemon.Config, f daemon.Config, cmd *cobra.Command) {
 	if cmd.Flags().Changed("libvirt-timeout") {
 		cfg.LibvirtTimeout = f.LibvirtTimeout
 	}
+	set("qemu-tls-dir", &cfg.QEMUTLSDir, f.QEMUTLSDir)
 	if cmd.Flags().Changed("migration-idle-timeout") {
 		cfg.MigrationIdleTimeout = f.MigrationIdleTimeout
 	}

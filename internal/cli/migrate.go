@@ -89,7 +89,7 @@ VM. A failed or cancelled migration leaves the VM running on this host.`,
 	f.BoolVar(&offline, "offline", false, "suspend, save memory, copy, restore there")
 	f.BoolVar(&cold, "cold", false, "move a shut-off VM (definition and disks)")
 	f.StringVar(&req.Policy, "policy", "auto", "live convergence policy: auto, precopy or postcopy")
-	f.DurationVar(&maxDowntime, "max-downtime", 300*time.Millisecond, "downtime target of a live migration")
+	f.DurationVar(&maxDowntime, "max-downtime", 100*time.Millisecond, "downtime target of a live migration")
 	f.IntVar(&req.BandwidthMiB, "bandwidth", 0, "bandwidth cap in MiB/s (0: none)")
 	f.IntVar(&req.Parallel, "parallel", 0, "parallel connections (multifd)")
 	f.BoolVar(&req.TLS, "tls", false, "encrypt the migration stream with QEMU's TLS (needs QEMU TLS set up on both hosts)")

@@ -48,6 +48,10 @@ type Config struct {
 	Network   Network `yaml:"network,omitempty"`
 	// LibvirtTimeout bounds one libvirt call (default 2m).
 	LibvirtTimeout time.Duration `yaml:"libvirtTimeout,omitempty"`
+	// QEMUTLSDir is where godwit puts the x509 files QEMU's native TLS uses
+	// for migration streams (libvirt's migrate_tls_x509_cert_dir; default
+	// /etc/pki/qemu). Written only with Listen set.
+	QEMUTLSDir string `yaml:"qemuTLSDir,omitempty"`
 	// BackupRepo is the backup repository directory (default STATE/backups).
 	BackupRepo string `yaml:"backupRepo,omitempty"`
 	// MigrationIdleTimeout: an incoming migration whose source stops
@@ -134,6 +138,9 @@ func (c *Config) Complete() error {
 	}
 	if err := c.Health.Complete(); err != nil {
 		return err
+	}
+	if c.QEMUTLSDir == "" {
+		c.QEMUTLSDir = "/etc/pki/qemu"
 	}
 	if c.Advertise == "" && c.Listen != "" {
 		host, port, err := net.SplitHostPort(c.Listen)

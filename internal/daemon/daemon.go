@@ -187,6 +187,11 @@ func (d *Daemon) startServices(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if d.tlsID != nil {
+		// QEMU's migration TLS trusts this daemon's CA and its peers'.
+		d.writeQEMUTLS()
+		d.peers.OnChange(d.writeQEMUTLS)
+	}
 	d.host = newHostState(d)
 	d.nets = d.newNetworks()
 	d.vms = vm.New(d.hv, d.store, d.ops, image.QemuImg{}, vm.Config{
@@ -201,7 +206,7 @@ func (d *Daemon) startServices(ctx context.Context) error {
 	if mh, ok := d.hv.(migrate.Hypervisor); ok {
 		d.migrations = migrate.New(mh, d.vms, d.peers, d.ops, d.store, migrate.Config{
 			Self: d.cfg.Name, URL: d.cfg.Advertise, WorkDir: filepath.Join(d.cfg.StateDir, "migrations"),
-			IdleTimeout: d.cfg.MigrationIdleTimeout,
+			IdleTimeout: d.cfg.MigrationIdleTimeout, QEMUTLSDir: d.cfg.QEMUTLSDir, Shared: d.storage,
 		}, d.log)
 	}
 	d.startBackups()
@@ -225,6 +230,12 @@ func (d *Daemon) startStorage() error {
 	d.images = cat
 	d.vms.SetImages(cat)
 	return nil
+}
+
+func (d *Daemon) writeQEMUTLS() {
+	if err := d.tlsID.WriteQEMUTLS(d.cfg.QEMUTLSDir, d.peers.TrustedCAs()); err != nil {
+		d.log.Warn("QEMU TLS for migrations is not set up (migrate --tls will refuse)", "dir", d.cfg.QEMUTLSDir, "err", err)
+	}
 }
 
 // Serve runs the daemon until ctx ends, then shuts it down.

@@ -78,9 +78,10 @@ type Migrator interface {
 	AbortJob(ctx context.Context, dom string) error
 	StartPostcopy(ctx context.Context, dom string) error
 	SetMaxDowntime(ctx context.Context, dom string, ms uint64) error
-	// CompareCPU says whether a CPU definition (XML) runs on this host:
-	// libvirt's identical (1), superset (2) or incompatible (0).
-	CompareCPU(ctx context.Context, cpuXML string) (int, error)
+	// CompareCPU says whether a CPU definition (XML) runs on this host as
+	// a virtType (kvm or qemu) domain: libvirt's identical (1), superset
+	// (2) or incompatible (0).
+	CompareCPU(ctx context.Context, virtType, cpuXML string) (int, error)
 	// Save stops the domain, writing its memory state to path.
 	Save(ctx context.Context, dom, path string) error
 	// Restore starts a domain from a state file, with xml as its definition.

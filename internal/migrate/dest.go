@@ -17,6 +17,7 @@ import (
 	"github.com/godwit-project/godwit/api"
 	"github.com/godwit-project/godwit/internal/domainxml"
 	"github.com/godwit-project/godwit/internal/hypervisor"
+	"github.com/godwit-project/godwit/internal/pki"
 	"github.com/godwit-project/godwit/internal/revert"
 	"github.com/godwit-project/godwit/internal/vm"
 )
@@ -63,13 +64,18 @@ func (s *Service) Preflight(ctx context.Context, from string, offer api.Migratio
 		add("accelerator: the VM is a %q domain, which %s's libvirt does not offer (%s)", offer.VirtType, s.cfg.Self, strings.Join(host.VirtTypes, ", "))
 	}
 	if offer.CPUXML != "" {
-		if r, err := s.hv.CompareCPU(ctx, offer.CPUXML); err != nil {
+		if r, err := s.hv.CompareCPU(ctx, offer.VirtType, offer.CPUXML); err != nil {
 			add("cpu: cannot compare the VM's CPU with %s's: %v", s.cfg.Self, err)
 		} else if r == 0 {
 			add("cpu: the VM's CPU model does not run on %s's CPU", s.cfg.Self)
 		}
 	}
 	problems = append(problems, s.vms.CheckArrival(ctx, moving(offer, nil))...)
+	if offer.TLS {
+		if err := pki.QEMUTLSReady(s.cfg.QEMUTLSDir); err != nil {
+			add("tls: %v on %s", err, s.cfg.Self)
+		}
+	}
 	boot := offer.Boot
 	if boot == nil {
 		boot = offer.Spec.Boot
@@ -89,6 +95,9 @@ func (s *Service) Preflight(ctx context.Context, from string, offer api.Migratio
 		return api.PreflightAnswer{}, err
 	}
 	for _, d := range disks {
+		if d.DeclaredShared && !d.Shared {
+			add("disk %s: pool %s is declared shared, but %s does not see %s (is the shared filesystem mounted there?)", d.Name, d.Pool, s.cfg.Self, d.Path)
+		}
 		if d.Shared {
 			continue
 		}
@@ -428,8 +437,8 @@ func (s *Service) Finish(ctx context.Context, from, id string, req api.FinishReq
 		return api.FinishAnswer{}, nil
 	}
 
-	in.rec.Phase = "finishing"
-	s.putIn(ctx, in.rec)
+	// No store write here: the guest is paused until Finish3 resumes it.
+	// Recover tells a finished move by the domain's state, not a record.
 	var ans api.FinishAnswer
 	switch offer.Mode {
 	case api.MigrateLive:

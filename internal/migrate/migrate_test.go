@@ -130,3 +130,15 @@ func TestDestFlags(t *testing.T) {
 		t.Fatalf("destFlags = %b", got)
 	}
 }
+
+func TestCPUOf(t *testing.T) {
+	x := `<domain type='kvm'><name>a</name><cpu mode='custom' match='exact' check='full'>
+<model fallback='forbid'>Broadwell-IBRS</model><feature policy='require' name='vmx'/></cpu></domain>`
+	got, err := cpuOf(x)
+	if err != nil || !strings.Contains(got, "Broadwell-IBRS") || !strings.Contains(got, `name="vmx"`) || strings.Contains(got, "mode=") {
+		t.Fatalf("cpuOf = %q, %v", got, err)
+	}
+	if got, err := cpuOf(`<domain type='qemu'><name>a</name></domain>`); err != nil || got != "" {
+		t.Fatalf("TCG default CPU: %q, %v", got, err)
+	}
+}

@@ -123,8 +123,11 @@ func (s *Service) watchJob(ctx context.Context, o *ops.Op, mv *move, flags uint3
 			}
 		}()
 	}
-	t := time.NewTicker(pollEvery)
+	// Poll fast until the downtime target is set: a small VM's migration
+	// can be over before the first regular poll, with QEMU's default target.
+	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
+	slow := false
 	for {
 		select {
 		case <-done:
@@ -132,6 +135,10 @@ func (s *Service) watchJob(ctx context.Context, o *ops.Op, mv *move, flags uint3
 		case <-ctx.Done():
 			abort(ctx.Err())
 		case <-t.C:
+		}
+		if downtimeSet && !slow {
+			t.Reset(pollEvery)
+			slow = true
 		}
 		if time.Since(lastKeepalive) >= keepaliveEvery {
 			lastKeepalive = time.Now()
@@ -153,6 +160,16 @@ func (s *Service) watchJob(ctx context.Context, o *ops.Op, mv *move, flags uint3
 			abort(api.StatusErrorf(502, "%s dropped the migration (%v); it was aborted and vm %s keeps running on %s", req.To, err, name, s.cfg.Self))
 		default:
 		}
+		if !downtimeSet {
+			dctx, cancel := context.WithTimeout(bg, 5*time.Second)
+			if err := s.hv.SetMaxDowntime(dctx, name, maxDowntime); err == nil {
+				downtimeSet = true
+			}
+			cancel()
+			if !downtimeSet && time.Since(start) < 2*time.Second {
+				continue // the job is not there yet
+			}
+		}
 		// A stats call can hang while QEMU waits on a dead link: bound it,
 		// and let a missing answer count as no progress.
 		sctx, cancel := context.WithTimeout(bg, 5*time.Second)
@@ -167,13 +184,6 @@ func (s *Service) watchJob(ctx context.Context, o *ops.Op, mv *move, flags uint3
 			}
 			if st.DataProcessed > lastData {
 				lastData, lastMove = st.DataProcessed, time.Now()
-			}
-			if !downtimeSet {
-				dctx, cancel := context.WithTimeout(bg, 5*time.Second)
-				if err := s.hv.SetMaxDowntime(dctx, name, maxDowntime); err == nil {
-					downtimeSet = true
-				}
-				cancel()
 			}
 			conv.observe(st)
 			o.Progress(progressMessage(st, res.postcopy), int64(st.DataProcessed), int64(st.DataTotal), "bytes")

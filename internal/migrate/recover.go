@@ -33,7 +33,10 @@ func (s *Service) Recover(ctx context.Context) error {
 			return err
 		}
 		adopted := false
-		if err == nil && rec.Phase == "finishing" && d.State.Active() {
+		// Finish3 resumes the guest: a running domain means the move
+		// finished (an unfinished incoming domain is paused, or gone:
+		// libvirt destroys it when the connection that prepared it closes).
+		if err == nil && d.State == hypervisor.StateRunning {
 			if xml, xerr := s.hv.XML(ctx, name, false); xerr == nil && ownedBy(xml, s.vms.Owner()) {
 				has, herr := s.vms.Has(ctx, name)
 				if herr != nil {

@@ -44,6 +44,11 @@ type Hypervisor interface {
 	hypervisor.Migrator
 }
 
+// SharedPools says which pools are declared shared (internal/storage).
+type SharedPools interface {
+	IsShared(ctx context.Context, pool string) (bool, error)
+}
+
 // Peers hands out API clients for peers.
 type Peers interface {
 	Client(ctx context.Context, name string) (*client.Client, error)
@@ -62,6 +67,10 @@ type Config struct {
 	// IdleTimeout: an incoming move the source stops talking about for
 	// this long is abandoned (default 90s).
 	IdleTimeout time.Duration
+	// QEMUTLSDir holds QEMU's migration TLS files (migrate --tls).
+	QEMUTLSDir string
+	// Shared tells pools declared shared (nil: none are).
+	Shared SharedPools
 }
 
 // Service migrates VMs to and from this host.

@@ -10,16 +10,21 @@ import (
 	"path/filepath"
 	"time"
 
+	"libvirt.org/go/libvirtxml"
+
 	"github.com/godwit-project/godwit/api"
 	"github.com/godwit-project/godwit/client"
 	"github.com/godwit-project/godwit/internal/hypervisor"
 	"github.com/godwit-project/godwit/internal/ops"
+	"github.com/godwit-project/godwit/internal/pki"
 	"github.com/godwit-project/godwit/internal/vm"
 )
 
 // Defaults of a migration request.
 const (
-	DefaultMaxDowntime     = 300 * time.Millisecond
+	// DefaultMaxDowntime is tighter than QEMU's 300 ms: a guest that cannot
+	// make it under the auto policy ends in postcopy anyway.
+	DefaultMaxDowntime     = 100 * time.Millisecond
 	DefaultTimeout         = 10 * time.Minute
 	DefaultProgressTimeout = time.Minute
 	DefaultPostcopyAfter   = 20 * time.Second
@@ -64,6 +69,14 @@ func (s *Service) plan(ctx context.Context, name string, req api.MigrateRequest)
 	peer, err := s.peers.Client(ctx, req.To)
 	if err != nil {
 		return nil, nil, err
+	}
+	if req.TLS {
+		if req.Mode == api.MigrateOffline || req.Mode == api.MigrateCold {
+			return nil, nil, api.BadRequest("tls: offline and cold moves go over the daemons' TLS channel already; --tls is for live migration streams")
+		}
+		if err := pki.QEMUTLSReady(s.cfg.QEMUTLSDir); err != nil {
+			return nil, nil, api.Conflict("tls: %s on %s (the daemon writes it when started with --listen; see qemuTLSDir)", err, s.cfg.Self)
+		}
 	}
 	m, dom, unlock, err := s.vms.HoldForMove(ctx, name, "migration to "+req.To)
 	if err != nil {
@@ -180,10 +193,17 @@ func (s *Service) makeOffer(ctx context.Context, mv *move) error {
 	if containsTypeKVM(xml) {
 		virtType = "kvm"
 	}
+	cpuXML, err := s.liveCPU(ctx, m.Name)
+	if err != nil {
+		return err
+	}
 	mv.offer = api.MigrationOffer{ID: mv.id, Mode: mv.req.Mode, VM: m.Name, UUID: m.UUID, Spec: m.Spec,
-		CreatedAt: m.CreatedAt, VirtType: virtType, NICs: m.NICs, Boot: m.Boot, Seed: m.Seed}
+		CreatedAt: m.CreatedAt, VirtType: virtType, NICs: m.NICs, Boot: m.Boot, Seed: m.Seed, CPUXML: cpuXML, TLS: mv.req.TLS}
 	for _, d := range m.Disks {
 		md := api.MigrationDisk{Name: d.Name, Target: d.Target, Size: d.Size, Path: d.Path, Pool: d.Pool, Volume: d.Volume}
+		if s.cfg.Shared != nil && d.Pool != "" {
+			md.DeclaredShared, _ = s.cfg.Shared.IsShared(ctx, d.Pool)
+		}
 		probe := filepath.Join(filepath.Dir(d.Path), ".godwit-probe-"+mv.id+"-"+d.Name)
 		value := newID() + newID()
 		if err := os.WriteFile(probe, []byte(value), 0o644); err == nil {
@@ -193,6 +213,30 @@ func (s *Service) makeOffer(ctx context.Context, mv *move) error {
 		mv.offer.Disks = append(mv.offer.Disks, md)
 	}
 	return nil
+}
+
+// liveCPU is the CPU the running guest sees (host-model expanded to a
+// model and features), for the destination to compare with its own; ""
+// for a guest with QEMU's default CPU (TCG) or one that is not running.
+func (s *Service) liveCPU(ctx context.Context, name string) (string, error) {
+	x, err := s.hv.XML(ctx, name, false)
+	if err != nil {
+		return "", err
+	}
+	return cpuOf(x)
+}
+
+func cpuOf(x string) (string, error) {
+	var d libvirtxml.Domain
+	if err := d.Unmarshal(x); err != nil {
+		return "", err
+	}
+	if d.CPU == nil || d.CPU.Model == nil || d.CPU.Model.Value == "" {
+		return "", nil
+	}
+	cpu := *d.CPU
+	cpu.Mode = "" // compare the model and features, not how they were chosen
+	return cpu.Marshal()
 }
 
 func containsTypeKVM(xml string) bool {
@@ -319,6 +363,7 @@ func (s *Service) runLive(ctx context.Context, o *ops.Op, mv *move, rep *api.Mig
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
+	s.log.Debug("migration begun", "vm", mv.m.Name, "ms", time.Since(start).Milliseconds())
 	mv.offer.XML, mv.offer.Cookie, mv.offer.Flags = xml, cookie, flags
 	mv.offer.BandwidthMiB, mv.offer.Parallel = params.BandwidthMiB, params.Parallel
 	o.Progress("prepare on "+mv.req.To, 0, 0, "")
@@ -334,12 +379,14 @@ func (s *Service) runLive(ctx context.Context, o *ops.Op, mv *move, rep *api.Mig
 		}
 	}
 	params.URI = prep.URI
+	s.log.Debug("migration prepared", "vm", mv.m.Name, "ms", time.Since(start).Milliseconds())
 
 	mon := s.startMonitor(ctx, o, mv, flags)
 	// Perform is not bound to ctx: a cancel aborts the job (monitor), and
 	// Perform then returns.
 	cookie, perr := sess.Perform(context.Background(), mv.m.Name, params, prep.Cookie, srcFlags)
 	performed := time.Now()
+	s.log.Debug("migration performed", "vm", mv.m.Name, "ms", time.Since(start).Milliseconds())
 	res := mon.stop()
 	s.log.Debug("perform returned", "vm", mv.m.Name, "monitorStopMs", time.Since(performed).Milliseconds())
 	rep.Iterations, rep.Postcopy, rep.AutoConverge = res.last.Iteration, res.postcopy, res.maxThrottle
@@ -350,12 +397,15 @@ func (s *Service) runLive(ctx context.Context, o *ops.Op, mv *move, rep *api.Mig
 		}
 		return fmt.Errorf("the migration failed; vm %s keeps running on %s: %w", mv.m.Name, s.cfg.Self, perr)
 	}
-	src, _ := s.hv.JobStats(context.Background(), mv.m.Name, true)
-
-	o.Progress("finish on "+mv.req.To, 0, 0, "")
+	// The guest is paused now: nothing may stand between here and Finish
+	// on the destination, which resumes it (this is the downtime).
 	fctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	fin, ferr := mv.peer.MigrationFinish(fctx, mv.id, api.FinishRequest{Cookie: cookie, Snapshots: snaps})
 	cancel()
+	src, _ := s.hv.JobStats(context.Background(), mv.m.Name, true)
+	// The move is done when the guest runs there; Confirm below only
+	// tidies up here (the source QEMU takes a while to exit).
+	rep.TotalMs = uint64(time.Since(start).Milliseconds())
 	s.log.Debug("finish answered", "vm", mv.m.Name, "sincePerformMs", time.Since(performed).Milliseconds())
 	if ferr != nil {
 		return s.afterFailedFinish(mv, sess, params, srcFlags, ferr)
@@ -365,7 +415,6 @@ func (s *Service) runLive(ctx context.Context, o *ops.Op, mv *move, rep *api.Mig
 		s.log.Error("confirm after a migration", "vm", mv.m.Name, "err", err)
 		s.dropSourceDomain(mv.m.Name)
 	}
-	rep.TotalMs = uint64(time.Since(start).Milliseconds())
 	rep.DowntimeMs = max(fin.DowntimeMs, src.DowntimeMs)
 	if res.postcopy && rep.DowntimeMs == 0 {
 		rep.DowntimeMs = res.postcopyPause

@@ -72,6 +72,17 @@ type Service struct {
 
 	mu  sync.RWMutex
 	cas map[string]*x509.Certificate // peer name -> CA, the trust set
+	// onChange runs after the trust set changed (a join or a removal).
+	onChange func()
+}
+
+// OnChange registers f to run after a peer is added or removed.
+func (s *Service) OnChange(f func()) { s.onChange = f }
+
+func (s *Service) changed() {
+	if s.onChange != nil {
+		s.onChange()
+	}
 }
 
 // New loads the peers and returns the service.
@@ -233,6 +244,7 @@ func (s *Service) save(ctx context.Context, r record, ca *x509.Certificate) erro
 	s.mu.Lock()
 	s.cas[r.Name] = ca
 	s.mu.Unlock()
+	s.changed()
 	return nil
 }
 
@@ -329,6 +341,7 @@ func (s *Service) Remove(ctx context.Context, name string) error {
 	s.mu.Lock()
 	delete(s.cas, name)
 	s.mu.Unlock()
+	s.changed()
 	return nil
 }
 

@@ -157,7 +157,7 @@ func (id *Identity) ServerTLS(extra func() []*x509.Certificate) *tls.Config {
 // NAME.crt and NAME.key in the identity's directory.
 func (id *Identity) IssueClient(name, commonName, scope string) error {
 	_, _, err := id.issueWith(name, pkix.Name{CommonName: commonName, Organization: []string{"godwit"}, OrganizationalUnit: []string{scope}},
-		nil, nil, x509.ExtKeyUsageClientAuth)
+		nil, nil, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth})
 	return err
 }
 
@@ -213,11 +213,11 @@ func createCA(dir, commonName string) (*x509.Certificate, *ecdsa.PrivateKey, err
 }
 
 // issue signs a new certificate and writes it as NAME.crt and NAME.key.
-func (id *Identity) issue(name, commonName string, dns []string, ips []net.IP, usage x509.ExtKeyUsage) (*x509.Certificate, *ecdsa.PrivateKey, error) {
+func (id *Identity) issue(name, commonName string, dns []string, ips []net.IP, usage ...x509.ExtKeyUsage) (*x509.Certificate, *ecdsa.PrivateKey, error) {
 	return id.issueWith(name, pkix.Name{CommonName: commonName, Organization: []string{"godwit"}}, dns, ips, usage)
 }
 
-func (id *Identity) issueWith(name string, subject pkix.Name, dns []string, ips []net.IP, usage x509.ExtKeyUsage) (*x509.Certificate, *ecdsa.PrivateKey, error) {
+func (id *Identity) issueWith(name string, subject pkix.Name, dns []string, ips []net.IP, usage []x509.ExtKeyUsage) (*x509.Certificate, *ecdsa.PrivateKey, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, err
@@ -228,7 +228,7 @@ func (id *Identity) issueWith(name string, subject pkix.Name, dns []string, ips 
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().Add(certValidity),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{usage},
+		ExtKeyUsage:  usage,
 		DNSNames:     dns,
 		IPAddresses:  ips,
 	}

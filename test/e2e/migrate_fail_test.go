@@ -41,7 +41,8 @@ func stillHere(t *testing.T, h *testbed.Host, vm string) {
 	}
 	before := lastTick(hostConsole(t, h, vm))
 	hostWaitConsole(t, h, vm, `^tick `+itoa(before+2)+` `, 0, time.Minute)
-	if n := strings.Count(hostConsole(t, h, vm), "GODWIT-GUEST-UP"); n != 1 {
+	// One boot line where it booted, none where it arrived by migration.
+	if n := strings.Count(hostConsole(t, h, vm), "GODWIT-GUEST-UP"); n > 1 {
 		t.Fatalf("the guest booted %d times", n)
 	}
 }

@@ -189,7 +189,7 @@ func (b *Bed) up(ctx context.Context) error {
 
 // setUp makes the host's namespaces, link and private libvirt directories.
 func (h *Host) setUp(ctx context.Context, subnet string) error {
-	for _, d := range []string{"run", "lib/images", "cache/qemu", "log/qemu", "etc/qemu", "state"} {
+	for _, d := range []string{"run", "lib/images", "cache/qemu", "log/qemu", "etc/qemu", "state", "pki"} {
 		if err := os.MkdirAll(filepath.Join(h.Dir, d), 0o755); err != nil {
 			return err
 		}
@@ -231,7 +231,8 @@ stdio_handler = "file"
 namespaces = [ ]
 migration_address = "%s"
 migration_host = "%s"
-`, h.IP, h.IP),
+migrate_tls_x509_cert_dir = "%s"
+`, h.IP, h.IP, filepath.Join(h.Dir, "pki")),
 	}
 	for name, content := range files {
 		if err := os.WriteFile(filepath.Join(h.Dir, name), []byte(content), 0o644); err != nil {
@@ -363,7 +364,7 @@ func (h *Host) StopLibvirtd(sig syscall.Signal) {
 // StartDaemon starts the host's godwit daemon and waits until it answers.
 func (h *Host) StartDaemon(ctx context.Context) error {
 	args := append([]string{"daemon", "--name", h.Name, "--state-dir", HostStateDir, "--socket", h.Socket,
-		"--listen", fmt.Sprintf("%s:%d", h.IP, h.Port), "--accel", "tcg"}, h.bed.opts.DaemonArgs...)
+		"--listen", fmt.Sprintf("%s:%d", h.IP, h.Port), "--accel", "tcg", "--qemu-tls-dir", filepath.Join(h.Dir, "pki")}, h.bed.opts.DaemonArgs...)
 	if h.bed.opts.SharedPool {
 		args = append(args, "--pool", "shared", "--pool-path", filepath.Join(h.bed.Shared, "pool"))
 	}
@@ -486,6 +487,17 @@ func (b *Bed) Down() {
 	defer b.mu.Unlock()
 	for _, h := range b.Hosts {
 		h.StopDaemon(syscall.SIGTERM)
+		// Networks first: libvirtd spawned a dnsmasq for each, which would
+		// outlive it (each holds an inotify instance; 128 leak and the
+		// next libvirtd cannot start).
+		if h.libvirtd != nil {
+			if out, err := h.Virsh("net-list", "--name"); err == nil {
+				for _, n := range strings.Fields(out) {
+					_, _ = h.Virsh("net-destroy", n)
+				}
+			}
+		}
+		h.killByPidFiles(filepath.Join(h.Dir, "run", "network", "*.pid"), "dnsmasq", "radvd")
 		// Guests of this host: QEMU writes its pid file in the private run dir.
 		pids, _ := filepath.Glob(filepath.Join(h.Dir, "run", "qemu", "*.pid"))
 		for _, p := range pids {
@@ -506,6 +518,28 @@ func (b *Bed) Down() {
 	_ = run(context.Background(), "ip", "netns", "del", b.swNS)
 	os.RemoveAll(b.Dir)
 	b.logf("down")
+}
+
+// killByPidFiles kills the processes named in pid files matching glob,
+// when their command is one of comms.
+func (h *Host) killByPidFiles(glob string, comms ...string) {
+	files, _ := filepath.Glob(glob)
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		var pid int
+		if _, err := fmt.Sscan(string(data), &pid); err != nil || pid <= 1 {
+			continue
+		}
+		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+		for _, c := range comms {
+			if strings.TrimSpace(string(comm)) == c {
+				_ = syscall.Kill(pid, syscall.SIGTERM)
+			}
+		}
+	}
 }
 
 // isQEMU checks that pid is a QEMU of this host before it is killed.

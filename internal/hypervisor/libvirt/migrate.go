@@ -266,9 +266,9 @@ func (c *Conn) SetMaxDowntime(ctx context.Context, dom string, ms uint64) error 
 }
 
 // CompareCPU compares a CPU definition with this host's hypervisor CPU.
-func (c *Conn) CompareCPU(ctx context.Context, cpuXML string) (int, error) {
+func (c *Conn) CompareCPU(ctx context.Context, virtType, cpuXML string) (int, error) {
 	return do(ctx, c, "compare CPU", func(l *golibvirt.Libvirt) (int, error) {
-		r, err := l.ConnectCompareHypervisorCPU(nil, golibvirt.OptString{"x86_64"}, nil, nil, cpuXML, 0)
+		r, err := l.ConnectCompareHypervisorCPU(nil, golibvirt.OptString{"x86_64"}, nil, golibvirt.OptString{virtType}, cpuXML, 0)
 		return int(r), err
 	})
 }
