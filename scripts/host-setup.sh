@@ -17,7 +17,7 @@ need_root() {
 
 PACKAGES=(qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients
 	busybox-static cpio iproute2 genisoimage ovmf curl ca-certificates
-	openvswitch-switch debootstrap e2fsprogs util-linux)
+	openvswitch-switch debootstrap e2fsprogs util-linux rsync)
 
 install_packages() {
 	local missing=()

@@ -123,6 +123,7 @@ over its unix socket (--socket, or GODWIT_SOCKET).`,
 	}
 
 	root.AddCommand(newDaemonCmd(g), newVMCmd(g), newOpCmd(g), newHostCmd(g), newVersionCmd(g))
+	root.AddCommand(newBackupCmd(g), newSnapshotCmd(g))
 	root.AddCommand(newImageCmd(g), newPoolCmd(g), newVolumeCmd(g))
 	root.AddCommand(newMigrateCmd(g))
 	root.AddCommand(newTokenCmd(g), newAuditCmd(g), newEventsCmd(g), newTopCmd(g))

@@ -52,6 +52,8 @@ type Config struct {
 	// for migration streams (libvirt's migrate_tls_x509_cert_dir; default
 	// /etc/pki/qemu). Written only with Listen set.
 	QEMUTLSDir string `yaml:"qemuTLSDir,omitempty"`
+	// BackupRepo is the backup repository directory (default STATE/backups).
+	BackupRepo string `yaml:"backupRepo,omitempty"`
 	// MigrationIdleTimeout: an incoming migration whose source stops
 	// talking for this long is undone (default 90s).
 	MigrationIdleTimeout time.Duration `yaml:"migrationIdleTimeout,omitempty"`
@@ -154,6 +156,12 @@ func (c *Config) Complete() error {
 	}
 	if !filepath.IsAbs(c.Pool.Path) {
 		return fmt.Errorf("pool.path: %q must be absolute", c.Pool.Path)
+	}
+	if c.BackupRepo == "" {
+		c.BackupRepo = filepath.Join(c.StateDir, "backups")
+	}
+	if !filepath.IsAbs(c.BackupRepo) {
+		return fmt.Errorf("backupRepo: %q must be absolute", c.BackupRepo)
 	}
 	return nil
 }

@@ -21,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/godwit-project/godwit/internal/backup"
 	"github.com/godwit-project/godwit/internal/hypervisor"
 	"github.com/godwit-project/godwit/internal/hypervisor/libvirt"
 	"github.com/godwit-project/godwit/internal/image"
@@ -29,6 +30,7 @@ import (
 	"github.com/godwit-project/godwit/internal/ops"
 	"github.com/godwit-project/godwit/internal/peer"
 	"github.com/godwit-project/godwit/internal/pki"
+	"github.com/godwit-project/godwit/internal/snapshot"
 	"github.com/godwit-project/godwit/internal/storage"
 	"github.com/godwit-project/godwit/internal/store"
 	"github.com/godwit-project/godwit/internal/store/bolt"
@@ -53,6 +55,10 @@ type Daemon struct {
 	storage *storage.Service
 	images  *image.Catalog
 	id      string
+	// backups is nil when the hypervisor has no backup API (a fake).
+	backups *backup.Service
+	// snapshots is nil when the hypervisor has no snapshot API (a fake).
+	snapshots *snapshot.Service
 	// tlsID is the daemon's CA and certificates; nil without --listen.
 	tlsID *pki.Identity
 	// closeHV closes the libvirt connection New made; nil for a
@@ -203,6 +209,8 @@ func (d *Daemon) startServices(ctx context.Context) error {
 			IdleTimeout: d.cfg.MigrationIdleTimeout, QEMUTLSDir: d.cfg.QEMUTLSDir, Shared: d.storage,
 		}, d.log)
 	}
+	d.startBackups()
+	d.startSnapshots()
 	return nil
 }
 
@@ -250,6 +258,7 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	}
 	d.wg.Add(1)
 	go func() { defer d.wg.Done(); d.host.keepUp(ctx) }()
+	d.runBackupSchedules(ctx)
 	d.log.Info("godwit daemon serving", "socket", d.cfg.Socket, "listen", d.cfg.Listen, "stateDir", d.cfg.StateDir, "libvirt", d.cfg.Libvirt)
 
 	var err error

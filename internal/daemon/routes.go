@@ -58,6 +58,8 @@ func (d *Daemon) routes() []route {
 		d.vmRoutes(),
 		d.operationRoutes(),
 		d.hostRoutes(),
+		d.backupRoutes(),
+		d.snapshotRoutes(),
 		d.storageRoutes(),
 		d.peerRoutes(),
 		d.migrationRoutes(),

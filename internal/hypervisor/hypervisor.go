@@ -25,6 +25,11 @@ var (
 	ErrInvalidState = errors.New("invalid state")
 	// ErrExists: a domain, pool or volume with that name exists.
 	ErrExists = errors.New("already exists")
+	// ErrUnsupported: this libvirt or QEMU cannot do what was asked.
+	ErrUnsupported = errors.New("unsupported")
+	// ErrCheckpointBroken: a checkpoint's bitmaps are missing or
+	// inconsistent (after a QEMU crash); only a full backup helps.
+	ErrCheckpointBroken = errors.New("checkpoint broken")
 )
 
 // State is a domain's libvirt state.
@@ -219,4 +224,57 @@ type Hypervisor interface {
 	Events
 	Networks
 	Devices
+}
+
+// Checkpoint is a libvirt checkpoint of a domain (dirty bitmaps in its
+// qcow2 disks that record what changed since it was made).
+type Checkpoint struct {
+	Name    string
+	Parent  string
+	Created int64 // unix seconds
+}
+
+// Backups runs libvirt backup jobs and keeps checkpoints.
+type Backups interface {
+	// BeginBackup starts a backup job from libvirt's backup XML, making
+	// the checkpoint described by checkpointXML at the same instant.
+	BeginBackup(ctx context.Context, name, backupXML, checkpointXML string) error
+	// ActiveJob reports whether the domain has a job running and, for a
+	// backup job, says so.
+	ActiveJob(ctx context.Context, name string) (active, backup bool, err error)
+	// AbortJob ends the domain's running job (a pull backup ends so).
+	AbortJob(ctx context.Context, name string) error
+	// Checkpoints lists the domain's checkpoints, oldest first.
+	Checkpoints(ctx context.Context, name string) ([]Checkpoint, error)
+	// DeleteCheckpoint deletes one checkpoint (merging its bitmap into its
+	// parent's). Never on a checkpoint whose bitmaps are broken.
+	DeleteCheckpoint(ctx context.Context, name, checkpoint string) error
+	// StartPaused boots a defined domain with its vCPUs paused.
+	StartPaused(ctx context.Context, name string) error
+}
+
+// Snapshot is a libvirt snapshot of a domain.
+type Snapshot struct {
+	Name        string
+	Parent      string
+	Description string
+	Created     int64  // unix seconds
+	State       string // the domain's state when taken: running, shutoff...
+	Memory      bool   // holds the guest's memory (revert resumes it)
+	External    bool   // disks are external overlays (disk-only)
+	Current     bool
+	// Files are the external snapshot's overlay files, one per disk.
+	Files []string
+	XML   string
+}
+
+// Snapshots takes, lists, reverts to and deletes snapshots.
+type Snapshots interface {
+	CreateSnapshot(ctx context.Context, name, snapshotXML string, diskOnly, quiesce bool) error
+	Snapshots(ctx context.Context, name string) ([]Snapshot, error)
+	RevertSnapshot(ctx context.Context, name, snapshot string) error
+	DeleteSnapshot(ctx context.Context, name, snapshot string) error
+	// MakeCurrent redefines a snapshot from its own XML as the current one
+	// (after godwit reverted to it by hand).
+	MakeCurrent(ctx context.Context, name, snapshotXML string) error
 }

@@ -215,6 +215,9 @@ func (s *Service) apply(ctx context.Context, o *ops.Op, p applyPlan) error {
 		if err != nil {
 			return opError("read definition of", rec.Name, err)
 		}
+		if err := growsOverlaid(rec, oldXML, p.diff.growDisks); err != nil {
+			return err
+		}
 		for _, nd := range p.newDisks {
 			o.Progress("creating disk "+nd.Name, 0, 0, "")
 			vd := s.plannedDisk(rec.Name, freeTarget(rec.Disks), nd)
@@ -251,6 +254,9 @@ func (s *Service) apply(ctx context.Context, o *ops.Op, p applyPlan) error {
 			rec.ConsoleLog = s.consolePath(rec.Name)
 		}
 		xml, err := s.domainXML(rec, p.virtType)
+		if err == nil {
+			xml, err = keepOverlays(xml, oldXML)
+		}
 		if err != nil {
 			return err
 		}

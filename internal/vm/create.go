@@ -293,7 +293,9 @@ func (s *Service) delete(ctx context.Context, o reporter, rec record, opts Delet
 			err = hypervisor.ErrNotFound
 		}
 	}
+	var overlays []string
 	if err == nil {
+		overlays = s.snapshotFiles(ctx, rec)
 		if d.State.Active() {
 			if err := s.hv.Destroy(ctx, rec.Name); err != nil && !errors.Is(err, hypervisor.ErrInvalidState) {
 				return opError("destroy", rec.Name, err)
@@ -315,6 +317,7 @@ func (s *Service) delete(ctx context.Context, o reporter, rec record, opts Delet
 				return opError("delete disk "+d.Name+" of", rec.Name, err)
 			}
 		}
+		s.removeFiles(overlays)
 	}
 	s.removeSeed(rec.Name)
 	s.removeConsoleLogs(rec.Name)

@@ -240,8 +240,12 @@ func (c *Conn) mapError(what string, err error) error {
 		e := &Error{Op: what, Msg: le.Message, Code: le.Code}
 		switch golibvirt.ErrorNumber(le.Code) {
 		case golibvirt.ErrNoDomain, golibvirt.ErrNoStoragePool, golibvirt.ErrNoStorageVol, golibvirt.ErrNoNetwork,
-			golibvirt.ErrDeviceMissing:
+			golibvirt.ErrDeviceMissing, golibvirt.ErrNoDomainSnapshot, golibvirt.ErrNoDomainCheckpoint:
 			e.kind = hypervisor.ErrNotFound
+		case golibvirt.ErrOperationUnsupported, golibvirt.ErrConfigUnsupported:
+			e.kind = hypervisor.ErrUnsupported
+		case golibvirt.ErrCheckpointInconsistent:
+			e.kind = hypervisor.ErrCheckpointBroken
 		case golibvirt.ErrOperationInvalid:
 			e.kind = hypervisor.ErrInvalidState
 		case golibvirt.ErrDomExist, golibvirt.ErrStorageVolExist, golibvirt.ErrNetworkExist:

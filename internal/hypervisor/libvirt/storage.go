@@ -123,6 +123,11 @@ func (c *Conn) CreateVolume(ctx context.Context, poolName string, v hypervisor.V
 		Allocation: &libvirtxml.StorageVolumeSize{Unit: "bytes", Value: 0},
 		Target:     &libvirtxml.StorageVolumeTarget{Format: &libvirtxml.StorageVolumeTargetFormat{Type: v.Format}},
 	}
+	if v.Format == "qcow2" {
+		// libvirt makes qcow2 v2 (compat 0.10) by default, which cannot
+		// hold the persistent dirty bitmaps incremental backups need.
+		x.Target.Compat = "1.1"
+	}
 	if v.BackingPath != "" {
 		x.BackingStore = &libvirtxml.StorageVolumeBackingStore{
 			Path: v.BackingPath, Format: &libvirtxml.StorageVolumeTargetFormat{Type: v.BackingFormat},
