@@ -211,6 +211,15 @@ func TestCommandOutput(t *testing.T) {
 		lines = append(lines, strings.Fields(cmd))
 	}
 
+	for _, cmd := range []string{
+		// shell completion of names
+		"vm show", "vm start", "vm show web1", "vm disk attach", "vm disk attach web1", "image show", "image convert",
+		"pool show", "pool delete", "volume list --pool", "network show", "network delete", "vm nic attach web1 --network",
+		"volume show", "volume clone default/data", "volume resize", "events --vm",
+	} {
+		lines = append(lines, append(append([]string{"__complete"}, strings.Fields(cmd)...), ""))
+	}
+
 	var b strings.Builder
 	for _, args := range lines {
 		d.requests = nil
