@@ -1,9 +1,12 @@
 package cli
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -41,20 +44,43 @@ func golden(t *testing.T, name, got string) {
 	}
 }
 
-// fakeDaemon answers the read and delete calls of the commands with canned
-// JSON on a unix socket, and records the requests it got.
+// fakeDaemon answers the commands' calls with canned JSON on a unix
+// socket, and records the requests it got with their JSON bodies.
 type fakeDaemon struct {
 	answers  map[string]any // "GET /v1/vms" or "GET /v1/volumes?pool=x" -> JSON answer
 	requests []string
 }
+
+// upload answers a volume upload with the transfer of what it received.
+type upload struct{}
+
+// download answers a volume download with data and its SHA-256 trailer.
+type download struct{ data string }
 
 func (d *fakeDaemon) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	key := r.Method + " " + r.URL.Path
 	if r.URL.RawQuery != "" {
 		key += "?" + r.URL.RawQuery
 	}
-	d.requests = append(d.requests, key)
+	body, _ := io.ReadAll(r.Body)
+	if len(body) > 0 {
+		d.requests = append(d.requests, key+" "+strings.TrimSpace(string(body)))
+	} else {
+		d.requests = append(d.requests, key)
+	}
 	v, ok := d.answers[key]
+	switch a := v.(type) {
+	case upload:
+		sum := sha256.Sum256(body)
+		v = api.Transfer{Bytes: int64(len(body)), SHA256: hex.EncodeToString(sum[:]), Elapsed: 1234567 * time.Microsecond}
+	case download:
+		sum := sha256.Sum256([]byte(a.data))
+		w.Header().Set("Trailer", api.HeaderSHA256)
+		w.Header().Set("X-Godwit-Size", fmt.Sprint(len(a.data)))
+		_, _ = io.WriteString(w, a.data)
+		w.Header().Set(api.HeaderSHA256, hex.EncodeToString(sum[:]))
+		return
+	}
 	if !ok {
 		w.WriteHeader(http.StatusNotFound)
 		_ = json.NewEncoder(w).Encode(api.StatusError{Message: "no such thing: " + r.URL.Path, Code: http.StatusNotFound})
@@ -129,7 +155,7 @@ func fakeAnswers() map[string]any {
 	}
 	self := api.Host{Name: "h1", URL: "https://h1:8443", CPUs: 4, CPUModel: "host", Memory: 8 << 30, MemoryFree: 4 << 30, VMs: 1,
 		Libvirt: api.Libvirt{Version: "9.0.0", QEMUVersion: "7.2.0"}}
-	return map[string]any{
+	answers := map[string]any{
 		"GET /v1/vms":                                     api.VMList{VMs: []api.VM{web1, ghost}},
 		"GET /v1/vms/web1":                                web1,
 		"GET /v1/vms/ghost":                               ghost,
@@ -166,7 +192,61 @@ func fakeAnswers() map[string]any {
 			{Name: "h3", URL: "https://h3:8443", Error: "connection refused"},
 		}},
 		"DELETE /v1/hosts/h2": nil,
+
+		// what the commands that change something get
+		"POST /v1/pools":                                                 pool,
+		"POST /v1/networks":                                              lab,
+		"POST /v1/pools/default/volumes":                                 vols[1],
+		"POST /v1/pools/default/volumes/data/resize":                     vols[1],
+		"POST /v1/pools/default/volumes/data/clone":                      running("op3", "volume.clone", "volume/default/data"),
+		"PUT /v1/pools/default/volumes/data/data":                        upload{},
+		"PUT /v1/pools/default/volumes/data/data?create=true&format=raw": upload{},
+		"GET /v1/pools/default/volumes/data/data":                        download{"some bytes\n"},
+		"POST /v1/images":                                                running("op4", "image.import", "image/tiny"),
+		"POST /v1/images/build":                                          running("op4", "image.build", "image/tiny"),
+		"POST /v1/images/debian/convert":                                 running("op4", "image.convert", "image/tiny"),
+		"POST /v1/vms":                                                   running("op5", "vm.create", "vm/web1"),
+		"POST /v1/vms?start=true":                                        running("op5", "vm.create", "vm/web1"),
+		"PUT /v1/vms/web1":                                               running("op6", "vm.apply", "vm/web1"),
+		"POST /v1/vms/web1/start":                                        running("op7", "vm.start", "vm/web1"),
+		"POST /v1/vms/web1/stop":                                         running("op7", "vm.stop", "vm/web1"),
+		"POST /v1/vms/web1/reboot":                                       running("op7", "vm.reboot", "vm/web1"),
+		"DELETE /v1/vms/web1?keepDisks=true":                             running("op7", "vm.delete", "vm/web1"),
+		"DELETE /v1/vms/web1":                                            running("op7", "vm.delete", "vm/web1"),
+		"POST /v1/vms/web1/kill":                                         ghost,
+		"POST /v1/vms/web1/nics":                                         running("op8", "vm.nic.attach", "vm/web1"),
+		"DELETE /v1/vms/web1/nics/lab":                                   running("op8", "vm.nic.detach", "vm/web1"),
+		"POST /v1/vms/web1/disks":                                        web1,
+		"DELETE /v1/vms/web1/disks/data":                                 web1,
+		"POST /v1/tokens":                                                api.NewToken{Token: api.Token{ID: "3f9a", Name: "ci", Scope: api.ScopeRead}, Secret: "gwt_3f9a_secret"},
+		"POST /v1/host/token":                                            api.JoinToken{Token: "join-token", ExpiresAt: at},
+		"GET /v1/operations/op1/wait?timeout=30":                         ops[0],
+		"GET /v1/operations/op2/wait?timeout=30":                         ops[1],
+		"GET /v1/operations/op3/wait?timeout=30":                         done("op3", "volume.clone", "volume/default/data", nil),
+		"GET /v1/operations/op4/wait?timeout=30":                         done("op4", "image.import", "image/tiny", nil),
+		"GET /v1/operations/op5/wait?timeout=30":                         done("op5", "vm.create", "vm/web1", nil),
+		"GET /v1/operations/op6/wait?timeout=30":                         done("op6", "vm.apply", "vm/web1", api.ApplyResult{VM: web1, Changes: []string{"memory: 512MiB -> 1GiB"}}),
+		"GET /v1/operations/op7/wait?timeout=30":                         done("op7", "vm.start", "vm/web1", api.StartResult{ConsoleOffset: 7}),
+		"GET /v1/operations/op8/wait?timeout=30":                         done("op8", "vm.nic.attach", "vm/web1", web1),
 	}
+	for key, v := range answers { // what progress polls for (without --quiet)
+		if id, ok := strings.CutSuffix(strings.TrimPrefix(key, "GET /v1/operations/"), "/wait?timeout=30"); ok {
+			answers["GET /v1/operations/"+id] = v
+		}
+	}
+	return answers
+}
+
+func running(id, kind, target string) api.Operation {
+	return api.Operation{ID: id, Kind: kind, Target: target, State: api.OpRunning}
+}
+
+func done(id, kind, target string, result any) api.Operation {
+	o := api.Operation{ID: id, Kind: kind, Target: target, State: api.OpSucceeded, FinishedAt: time.Time{}.Add(time.Second)}
+	if result != nil {
+		o.Result, _ = json.Marshal(result)
+	}
+	return o
 }
 
 // TestCommandOutput pins what the read and delete commands print, with
@@ -220,10 +300,53 @@ func TestCommandOutput(t *testing.T) {
 		lines = append(lines, append(append([]string{"__complete"}, strings.Fields(cmd)...), ""))
 	}
 
+	// commands that change something; SPEC, FILE and OUT stand for files
+	for _, cmd := range []string{
+		"pool create fast --path /srv/fast", "network create lab --subnet 10.20.30.0/24 --host 52:54:00:00:00:11=10.20.30.11=web1",
+		"volume create default/data --size 1GiB", "volume create default/data --size 1GiB --format raw",
+		"volume resize default/data --size 2GiB", "volume clone default/data copy", "volume clone default/data other/copy",
+		"volume clone default/data copy --no-wait", "volume upload default/data FILE", "volume upload default/data FILE --create --format raw",
+		"volume download default/data -", "volume download default/data OUT",
+		"image import /srv/tiny.raw --name tiny", "image import https://example.org/t.raw --name tiny --sha256 abc --no-wait",
+		"image convert debian --format raw --name tiny", "image build debian --name tiny --size 2GiB",
+		"vm create -f SPEC", "vm create -f SPEC --start", "vm create -f SPEC --no-wait", "vm apply -f SPEC",
+		"vm start web1", "vm stop web1", "vm reboot web1", "vm delete web1 --keep-disks", "vm rm web1 --no-wait", "vm kill web1",
+		"vm nic attach web1 --network lab", "vm nic detach web1 lab", "vm disk attach web1 default/data", "vm disk detach web1 data",
+		"token create --name ci", "host token", "op wait op1", "op wait op2",
+	} {
+		for _, f := range [][]string{nil, {"-q"}, {"-o", "json"}} {
+			lines = append(lines, append(strings.Fields(cmd), f...))
+		}
+	}
+	for _, cmd := range []string{
+		"volume create default/data", "volume create nope --size 1GiB", "volume create default/data --size lots",
+		"--host https://h9:1 volume create default/data --size 1GiB", "--host https://h9:1 volume create default/data",
+		"--host https://h9:1 volume create nope", "volume resize nope --size 1GiB", "volume clone nope copy",
+		"--host https://h9:1 volume clone default/data copy", "--host https://h9:1 volume download default/data -",
+		"--host https://h9:1 volume download nope -", "image import /srv/tiny.raw", "image convert debian --name x",
+		"--host https://h9:1 image build debian --name tiny", "vm create", "vm apply -f SPEC --bogus", "vm nic attach web1",
+		"vm start nope", "vm kill nope", "image build debian --name tiny --size lots",
+	} {
+		lines = append(lines, strings.Fields(cmd))
+	}
+
+	dir := t.TempDir()
+	spec := filepath.Join(dir, "web1.yaml")
+	file := filepath.Join(dir, "disk.raw")
+	if err := os.WriteFile(spec, []byte("name: web1\ncpus: 1\nmemory: 128MiB\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, []byte("0123456789"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	var b strings.Builder
 	for _, args := range lines {
 		d.requests = nil
-		code, stdout, stderr := run(t, args...)
+		real := make([]string, len(args))
+		for i, a := range args {
+			real[i] = strings.NewReplacer("SPEC", spec, "FILE", file, "OUT", filepath.Join(dir, "out.raw")).Replace(a)
+		}
+		code, stdout, stderr := run(t, real...)
 		fmt.Fprintf(&b, "=== godwit %s\nexit %d, calls %s\n--- stdout\n%s--- stderr\n%s", strings.Join(args, " "), code,
 			strings.Join(d.requests, ", "), stdout, stderr)
 	}
