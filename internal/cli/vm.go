@@ -50,27 +50,8 @@ a NoCloud seed CD-ROM. Unknown fields are errors.`,
 }
 
 // completeVMs completes VM names from the daemon.
-func completeVMs(g *globals) func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
-	return func(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
-		if len(args) > 0 {
-			return nil, cobra.ShellCompDirectiveNoFileComp
-		}
-		c, err := g.client()
-		if err != nil {
-			return nil, cobra.ShellCompDirectiveNoFileComp
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		vms, err := c.ListVMs(ctx)
-		if err != nil {
-			return nil, cobra.ShellCompDirectiveNoFileComp
-		}
-		names := make([]string, 0, len(vms))
-		for _, v := range vms {
-			names = append(names, v.Name+"\t"+string(v.State))
-		}
-		return names, cobra.ShellCompDirectiveNoFileComp
-	}
+func completeVMs(g *globals) completion {
+	return firstArg(completeNames(g, (*client.Client).ListVMs, func(v api.VM) string { return v.Name + "\t" + string(v.State) }))
 }
 
 // bootWait is --wait / --wait-for: after the VM started, wait until its
@@ -161,15 +142,9 @@ func vmCreateCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			op, err := c.CreateVM(cmd.Context(), spec, client.CreateOptions{Start: start})
-			if err != nil {
-				return err
-			}
-			final, err := follow(cmd.Context(), g, c, op, w)
+			c, final, err := startOp(cmd.Context(), g, w, func(c *client.Client, ctx context.Context) (api.Operation, error) {
+				return c.CreateVM(ctx, spec, client.CreateOptions{Start: start})
+			})
 			if err != nil || w.noWait {
 				return err
 			}
@@ -212,15 +187,9 @@ never removes or shrinks a disk. A VM that does not exist is created.`,
 			if err != nil {
 				return err
 			}
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			op, err := c.ApplyVM(cmd.Context(), spec, client.CreateOptions{Start: start})
-			if err != nil {
-				return err
-			}
-			final, err := follow(cmd.Context(), g, c, op, w)
+			_, final, err := startOp(cmd.Context(), g, w, func(c *client.Client, ctx context.Context) (api.Operation, error) {
+				return c.ApplyVM(ctx, spec, client.CreateOptions{Start: start})
+			})
 			if err != nil || w.noWait {
 				return err
 			}
@@ -253,45 +222,27 @@ never removes or shrinks a disk. A VM that does not exist is created.`,
 }
 
 func vmListCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:     "list",
-		Aliases: []string{"ls"},
-		Short:   "List VMs (including libvirt domains godwit did not create)",
-		Args:    exactArgs(0, "no arguments"),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
+	return listCmd(g, listing[api.VM]{
+		use:     "list",
+		aliases: []string{"ls"},
+		short:   "List VMs (including libvirt domains godwit did not create)",
+		fetch:   (*client.Client).ListVMs,
+		wrap:    func(vms []api.VM) any { return api.VMList{VMs: vms} },
+		name:    func(v api.VM) string { return v.Name },
+		header:  []string{"NAME", "STATE", "CPUS", "MEMORY", "DISKS", "ADDRESSES", "AGE", "NOTE"},
+		row: func(v api.VM) []string {
+			cpus, mem, disks, note := "-", "-", "-", ""
+			if v.Spec != nil {
+				cpus, mem, disks = fmt.Sprint(v.Spec.CPUs), v.Spec.Memory.Human(), fmt.Sprint(len(v.Disks))
 			}
-			vms, err := c.ListVMs(cmd.Context())
-			if err != nil {
-				return err
+			if !v.Managed {
+				note = "unmanaged (not created by godwit)"
+			} else if v.State == api.VMMissing {
+				note = "libvirt domain missing"
 			}
-			if g.output != "table" {
-				return printValue(g.out, g.output, api.VMList{VMs: vms})
-			}
-			if g.quiet {
-				for _, v := range vms {
-					fmt.Fprintln(g.out, v.Name)
-				}
-				return nil
-			}
-			rows := make([][]string, 0, len(vms))
-			for _, v := range vms {
-				cpus, mem, disks, note := "-", "-", "-", ""
-				if v.Spec != nil {
-					cpus, mem, disks = fmt.Sprint(v.Spec.CPUs), v.Spec.Memory.Human(), fmt.Sprint(len(v.Disks))
-				}
-				if !v.Managed {
-					note = "unmanaged (not created by godwit)"
-				} else if v.State == api.VMMissing {
-					note = "libvirt domain missing"
-				}
-				rows = append(rows, []string{v.Name, string(v.State), cpus, mem, disks, orDash(vmAddresses(v)), age(v.CreatedAt), note})
-			}
-			return table(g.out, []string{"NAME", "STATE", "CPUS", "MEMORY", "DISKS", "ADDRESSES", "AGE", "NOTE"}, rows)
+			return []string{v.Name, string(v.State), cpus, mem, disks, orDash(vmAddresses(v)), age(v.CreatedAt), note}
 		},
-	}
+	})
 }
 
 func vmShowCmd(g *globals) *cobra.Command {
@@ -300,20 +251,7 @@ func vmShowCmd(g *globals) *cobra.Command {
 		Short:             "Show a VM: state, spec, disks, console log",
 		Args:              exactArgs(1, "a VM name"),
 		ValidArgsFunction: completeVMs(g),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			v, err := c.GetVM(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			if g.output != "table" {
-				return printValue(g.out, g.output, v)
-			}
-			return showVM(g.out, v)
-		},
+		RunE:              showRun(g, (*client.Client).GetVM, showVM),
 	}
 }
 
@@ -400,15 +338,9 @@ func opCmdWithResult(g *globals, use, short, done string, call func(ctx context.
 		Args:              exactArgs(1, "a VM name"),
 		ValidArgsFunction: completeVMs(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			op, err := call(cmd.Context(), c, args[0])
-			if err != nil {
-				return err
-			}
-			ended, err := follow(cmd.Context(), g, c, op, w)
+			_, ended, err := startOp(cmd.Context(), g, w, func(c *client.Client, ctx context.Context) (api.Operation, error) {
+				return call(ctx, c, args[0])
+			})
 			*final = ended
 			if err != nil || w.noWait {
 				return err
