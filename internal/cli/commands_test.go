@@ -192,6 +192,11 @@ func fakeAnswers() map[string]any {
 			{Name: "h3", URL: "https://h3:8443", Error: "connection refused"},
 		}},
 		"DELETE /v1/hosts/h2": nil,
+		"GET /v1/host/checks": api.HealthReport{Status: api.CheckCritical, Checks: []api.Check{
+			{Name: "libvirtd", Status: api.CheckOK, Message: "libvirtd answers"},
+			{Name: "pool-space", Status: api.CheckWarning, Message: "pool default is 90% full", Items: []string{"default"}},
+			{Name: "failed-backup", Status: api.CheckCritical, Message: "the last backup of web1 failed", Items: []string{"web1"}},
+		}},
 
 		// what the commands that change something get
 		"POST /v1/pools":                                                 pool,
@@ -313,6 +318,7 @@ func TestCommandOutput(t *testing.T) {
 		"vm start web1", "vm stop web1", "vm reboot web1", "vm delete web1 --keep-disks", "vm rm web1 --no-wait", "vm kill web1",
 		"vm nic attach web1 --network lab", "vm nic detach web1 lab", "vm disk attach web1 default/data", "vm disk detach web1 data",
 		"token create --name ci", "host token", "op wait op1", "op wait op2",
+		"host check", "host check --only libvirtd", "host check --only pool-space", "host check --only libvirtd,failed-backup",
 	} {
 		for _, f := range [][]string{nil, {"-q"}, {"-o", "json"}} {
 			lines = append(lines, append(strings.Fields(cmd), f...))
@@ -326,6 +332,7 @@ func TestCommandOutput(t *testing.T) {
 		"--host https://h9:1 volume download nope -", "image import /srv/tiny.raw", "image convert debian --name x",
 		"--host https://h9:1 image build debian --name tiny", "vm create", "vm apply -f SPEC --bogus", "vm nic attach web1",
 		"vm start nope", "vm kill nope", "image build debian --name tiny --size lots",
+		"host check --only nope", "--host https://h9:1 host check", "--socket /nonexistent/s host check",
 	} {
 		lines = append(lines, strings.Fields(cmd))
 	}
