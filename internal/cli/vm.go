@@ -322,14 +322,14 @@ func showVM(w io.Writer, v api.VM) error {
 }
 
 // opCmd is a VM action that runs as an operation.
-func opCmd(g *globals, use, short, done string, call func(ctx context.Context, c *client.Client, name string) (api.Operation, error)) *cobra.Command {
+func opCmd(g *globals, use, short, done string, call func(c *client.Client, ctx context.Context, name string) (api.Operation, error)) *cobra.Command {
 	cmd, _ := opCmdWithResult(g, use, short, done, call)
 	return cmd
 }
 
 // opCmdWithResult is opCmd that also hands back the ended operation, once
 // the command ran, for commands that continue after it.
-func opCmdWithResult(g *globals, use, short, done string, call func(ctx context.Context, c *client.Client, name string) (api.Operation, error)) (*cobra.Command, *api.Operation) {
+func opCmdWithResult(g *globals, use, short, done string, call func(c *client.Client, ctx context.Context, name string) (api.Operation, error)) (*cobra.Command, *api.Operation) {
 	var w waitFlags
 	final := &api.Operation{}
 	cmd := &cobra.Command{
@@ -339,7 +339,7 @@ func opCmdWithResult(g *globals, use, short, done string, call func(ctx context.
 		ValidArgsFunction: completeVMs(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			_, ended, err := startOp(cmd.Context(), g, w, func(c *client.Client, ctx context.Context) (api.Operation, error) {
-				return call(ctx, c, args[0])
+				return call(c, ctx, args[0])
 			})
 			*final = ended
 			if err != nil || w.noWait {
@@ -356,7 +356,7 @@ func opCmdWithResult(g *globals, use, short, done string, call func(ctx context.
 }
 
 // nowCmd is a quick VM action answered at once with the VM.
-func nowCmd(g *globals, use, short, done string, call func(ctx context.Context, c *client.Client, name string) (api.VM, error)) *cobra.Command {
+func nowCmd(g *globals, use, short, done string, call func(c *client.Client, ctx context.Context, name string) (api.VM, error)) *cobra.Command {
 	return &cobra.Command{
 		Use:               use + " NAME",
 		Short:             short,
@@ -367,7 +367,7 @@ func nowCmd(g *globals, use, short, done string, call func(ctx context.Context, 
 			if err != nil {
 				return err
 			}
-			v, err := call(cmd.Context(), c, args[0])
+			v, err := call(c, cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
@@ -384,9 +384,7 @@ func nowCmd(g *globals, use, short, done string, call func(ctx context.Context, 
 
 func vmStartCmd(g *globals) *cobra.Command {
 	var bw bootWait
-	cmd, final := opCmdWithResult(g, "start", "Start a stopped VM", "started", func(ctx context.Context, c *client.Client, name string) (api.Operation, error) {
-		return c.StartVM(ctx, name)
-	})
+	cmd, final := opCmdWithResult(g, "start", "Start a stopped VM", "started", (*client.Client).StartVM)
 	bw.add(cmd)
 	run := cmd.RunE
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
@@ -405,7 +403,7 @@ func vmStartCmd(g *globals) *cobra.Command {
 func vmStopCmd(g *globals) *cobra.Command {
 	var force bool
 	var timeout time.Duration
-	cmd := opCmd(g, "stop", "Shut a VM down (ACPI power button; --force pulls the plug)", "stopped", func(ctx context.Context, c *client.Client, name string) (api.Operation, error) {
+	cmd := opCmd(g, "stop", "Shut a VM down (ACPI power button; --force pulls the plug)", "stopped", func(c *client.Client, ctx context.Context, name string) (api.Operation, error) {
 		return c.StopVM(ctx, name, api.StopRequest{Force: force, Timeout: int(timeout.Seconds())})
 	})
 	cmd.Long = `Stop presses the VM's ACPI power button and waits until the guest has
@@ -418,32 +416,24 @@ plug (the guest gets no chance to flush its disks).`
 }
 
 func vmRebootCmd(g *globals) *cobra.Command {
-	return opCmd(g, "reboot", "Reboot a running VM (ACPI)", "is rebooting", func(ctx context.Context, c *client.Client, name string) (api.Operation, error) {
-		return c.RebootVM(ctx, name)
-	})
+	return opCmd(g, "reboot", "Reboot a running VM (ACPI)", "is rebooting", (*client.Client).RebootVM)
 }
 
 func vmKillCmd(g *globals) *cobra.Command {
-	return nowCmd(g, "kill", "Destroy a running VM at once (like pulling the plug)", "killed", func(ctx context.Context, c *client.Client, name string) (api.VM, error) {
-		return c.KillVM(ctx, name)
-	})
+	return nowCmd(g, "kill", "Destroy a running VM at once (like pulling the plug)", "killed", (*client.Client).KillVM)
 }
 
 func vmPauseCmd(g *globals) *cobra.Command {
-	return nowCmd(g, "pause", "Pause a VM's vCPUs (its memory stays)", "paused", func(ctx context.Context, c *client.Client, name string) (api.VM, error) {
-		return c.PauseVM(ctx, name)
-	})
+	return nowCmd(g, "pause", "Pause a VM's vCPUs (its memory stays)", "paused", (*client.Client).PauseVM)
 }
 
 func vmResumeCmd(g *globals) *cobra.Command {
-	return nowCmd(g, "resume", "Resume a paused VM", "resumed", func(ctx context.Context, c *client.Client, name string) (api.VM, error) {
-		return c.ResumeVM(ctx, name)
-	})
+	return nowCmd(g, "resume", "Resume a paused VM", "resumed", (*client.Client).ResumeVM)
 }
 
 func vmDeleteCmd(g *globals) *cobra.Command {
 	var keep, force bool
-	cmd := opCmd(g, "delete", "Delete a VM with its disks and console log", "deleted", func(ctx context.Context, c *client.Client, name string) (api.Operation, error) {
+	cmd := opCmd(g, "delete", "Delete a VM with its disks and console log", "deleted", func(c *client.Client, ctx context.Context, name string) (api.Operation, error) {
 		return c.DeleteVM(ctx, name, client.DeleteOptions{KeepDisks: keep, Force: force})
 	})
 	cmd.Aliases = []string{"rm"}
