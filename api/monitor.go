@@ -31,6 +31,29 @@ const (
 	CheckCritical = "critical" // exit 2
 )
 
+// CheckSeverity is a check status's exit code: 0 ok, 1 warning, 2
+// critical (and for any other status).
+func CheckSeverity(status string) int {
+	switch status {
+	case CheckOK:
+		return 0
+	case CheckWarning:
+		return 1
+	}
+	return 2
+}
+
+// WorstStatus is the worst status of the checks; ok when there are none.
+func WorstStatus(checks []Check) string {
+	worst := CheckOK
+	for _, ch := range checks {
+		if CheckSeverity(ch.Status) > CheckSeverity(worst) {
+			worst = ch.Status
+		}
+	}
+	return worst
+}
+
 // Check is one health check's outcome.
 type Check struct {
 	Name    string   `json:"name" doc:"libvirtd, vm-stopped-unexpectedly, pool-space, failed-backup or failed-migration." example:"libvirtd"`

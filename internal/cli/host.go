@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/godwit-project/godwit/api"
+	"github.com/godwit-project/godwit/client"
 )
 
 func newHostCmd(g *globals) *cobra.Command {
@@ -143,19 +144,7 @@ func hostRemoveCmd(g *globals) *cobra.Command {
 		Use:   "remove NAME",
 		Short: "Forget a peer (on this host)",
 		Args:  exactArgs(1, "a host name"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			if err := c.RemovePeer(cmd.Context(), args[0]); err != nil {
-				return err
-			}
-			if !g.quiet {
-				fmt.Fprintf(g.out, "host %s removed\n", args[0])
-			}
-			return nil
-		},
+		RunE:  deleteRun(g, "host", "removed", (*client.Client).RemovePeer),
 	}
 }
 
@@ -174,16 +163,10 @@ func hostTokenCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if g.output != "table" {
-				return printValue(g.out, g.output, t)
-			}
-			if g.quiet {
-				fmt.Fprintln(g.out, t.Token)
-				return nil
-			}
-			fmt.Fprintf(g.out, "%s\n\nValid once, until %s. On the other host run:\n  godwit host add NAME URL --token %s\n",
-				t.Token, t.ExpiresAt.Local().Format(time.RFC3339), t.Token)
-			return nil
+			return printMade(g, t, t.Token, func() {
+				fmt.Fprintf(g.out, "%s\n\nValid once, until %s. On the other host run:\n  godwit host add NAME URL --token %s\n",
+					t.Token, t.ExpiresAt.Local().Format(time.RFC3339), t.Token)
+			})
 		},
 	}
 	cmd.Flags().DurationVar(&ttl, "ttl", 10*time.Minute, "how long the token is valid")

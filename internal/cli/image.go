@@ -3,13 +3,14 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/godwit-project/godwit/api"
+	"github.com/godwit-project/godwit/client"
 )
 
 func newImageCmd(g *globals) *cobra.Command {
@@ -28,27 +29,10 @@ a spec boots them with 'boot: {image: NAME}'.`,
 	return cmd
 }
 
-func completeImages(g *globals) func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
-	return func(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
-		if len(args) > 0 {
-			return nil, cobra.ShellCompDirectiveNoFileComp
-		}
-		c, err := g.client()
-		if err != nil {
-			return nil, cobra.ShellCompDirectiveNoFileComp
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		imgs, err := c.ListImages(ctx)
-		if err != nil {
-			return nil, cobra.ShellCompDirectiveNoFileComp
-		}
-		names := make([]string, 0, len(imgs))
-		for _, i := range imgs {
-			names = append(names, i.Name+"\t"+i.Format+" "+i.VirtualSize.Human())
-		}
-		return names, cobra.ShellCompDirectiveNoFileComp
-	}
+func completeImages(g *globals) completion {
+	return firstArg(completeNames(g, (*client.Client).ListImages, func(i api.Image) string {
+		return i.Name + "\t" + i.Format + " " + i.VirtualSize.Human()
+	}))
 }
 
 func imageImportCmd(g *globals) *cobra.Command {
@@ -92,18 +76,9 @@ func imageImportCmd(g *globals) *cobra.Command {
 			} else if initrd != "" || cmdline != "" {
 				return usagef("--initrd and --cmdline need --kernel")
 			}
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			op, err := c.ImportImage(cmd.Context(), req)
-			if err != nil {
-				return err
-			}
-			if _, err := follow(cmd.Context(), g, c, op, w); err != nil || w.noWait {
-				return err
-			}
-			return printImageDone(cmd.Context(), g, req.Name, "imported")
+			return runImageOp(cmd.Context(), g, w, req.Name, "imported", func(c *client.Client, ctx context.Context) (api.Operation, error) {
+				return c.ImportImage(ctx, req)
+			})
 		},
 	}
 	f := cmd.Flags()
@@ -114,6 +89,15 @@ func imageImportCmd(g *globals) *cobra.Command {
 	f.StringVar(&cmdline, "cmdline", "", "its kernel command line")
 	w.add(f)
 	return cmd
+}
+
+// runImageOp starts an operation that makes image name, follows it and
+// prints the image (printImageDone).
+func runImageOp(ctx context.Context, g *globals, w waitFlags, name, what string, start func(c *client.Client, ctx context.Context) (api.Operation, error)) error {
+	if _, _, err := startOp(ctx, g, w, start); err != nil || w.noWait {
+		return err
+	}
+	return printImageDone(ctx, g, name, what)
 }
 
 func printImageDone(ctx context.Context, g *globals, name, what string) error {
@@ -137,39 +121,21 @@ func printImageDone(ctx context.Context, g *globals, name, what string) error {
 }
 
 func imageListCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "list",
-		Short: "List the image catalog",
-		Args:  exactArgs(0, "no arguments"),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
+	return listCmd(g, listing[api.Image]{
+		use:    "list",
+		short:  "List the image catalog",
+		fetch:  (*client.Client).ListImages,
+		wrap:   func(imgs []api.Image) any { return api.ImageList{Images: imgs} },
+		name:   func(i api.Image) string { return i.Name },
+		header: []string{"NAME", "FORMAT", "VIRTUAL", "ACTUAL", "BOOT", "USED BY", "AGE"},
+		row: func(i api.Image) []string {
+			boot := "-"
+			if i.Boot != nil {
+				boot = "kernel"
 			}
-			imgs, err := c.ListImages(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if g.output != "table" {
-				return printValue(g.out, g.output, api.ImageList{Images: imgs})
-			}
-			if g.quiet {
-				for _, i := range imgs {
-					fmt.Fprintln(g.out, i.Name)
-				}
-				return nil
-			}
-			rows := make([][]string, 0, len(imgs))
-			for _, i := range imgs {
-				boot := "-"
-				if i.Boot != nil {
-					boot = "kernel"
-				}
-				rows = append(rows, []string{i.Name, i.Format, i.VirtualSize.Human(), i.ActualSize.Human(), boot, orDash(strings.Join(i.UsedBy, ",")), age(i.CreatedAt)})
-			}
-			return table(g.out, []string{"NAME", "FORMAT", "VIRTUAL", "ACTUAL", "BOOT", "USED BY", "AGE"}, rows)
+			return []string{i.Name, i.Format, i.VirtualSize.Human(), i.ActualSize.Human(), boot, orDash(strings.Join(i.UsedBy, ",")), age(i.CreatedAt)}
 		},
-	}
+	})
 }
 
 func imageShowCmd(g *globals) *cobra.Command {
@@ -178,31 +144,22 @@ func imageShowCmd(g *globals) *cobra.Command {
 		Short:             "Show an image: format, sizes, backing chain (qemu-img info)",
 		Args:              exactArgs(1, "an image name"),
 		ValidArgsFunction: completeImages(g),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			i, err := c.GetImage(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			if g.output != "table" {
-				return printValue(g.out, g.output, i)
-			}
-			chain := "none"
-			if len(i.Backing) > 0 {
-				chain = strings.Join(i.Backing, " <- ")
-			}
-			kv := [][2]string{{"Name", i.Name}, {"Format", i.Format}, {"Virtual size", i.VirtualSize.Human()},
-				{"Actual size", i.ActualSize.Human()}, {"Backing chain", chain}, {"Path", i.Path},
-				{"SHA-256", orDash(i.SHA256)}, {"Source", orDash(i.Source)}, {"Used by", orDash(strings.Join(i.UsedBy, ", "))}}
-			if i.Boot != nil {
-				kv = append(kv, [2]string{"Kernel", i.Boot.Kernel}, [2]string{"Initrd", orDash(i.Boot.Initrd)}, [2]string{"Cmdline", orDash(i.Boot.Cmdline)})
-			}
-			return fields(g.out, kv)
-		},
+		RunE:              showRun(g, (*client.Client).GetImage, showImage),
 	}
+}
+
+func showImage(w io.Writer, i api.Image) error {
+	chain := "none"
+	if len(i.Backing) > 0 {
+		chain = strings.Join(i.Backing, " <- ")
+	}
+	kv := [][2]string{{"Name", i.Name}, {"Format", i.Format}, {"Virtual size", i.VirtualSize.Human()},
+		{"Actual size", i.ActualSize.Human()}, {"Backing chain", chain}, {"Path", i.Path},
+		{"SHA-256", orDash(i.SHA256)}, {"Source", orDash(i.Source)}, {"Used by", orDash(strings.Join(i.UsedBy, ", "))}}
+	if i.Boot != nil {
+		kv = append(kv, [2]string{"Kernel", i.Boot.Kernel}, [2]string{"Initrd", orDash(i.Boot.Initrd)}, [2]string{"Cmdline", orDash(i.Boot.Cmdline)})
+	}
+	return fields(w, kv)
 }
 
 func imageDeleteCmd(g *globals) *cobra.Command {
@@ -211,19 +168,7 @@ func imageDeleteCmd(g *globals) *cobra.Command {
 		Short:             "Delete an image no VM uses",
 		Args:              exactArgs(1, "an image name"),
 		ValidArgsFunction: completeImages(g),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			if err := c.DeleteImage(cmd.Context(), args[0]); err != nil {
-				return err
-			}
-			if !g.quiet {
-				fmt.Fprintf(g.out, "image %s deleted\n", args[0])
-			}
-			return nil
-		},
+		RunE:              deleteRun(g, "image", "deleted", (*client.Client).DeleteImage),
 	}
 }
 
@@ -239,18 +184,9 @@ func imageConvertCmd(g *globals) *cobra.Command {
 			if req.Format == "" || req.Name == "" {
 				return usagef("--format and --name are required")
 			}
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			op, err := c.ConvertImage(cmd.Context(), args[0], req)
-			if err != nil {
-				return err
-			}
-			if _, err := follow(cmd.Context(), g, c, op, w); err != nil || w.noWait {
-				return err
-			}
-			return printImageDone(cmd.Context(), g, req.Name, "converted")
+			return runImageOp(cmd.Context(), g, w, req.Name, "converted", func(c *client.Client, ctx context.Context) (api.Operation, error) {
+				return c.ConvertImage(ctx, args[0], req)
+			})
 		},
 	}
 	cmd.Flags().StringVar(&req.Format, "format", "", "raw or qcow2")
@@ -284,18 +220,9 @@ with 'boot: {image: NAME}'. Takes minutes (downloads the packages).`,
 				}
 				req.Size = sz
 			}
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			op, err := c.BuildImage(cmd.Context(), req)
-			if err != nil {
-				return err
-			}
-			if _, err := follow(cmd.Context(), g, c, op, w); err != nil || w.noWait {
-				return err
-			}
-			return printImageDone(cmd.Context(), g, req.Name, "built")
+			return runImageOp(cmd.Context(), g, w, req.Name, "built", func(c *client.Client, ctx context.Context) (api.Operation, error) {
+				return c.BuildImage(ctx, req)
+			})
 		},
 	}
 	f := cmd.Flags()

@@ -185,12 +185,7 @@ cannot be reached). The same checks are metrics (godwit_check_status).`,
 						return usagef("--only: no check %q (checks: %s)", name, strings.Join(names, ", "))
 					}
 				}
-				rep.Checks, rep.Status = kept, api.CheckOK
-				for _, ch := range kept {
-					if severity(ch.Status) > severity(rep.Status) {
-						rep.Status = ch.Status
-					}
-				}
+				rep.Checks, rep.Status = kept, api.WorstStatus(kept)
 			}
 			if g.output != "table" {
 				if err := printValue(g.out, g.output, rep); err != nil {
@@ -199,7 +194,7 @@ cannot be reached). The same checks are metrics (godwit_check_status).`,
 			} else {
 				printChecks(g.out, rep)
 			}
-			if code := severity(rep.Status); code != 0 {
+			if code := api.CheckSeverity(rep.Status); code != 0 {
 				return exitCode{code: code}
 			}
 			return nil
@@ -208,16 +203,6 @@ cannot be reached). The same checks are metrics (godwit_check_status).`,
 	cmd.Flags().StringSliceVar(&only, "only", nil, "run only these checks (repeat or comma-separate)")
 	_ = cmd.RegisterFlagCompletionFunc("only", cobra.FixedCompletions([]string{"libvirtd", "vm-stopped-unexpectedly", "pool-space", "failed-backup", "failed-migration"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
-}
-
-func severity(status string) int {
-	switch status {
-	case api.CheckOK:
-		return 0
-	case api.CheckWarning:
-		return 1
-	}
-	return 2
 }
 
 // printChecks prints a Nagios-style first line, then one line per check.

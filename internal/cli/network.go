@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/godwit-project/godwit/api"
+	"github.com/godwit-project/godwit/client"
 )
 
 func newNetworkCmd(g *globals) *cobra.Command {
@@ -38,30 +40,13 @@ listed as unmanaged and left alone.`,
 	return cmd
 }
 
-// completeNetworks completes network names from the daemon.
-func completeNetworks(g *globals) func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
-	return func(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
-		if len(args) > 0 {
-			return nil, cobra.ShellCompDirectiveNoFileComp
-		}
-		c, err := g.client()
-		if err != nil {
-			return nil, cobra.ShellCompDirectiveNoFileComp
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
+// completeNetworks completes the names of the networks godwit manages.
+func completeNetworks(g *globals) completion {
+	managed := func(c *client.Client, ctx context.Context) ([]api.Network, error) {
 		nets, err := c.ListNetworks(ctx)
-		if err != nil {
-			return nil, cobra.ShellCompDirectiveNoFileComp
-		}
-		var names []string
-		for _, n := range nets {
-			if n.Managed {
-				names = append(names, n.Name+"\t"+n.Type+" "+n.Subnet)
-			}
-		}
-		return names, cobra.ShellCompDirectiveNoFileComp
+		return slices.DeleteFunc(nets, func(n api.Network) bool { return !n.Managed }), err
 	}
+	return firstArg(completeNames(g, managed, func(n api.Network) string { return n.Name + "\t" + n.Type + " " + n.Subnet }))
 }
 
 // readNetworkSpec reads a network spec file strictly (unknown fields are
@@ -145,19 +130,13 @@ func networkCreateCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if g.output != "table" {
-				return printValue(g.out, g.output, n)
-			}
-			if g.quiet {
-				fmt.Fprintln(g.out, n.Name)
-				return nil
-			}
-			where := n.Subnet
-			if where == "" {
-				where = "bridge " + n.Bridge
-			}
-			fmt.Fprintf(g.out, "network %s created: %s, %s (libvirt network %s)\n", n.Name, n.Type, where, n.Libvirt)
-			return nil
+			return printMade(g, n, n.Name, func() {
+				where := n.Subnet
+				if where == "" {
+					where = "bridge " + n.Bridge
+				}
+				fmt.Fprintf(g.out, "network %s created: %s, %s (libvirt network %s)\n", n.Name, n.Type, where, n.Libvirt)
+			})
 		},
 	}
 	f := cmd.Flags()
@@ -175,48 +154,26 @@ func networkCreateCmd(g *globals) *cobra.Command {
 }
 
 func networkListCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:     "list",
-		Aliases: []string{"ls"},
-		Short:   "List networks (including libvirt networks godwit did not create)",
-		Args:    exactArgs(0, "no arguments"),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
+	return listCmd(g, listing[api.Network]{
+		use:     "list",
+		aliases: []string{"ls"},
+		short:   "List networks (including libvirt networks godwit did not create)",
+		fetch:   (*client.Client).ListNetworks,
+		wrap:    func(nets []api.Network) any { return api.NetworkList{Networks: nets} },
+		name:    func(n api.Network) string { return n.Name },
+		header:  []string{"NAME", "TYPE", "SUBNET", "BRIDGE", "STATE", "VMS", "LIBVIRT", "NOTE"},
+		row: func(n api.Network) []string {
+			note := n.Error
+			if !n.Managed {
+				note = "unmanaged (not created by godwit)"
 			}
-			nets, err := c.ListNetworks(cmd.Context())
-			if err != nil {
-				return err
+			vms := "-"
+			if n.Managed {
+				vms = fmt.Sprint(len(n.VMs))
 			}
-			if g.output != "table" {
-				return printValue(g.out, g.output, api.NetworkList{Networks: nets})
-			}
-			if g.quiet {
-				for _, n := range nets {
-					fmt.Fprintln(g.out, n.Name)
-				}
-				return nil
-			}
-			rows := make([][]string, 0, len(nets))
-			for _, n := range nets {
-				state := "inactive"
-				if n.Active {
-					state = "active"
-				}
-				note := n.Error
-				if !n.Managed {
-					note = "unmanaged (not created by godwit)"
-				}
-				vms := "-"
-				if n.Managed {
-					vms = fmt.Sprint(len(n.VMs))
-				}
-				rows = append(rows, []string{n.Name, orDash(n.Type), orDash(n.Subnet), orDash(n.Bridge), state, vms, n.Libvirt, note})
-			}
-			return table(g.out, []string{"NAME", "TYPE", "SUBNET", "BRIDGE", "STATE", "VMS", "LIBVIRT", "NOTE"}, rows)
+			return []string{n.Name, orDash(n.Type), orDash(n.Subnet), orDash(n.Bridge), activeState(n.Active), vms, n.Libvirt, note}
 		},
-	}
+	})
 }
 
 func networkShowCmd(g *globals) *cobra.Command {
@@ -225,28 +182,12 @@ func networkShowCmd(g *globals) *cobra.Command {
 		Short:             "Show a network with its DHCP leases",
 		Args:              exactArgs(1, "a network name"),
 		ValidArgsFunction: completeNetworks(g),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			n, err := c.GetNetwork(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			if g.output != "table" {
-				return printValue(g.out, g.output, n)
-			}
-			return showNetwork(g.out, n)
-		},
+		RunE:              showRun(g, (*client.Client).GetNetwork, showNetwork),
 	}
 }
 
 func showNetwork(w io.Writer, n api.Network) error {
-	state := "inactive"
-	if n.Active {
-		state = "active"
-	}
+	state := activeState(n.Active)
 	if n.Error != "" {
 		state += " (" + n.Error + ")"
 	}
@@ -298,18 +239,6 @@ func networkDeleteCmd(g *globals) *cobra.Command {
 		Short:             "Delete a network no VM uses",
 		Args:              exactArgs(1, "a network name"),
 		ValidArgsFunction: completeNetworks(g),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			if err := c.DeleteNetwork(cmd.Context(), args[0]); err != nil {
-				return err
-			}
-			if !g.quiet {
-				fmt.Fprintf(g.out, "network %s deleted\n", args[0])
-			}
-			return nil
-		},
+		RunE:              deleteRun(g, "network", "deleted", (*client.Client).DeleteNetwork),
 	}
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -8,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/godwit-project/godwit/api"
+	"github.com/godwit-project/godwit/client"
 )
 
 func vmNICCmd(g *globals) *cobra.Command {
@@ -35,15 +37,9 @@ func vmNICAttachCmd(g *globals) *cobra.Command {
 			if nic.Network == "" {
 				return usagef("--network is required")
 			}
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			op, err := c.AttachNIC(cmd.Context(), args[0], nic)
-			if err != nil {
-				return err
-			}
-			final, err := follow(cmd.Context(), g, c, op, w)
+			_, final, err := startOp(cmd.Context(), g, w, func(c *client.Client, ctx context.Context) (api.Operation, error) {
+				return c.AttachNIC(ctx, args[0], nic)
+			})
 			if err != nil || w.noWait {
 				return err
 			}
@@ -77,15 +73,9 @@ func vmNICDetachCmd(g *globals) *cobra.Command {
 		Args:              exactArgs(2, "a VM name and a NIC's MAC or network"),
 		ValidArgsFunction: completeVMs(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			op, err := c.DetachNIC(cmd.Context(), args[0], args[1])
-			if err != nil {
-				return err
-			}
-			if _, err := follow(cmd.Context(), g, c, op, w); err != nil || w.noWait {
+			if _, _, err := startOp(cmd.Context(), g, w, func(c *client.Client, ctx context.Context) (api.Operation, error) {
+				return c.DetachNIC(ctx, args[0], args[1])
+			}); err != nil || w.noWait {
 				return err
 			}
 			if !g.quiet {

@@ -1,8 +1,10 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -32,34 +34,23 @@ func decodeResult(op api.Operation, v any) error {
 
 func opListCmd(g *globals) *cobra.Command {
 	var f client.OperationFilter
-	cmd := &cobra.Command{
-		Use:     "list",
-		Aliases: []string{"ls"},
-		Short:   "List operations, newest first",
-		Args:    exactArgs(0, "no arguments"),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			list, err := c.ListOperations(cmd.Context(), f)
-			if err != nil {
-				return err
-			}
-			if g.output != "table" {
-				return printValue(g.out, g.output, api.OperationList{Operations: list})
-			}
-			rows := make([][]string, 0, len(list))
-			for _, o := range list {
-				detail := o.Progress.Message
-				if o.Error != "" {
-					detail = o.Error
-				}
-				rows = append(rows, []string{o.ID, o.Kind, o.Target, string(o.State), age(o.CreatedAt), duration(o), detail})
-			}
-			return table(g.out, []string{"ID", "KIND", "TARGET", "STATE", "AGE", "TOOK", "DETAIL"}, rows)
+	cmd := listCmd(g, listing[api.Operation]{
+		use:     "list",
+		aliases: []string{"ls"},
+		short:   "List operations, newest first",
+		fetch: func(c *client.Client, ctx context.Context) ([]api.Operation, error) {
+			return c.ListOperations(ctx, f)
 		},
-	}
+		wrap:   func(list []api.Operation) any { return api.OperationList{Operations: list} },
+		header: []string{"ID", "KIND", "TARGET", "STATE", "AGE", "TOOK", "DETAIL"},
+		row: func(o api.Operation) []string {
+			detail := o.Progress.Message
+			if o.Error != "" {
+				detail = o.Error
+			}
+			return []string{o.ID, o.Kind, o.Target, string(o.State), age(o.CreatedAt), duration(o), detail}
+		},
+	})
 	cmd.Flags().BoolVar(&f.Active, "active", false, "only operations still running")
 	cmd.Flags().StringVar(&f.Target, "target", "", "only operations on this target, e.g. vm/web1")
 	return cmd
@@ -73,10 +64,7 @@ func duration(o api.Operation) string {
 	return end.Sub(o.CreatedAt).Round(time.Millisecond).String()
 }
 
-func showOp(g *globals, o api.Operation) error {
-	if g.output != "table" {
-		return printValue(g.out, g.output, o)
-	}
+func showOp(w io.Writer, o api.Operation) error {
 	kv := [][2]string{{"ID", o.ID}, {"Kind", o.Kind}, {"Target", o.Target}, {"State", string(o.State)},
 		{"Created", o.CreatedAt.Local().Format(time.RFC3339)}, {"Took", duration(o)}}
 	if o.Progress.Message != "" {
@@ -92,7 +80,7 @@ func showOp(g *globals, o api.Operation) error {
 	if len(o.Result) > 0 {
 		kv = append(kv, [2]string{"Result", string(o.Result)})
 	}
-	return fields(g.out, kv)
+	return fields(w, kv)
 }
 
 func opShowCmd(g *globals) *cobra.Command {
@@ -100,17 +88,7 @@ func opShowCmd(g *globals) *cobra.Command {
 		Use:   "show ID",
 		Short: "Show an operation",
 		Args:  exactArgs(1, "an operation id"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			o, err := c.GetOperation(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			return showOp(g, o)
-		},
+		RunE:  showRun(g, (*client.Client).GetOperation, showOp),
 	}
 }
 
@@ -135,7 +113,7 @@ func opWaitCmd(g *globals) *cobra.Command {
 			if g.quiet {
 				return nil
 			}
-			return showOp(g, final)
+			return printObject(g, final, showOp)
 		},
 	}
 }

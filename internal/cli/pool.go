@@ -1,13 +1,13 @@
 package cli
 
 import (
-	"context"
 	"fmt"
-	"time"
+	"io"
 
 	"github.com/spf13/cobra"
 
 	"github.com/godwit-project/godwit/api"
+	"github.com/godwit-project/godwit/client"
 )
 
 func newPoolCmd(g *globals) *cobra.Command {
@@ -24,27 +24,8 @@ the same shared filesystem on every host (migration then copies no disks).`,
 	return cmd
 }
 
-func completePools(g *globals) func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
-	return func(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
-		if len(args) > 0 {
-			return nil, cobra.ShellCompDirectiveNoFileComp
-		}
-		c, err := g.client()
-		if err != nil {
-			return nil, cobra.ShellCompDirectiveNoFileComp
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		pools, err := c.ListPools(ctx)
-		if err != nil {
-			return nil, cobra.ShellCompDirectiveNoFileComp
-		}
-		names := make([]string, 0, len(pools))
-		for _, p := range pools {
-			names = append(names, p.Name+"\t"+p.Type)
-		}
-		return names, cobra.ShellCompDirectiveNoFileComp
-	}
+func completePools(g *globals) completion {
+	return firstArg(completeNames(g, (*client.Client).ListPools, func(p api.Pool) string { return p.Name + "\t" + p.Type }))
 }
 
 func poolCreateCmd(g *globals) *cobra.Command {
@@ -67,15 +48,9 @@ func poolCreateCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if g.output != "table" {
-				return printValue(g.out, g.output, p)
-			}
-			if g.quiet {
-				fmt.Fprintln(g.out, p.Name)
-				return nil
-			}
-			fmt.Fprintf(g.out, "pool %s created (%s at %s, %s available)\n", p.Name, p.Type, p.Path, p.Available.Human())
-			return nil
+			return printMade(g, p, p.Name, func() {
+				fmt.Fprintf(g.out, "pool %s created (%s at %s, %s available)\n", p.Name, p.Type, p.Path, p.Available.Human())
+			})
 		},
 	}
 	f := cmd.Flags()
@@ -93,39 +68,22 @@ func poolCreateCmd(g *globals) *cobra.Command {
 }
 
 func poolListCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "list",
-		Short: "List storage pools with their space",
-		Args:  exactArgs(0, "no arguments"),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			pools, err := c.ListPools(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if g.output != "table" {
-				return printValue(g.out, g.output, api.PoolList{Pools: pools})
-			}
-			if g.quiet {
-				for _, p := range pools {
-					fmt.Fprintln(g.out, p.Name)
-				}
-				return nil
-			}
-			rows := make([][]string, 0, len(pools))
-			for _, p := range pools {
-				rows = append(rows, []string{p.Name, p.Type, poolState(p), flags(p), p.Capacity.Human(), p.Allocation.Human(), p.Available.Human(), fmt.Sprint(p.Volumes), p.Path})
-			}
-			return table(g.out, []string{"NAME", "TYPE", "STATE", "FLAGS", "CAPACITY", "ALLOCATION", "AVAILABLE", "VOLUMES", "PATH"}, rows)
+	return listCmd(g, listing[api.Pool]{
+		use:    "list",
+		short:  "List storage pools with their space",
+		fetch:  (*client.Client).ListPools,
+		wrap:   func(pools []api.Pool) any { return api.PoolList{Pools: pools} },
+		name:   func(p api.Pool) string { return p.Name },
+		header: []string{"NAME", "TYPE", "STATE", "FLAGS", "CAPACITY", "ALLOCATION", "AVAILABLE", "VOLUMES", "PATH"},
+		row: func(p api.Pool) []string {
+			return []string{p.Name, p.Type, activeState(p.Active), flags(p), p.Capacity.Human(), p.Allocation.Human(), p.Available.Human(), fmt.Sprint(p.Volumes), p.Path}
 		},
-	}
+	})
 }
 
-func poolState(p api.Pool) string {
-	if p.Active {
+// activeState names libvirt's active flag of a pool or network.
+func activeState(active bool) string {
+	if active {
 		return "active"
 	}
 	return "inactive"
@@ -154,25 +112,16 @@ func poolShowCmd(g *globals) *cobra.Command {
 		Short:             "Show a storage pool",
 		Args:              exactArgs(1, "a pool name"),
 		ValidArgsFunction: completePools(g),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			p, err := c.GetPool(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			if g.output != "table" {
-				return printValue(g.out, g.output, p)
-			}
-			return fields(g.out, [][2]string{
-				{"Name", p.Name}, {"Type", p.Type}, {"Path", p.Path}, {"Source", orDash(p.Source)},
-				{"State", poolState(p)}, {"Flags", flags(p)}, {"Capacity", p.Capacity.Human()},
-				{"Allocation", p.Allocation.Human()}, {"Available", p.Available.Human()}, {"Volumes", fmt.Sprint(p.Volumes)},
-			})
-		},
+		RunE:              showRun(g, (*client.Client).GetPool, showPool),
 	}
+}
+
+func showPool(w io.Writer, p api.Pool) error {
+	return fields(w, [][2]string{
+		{"Name", p.Name}, {"Type", p.Type}, {"Path", p.Path}, {"Source", orDash(p.Source)},
+		{"State", activeState(p.Active)}, {"Flags", flags(p)}, {"Capacity", p.Capacity.Human()},
+		{"Allocation", p.Allocation.Human()}, {"Available", p.Available.Human()}, {"Volumes", fmt.Sprint(p.Volumes)},
+	})
 }
 
 func poolDeleteCmd(g *globals) *cobra.Command {
@@ -181,18 +130,6 @@ func poolDeleteCmd(g *globals) *cobra.Command {
 		Short:             "Delete an empty storage pool",
 		Args:              exactArgs(1, "a pool name"),
 		ValidArgsFunction: completePools(g),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			if err := c.DeletePool(cmd.Context(), args[0]); err != nil {
-				return err
-			}
-			if !g.quiet {
-				fmt.Fprintf(g.out, "pool %s deleted\n", args[0])
-			}
-			return nil
-		},
+		RunE:              deleteRun(g, "pool", "deleted", (*client.Client).DeletePool),
 	}
 }

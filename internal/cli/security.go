@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"time"
@@ -8,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/godwit-project/godwit/api"
+	"github.com/godwit-project/godwit/client"
 )
 
 func newTokenCmd(g *globals) *cobra.Command {
@@ -45,46 +47,25 @@ host joins this one with.`,
 			if err != nil {
 				return err
 			}
-			if g.output != "table" {
-				return printValue(g.out, g.output, t)
-			}
-			if g.quiet {
+			return printMade(g, t, t.Secret, func() {
+				fmt.Fprintf(g.errOut, "Token %s (%s, scope %s) created. Its secret, shown only now:\n", t.Name, t.ID, t.Scope)
 				fmt.Fprintln(g.out, t.Secret)
-				return nil
-			}
-			fmt.Fprintf(g.errOut, "Token %s (%s, scope %s) created. Its secret, shown only now:\n", t.Name, t.ID, t.Scope)
-			fmt.Fprintln(g.out, t.Secret)
-			return nil
+			})
 		},
 	}
 	create.Flags().StringVar(&name, "name", "", "a name to recognise the token by (unique)")
 	create.Flags().StringVar(&scope, "scope", api.ScopeRead, "read or admin")
 	_ = create.RegisterFlagCompletionFunc("scope", cobra.FixedCompletions([]string{"read", "admin"}, cobra.ShellCompDirectiveNoFileComp))
 
-	list := &cobra.Command{
-		Use:     "list",
-		Aliases: []string{"ls"},
-		Short:   "List tokens (never their secrets)",
-		Args:    exactArgs(0, "no arguments"),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			list, err := c.ListTokens(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if g.output != "table" {
-				return printValue(g.out, g.output, api.TokenList{Tokens: list})
-			}
-			rows := make([][]string, 0, len(list))
-			for _, t := range list {
-				rows = append(rows, []string{t.ID, t.Name, t.Scope, age(t.CreatedAt)})
-			}
-			return table(g.out, []string{"ID", "NAME", "SCOPE", "AGE"}, rows)
-		},
-	}
+	list := listCmd(g, listing[api.Token]{
+		use:     "list",
+		aliases: []string{"ls"},
+		short:   "List tokens (never their secrets)",
+		fetch:   (*client.Client).ListTokens,
+		wrap:    func(list []api.Token) any { return api.TokenList{Tokens: list} },
+		header:  []string{"ID", "NAME", "SCOPE", "AGE"},
+		row:     func(t api.Token) []string { return []string{t.ID, t.Name, t.Scope, age(t.CreatedAt)} },
+	})
 	revoke := &cobra.Command{
 		Use:     "revoke ID|NAME",
 		Aliases: []string{"delete", "rm"},
@@ -111,42 +92,31 @@ host joins this one with.`,
 
 func newAuditCmd(g *globals) *cobra.Command {
 	var limit int
-	cmd := &cobra.Command{
-		Use:   "audit",
-		Short: "Show the audit log: every change request, who sent it, when, and how it ended",
-		Long: `The daemon appends one JSON line per request that could change something
+	cmd := listCmd(g, listing[api.AuditEntry]{
+		use:   "audit",
+		short: "Show the audit log: every change request, who sent it, when, and how it ended",
+		fetch: func(c *client.Client, ctx context.Context) ([]api.AuditEntry, error) {
+			return c.Audit(ctx, limit)
+		},
+		wrap:   func(entries []api.AuditEntry) any { return api.AuditList{Entries: entries} },
+		header: []string{"TIME", "WHO", "WHAT", "STATUS", "DETAIL"},
+		row: func(e api.AuditEntry) []string {
+			what := e.Method + " " + e.Path
+			if e.Query != "" {
+				what += "?" + e.Query
+			}
+			detail := e.Error
+			if e.Operation != "" {
+				detail = "op " + e.Operation + " " + e.Target
+			}
+			return []string{e.Time.Local().Format(time.DateTime), e.Principal, what, fmt.Sprint(e.Status), strings.TrimSpace(detail)}
+		},
+	})
+	cmd.Long = `The daemon appends one JSON line per request that could change something
 (every method but GET) to STATE-DIR/audit.log (mode 0600): the time, the
 principal (local:uid=0, cert:NAME, token:NAME, or anonymous when refused),
 method, path, status, the operation it started, and the error. This shows
-its last entries; the file itself is for jq, grep or a log shipper.`,
-		Args: exactArgs(0, "no arguments"),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			entries, err := c.Audit(cmd.Context(), limit)
-			if err != nil {
-				return err
-			}
-			if g.output != "table" {
-				return printValue(g.out, g.output, api.AuditList{Entries: entries})
-			}
-			rows := make([][]string, 0, len(entries))
-			for _, e := range entries {
-				what := e.Method + " " + e.Path
-				if e.Query != "" {
-					what += "?" + e.Query
-				}
-				detail := e.Error
-				if e.Operation != "" {
-					detail = "op " + e.Operation + " " + e.Target
-				}
-				rows = append(rows, []string{e.Time.Local().Format(time.DateTime), e.Principal, what, fmt.Sprint(e.Status), strings.TrimSpace(detail)})
-			}
-			return table(g.out, []string{"TIME", "WHO", "WHAT", "STATUS", "DETAIL"}, rows)
-		},
-	}
+its last entries; the file itself is for jq, grep or a log shipper.`
 	cmd.Flags().IntVar(&limit, "limit", 50, "the last N entries (0: all)")
 	return cmd
 }

@@ -50,27 +50,8 @@ a NoCloud seed CD-ROM. Unknown fields are errors.`,
 }
 
 // completeVMs completes VM names from the daemon.
-func completeVMs(g *globals) func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
-	return func(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
-		if len(args) > 0 {
-			return nil, cobra.ShellCompDirectiveNoFileComp
-		}
-		c, err := g.client()
-		if err != nil {
-			return nil, cobra.ShellCompDirectiveNoFileComp
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		vms, err := c.ListVMs(ctx)
-		if err != nil {
-			return nil, cobra.ShellCompDirectiveNoFileComp
-		}
-		names := make([]string, 0, len(vms))
-		for _, v := range vms {
-			names = append(names, v.Name+"\t"+string(v.State))
-		}
-		return names, cobra.ShellCompDirectiveNoFileComp
-	}
+func completeVMs(g *globals) completion {
+	return firstArg(completeNames(g, (*client.Client).ListVMs, func(v api.VM) string { return v.Name + "\t" + string(v.State) }))
 }
 
 // bootWait is --wait / --wait-for: after the VM started, wait until its
@@ -161,15 +142,9 @@ func vmCreateCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			op, err := c.CreateVM(cmd.Context(), spec, client.CreateOptions{Start: start})
-			if err != nil {
-				return err
-			}
-			final, err := follow(cmd.Context(), g, c, op, w)
+			c, final, err := startOp(cmd.Context(), g, w, func(c *client.Client, ctx context.Context) (api.Operation, error) {
+				return c.CreateVM(ctx, spec, client.CreateOptions{Start: start})
+			})
 			if err != nil || w.noWait {
 				return err
 			}
@@ -212,15 +187,9 @@ never removes or shrinks a disk. A VM that does not exist is created.`,
 			if err != nil {
 				return err
 			}
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			op, err := c.ApplyVM(cmd.Context(), spec, client.CreateOptions{Start: start})
-			if err != nil {
-				return err
-			}
-			final, err := follow(cmd.Context(), g, c, op, w)
+			_, final, err := startOp(cmd.Context(), g, w, func(c *client.Client, ctx context.Context) (api.Operation, error) {
+				return c.ApplyVM(ctx, spec, client.CreateOptions{Start: start})
+			})
 			if err != nil || w.noWait {
 				return err
 			}
@@ -253,45 +222,27 @@ never removes or shrinks a disk. A VM that does not exist is created.`,
 }
 
 func vmListCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:     "list",
-		Aliases: []string{"ls"},
-		Short:   "List VMs (including libvirt domains godwit did not create)",
-		Args:    exactArgs(0, "no arguments"),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
+	return listCmd(g, listing[api.VM]{
+		use:     "list",
+		aliases: []string{"ls"},
+		short:   "List VMs (including libvirt domains godwit did not create)",
+		fetch:   (*client.Client).ListVMs,
+		wrap:    func(vms []api.VM) any { return api.VMList{VMs: vms} },
+		name:    func(v api.VM) string { return v.Name },
+		header:  []string{"NAME", "STATE", "CPUS", "MEMORY", "DISKS", "ADDRESSES", "AGE", "NOTE"},
+		row: func(v api.VM) []string {
+			cpus, mem, disks, note := "-", "-", "-", ""
+			if v.Spec != nil {
+				cpus, mem, disks = fmt.Sprint(v.Spec.CPUs), v.Spec.Memory.Human(), fmt.Sprint(len(v.Disks))
 			}
-			vms, err := c.ListVMs(cmd.Context())
-			if err != nil {
-				return err
+			if !v.Managed {
+				note = "unmanaged (not created by godwit)"
+			} else if v.State == api.VMMissing {
+				note = "libvirt domain missing"
 			}
-			if g.output != "table" {
-				return printValue(g.out, g.output, api.VMList{VMs: vms})
-			}
-			if g.quiet {
-				for _, v := range vms {
-					fmt.Fprintln(g.out, v.Name)
-				}
-				return nil
-			}
-			rows := make([][]string, 0, len(vms))
-			for _, v := range vms {
-				cpus, mem, disks, note := "-", "-", "-", ""
-				if v.Spec != nil {
-					cpus, mem, disks = fmt.Sprint(v.Spec.CPUs), v.Spec.Memory.Human(), fmt.Sprint(len(v.Disks))
-				}
-				if !v.Managed {
-					note = "unmanaged (not created by godwit)"
-				} else if v.State == api.VMMissing {
-					note = "libvirt domain missing"
-				}
-				rows = append(rows, []string{v.Name, string(v.State), cpus, mem, disks, orDash(vmAddresses(v)), age(v.CreatedAt), note})
-			}
-			return table(g.out, []string{"NAME", "STATE", "CPUS", "MEMORY", "DISKS", "ADDRESSES", "AGE", "NOTE"}, rows)
+			return []string{v.Name, string(v.State), cpus, mem, disks, orDash(vmAddresses(v)), age(v.CreatedAt), note}
 		},
-	}
+	})
 }
 
 func vmShowCmd(g *globals) *cobra.Command {
@@ -300,20 +251,7 @@ func vmShowCmd(g *globals) *cobra.Command {
 		Short:             "Show a VM: state, spec, disks, console log",
 		Args:              exactArgs(1, "a VM name"),
 		ValidArgsFunction: completeVMs(g),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			v, err := c.GetVM(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			if g.output != "table" {
-				return printValue(g.out, g.output, v)
-			}
-			return showVM(g.out, v)
-		},
+		RunE:              showRun(g, (*client.Client).GetVM, showVM),
 	}
 }
 
@@ -384,14 +322,14 @@ func showVM(w io.Writer, v api.VM) error {
 }
 
 // opCmd is a VM action that runs as an operation.
-func opCmd(g *globals, use, short, done string, call func(ctx context.Context, c *client.Client, name string) (api.Operation, error)) *cobra.Command {
+func opCmd(g *globals, use, short, done string, call func(c *client.Client, ctx context.Context, name string) (api.Operation, error)) *cobra.Command {
 	cmd, _ := opCmdWithResult(g, use, short, done, call)
 	return cmd
 }
 
 // opCmdWithResult is opCmd that also hands back the ended operation, once
 // the command ran, for commands that continue after it.
-func opCmdWithResult(g *globals, use, short, done string, call func(ctx context.Context, c *client.Client, name string) (api.Operation, error)) (*cobra.Command, *api.Operation) {
+func opCmdWithResult(g *globals, use, short, done string, call func(c *client.Client, ctx context.Context, name string) (api.Operation, error)) (*cobra.Command, *api.Operation) {
 	var w waitFlags
 	final := &api.Operation{}
 	cmd := &cobra.Command{
@@ -400,15 +338,9 @@ func opCmdWithResult(g *globals, use, short, done string, call func(ctx context.
 		Args:              exactArgs(1, "a VM name"),
 		ValidArgsFunction: completeVMs(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			op, err := call(cmd.Context(), c, args[0])
-			if err != nil {
-				return err
-			}
-			ended, err := follow(cmd.Context(), g, c, op, w)
+			_, ended, err := startOp(cmd.Context(), g, w, func(c *client.Client, ctx context.Context) (api.Operation, error) {
+				return call(c, ctx, args[0])
+			})
 			*final = ended
 			if err != nil || w.noWait {
 				return err
@@ -424,7 +356,7 @@ func opCmdWithResult(g *globals, use, short, done string, call func(ctx context.
 }
 
 // nowCmd is a quick VM action answered at once with the VM.
-func nowCmd(g *globals, use, short, done string, call func(ctx context.Context, c *client.Client, name string) (api.VM, error)) *cobra.Command {
+func nowCmd(g *globals, use, short, done string, call func(c *client.Client, ctx context.Context, name string) (api.VM, error)) *cobra.Command {
 	return &cobra.Command{
 		Use:               use + " NAME",
 		Short:             short,
@@ -435,7 +367,7 @@ func nowCmd(g *globals, use, short, done string, call func(ctx context.Context, 
 			if err != nil {
 				return err
 			}
-			v, err := call(cmd.Context(), c, args[0])
+			v, err := call(c, cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
@@ -452,9 +384,7 @@ func nowCmd(g *globals, use, short, done string, call func(ctx context.Context, 
 
 func vmStartCmd(g *globals) *cobra.Command {
 	var bw bootWait
-	cmd, final := opCmdWithResult(g, "start", "Start a stopped VM", "started", func(ctx context.Context, c *client.Client, name string) (api.Operation, error) {
-		return c.StartVM(ctx, name)
-	})
+	cmd, final := opCmdWithResult(g, "start", "Start a stopped VM", "started", (*client.Client).StartVM)
 	bw.add(cmd)
 	run := cmd.RunE
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
@@ -473,7 +403,7 @@ func vmStartCmd(g *globals) *cobra.Command {
 func vmStopCmd(g *globals) *cobra.Command {
 	var force bool
 	var timeout time.Duration
-	cmd := opCmd(g, "stop", "Shut a VM down (ACPI power button; --force pulls the plug)", "stopped", func(ctx context.Context, c *client.Client, name string) (api.Operation, error) {
+	cmd := opCmd(g, "stop", "Shut a VM down (ACPI power button; --force pulls the plug)", "stopped", func(c *client.Client, ctx context.Context, name string) (api.Operation, error) {
 		return c.StopVM(ctx, name, api.StopRequest{Force: force, Timeout: int(timeout.Seconds())})
 	})
 	cmd.Long = `Stop presses the VM's ACPI power button and waits until the guest has
@@ -486,32 +416,24 @@ plug (the guest gets no chance to flush its disks).`
 }
 
 func vmRebootCmd(g *globals) *cobra.Command {
-	return opCmd(g, "reboot", "Reboot a running VM (ACPI)", "is rebooting", func(ctx context.Context, c *client.Client, name string) (api.Operation, error) {
-		return c.RebootVM(ctx, name)
-	})
+	return opCmd(g, "reboot", "Reboot a running VM (ACPI)", "is rebooting", (*client.Client).RebootVM)
 }
 
 func vmKillCmd(g *globals) *cobra.Command {
-	return nowCmd(g, "kill", "Destroy a running VM at once (like pulling the plug)", "killed", func(ctx context.Context, c *client.Client, name string) (api.VM, error) {
-		return c.KillVM(ctx, name)
-	})
+	return nowCmd(g, "kill", "Destroy a running VM at once (like pulling the plug)", "killed", (*client.Client).KillVM)
 }
 
 func vmPauseCmd(g *globals) *cobra.Command {
-	return nowCmd(g, "pause", "Pause a VM's vCPUs (its memory stays)", "paused", func(ctx context.Context, c *client.Client, name string) (api.VM, error) {
-		return c.PauseVM(ctx, name)
-	})
+	return nowCmd(g, "pause", "Pause a VM's vCPUs (its memory stays)", "paused", (*client.Client).PauseVM)
 }
 
 func vmResumeCmd(g *globals) *cobra.Command {
-	return nowCmd(g, "resume", "Resume a paused VM", "resumed", func(ctx context.Context, c *client.Client, name string) (api.VM, error) {
-		return c.ResumeVM(ctx, name)
-	})
+	return nowCmd(g, "resume", "Resume a paused VM", "resumed", (*client.Client).ResumeVM)
 }
 
 func vmDeleteCmd(g *globals) *cobra.Command {
 	var keep, force bool
-	cmd := opCmd(g, "delete", "Delete a VM with its disks and console log", "deleted", func(ctx context.Context, c *client.Client, name string) (api.Operation, error) {
+	cmd := opCmd(g, "delete", "Delete a VM with its disks and console log", "deleted", func(c *client.Client, ctx context.Context, name string) (api.Operation, error) {
 		return c.DeleteVM(ctx, name, client.DeleteOptions{KeepDisks: keep, Force: force})
 	})
 	cmd.Aliases = []string{"rm"}

@@ -39,23 +39,49 @@ func splitVol(s string) (string, string, error) {
 	return pool, vol, nil
 }
 
-func completeVolumes(g *globals) func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
-	return func(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+// completeVolumes completes POOL/VOLUME names, for any argument.
+func completeVolumes(g *globals) completion {
+	all := func(c *client.Client, ctx context.Context) ([]api.Volume, error) { return c.ListVolumes(ctx, "") }
+	return completeNames(g, all, func(v api.Volume) string { return v.Pool + "/" + v.Name + "\t" + v.Capacity.Human() })
+}
+
+// onVolume is the RunE of a command on the volume its first argument
+// names: it reads POOL/VOLUME, connects and runs f.
+func onVolume(g *globals, f func(cmd *cobra.Command, args []string, c *client.Client, pool, name string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		pool, name, err := splitVol(args[0])
+		if err != nil {
+			return err
+		}
 		c, err := g.client()
 		if err != nil {
-			return nil, cobra.ShellCompDirectiveNoFileComp
+			return err
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		vols, err := c.ListVolumes(ctx, "")
+		return f(cmd, args, c, pool, name)
+	}
+}
+
+// sizeVolume is the RunE of a command that gives the volume its first
+// argument names a --size (create, resize), and prints the volume.
+func sizeVolume(g *globals, size *string, what string, call func(c *client.Client, ctx context.Context, pool, name string, size api.Size) (api.Volume, error)) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		pool, name, err := splitVol(args[0])
 		if err != nil {
-			return nil, cobra.ShellCompDirectiveNoFileComp
+			return err
 		}
-		names := make([]string, 0, len(vols))
-		for _, v := range vols {
-			names = append(names, v.Pool+"/"+v.Name+"\t"+v.Capacity.Human())
+		sz, err := sizeFlag("size", *size)
+		if err != nil {
+			return err
 		}
-		return names, cobra.ShellCompDirectiveNoFileComp
+		c, err := g.client()
+		if err != nil {
+			return err
+		}
+		v, err := call(c, cmd.Context(), pool, name, sz)
+		if err != nil {
+			return err
+		}
+		return printVolumeDone(g, v, what)
 	}
 }
 
@@ -78,25 +104,9 @@ func volumeCreateCmd(g *globals) *cobra.Command {
 		Short:   "Create a blank volume",
 		Example: `  godwit volume create default/data1 --size 10GiB`,
 		Args:    exactArgs(1, "POOL/VOLUME"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			pool, name, err := splitVol(args[0])
-			if err != nil {
-				return err
-			}
-			sz, err := sizeFlag("size", size)
-			if err != nil {
-				return err
-			}
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			v, err := c.CreateVolume(cmd.Context(), pool, api.VolumeCreate{Name: name, Size: sz, Format: format})
-			if err != nil {
-				return err
-			}
-			return printVolumeDone(g, v, "created")
-		},
+		RunE: sizeVolume(g, &size, "created", func(c *client.Client, ctx context.Context, pool, name string, sz api.Size) (api.Volume, error) {
+			return c.CreateVolume(ctx, pool, api.VolumeCreate{Name: name, Size: sz, Format: format})
+		}),
 	}
 	cmd.Flags().StringVar(&size, "size", "", "virtual size with a unit, e.g. 10GiB")
 	cmd.Flags().StringVar(&format, "format", "qcow2", "qcow2 or raw")
@@ -104,48 +114,26 @@ func volumeCreateCmd(g *globals) *cobra.Command {
 }
 
 func printVolumeDone(g *globals, v api.Volume, what string) error {
-	if g.output != "table" {
-		return printValue(g.out, g.output, v)
-	}
-	if g.quiet {
-		fmt.Fprintln(g.out, v.Pool+"/"+v.Name)
-		return nil
-	}
-	fmt.Fprintf(g.out, "volume %s/%s %s (%s, %s)\n", v.Pool, v.Name, what, v.Format, v.Capacity.Human())
-	return nil
+	return printMade(g, v, v.Pool+"/"+v.Name, func() {
+		fmt.Fprintf(g.out, "volume %s/%s %s (%s, %s)\n", v.Pool, v.Name, what, v.Format, v.Capacity.Human())
+	})
 }
 
 func volumeListCmd(g *globals) *cobra.Command {
 	var pool string
-	cmd := &cobra.Command{
-		Use:   "list [--pool POOL]",
-		Short: "List volumes",
-		Args:  exactArgs(0, "no arguments"),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			vols, err := c.ListVolumes(cmd.Context(), pool)
-			if err != nil {
-				return err
-			}
-			if g.output != "table" {
-				return printValue(g.out, g.output, api.VolumeList{Volumes: vols})
-			}
-			if g.quiet {
-				for _, v := range vols {
-					fmt.Fprintln(g.out, v.Pool+"/"+v.Name)
-				}
-				return nil
-			}
-			rows := make([][]string, 0, len(vols))
-			for _, v := range vols {
-				rows = append(rows, []string{v.Pool + "/" + v.Name, orDash(v.Format), v.Capacity.Human(), v.Allocation.Human(), orDash(strings.Join(v.UsedBy, ","))})
-			}
-			return table(g.out, []string{"VOLUME", "FORMAT", "CAPACITY", "ALLOCATION", "USED BY"}, rows)
+	cmd := listCmd(g, listing[api.Volume]{
+		use:   "list [--pool POOL]",
+		short: "List volumes",
+		fetch: func(c *client.Client, ctx context.Context) ([]api.Volume, error) {
+			return c.ListVolumes(ctx, pool)
 		},
-	}
+		wrap:   func(vols []api.Volume) any { return api.VolumeList{Volumes: vols} },
+		name:   func(v api.Volume) string { return v.Pool + "/" + v.Name },
+		header: []string{"VOLUME", "FORMAT", "CAPACITY", "ALLOCATION", "USED BY"},
+		row: func(v api.Volume) []string {
+			return []string{v.Pool + "/" + v.Name, orDash(v.Format), v.Capacity.Human(), v.Allocation.Human(), orDash(strings.Join(v.UsedBy, ","))}
+		},
+	})
 	cmd.Flags().StringVar(&pool, "pool", "", "only this pool's volumes")
 	_ = cmd.RegisterFlagCompletionFunc("pool", completePools(g))
 	return cmd
@@ -157,29 +145,22 @@ func volumeShowCmd(g *globals) *cobra.Command {
 		Short:             "Show a volume",
 		Args:              exactArgs(1, "POOL/VOLUME"),
 		ValidArgsFunction: completeVolumes(g),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			pool, name, err := splitVol(args[0])
-			if err != nil {
-				return err
-			}
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
+		RunE: onVolume(g, func(cmd *cobra.Command, _ []string, c *client.Client, pool, name string) error {
 			v, err := c.GetVolume(cmd.Context(), pool, name)
 			if err != nil {
 				return err
 			}
-			if g.output != "table" {
-				return printValue(g.out, g.output, v)
-			}
-			return fields(g.out, [][2]string{
-				{"Volume", v.Pool + "/" + v.Name}, {"Path", v.Path}, {"Format", orDash(v.Format)},
-				{"Capacity", v.Capacity.Human()}, {"Allocation", v.Allocation.Human()},
-				{"Backing", orDash(v.Backing)}, {"Used by", orDash(strings.Join(v.UsedBy, ", "))},
-			})
-		},
+			return printObject(g, v, showVolume)
+		}),
 	}
+}
+
+func showVolume(w io.Writer, v api.Volume) error {
+	return fields(w, [][2]string{
+		{"Volume", v.Pool + "/" + v.Name}, {"Path", v.Path}, {"Format", orDash(v.Format)},
+		{"Capacity", v.Capacity.Human()}, {"Allocation", v.Allocation.Human()},
+		{"Backing", orDash(v.Backing)}, {"Used by", orDash(strings.Join(v.UsedBy, ", "))},
+	})
 }
 
 func volumeDeleteCmd(g *globals) *cobra.Command {
@@ -188,15 +169,7 @@ func volumeDeleteCmd(g *globals) *cobra.Command {
 		Short:             "Delete a volume no VM uses",
 		Args:              exactArgs(1, "POOL/VOLUME"),
 		ValidArgsFunction: completeVolumes(g),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			pool, name, err := splitVol(args[0])
-			if err != nil {
-				return err
-			}
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
+		RunE: onVolume(g, func(cmd *cobra.Command, args []string, c *client.Client, pool, name string) error {
 			if err := c.DeleteVolume(cmd.Context(), pool, name); err != nil {
 				return err
 			}
@@ -204,35 +177,17 @@ func volumeDeleteCmd(g *globals) *cobra.Command {
 				fmt.Fprintf(g.out, "volume %s deleted\n", args[0])
 			}
 			return nil
-		},
+		}),
 	}
 }
 
 func volumeResizeCmd(g *globals) *cobra.Command {
 	var size string
 	cmd := &cobra.Command{
-		Use:   "resize POOL/VOLUME --size SIZE",
-		Short: "Grow a volume (online when a running VM uses it); never shrinks",
-		Args:  exactArgs(1, "POOL/VOLUME"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			pool, name, err := splitVol(args[0])
-			if err != nil {
-				return err
-			}
-			sz, err := sizeFlag("size", size)
-			if err != nil {
-				return err
-			}
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			v, err := c.ResizeVolume(cmd.Context(), pool, name, sz)
-			if err != nil {
-				return err
-			}
-			return printVolumeDone(g, v, "resized")
-		},
+		Use:               "resize POOL/VOLUME --size SIZE",
+		Short:             "Grow a volume (online when a running VM uses it); never shrinks",
+		Args:              exactArgs(1, "POOL/VOLUME"),
+		RunE:              sizeVolume(g, &size, "resized", (*client.Client).ResizeVolume),
 		ValidArgsFunction: completeVolumes(g),
 	}
 	cmd.Flags().StringVar(&size, "size", "", "new virtual size, e.g. 20GiB")
@@ -255,15 +210,9 @@ func volumeCloneCmd(g *globals) *cobra.Command {
 			if p, n, ok := strings.Cut(args[1], "/"); ok {
 				req.Pool, req.Name = p, n
 			}
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			op, err := c.CloneVolume(cmd.Context(), pool, name, req)
-			if err != nil {
-				return err
-			}
-			if _, err := follow(cmd.Context(), g, c, op, w); err != nil || w.noWait {
+			if _, _, err := startOp(cmd.Context(), g, w, func(c *client.Client, ctx context.Context) (api.Operation, error) {
+				return c.CloneVolume(ctx, pool, name, req)
+			}); err != nil || w.noWait {
 				return err
 			}
 			if !g.quiet {
@@ -337,15 +286,7 @@ func volumeDownloadCmd(g *globals) *cobra.Command {
 		Short:             "Download a volume's bytes into a file (- for stdout), SHA-256 checked",
 		Args:              exactArgs(2, "POOL/VOLUME and a FILE"),
 		ValidArgsFunction: completeVolumes(g),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			pool, name, err := splitVol(args[0])
-			if err != nil {
-				return err
-			}
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
+		RunE: onVolume(g, func(cmd *cobra.Command, args []string, c *client.Client, pool, name string) error {
 			dl, err := c.DownloadVolume(cmd.Context(), pool, name)
 			if err != nil {
 				return err
@@ -384,7 +325,7 @@ func volumeDownloadCmd(g *globals) *cobra.Command {
 				fmt.Fprintf(g.errOut, "downloaded %s from %s, sha256 %s\n", api.Size(t.Bytes).Human(), args[0], t.SHA256)
 			}
 			return nil
-		},
+		}),
 	}
 	return cmd
 }

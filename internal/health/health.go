@@ -152,25 +152,11 @@ func (c *Checker) Run(in Input) api.HealthReport {
 		c.libvirt(in), c.unexpectedStops(in), c.pools(in),
 		c.failedOps(CheckFailedBackup, KindBackup, "backup"), c.failedOps(CheckFailedMigration, KindMigrate, "migration"),
 	}
-	r := api.HealthReport{Status: api.CheckOK, Checks: checks}
-	for _, ch := range checks {
-		if Severity(ch.Status) > Severity(r.Status) {
-			r.Status = ch.Status
-		}
-	}
-	return r
+	return api.HealthReport{Status: api.WorstStatus(checks), Checks: checks}
 }
 
 // Severity is a status's exit code: 0 ok, 1 warning, 2 critical.
-func Severity(status string) int {
-	switch status {
-	case api.CheckOK:
-		return 0
-	case api.CheckWarning:
-		return 1
-	}
-	return 2
-}
+func Severity(status string) int { return api.CheckSeverity(status) }
 
 func (c *Checker) libvirt(in Input) api.Check {
 	if in.LibvirtErr != nil {

@@ -299,23 +299,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // StateOf is the API state of a libvirt state.
-func StateOf(s hypervisor.State) api.VMState {
-	switch s {
-	case hypervisor.StateRunning, hypervisor.StateBlocked:
-		return api.VMRunning
-	case hypervisor.StatePaused:
-		return api.VMPaused
-	case hypervisor.StateShutdown:
-		return api.VMStopping
-	case hypervisor.StateShutoff:
-		return api.VMStopped
-	case hypervisor.StateCrashed:
-		return api.VMCrashed
-	case hypervisor.StatePMSuspended:
-		return api.VMSuspended
-	}
-	return api.VMUnknown
-}
+func StateOf(s hypervisor.State) api.VMState { return hypervisor.APIState(s) }
 
 func boolString(b bool) string {
 	if b {

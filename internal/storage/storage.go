@@ -311,18 +311,4 @@ func (s *Service) view(_ context.Context, info hypervisor.PoolInfo, m meta, volu
 }
 
 // mapErr turns hypervisor sentinels into API statuses.
-func mapErr(err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case api.Status(err) != 0:
-		return err
-	case errors.Is(err, hypervisor.ErrUnavailable):
-		return api.StatusErrorf(503, "%w", err)
-	case errors.Is(err, hypervisor.ErrNotFound):
-		return api.StatusErrorf(404, "%w", err)
-	case errors.Is(err, hypervisor.ErrInvalidState), errors.Is(err, hypervisor.ErrExists):
-		return api.StatusErrorf(409, "%w", err)
-	}
-	return err
-}
+func mapErr(err error) error { return hypervisor.APIError(err) }

@@ -228,23 +228,7 @@ func (s *Service) unmanaged(d hypervisor.Domain) api.VM {
 	return api.VM{Name: d.Name, UUID: d.UUID, State: stateOf(d), Reason: d.Reason, Managed: false, Host: s.cfg.Host}
 }
 
-func stateOf(d hypervisor.Domain) api.VMState {
-	switch d.State {
-	case hypervisor.StateRunning, hypervisor.StateBlocked:
-		return api.VMRunning
-	case hypervisor.StatePaused:
-		return api.VMPaused
-	case hypervisor.StateShutdown:
-		return api.VMStopping
-	case hypervisor.StateShutoff:
-		return api.VMStopped
-	case hypervisor.StateCrashed:
-		return api.VMCrashed
-	case hypervisor.StatePMSuspended:
-		return api.VMSuspended
-	}
-	return api.VMUnknown
-}
+func stateOf(d hypervisor.Domain) api.VMState { return hypervisor.APIState(d.State) }
 
 // managed returns the record of a VM godwit manages, with a 409 for a
 // domain it does not and a 404 for neither.
@@ -297,21 +281,7 @@ func (s *Service) Count(ctx context.Context) (int, error) {
 }
 
 // mapHypervisorError turns hypervisor sentinels into API statuses.
-func mapHypervisorError(err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case api.Status(err) != 0:
-		return err
-	case errors.Is(err, hypervisor.ErrUnavailable):
-		return api.StatusErrorf(503, "%w", err)
-	case errors.Is(err, hypervisor.ErrNotFound):
-		return api.StatusErrorf(404, "%w", err)
-	case errors.Is(err, hypervisor.ErrInvalidState), errors.Is(err, hypervisor.ErrExists):
-		return api.StatusErrorf(409, "%w", err)
-	}
-	return err
-}
+func mapHypervisorError(err error) error { return hypervisor.APIError(err) }
 
 func (s *Service) consolePath(name string) string {
 	return filepath.Join(s.cfg.ConsoleDir, name+".log")

@@ -306,25 +306,37 @@ func parseInterface(op, doc string) (libvirtxml.DomainInterface, error) {
 	return i, nil
 }
 
+// interfaceCall checks what attaching and detaching an interface check
+// first, under f.mu: the call may go on (method for Fail and Block), the
+// domain exists, doc is an interface, and a live change has the domain
+// running. op names the call in errors.
+func (f *Fake) interfaceCall(ctx context.Context, method, op, name, doc string, live bool) (*domain, libvirtxml.DomainInterface, error) {
+	if err := f.enter(ctx, method, name); err != nil {
+		return nil, libvirtxml.DomainInterface{}, err
+	}
+	d, ok := f.domains[name]
+	if !ok {
+		return nil, libvirtxml.DomainInterface{}, f.errNoDomain(op, name)
+	}
+	nic, err := parseInterface(op, doc)
+	if err != nil {
+		return nil, nic, err
+	}
+	if live && !d.State.Active() {
+		return nil, nic, invalid(op, name, "domain is not running")
+	}
+	return d, nic, nil
+}
+
 // attachInterface adds an interface to the persistent definition, and to
 // the running domain when live is set. A MAC the domain has already is refused.
 func (f *Fake) attachInterface(ctx context.Context, name, doc string, live bool) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.enter(ctx, "AttachDevice", name); err != nil {
-		return err
-	}
 	op := "attach device to domain"
-	d, ok := f.domains[name]
-	if !ok {
-		return f.errNoDomain(op, name)
-	}
-	nic, err := parseInterface(op, doc)
+	d, nic, err := f.interfaceCall(ctx, "AttachDevice", op, name, doc, live)
 	if err != nil {
 		return err
-	}
-	if live && !d.State.Active() {
-		return invalid(op, name, "domain is not running")
 	}
 	add := func(ifs []libvirtxml.DomainInterface) ([]libvirtxml.DomainInterface, error) {
 		for _, i := range ifs {
@@ -356,20 +368,10 @@ func (f *Fake) attachInterface(ctx context.Context, name, doc string, live bool)
 func (f *Fake) detachInterface(ctx context.Context, name, doc string, live bool) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.enter(ctx, "DetachDevice", name); err != nil {
-		return err
-	}
 	op := "detach device from domain"
-	d, ok := f.domains[name]
-	if !ok {
-		return f.errNoDomain(op, name)
-	}
-	nic, err := parseInterface(op, doc)
+	d, nic, err := f.interfaceCall(ctx, "DetachDevice", op, name, doc, live)
 	if err != nil {
 		return err
-	}
-	if live && !d.State.Active() {
-		return invalid(op, name, "domain is not running")
 	}
 	remove := func(ifs []libvirtxml.DomainInterface) ([]libvirtxml.DomainInterface, error) {
 		for k, i := range ifs {

@@ -171,33 +171,50 @@ func (c *Conn) Close() error {
 // do runs f against libvirt, bounded by ctx (and the call timeout when ctx
 // has no deadline), and maps its error. what names the call in errors.
 func do[T any](ctx context.Context, c *Conn, what string, f func(l *golibvirt.Libvirt) (T, error)) (T, error) {
-	var zero T
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.callTimeout)
 		defer cancel()
 	}
+	return run(ctx, c, what, "libvirt did not answer: ", f)
+}
+
+// run runs f on the connection until it returns or ctx ends, and maps its
+// error; late goes between what and ctx's error when ctx ended first.
+func run[T any](ctx context.Context, c *Conn, what, late string, f func(l *golibvirt.Libvirt) (T, error)) (T, error) {
+	var zero T
 	l, err := c.client(ctx)
 	if err != nil {
 		return zero, err
 	}
+	v, answered, err := await(ctx, func() (T, error) { return f(l) })
+	switch {
+	case !answered:
+		return zero, fmt.Errorf("%s: %s%w", what, late, err)
+	case err != nil:
+		return v, c.mapError(what, err)
+	}
+	return v, nil
+}
+
+// await runs f on a goroutine of its own and returns what it returns, or,
+// not answered, ctx's error as soon as ctx ends: libvirt's RPC takes no
+// context, so a call it never answers is left behind, its result dropped.
+func await[T any](ctx context.Context, f func() (T, error)) (v T, answered bool, err error) {
 	type result struct {
 		v   T
 		err error
 	}
 	ch := make(chan result, 1)
 	go func() {
-		v, err := f(l)
+		v, err := f()
 		ch <- result{v, err}
 	}()
 	select {
 	case r := <-ch:
-		if r.err != nil {
-			return r.v, c.mapError(what, r.err)
-		}
-		return r.v, nil
+		return r.v, true, r.err
 	case <-ctx.Done():
-		return zero, fmt.Errorf("%s: libvirt did not answer: %w", what, ctx.Err())
+		return v, false, ctx.Err()
 	}
 }
 

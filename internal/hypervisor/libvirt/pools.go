@@ -224,51 +224,31 @@ func (w ctxWriter) Write(p []byte) (int, error) {
 // doLong is do without the default call timeout: for calls that move
 // data and take as long as the data needs. ctx still bounds them.
 func doLong[T any](ctx context.Context, c *Conn, what string, f func(l *golibvirt.Libvirt) (T, error)) (T, error) {
-	var zero T
-	l, err := c.client(ctx)
-	if err != nil {
-		return zero, err
-	}
-	type result struct {
-		v   T
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		v, err := f(l)
-		ch <- result{v, err}
-	}()
-	select {
-	case r := <-ch:
-		if r.err != nil {
-			return r.v, c.mapError(what, r.err)
-		}
-		return r.v, nil
-	case <-ctx.Done():
-		return zero, fmt.Errorf("%s: %w", what, ctx.Err())
-	}
+	return run(ctx, c, what, "", f)
 }
 
 // AttachDevice hot-plugs a device (live) and records it in the definition.
 func (c *Conn) AttachDevice(ctx context.Context, name, doc string, live bool) error {
-	flags := uint32(golibvirt.DomainDeviceModifyConfig)
-	if live {
-		flags |= uint32(golibvirt.DomainDeviceModifyLive)
-	}
 	return c.onDomain(ctx, "attach device to", name, func(l *golibvirt.Libvirt, d golibvirt.Domain) error {
-		return l.DomainAttachDeviceFlags(d, doc, flags)
+		return l.DomainAttachDeviceFlags(d, doc, deviceFlags(live))
 	})
 }
 
 // DetachDevice hot-unplugs a device (live) and drops it from the definition.
 func (c *Conn) DetachDevice(ctx context.Context, name, doc string, live bool) error {
+	return c.onDomain(ctx, "detach device from", name, func(l *golibvirt.Libvirt, d golibvirt.Domain) error {
+		return l.DomainDetachDeviceFlags(d, doc, deviceFlags(live))
+	})
+}
+
+// deviceFlags change a device in the definition, and with live in the
+// running domain too.
+func deviceFlags(live bool) uint32 {
 	flags := uint32(golibvirt.DomainDeviceModifyConfig)
 	if live {
 		flags |= uint32(golibvirt.DomainDeviceModifyLive)
 	}
-	return c.onDomain(ctx, "detach device from", name, func(l *golibvirt.Libvirt, d golibvirt.Domain) error {
-		return l.DomainDetachDeviceFlags(d, doc, flags)
-	})
+	return flags
 }
 
 // BlockResize grows a running domain's disk to size bytes.

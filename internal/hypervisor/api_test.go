@@ -1,0 +1,46 @@
+package hypervisor
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/godwit-project/godwit/api"
+)
+
+func TestAPIState(t *testing.T) {
+	for s, want := range map[State]api.VMState{
+		StateNoState: api.VMUnknown, StateRunning: api.VMRunning, StateBlocked: api.VMRunning, StatePaused: api.VMPaused,
+		StateShutdown: api.VMStopping, StateShutoff: api.VMStopped, StateCrashed: api.VMCrashed,
+		StatePMSuspended: api.VMSuspended, State(99): api.VMUnknown,
+	} {
+		if got := APIState(s); got != want {
+			t.Errorf("APIState(%s) = %s, want %s", s, got, want)
+		}
+	}
+}
+
+func TestAPIError(t *testing.T) {
+	if APIError(nil) != nil {
+		t.Error("APIError(nil) is not nil")
+	}
+	plain := errors.New("plain")
+	if got := APIError(plain); got != plain {
+		t.Errorf("APIError of a plain error = %v, want it as it is", got)
+	}
+	has := api.Conflict("has a status")
+	if got := APIError(fmt.Errorf("wrapped: %w", ErrNotFound)); api.Status(got) != 404 || !errors.Is(got, ErrNotFound) || got.Error() != "wrapped: not found" {
+		t.Errorf("not found: %v (status %d)", got, api.Status(got))
+	}
+	for err, want := range map[error]int{
+		fmt.Errorf("x: %w", ErrUnavailable): 503, fmt.Errorf("x: %w", ErrInvalidState): 409,
+		fmt.Errorf("x: %w", ErrExists): 409, fmt.Errorf("x: %w", ErrAgentUnavailable): 0, has: 409,
+	} {
+		if got := api.Status(APIError(err)); got != want {
+			t.Errorf("APIError(%v): status %d, want %d", err, got, want)
+		}
+	}
+	if got := APIError(has); got != error(has) {
+		t.Errorf("an error with a status came back as %v", got)
+	}
+}
