@@ -142,3 +142,40 @@ func TestCPUOf(t *testing.T) {
 		t.Fatalf("TCG default CPU: %q, %v", got, err)
 	}
 }
+
+func TestSnapshotsMove(t *testing.T) {
+	internal := `<domainsnapshot><name>s1</name><disks><disk name='vda' snapshot='internal'/></disks></domainsnapshot>`
+	external := `<domainsnapshot><name>s2</name><disks><disk name='vda' snapshot='external'><source file='/p/x.s2'/></disk></disks></domainsnapshot>`
+	copied := []api.MigrationDisk{{Name: "root"}}
+	shared := []api.MigrationDisk{{Name: "root", Shared: true}}
+	flat := []api.VMDisk{{Name: "root"}}
+	overlay := []api.VMDisk{{Name: "root", Backing: "/img/base.qcow2"}}
+	cases := []struct {
+		what  string
+		mode  string
+		snaps []string
+		disks []api.MigrationDisk
+		vm    []api.VMDisk
+		want  string // "" for allowed
+	}{
+		{"no snapshots", api.MigrateLive, nil, copied, flat, ""},
+		{"shared storage, external", api.MigrateLive, []string{external}, shared, flat, ""},
+		{"shared storage, internal, live", api.MigrateLive, []string{internal}, shared, flat, "internal snapshots"},
+		{"shared storage, internal, offline", api.MigrateOffline, []string{internal}, shared, flat, ""},
+		{"live copy, internal", api.MigrateLive, []string{internal}, copied, flat, "--offline"},
+		{"live copy, external", api.MigrateLive, []string{external}, copied, flat, "external snapshots"},
+		{"offline copy, internal", api.MigrateOffline, []string{internal}, copied, flat, ""},
+		{"cold copy, internal", api.MigrateCold, []string{internal}, copied, flat, ""},
+		{"offline copy, external", api.MigrateOffline, []string{external}, copied, flat, "external snapshots"},
+		{"offline copy of an overlay", api.MigrateOffline, []string{internal}, copied, overlay, "flattens"},
+	}
+	for _, c := range cases {
+		err := snapshotsMove("web1", c.mode, c.snaps, c.disks, c.vm)
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%s: refused: %v", c.what, err)
+		case c.want != "" && (api.Status(err) != 409 || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("%s: %v, want a 409 mentioning %q", c.what, err, c.want)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"libvirt.org/go/libvirtxml"
@@ -125,8 +126,71 @@ func (s *Service) plan(ctx context.Context, name string, req api.MigrateRequest)
 		return nil, nil, fmt.Errorf("preflight on %s answered for %d disks, not %d", req.To, len(ans.Disks), len(mv.offer.Disks))
 	}
 	mv.offer.Disks = ans.Disks
+	snaps, err := s.hv.SnapshotXMLs(ctx, name)
+	if err != nil {
+		mv.removeProbes()
+		return nil, nil, err
+	}
+	if err := snapshotsMove(name, req.Mode, snaps, mv.offer.Disks, m.Disks); err != nil {
+		mv.removeProbes()
+		return nil, nil, err
+	}
 	ok = true
 	return mv, unlock, nil
+}
+
+// snapshotsMove refuses a move that would strand the VM's snapshots: their
+// metadata always moves, but their data lives in the disk files. libvirt
+// will not migrate a VM with internal snapshots live at all. On shared
+// storage the files stay; a live disk copy carries only the current state;
+// an offline or cold copy sends whole files, which holds internal snapshots
+// but not external ones (overlay chains) or disks flattened off an image.
+func snapshotsMove(vmName, mode string, snaps []string, disks []api.MigrationDisk, vmDisks []api.VMDisk) error {
+	if len(snaps) == 0 {
+		return nil
+	}
+	if mode == api.MigrateLive {
+		for _, x := range snaps {
+			var ds libvirtxml.DomainSnapshot
+			if err := ds.Unmarshal(x); err != nil {
+				return err
+			}
+			if ds.Disks == nil || len(ds.Disks.Disks) == 0 || ds.Disks.Disks[0].Snapshot != "external" {
+				return api.Conflict("vm %s has internal snapshots (%s), and libvirt does not migrate such a VM live: migrate it --offline (its snapshots move with it), or delete them", vmName, ds.Name)
+			}
+		}
+	}
+	var copied []string
+	for _, d := range disks {
+		if !d.Shared {
+			copied = append(copied, d.Name)
+		}
+	}
+	if len(copied) == 0 {
+		return nil
+	}
+	for _, x := range snaps {
+		var ds libvirtxml.DomainSnapshot
+		if err := ds.Unmarshal(x); err != nil {
+			return err
+		}
+		if ds.Disks != nil {
+			for _, d := range ds.Disks.Disks {
+				if d.Snapshot == "external" {
+					return api.Conflict("vm %s has external snapshots (overlay chains, snapshot %s); they can move only with shared storage", vmName, ds.Name)
+				}
+			}
+		}
+	}
+	if mode == api.MigrateLive {
+		return api.Conflict("vm %s has %d snapshot(s), which a live disk copy cannot carry (it copies the current state only): migrate it --offline (whole disk files move), put its disks on shared storage, or delete the snapshots", vmName, len(snaps))
+	}
+	for _, d := range vmDisks {
+		if d.Backing != "" && slices.Contains(copied, d.Name) {
+			return api.Conflict("vm %s has snapshots and disk %s is an overlay on %s: copying it flattens it and loses the snapshots", vmName, d.Name, d.Backing)
+		}
+	}
+	return nil
 }
 
 func joinProblems(p []string) string {

@@ -367,3 +367,46 @@ func TestMigrateTLS(t *testing.T) {
 	}
 	stillHere(t, bb, name)
 }
+
+// Snapshot metadata moves with the VM. libvirt will not migrate a VM with
+// internal snapshots live, so godwit refuses that before anything moves;
+// --offline moves it with its snapshots (the disk file stays on shared
+// storage, or is copied whole), and a revert on the destination takes the
+// guest back.
+func TestMigrateSnapshots(t *testing.T) {
+	for _, shared := range []bool{true, false} {
+		t.Run(map[bool]string{true: "shared", false: "copied"}[shared], func(t *testing.T) {
+			b := migrationBed(t, 2, shared)
+			a, bb := b.Hosts[0], b.Hosts[1]
+			name := "mig-snap-" + uniq()
+			onHost(t, a, name)
+			if out, err := a.CLI("snapshot", "create", name, "s1", "--memory"); err != nil {
+				t.Fatalf("snapshot: %v %s", err, out)
+			}
+			atSnap := lastTick(hostConsole(t, a, name))
+			hostWaitConsole(t, a, name, `^tick `+strconv.Itoa(atSnap+3)+` `, 0, time.Minute)
+			out, err := a.CLI("migrate", name, "--to", bb.Name)
+			if err == nil || !strings.Contains(out, "--offline") {
+				t.Fatalf("live migration with an internal snapshot: %v\n%s", err, out)
+			}
+			migrate(t, a, name, bb.Name, "--offline")
+			out, err = bb.CLI("snapshot", "list", name)
+			if err != nil || !strings.Contains(out, "s1") {
+				t.Fatalf("snapshots on %s: %v\n%s", bb.Name, err, out)
+			}
+			// The guest runs on there, past where the snapshot was...
+			eventually(t, time.Minute, "the guest to tick on "+bb.Name, func() bool {
+				return lastTick(hostConsole(t, bb, name)) >= atSnap+4
+			})
+			offset := len(hostConsole(t, bb, name))
+			if out, err := bb.CLI("snapshot", "revert", name, "s1"); err != nil {
+				t.Fatalf("revert on %s: %v\n%s", bb.Name, err, out)
+			}
+			// ...and after the revert it counts again from the snapshot.
+			eventually(t, time.Minute, "the counter to go back to the snapshot", func() bool {
+				log := hostConsole(t, bb, name)
+				return len(log) > offset && firstTick(log[offset:]) > 0 && firstTick(log[offset:]) <= atSnap+2
+			})
+		})
+	}
+}
