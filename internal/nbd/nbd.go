@@ -76,6 +76,7 @@ type Conn struct {
 	readOnly bool
 	ctxIDs   map[string]uint32
 	handle   uint64
+	readOff  uint64 // offset of the read in flight, for its data chunks
 	stop     func() bool
 }
 
@@ -278,6 +279,16 @@ func (c *Conn) replies(handle uint64, dst []byte, f func(typ uint16, payload []b
 			if be.Uint64(r[4:]) != handle {
 				return errors.New("reply to an unknown request")
 			}
+			if typ == chunkOffsetData && dst != nil {
+				// The bulk of a backup: straight into dst, no copy.
+				if err := c.readData(dst, l); err != nil {
+					return err
+				}
+				if flags&chunkDone != 0 {
+					return nil
+				}
+				continue
+			}
 			p, err := c.readFull(int(l))
 			if err != nil {
 				return err
@@ -305,6 +316,25 @@ func (c *Conn) replies(handle uint64, dst []byte, f func(typ uint16, payload []b
 			return fmt.Errorf("unexpected reply magic %#x", be.Uint32(h))
 		}
 	}
+}
+
+// readData reads the payload of an OFFSET_DATA chunk of l bytes into
+// dst, which starts at the offset of the read in flight.
+func (c *Conn) readData(dst []byte, l uint32) error {
+	if l < 8 {
+		return errors.New("short data chunk")
+	}
+	h, err := c.readFull(8)
+	if err != nil {
+		return err
+	}
+	o := be.Uint64(h) - c.readOff
+	n := uint64(l - 8)
+	if o > uint64(len(dst)) || n > uint64(len(dst))-o {
+		return errors.New("data chunk out of range")
+	}
+	_, err = io.ReadFull(c.c, dst[o:o+n])
+	return err
 }
 
 func errnoName(e uint32) string {
@@ -391,17 +421,9 @@ func (c *Conn) ReadAt(dst []byte, off uint64) error {
 	if err != nil {
 		return fmt.Errorf("nbd: read: %w", err)
 	}
+	c.readOff = off
 	err = c.replies(h, dst, func(typ uint16, p []byte) error {
 		switch typ {
-		case chunkOffsetData:
-			if len(p) < 8 {
-				return errors.New("short data chunk")
-			}
-			o := be.Uint64(p) - off
-			if o+uint64(len(p)-8) > uint64(len(dst)) {
-				return errors.New("data chunk out of range")
-			}
-			copy(dst[o:], p[8:])
 		case chunkOffsetHole:
 			if len(p) < 12 {
 				return errors.New("short hole chunk")
