@@ -186,7 +186,7 @@ func runBackup(ctx context.Context, env *Env) ([]Result, error) {
 // benchmark's own), so the next full backup writes every chunk again.
 func (b *backupBench) wipeRepo() error {
 	repo := filepath.Join(b.d.StateDir, "backups")
-	for _, pattern := range []string{"backups/*", "index/*", "chunks/*/*", "tmp/*"} {
+	for _, pattern := range []string{"backups/*", "index/*", "packs/*/*", "chunks/*/*", "tmp/*"} {
 		matches, err := filepath.Glob(filepath.Join(repo, pattern))
 		if err != nil {
 			return err
