@@ -374,23 +374,22 @@ func (w *Writer) Put(h Hash, data []byte) (int, error) {
 		return 0, nil
 	}
 	r := w.s.r
-	r.mu.Lock()
-	_, have := r.idx[h]
-	if owner, ok := r.pending[h]; ok && owner == w.s {
-		have = true
-	}
-	r.mu.Unlock()
-	if !have && r.loose && r.hasLoose(h) {
-		have = true
-	}
-	if have {
+	if r.loose && r.hasLoose(h) {
 		return 0, nil
 	}
 	r.mu.Lock()
-	if _, ok := r.pending[h]; !ok {
+	_, have := r.idx[h]
+	owner, inFlight := r.pending[h]
+	if inFlight && owner == w.s {
+		have = true
+	}
+	if !have && !inFlight {
 		r.pending[h] = w.s
 	}
 	r.mu.Unlock()
+	if have {
+		return 0, nil
+	}
 	if len(w.ents) >= maxPackEntries || len(w.buf)+frameMax(len(data)) > packSize {
 		if err := w.flush(); err != nil {
 			return 0, err
