@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/klauspost/compress/zstd"
@@ -316,7 +317,8 @@ func (r *Repo) readFrame(id string, l loc, buf []byte) ([]byte, error) {
 // flight in another session are written again rather than trusted (that
 // backup may fail and never store them).
 type Session struct {
-	r *Repo
+	r       *Repo
+	writers atomic.Int32
 }
 
 // NewSession starts a backup's writes.
@@ -328,6 +330,7 @@ func (r *Repo) NewSession() *Session { return &Session{r: r} }
 type Writer struct {
 	s      *Session
 	repack bool
+	limit  int    // frames that fill the current pack
 	mem    []byte // aligned pack buffer
 	buf    []byte // mem[:frames so far]
 	ents   []entry
@@ -353,9 +356,15 @@ func newPackBuf() []byte {
 }
 
 // Writer makes a writer for one goroutine of the session.
+//
+// The writers of a session fill at the same pace, so their first packs
+// are cut shorter one by one (16, 14, 12 ... MiB): their flushes, during
+// which each writer's goroutine waits for the disk, come one at a time
+// rather than all at once.
 func (s *Session) Writer() *Writer {
 	mem := newPackBuf()
-	return &Writer{s: s, mem: mem, buf: mem[:0]}
+	k := int(s.writers.Add(1)-1) % 6
+	return &Writer{s: s, mem: mem, buf: mem[:0], limit: packSize - k*packSize/8}
 }
 
 // frameMax bounds a chunk's zstd frame (its raw-block worst case and then
@@ -390,7 +399,7 @@ func (w *Writer) Put(h Hash, data []byte) (int, error) {
 	if have {
 		return 0, nil
 	}
-	if len(w.ents) >= maxPackEntries || len(w.buf)+frameMax(len(data)) > packSize {
+	if len(w.ents) >= maxPackEntries || len(w.buf)+frameMax(len(data)) > w.limit {
 		if err := w.flush(); err != nil {
 			return 0, err
 		}
@@ -412,7 +421,7 @@ func (w *Writer) putFrame(h Hash, frame []byte) error {
 	if w.err != nil {
 		return w.err
 	}
-	if len(w.ents) >= maxPackEntries || len(w.buf)+len(frame) > packSize {
+	if len(w.ents) >= maxPackEntries || len(w.buf)+len(frame) > w.limit {
 		if err := w.flush(); err != nil {
 			return err
 		}
@@ -467,6 +476,7 @@ func (w *Writer) flush() error {
 	r.mu.Unlock()
 	w.Packs++
 	w.Bytes += uint64(len(body))
+	w.limit = packSize
 	w.ents = w.ents[:0]
 	w.buf = w.mem[:0]
 	return nil
