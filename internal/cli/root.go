@@ -127,6 +127,7 @@ over its unix socket (--socket, or GODWIT_SOCKET).`,
 	root.AddCommand(newImageCmd(g), newPoolCmd(g), newVolumeCmd(g))
 	root.AddCommand(newMigrateCmd(g))
 	root.AddCommand(newTokenCmd(g), newAuditCmd(g), newEventsCmd(g), newTopCmd(g))
+	root.AddCommand(newCertCmd(g))
 	root.AddCommand(newNetworkCmd(g))
 	rejectUnknownCommands(root)
 	return root

@@ -64,6 +64,7 @@ func (d *Daemon) routes() []route {
 		d.peerRoutes(),
 		d.migrationRoutes(),
 		d.securityRoutes(),
+		d.certRoutes(),
 		d.monitorRoutes(),
 		d.networkRoutes(),
 	)

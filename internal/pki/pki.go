@@ -156,9 +156,38 @@ func (id *Identity) ServerTLS(extra func() []*x509.Certificate) *tls.Config {
 // OrganizationalUnit carries scope ("read" or "admin"), and writes it as
 // NAME.crt and NAME.key in the identity's directory.
 func (id *Identity) IssueClient(name, commonName, scope string) error {
-	_, _, err := id.issueWith(name, pkix.Name{CommonName: commonName, Organization: []string{"godwit"}, OrganizationalUnit: []string{scope}},
-		nil, nil, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth})
+	_, _, err := id.issueWith(name, clientSubject(commonName, scope), nil, nil, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth})
 	return err
+}
+
+// ClientCert is a client certificate with its private key, in PEM.
+type ClientCert struct {
+	Cert    *x509.Certificate
+	CertPEM []byte
+	KeyPEM  []byte
+}
+
+// NewClient signs a client certificate like IssueClient, but writes
+// nothing: the certificate and its key exist only in what it returns (for
+// a remote user; the daemon keeps no copy of the key).
+func (id *Identity) NewClient(commonName, scope string) (ClientCert, error) {
+	der, key, err := id.sign(clientSubject(commonName, scope), nil, nil, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth})
+	if err != nil {
+		return ClientCert{}, err
+	}
+	certPEM, keyPEM, err := encodePair(der, key)
+	if err != nil {
+		return ClientCert{}, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return ClientCert{}, err
+	}
+	return ClientCert{Cert: cert, CertPEM: certPEM, KeyPEM: keyPEM}, nil
+}
+
+func clientSubject(commonName, scope string) pkix.Name {
+	return pkix.Name{CommonName: commonName, Organization: []string{"godwit"}, OrganizationalUnit: []string{scope}}
 }
 
 // ClientTLS reads ca.crt, and client.crt and client.key when present, from
@@ -218,6 +247,19 @@ func (id *Identity) issue(name, commonName string, dns []string, ips []net.IP, u
 }
 
 func (id *Identity) issueWith(name string, subject pkix.Name, dns []string, ips []net.IP, usage []x509.ExtKeyUsage) (*x509.Certificate, *ecdsa.PrivateKey, error) {
+	der, key, err := id.sign(subject, dns, ips, usage)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := writePair(id.Dir, name, der, key); err != nil {
+		return nil, nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	return cert, key, err
+}
+
+// sign makes a key and a certificate for it signed by the CA (DER).
+func (id *Identity) sign(subject pkix.Name, dns []string, ips []net.IP, usage []x509.ExtKeyUsage) ([]byte, *ecdsa.PrivateKey, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, err
@@ -236,11 +278,7 @@ func (id *Identity) issueWith(name string, subject pkix.Name, dns []string, ips 
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := writePair(id.Dir, name, der, key); err != nil {
-		return nil, nil, err
-	}
-	cert, err := x509.ParseCertificate(der)
-	return cert, key, err
+	return der, key, nil
 }
 
 func serial() *big.Int {
@@ -249,14 +287,23 @@ func serial() *big.Int {
 }
 
 func writePair(dir, name string, der []byte, key *ecdsa.PrivateKey) error {
-	kb, err := x509.MarshalECPrivateKey(key)
+	certPEM, keyPEM, err := encodePair(der, key)
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(filepath.Join(dir, name+".key"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+	if err := writeFileAtomic(filepath.Join(dir, name+".key"), keyPEM, 0o600); err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(dir, name+".crt"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	return writeFileAtomic(filepath.Join(dir, name+".crt"), certPEM, 0o644)
+}
+
+// encodePair returns a certificate and its key in PEM.
+func encodePair(der []byte, key *ecdsa.PrivateKey) (certPEM, keyPEM []byte, err error) {
+	kb, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), nil
 }
 
 func loadPair(dir, name string) (*x509.Certificate, *ecdsa.PrivateKey, error) {

@@ -155,3 +155,56 @@ func TestIssueClientWithScopeAndCAOnly(t *testing.T) {
 		t.Fatalf("CA-only client: %q", got)
 	}
 }
+
+// NewClient signs a certificate with its scope and writes nothing: the key
+// lives only in what it returns, and the pair works against the server.
+func TestNewClientWritesNothing(t *testing.T) {
+	dir := t.TempDir()
+	id, err := LoadOrCreate(dir, "h1", []string{"localhost"}, []net.IP{net.ParseIP("127.0.0.1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadDir(dir)
+	cc, err := id.NewClient("laptop", "read")
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, _ := os.ReadDir(dir)
+	if len(after) != len(before) {
+		t.Fatalf("NewClient wrote files: %d entries before, %d after", len(before), len(after))
+	}
+	if cc.Cert.Subject.CommonName != "laptop" || strings.Join(cc.Cert.Subject.OrganizationalUnit, ",") != "read" {
+		t.Fatalf("subject %v", cc.Cert.Subject)
+	}
+	if err := cc.Cert.CheckSignatureFrom(id.CA); err != nil {
+		t.Fatalf("not signed by the CA: %v", err)
+	}
+	pair, err := tls.X509KeyPair(cc.CertPEM, cc.KeyPEM)
+	if err != nil {
+		t.Fatalf("the PEMs do not make a key pair: %v", err)
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if len(r.TLS.VerifiedChains) == 0 {
+			io.WriteString(w, "anonymous")
+			return
+		}
+		leaf := r.TLS.VerifiedChains[0][0]
+		io.WriteString(w, leaf.Subject.CommonName+" "+strings.Join(leaf.Subject.OrganizationalUnit, ","))
+	}))
+	srv.TLS = id.ServerTLS(nil)
+	srv.StartTLS()
+	defer srv.Close()
+	cfg, err := ClientTLS(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Certificates = []tls.Certificate{pair}
+	resp, err := (&http.Client{Transport: &http.Transport{TLSClientConfig: cfg}}).Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if b, _ := io.ReadAll(resp.Body); string(b) != "laptop read" {
+		t.Fatalf("server saw %q, want \"laptop read\"", b)
+	}
+}
