@@ -93,6 +93,18 @@ func runBackup(ctx context.Context, env *Env) ([]Result, error) {
 	if err := b.wait(ctx, func() (api.Operation, error) { return c.StartVM(ctx, b.name) }); err != nil {
 		return nil, fmt.Errorf("start vm: %w", err)
 	}
+	// Measure a booted, idle guest: a TCG guest booting takes a core for
+	// seconds, which the first round would otherwise share with it.
+	bootCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	rc, err := c.Console(bootCtx, b.name, client.ConsoleOptions{Follow: true})
+	if err == nil {
+		_, err = WaitStreamLine(rc, "GODWIT-GUEST-UP")
+		rc.Close()
+	}
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("vm %s never booted: %w", b.name, err)
+	}
 
 	imgSize, err := fileSize(b.image)
 	if err != nil {
@@ -186,7 +198,7 @@ func runBackup(ctx context.Context, env *Env) ([]Result, error) {
 // benchmark's own), so the next full backup writes every chunk again.
 func (b *backupBench) wipeRepo() error {
 	repo := filepath.Join(b.d.StateDir, "backups")
-	for _, pattern := range []string{"backups/*", "index/*", "chunks/*/*", "tmp/*"} {
+	for _, pattern := range []string{"backups/*", "index/*", "packs/*/*", "chunks/*/*", "tmp/*"} {
 		matches, err := filepath.Glob(filepath.Join(repo, pattern))
 		if err != nil {
 			return err

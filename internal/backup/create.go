@@ -159,7 +159,7 @@ func (s *Service) create(ctx context.Context, o *ops.Op, v api.VM, opts CreateOp
 	}
 	sock := filepath.Join(p.dir, "nbd.sock")
 	var st repo.Stats
-	var fresh []repo.Hash // chunks this backup wrote
+	sess := r.NewSession() // the backup's chunk writes, deduplicated as one
 	idxs := make([]repo.Index, len(v.Disks))
 	for i, d := range v.Disks {
 		var parentIdx repo.Index
@@ -169,7 +169,7 @@ func (s *Service) create(ctx context.Context, o *ops.Op, v api.VM, opts CreateOp
 				return api.Backup{}, fmt.Errorf("read the index of backup %s, disk %s (run godwit backup verify): %w", p.parent.ID, pd.Name, err)
 			}
 		}
-		idx, err := s.readDisk(ctx, o, r, sock, d, parentIdx, &st, &fresh)
+		idx, err := s.readDisk(ctx, o, r, sess, sock, d, parentIdx, &st)
 		if err != nil {
 			return api.Backup{}, fmt.Errorf("back up disk %s of vm %s: %w", d.Name, v.Name, err)
 		}
@@ -192,7 +192,7 @@ func (s *Service) create(ctx context.Context, o *ops.Op, v api.VM, opts CreateOp
 	}
 	// The stats go into the manifest, so the commit's own time is
 	// measured up to the sync that precedes the manifest's write.
-	if err := r.Durable(fresh, m.Disks); err != nil {
+	if err := r.Durable(m.Disks); err != nil {
 		return api.Backup{}, err
 	}
 	now := s.clock()
@@ -380,7 +380,7 @@ func (s *Service) dropOldCheckpoints(ctx context.Context, vmName, keep string) {
 
 // readDisk reads one exported disk into chunks: with a parent index only
 // the chunks the dirty bitmap marks, else every chunk that holds data.
-func (s *Service) readDisk(ctx context.Context, o *ops.Op, r *repo.Repo, sock string, d api.VMDisk, parent repo.Index, st *repo.Stats, fresh *[]repo.Hash) (repo.Index, error) {
+func (s *Service) readDisk(ctx context.Context, o *ops.Op, r *repo.Repo, sess *repo.Session, sock string, d api.VMDisk, parent repo.Index, st *repo.Stats) (repo.Index, error) {
 	bitmap := "qemu:dirty-bitmap:backup-" + d.Target
 	contexts := []string{nbd.BaseAllocation}
 	if parent != nil {
@@ -474,10 +474,13 @@ func (s *Service) readDisk(ctx context.Context, o *ops.Op, r *repo.Repo, sock st
 				}
 				defer conn.Close()
 			}
+			// Each reader appends its new chunks to packs of its own,
+			// written whole (O_DIRECT, fsynced) as each fills; the
+			// last one when the disk is read.
+			pw := sess.Writer()
 			buf := make([]byte, maxRead)
 			var read, stored uint64
-			var wrote []repo.Hash
-			reused := 0
+			wrote, reused := 0, 0
 			for rn := range work {
 				if wctx.Err() != nil {
 					continue
@@ -497,14 +500,14 @@ func (s *Service) readDisk(ctx context.Context, o *ops.Op, r *repo.Repo, sock st
 					hi := min(lo+cs, l)
 					data := buf[lo:hi]
 					h := repo.Sum(data)
-					n, err := r.PutChunk(h, data)
+					n, err := pw.Put(h, data)
 					if err != nil {
 						fail(err)
 						break
 					}
 					if n > 0 {
 						stored += uint64(n)
-						wrote = append(wrote, h)
+						wrote++
 					} else {
 						reused++
 					}
@@ -512,12 +515,18 @@ func (s *Service) readDisk(ctx context.Context, o *ops.Op, r *repo.Repo, sock st
 				}
 				o.Progress(msg, done.Add(int64(l)), total, "bytes")
 			}
+			if wctx.Err() == nil {
+				if err := pw.Close(); err != nil {
+					fail(err)
+				}
+			} else {
+				pw.Abort()
+			}
 			mu.Lock()
 			st.BytesRead += read
 			st.BytesStored += stored
-			st.ChunksNew += len(wrote)
+			st.ChunksNew += wrote
 			st.ChunksReused += reused
-			*fresh = append(*fresh, wrote...)
 			mu.Unlock()
 		}(w)
 	}

@@ -121,12 +121,13 @@ func (s *Service) prune(ctx context.Context, o interface {
 	if err := r.Delete(drop...); err != nil {
 		return res, err
 	}
-	o.Progress("removing chunks no backup needs", 0, 0, "")
+	o.Progress("removing chunks no backup needs (and repacking packs mostly dead)", 0, 0, "")
 	st, err := r.GC(ctx)
 	if err != nil {
 		return res, err
 	}
 	res.ChunksRemoved, res.BytesFreed = st.ChunksRemoved, api.Size(st.BytesRemoved)
-	s.log.Info("backups pruned", "vm", req.VM, "removed", len(drop), "chunks", st.ChunksRemoved, "bytes", st.BytesRemoved)
+	s.log.Info("backups pruned", "vm", req.VM, "removed", len(drop), "chunks", st.ChunksRemoved, "bytes", st.BytesRemoved,
+		"packsRemoved", st.PacksRemoved, "packsRepacked", st.PacksRepacked, "packsWritten", st.PacksWritten)
 	return res, nil
 }

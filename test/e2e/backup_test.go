@@ -270,12 +270,21 @@ func TestBackupStoppedVM(t *testing.T) {
 	}
 	d.MustCLI("backup", "schedule", name, "--remove")
 
-	// verify finds a damaged chunk and names the backup it hurts.
-	chunks, _ := filepath.Glob(filepath.Join(d.Dir, "state", "backups", "chunks", "*", "*"))
-	if len(chunks) == 0 {
-		t.Fatal("no chunk files in the repository")
+	// verify finds a damaged chunk (a byte of a pack's first frame) and
+	// names the backup it hurts.
+	packs, _ := filepath.Glob(filepath.Join(d.Dir, "state", "backups", "packs", "*", "*"))
+	if len(packs) == 0 {
+		t.Fatal("no pack files in the repository")
 	}
-	if err := os.WriteFile(chunks[0], []byte("not a zstd frame"), 0o600); err != nil {
+	pf, err := os.OpenFile(packs[0], os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = pf.WriteAt([]byte("not a zstd frame"), 0)
+	if cerr := pf.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
 	out, _, code := d.CLI("backup", "verify")

@@ -2,8 +2,11 @@ package repo
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -105,16 +108,37 @@ func (r *Repo) Delete(ids ...string) error {
 
 // GCStats say what GC removed.
 type GCStats struct {
-	ChunksKept     int    `json:"chunksKept"`
-	ChunksRemoved  int    `json:"chunksRemoved"`
-	BytesRemoved   uint64 `json:"bytesRemoved"`
-	TempRemoved    int    `json:"tempRemoved"`
-	IndexesRemoved int    `json:"indexesRemoved"`
+	// ChunksKept counts the live chunks left where they were.
+	ChunksKept int `json:"chunksKept"`
+	// ChunksRemoved counts the chunks no backup references that were
+	// dropped (with their packs, or left out of repacked ones).
+	ChunksRemoved int `json:"chunksRemoved"`
+	// BytesRemoved is the space freed: the removed packs and chunk files
+	// less the packs repacking wrote.
+	BytesRemoved uint64 `json:"bytesRemoved"`
+	// PacksRemoved counts removed packs (dead, repacked or unreadable);
+	// PacksRepacked those of them whose live chunks were copied first,
+	// into PacksWritten new packs.
+	PacksRemoved  int `json:"packsRemoved"`
+	PacksRepacked int `json:"packsRepacked"`
+	PacksWritten  int `json:"packsWritten"`
+	// PacksUnreadable counts packs with a damaged trailer that GC left
+	// because some live chunk is missing (verify reports them).
+	PacksUnreadable int `json:"packsUnreadable,omitempty"`
+	TempRemoved     int `json:"tempRemoved"`
+	IndexesRemoved  int `json:"indexesRemoved"`
 }
 
-// GC removes every chunk no backup references, temp files, and index files
-// of backups that were never committed. Hold the exclusive lock: it must
-// not race a backup that is writing chunks.
+// repackBelow: a pack whose live chunks hold less than this share of its
+// bytes is repacked (its live chunks copied to a new pack, the old one
+// removed). At one half, repacking copies at most as much as it frees.
+const repackBelow = 0.5
+
+// GC removes what no backup references: packs without a live chunk, temp
+// files, index files of backups that were never committed, version 1 chunk
+// files; it repacks packs that are mostly dead (the new packs are durable
+// before the old ones go). Hold the exclusive lock: it must not race a
+// backup that is writing.
 func (r *Repo) GC(ctx context.Context) (GCStats, error) {
 	var st GCStats
 	ms, err := r.List()
@@ -135,6 +159,7 @@ func (r *Repo) GC(ctx context.Context) (GCStats, error) {
 			}
 		}
 	}
+	delete(live, Zero)
 	tmp, _ := os.ReadDir(filepath.Join(r.dir, "tmp"))
 	for _, e := range tmp {
 		if os.RemoveAll(filepath.Join(r.dir, "tmp", e.Name())) == nil {
@@ -149,9 +174,148 @@ func (r *Repo) GC(ctx context.Context) (GCStats, error) {
 			}
 		}
 	}
-	for i := 0; i < 256; i++ {
+	if err := r.scanPacks(); err != nil {
+		return st, err
+	}
+
+	// Tally each pack's live chunks: those a backup references and the
+	// index finds in this pack (a copy elsewhere is dead).
+	r.mu.Lock()
+	type pk struct {
+		no uint32
+		id string
+	}
+	var packs []pk
+	for no, p := range r.packs {
+		if !p.gone {
+			packs = append(packs, pk{uint32(no), p.id})
+		}
+	}
+	r.mu.Unlock()
+	var drop, repack []packStat
+	for _, p := range packs {
 		if err := ctx.Err(); err != nil {
 			return st, err
+		}
+		ents, size, err := readTrailer(r.packPath(p.id))
+		if err != nil {
+			continue // gone meanwhile, or damaged: verify says so
+		}
+		ps := packStat{no: p.no, id: p.id, size: size, ents: ents}
+		r.mu.Lock()
+		for _, e := range ents {
+			ps.frameBytes += uint64(e.n)
+			if l, ok := r.idx[e.h]; ok && live[e.h] && l.pack == p.no && l.off == e.off {
+				ps.live = append(ps.live, e)
+				ps.liveBytes += uint64(e.n)
+			}
+		}
+		r.mu.Unlock()
+		switch {
+		case len(ps.live) == 0:
+			drop = append(drop, ps)
+		case float64(ps.liveBytes) < repackBelow*float64(ps.frameBytes):
+			repack = append(repack, ps)
+		default:
+			st.ChunksKept += len(ps.live)
+		}
+	}
+	var written uint64
+	if len(repack) > 0 {
+		w := r.NewSession().Writer()
+		w.repack = true
+		for _, ps := range repack {
+			if err := ctx.Err(); err != nil {
+				w.Abort()
+				return st, err
+			}
+			data, err := os.ReadFile(r.packPath(ps.id))
+			if err != nil {
+				w.Abort()
+				return st, fmt.Errorf("repack %s: %w", ps.id, err)
+			}
+			for _, e := range ps.live {
+				if e.off+uint64(e.n) > uint64(len(data)) {
+					w.Abort()
+					return st, fmt.Errorf("repack %s: chunk %s lies past its end (run verify)", ps.id, e.h)
+				}
+				if err := w.putFrame(e.h, data[e.off:e.off+uint64(e.n)]); err != nil {
+					w.Abort()
+					return st, fmt.Errorf("repack %s: %w", ps.id, err)
+				}
+			}
+		}
+		// The new packs are durable (fsynced, named, directory fsynced)
+		// before any old one is removed.
+		if err := w.Close(); err != nil {
+			return st, fmt.Errorf("repack: %w", err)
+		}
+		st.PacksWritten, written = w.Packs, w.Bytes
+	}
+	var freed uint64
+	gone := map[uint32]bool{}
+	for i, ps := range append(drop, repack...) {
+		if err := os.Remove(r.packPath(ps.id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return st, err
+		}
+		gone[ps.no] = true
+		st.PacksRemoved++
+		st.ChunksRemoved += len(ps.ents) - len(ps.live)
+		freed += uint64(ps.size)
+		if i >= len(drop) {
+			st.PacksRepacked++
+			st.ChunksKept += len(ps.live)
+		}
+	}
+	r.mu.Lock()
+	r.dropPacksLocked(gone)
+	r.mu.Unlock()
+
+	if r.loose {
+		if err := r.gcLoose(ctx, live, &st, &freed); err != nil {
+			return st, err
+		}
+	}
+
+	// Unreadable packs (a damaged trailer) go only when every live chunk
+	// is found elsewhere; else verify names the missing ones and the
+	// packs stay for whoever wants to salvage them.
+	r.mu.Lock()
+	missing := false
+	for h := range live {
+		if _, ok := r.idx[h]; !ok && !(r.loose && r.hasLoose(h)) {
+			missing = true
+			break
+		}
+	}
+	bad := maps.Clone(r.bad)
+	r.mu.Unlock()
+	for id := range bad {
+		if missing {
+			st.PacksUnreadable++
+			continue
+		}
+		p := r.packPath(id)
+		info, err := os.Stat(p)
+		if err == nil && os.Remove(p) == nil {
+			st.PacksRemoved++
+			freed += uint64(info.Size())
+			r.mu.Lock()
+			delete(r.bad, id)
+			r.mu.Unlock()
+		}
+	}
+	if freed > written {
+		st.BytesRemoved = freed - written
+	}
+	return st, r.Sync()
+}
+
+// gcLoose removes the version 1 chunk files no backup references.
+func (r *Repo) gcLoose(ctx context.Context, live map[Hash]bool, st *GCStats, freed *uint64) error {
+	for i := 0; i < 256; i++ {
+		if err := ctx.Err(); err != nil {
+			return err
 		}
 		dir := filepath.Join(r.dir, "chunks", fmt.Sprintf("%02x", i))
 		entries, err := os.ReadDir(dir)
@@ -161,19 +325,24 @@ func (r *Repo) GC(ctx context.Context) (GCStats, error) {
 		for _, e := range entries {
 			h, err := ParseHash(e.Name())
 			if err == nil && live[h] {
-				st.ChunksKept++
-				continue
+				r.mu.Lock()
+				_, inPack := r.idx[h]
+				r.mu.Unlock()
+				if !inPack {
+					st.ChunksKept++
+					continue
+				}
 			}
 			info, _ := e.Info()
 			if err := os.Remove(filepath.Join(dir, e.Name())); err == nil {
 				st.ChunksRemoved++
 				if info != nil {
-					st.BytesRemoved += uint64(info.Size())
+					*freed += uint64(info.Size())
 				}
 			}
 		}
 	}
-	return st, r.Sync()
+	return nil
 }
 
 // Damage is what verify found wrong with one backup.
@@ -198,6 +367,7 @@ type Report struct {
 func (rep Report) OK() bool { return len(rep.BadChunks) == 0 && len(rep.Damaged) == 0 }
 
 // Verify re-reads and re-hashes every chunk the given backups reference
+// (pack by pack, each read whole once)
 // (all backups when ids is empty) and their index files, and reports the
 // damage per backup. progress sees (chunks done, chunks in all).
 func (r *Repo) Verify(ctx context.Context, ids []string, progress func(done, total int)) (Report, error) {
@@ -244,30 +414,97 @@ func (r *Repo) Verify(ctx context.Context, ids []string, progress func(done, tot
 		hashes = append(hashes, h)
 	}
 	sort.Slice(hashes, func(i, j int) bool { return strings.Compare(string(hashes[i][:]), string(hashes[j][:])) < 0 })
+	if err := r.scanPacks(); err != nil {
+		return rep, err
+	}
+
+	// One unit of work per pack (read whole, each referenced chunk
+	// checked), plus one per version 1 chunk file.
+	type item struct {
+		h Hash
+		l loc
+	}
+	type unit struct {
+		pack  string
+		items []item
+	}
+	byPack := map[uint32]*unit{}
+	var units []*unit
+	r.mu.Lock()
+	for _, h := range hashes {
+		l, ok := r.idx[h]
+		if !ok {
+			units = append(units, &unit{items: []item{{h: h}}})
+			continue
+		}
+		u := byPack[l.pack]
+		if u == nil {
+			u = &unit{pack: r.packs[l.pack].id}
+			byPack[l.pack] = u
+			units = append(units, u)
+		}
+		u.items = append(u.items, item{h, l})
+	}
+	var badPacks []string
+	for id, why := range r.bad {
+		badPacks = append(badPacks, fmt.Sprintf("pack %s is unreadable: %s", id, why))
+	}
+	r.mu.Unlock()
+	sort.Strings(badPacks)
 
 	var mu sync.Mutex
 	bad := map[Hash]string{}
 	done := 0
-	work := make(chan Hash)
+	work := make(chan *unit)
 	var wg sync.WaitGroup
 	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			buf := make([]byte, 0, r.chunkSize)
-			for h := range work {
-				err := r.checkChunk(h, buf)
-				var size int64
-				if st, serr := os.Stat(r.chunkPath(h)); serr == nil {
-					size = st.Size()
+			for u := range work {
+				var data []byte
+				var perr error
+				if u.pack != "" {
+					data, perr = os.ReadFile(r.packPath(u.pack))
+				}
+				var checked uint64
+				errs := make([]error, len(u.items))
+				for i, it := range u.items {
+					var comp []byte
+					switch {
+					case u.pack == "":
+						var err error
+						if comp, err = r.readLoose(it.h); err != nil {
+							errs[i] = err
+							continue
+						}
+					case perr != nil:
+						errs[i] = fmt.Errorf("chunk %s is missing (pack %s: %v): %w", it.h, u.pack, perr, ErrDamaged)
+						continue
+					case it.l.off+uint64(it.l.n) > uint64(len(data)):
+						errs[i] = fmt.Errorf("chunk %s lies past the end of pack %s: %w", it.h, u.pack, ErrDamaged)
+						continue
+					default:
+						comp = data[it.l.off : it.l.off+uint64(it.l.n)]
+					}
+					checked += uint64(len(comp))
+					plain, err := r.dec.DecodeAll(comp, buf[:0])
+					if err != nil {
+						errs[i] = fmt.Errorf("chunk %s does not decompress (%v): %w", it.h, err, ErrDamaged)
+					} else if sha256.Sum256(plain) != [32]byte(it.h) {
+						errs[i] = fmt.Errorf("chunk %s does not match its hash: %w", it.h, ErrDamaged)
+					}
 				}
 				mu.Lock()
-				if err != nil {
-					bad[h] = err.Error()
+				for i, err := range errs {
+					if err != nil {
+						bad[u.items[i].h] = err.Error()
+					}
 				}
-				done++
-				rep.BytesChecked += uint64(size)
-				if progress != nil && (done%256 == 0 || done == len(hashes)) {
+				done += len(u.items)
+				rep.BytesChecked += checked
+				if progress != nil {
 					progress(done, len(hashes))
 				}
 				mu.Unlock()
@@ -275,11 +512,11 @@ func (r *Repo) Verify(ctx context.Context, ids []string, progress func(done, tot
 		}()
 	}
 	var cerr error
-	for _, h := range hashes {
+	for _, u := range units {
 		if cerr = ctx.Err(); cerr != nil {
 			break
 		}
-		work <- h
+		work <- u
 	}
 	close(work)
 	wg.Wait()
@@ -287,6 +524,7 @@ func (r *Repo) Verify(ctx context.Context, ids []string, progress func(done, tot
 		return rep, cerr
 	}
 	rep.ChunksChecked = len(hashes)
+	rep.BadChunks = append(rep.BadChunks, badPacks...)
 	for _, h := range hashes {
 		msg, ok := bad[h]
 		if !ok {

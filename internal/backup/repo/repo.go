@@ -1,23 +1,30 @@
 // Package repo is godwit's backup repository: a directory of
 // content-addressed, zstd-compressed, fixed-size chunks (SHA-256 of the
-// plain bytes), deduplicated across backups and VMs, and of backup
-// manifests that list, per disk, the chunk of every offset. Every backup is
-// logically full: restoring one needs only its own manifest.
+// plain bytes), deduplicated across backups and VMs and stored many to a
+// pack file, and of backup manifests that list, per disk, the chunk of
+// every offset. Every backup is logically full: restoring one needs only
+// its own manifest.
 //
-// Layout (docs/backup.md has the why):
+// Layout, version 2 (docs/backup.md has the why):
 //
-//	godwit-repo.json           version and chunk size, written once
+//	godwit-repo.json           version and chunk size
 //	lock                       flock: backups, verify, restore share it; prune holds it alone
-//	chunks/ab/abcdef...        one zstd frame per chunk, named by its plain SHA-256
+//	packs/ab/<packid>          zstd frames back to back, a trailer (hash, offset, length per chunk), a footer
+//	chunks/ab/abcdef...        version 1 only: one zstd frame per chunk, named by its plain SHA-256
 //	index/<backup>/<disk>.idx  zstd of the disk's chunk hashes, 32 bytes per chunk
 //	backups/<backup>.json      the manifest, written last: a backup exists once it does
 //	tmp/                       files being written; renamed into place when complete
 //
-// Writes are atomic: a chunk appears under its name only once complete (an
-// O_TMPFILE linked into place, or a temp file renamed), index files appear
-// by rename, both are made durable (Durable) before the manifest is renamed
-// into place, and nothing a manifest references is ever rewritten. A crash
-// leaves at most unreferenced chunks and temp files, which prune removes.
+// The Repo keeps an in-memory index chunk -> (pack, offset, length), built
+// at Open from the packs' trailers and refreshed when a lock is taken.
+//
+// Writes are atomic: a pack is written whole to an unnamed file (O_TMPFILE,
+// O_DIRECT), fsynced, linked under its name and its directory fsynced
+// before its chunks enter the index; index files appear by rename and are
+// made durable (Durable) before the manifest is renamed into place; nothing
+// a manifest references is ever rewritten (prune's repacking copies live
+// chunks to new packs, durable before the old pack goes). A crash leaves at
+// most unreferenced packs and temp files, which prune removes.
 //
 // The package knows nothing about libvirt, VMs or NBD.
 package repo
@@ -29,11 +36,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -50,7 +57,7 @@ const DefaultChunkSize = 64 << 10
 
 const (
 	configFile = "godwit-repo.json"
-	version    = 1
+	version    = 2
 )
 
 // Hash is a chunk's SHA-256. The zero Hash stands for a chunk of zeroes,
@@ -102,7 +109,7 @@ type config struct {
 	Created   time.Time `json:"created"`
 }
 
-// Repo is an open repository.
+// Repo is an open repository. Its methods are safe for concurrent use.
 type Repo struct {
 	dir       string
 	chunkSize int
@@ -110,9 +117,27 @@ type Repo struct {
 	bufs      sync.Pool // *[]byte for compressed chunks
 	dec       *zstd.Decoder
 	noTmpfile atomic.Bool
+	noDirect  atomic.Bool
+	// loose: the repository was made by version 1 and may hold chunk
+	// files under chunks/, read (and collected) beside the packs.
+	loose bool
+
+	// scanMu serialises pack scans; mu guards the rest.
+	scanMu  sync.Mutex
+	mu      sync.Mutex
+	idx     map[Hash]loc      // chunk -> where it lies
+	packs   []packInfo        // by pack number
+	byID    map[string]uint32 // pack id -> number
+	pending map[Hash]*Session // chunks buffered by a writer, not yet in a pack
+	bad     map[string]string // unreadable packs: id -> why
+	gen     uint64            // packs added
+	scans   uint64            // scans finished
 }
 
-// Open opens the repository at dir, making it when it does not exist.
+// Open opens the repository at dir, making it when it does not exist, and
+// builds its chunk index from the packs' trailers. A version 1 repository
+// (one file per chunk) is upgraded in place to version 2: its chunk files
+// stay and are read as before, new chunks go to packs.
 func Open(dir string) (*Repo, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("backup repository %s: %w", dir, err)
@@ -127,15 +152,8 @@ func Open(dir string) (*Repo, error) {
 			return nil, fmt.Errorf("backup repository %s: the directory is not empty and holds no %s (not a godwit repository)", dir, configFile)
 		}
 		cfg = config{Version: version, ChunkSize: DefaultChunkSize, Created: time.Now().UTC()}
-		for _, sub := range []string{"chunks", "index", "backups", "tmp"} {
-			if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {
-				return nil, err
-			}
-		}
-		for i := 0; i < 256; i++ {
-			if err := os.MkdirAll(filepath.Join(dir, "chunks", fmt.Sprintf("%02x", i)), 0o700); err != nil {
-				return nil, err
-			}
+		if err := makeDirs(dir); err != nil {
+			return nil, err
 		}
 		b, _ := json.MarshalIndent(cfg, "", "  ")
 		if err := writeAtomic(filepath.Join(dir, "tmp"), cfgPath, b); err != nil {
@@ -147,21 +165,56 @@ func Open(dir string) (*Repo, error) {
 		if err := json.Unmarshal(b, &cfg); err != nil {
 			return nil, fmt.Errorf("backup repository %s: %s: %w", dir, configFile, err)
 		}
-		if cfg.Version != version || cfg.ChunkSize <= 0 {
-			return nil, fmt.Errorf("backup repository %s: version %d, chunk size %d: not one this godwit reads", dir, cfg.Version, cfg.ChunkSize)
+		if (cfg.Version != 1 && cfg.Version != version) || cfg.ChunkSize <= 0 {
+			return nil, fmt.Errorf("backup repository %s: version %d, chunk size %d: not one this godwit reads (it reads versions 1 and %d)", dir, cfg.Version, cfg.ChunkSize, version)
+		}
+		if cfg.Version == 1 {
+			if err := makeDirs(dir); err != nil {
+				return nil, err
+			}
+			cfg.Version = version
+			b, _ := json.MarshalIndent(cfg, "", "  ")
+			if err := writeAtomic(filepath.Join(dir, "tmp"), cfgPath, b); err != nil {
+				return nil, fmt.Errorf("backup repository %s: upgrade to version %d: %w", dir, version, err)
+			}
 		}
 	}
 	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0))
 	if err != nil {
 		return nil, err
 	}
-	r := &Repo{dir: dir, chunkSize: cfg.ChunkSize, dec: dec}
+	r := &Repo{dir: dir, chunkSize: cfg.ChunkSize, dec: dec,
+		idx: map[Hash]loc{}, byID: map[string]uint32{}, pending: map[Hash]*Session{}}
+	if st, err := os.Stat(filepath.Join(dir, "chunks")); err == nil && st.IsDir() {
+		r.loose = true
+	}
 	r.bufs.New = func() any { b := make([]byte, 0, cfg.ChunkSize+1024); return &b }
 	r.enc.New = func() any {
-		e, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
+		// No frame checksum: every chunk is checked against its SHA-256
+		// on reading, and the checksum cost a third of compressing.
+		e, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(false))
 		return e
 	}
+	if err := r.scanPacks(); err != nil {
+		dec.Close()
+		return nil, err
+	}
 	return r, nil
+}
+
+// makeDirs makes a repository's directories (those of version 2).
+func makeDirs(dir string) error {
+	for _, sub := range []string{"packs", "index", "backups", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {
+			return err
+		}
+	}
+	for i := 0; i < 256; i++ {
+		if err := os.MkdirAll(filepath.Join(dir, "packs", fmt.Sprintf("%02x", i)), 0o700); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Dir is the repository's directory.
@@ -178,81 +231,22 @@ func (r *Repo) chunkPath(h Hash) string {
 	return filepath.Join(r.dir, "chunks", s[:2], s)
 }
 
-// HasChunk reports whether a chunk is stored (an empty file, as a crash
-// may leave, does not count).
+// HasChunk reports whether a chunk is stored.
 func (r *Repo) HasChunk(h Hash) bool {
 	if h == Zero {
 		return true
 	}
+	r.mu.Lock()
+	_, ok := r.idx[h]
+	r.mu.Unlock()
+	return ok || (r.loose && r.hasLoose(h))
+}
+
+// hasLoose reports whether a version 1 chunk file holds h (an empty file,
+// as a crash may leave, does not count).
+func (r *Repo) hasLoose(h Hash) bool {
 	st, err := os.Stat(r.chunkPath(h))
 	return err == nil && st.Size() > 0
-}
-
-// PutChunk stores data under its hash h unless it is there already, and
-// returns the bytes written (0 when deduplicated). It does not fsync: Sync
-// makes every chunk durable at once before a manifest is committed.
-func (r *Repo) PutChunk(h Hash, data []byte) (int, error) {
-	if h == Zero || r.HasChunk(h) {
-		return 0, nil
-	}
-	enc := r.enc.Get().(*zstd.Encoder)
-	buf := r.bufs.Get().(*[]byte)
-	defer r.bufs.Put(buf)
-	comp := enc.EncodeAll(data, (*buf)[:0])
-	*buf = comp
-	r.enc.Put(enc)
-	final := r.chunkPath(h)
-	if r.noTmpfile.Load() {
-		return r.putRenamed(final, comp)
-	}
-	// An unnamed file, linked under its name once complete: a crash leaves
-	// nothing behind, and it costs a third of a temp file and a rename.
-	fd, err := unix.Open(filepath.Dir(final), unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, 0o600)
-	if err != nil {
-		if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EISDIR) || errors.Is(err, unix.EINVAL) {
-			r.noTmpfile.Store(true) // a filesystem without O_TMPFILE
-			return r.putRenamed(final, comp)
-		}
-		return 0, fmt.Errorf("write chunk %s: %w", h, err)
-	}
-	defer unix.Close(fd)
-	for b := comp; len(b) > 0; {
-		n, err := unix.Write(fd, b)
-		if err != nil {
-			return 0, fmt.Errorf("write chunk %s: %w", h, err)
-		}
-		b = b[n:]
-	}
-	err = unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), unix.AT_FDCWD, final, unix.AT_SYMLINK_FOLLOW)
-	if errors.Is(err, unix.EEXIST) {
-		return 0, nil // stored meanwhile by another backup
-	}
-	if err != nil {
-		return 0, fmt.Errorf("write chunk %s: %w", h, err)
-	}
-	return len(comp), nil
-}
-
-// putRenamed writes a chunk through a temp file and a rename.
-func (r *Repo) putRenamed(final string, comp []byte) (int, error) {
-	f, err := os.CreateTemp(filepath.Join(r.dir, "tmp"), "chunk-")
-	if err != nil {
-		return 0, err
-	}
-	if _, err := f.Write(comp); err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return 0, err
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(f.Name())
-		return 0, err
-	}
-	if err := os.Rename(f.Name(), final); err != nil {
-		os.Remove(f.Name())
-		return 0, err
-	}
-	return len(comp), nil
 }
 
 // ErrDamaged marks a chunk that is missing or does not hash to its name.
@@ -265,13 +259,13 @@ func (r *Repo) GetChunk(h Hash, dst []byte) error {
 		clear(dst)
 		return nil
 	}
-	comp, err := os.ReadFile(r.chunkPath(h))
-	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("chunk %s is missing: %w", h, ErrDamaged)
-	}
+	buf := r.bufs.Get().(*[]byte)
+	defer r.bufs.Put(buf)
+	comp, err := r.readChunk(h, *buf)
 	if err != nil {
 		return err
 	}
+	*buf = comp[:0]
 	plain, err := r.dec.DecodeAll(comp, dst[:0])
 	if err != nil {
 		return fmt.Errorf("chunk %s does not decompress (%v): %w", h, err, ErrDamaged)
@@ -285,23 +279,35 @@ func (r *Repo) GetChunk(h Hash, dst []byte) error {
 	return nil
 }
 
-// checkChunk re-hashes a stored chunk.
-func (r *Repo) checkChunk(h Hash, buf []byte) error {
-	comp, err := os.ReadFile(r.chunkPath(h))
-	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("chunk %s is missing: %w", h, ErrDamaged)
-	}
+// readChunk reads a chunk's compressed frame: from its pack, else from a
+// version 1 chunk file.
+func (r *Repo) readChunk(h Hash, buf []byte) ([]byte, error) {
+	l, id, ok, err := r.lookup(h)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	plain, err := r.dec.DecodeAll(comp, buf[:0])
-	if err != nil {
-		return fmt.Errorf("chunk %s does not decompress (%v): %w", h, err, ErrDamaged)
+	if ok {
+		comp, err := r.readFrame(id, l, buf)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("chunk %s is missing (pack %s is gone): %w", h, id, ErrDamaged)
+		}
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("chunk %s lies past the end of pack %s: %w", h, id, ErrDamaged)
+		}
+		return comp, err
 	}
-	if sha256.Sum256(plain) != [32]byte(h) {
-		return fmt.Errorf("chunk %s does not match its hash: %w", h, ErrDamaged)
+	return r.readLoose(h)
+}
+
+// readLoose reads a version 1 chunk file.
+func (r *Repo) readLoose(h Hash) ([]byte, error) {
+	if r.loose {
+		comp, err := os.ReadFile(r.chunkPath(h))
+		if err == nil || !errors.Is(err, fs.ErrNotExist) {
+			return comp, err
+		}
 	}
-	return nil
+	return nil, fmt.Errorf("chunk %s is missing: %w", h, ErrDamaged)
 }
 
 // Sync flushes the repository's filesystem (every chunk written so far).
@@ -380,7 +386,14 @@ func (r *Repo) Lock(ctx context.Context, exclusive bool, waiting func()) (*Lock,
 	for {
 		err := syscall.Flock(int(f.Fd()), how|syscall.LOCK_NB)
 		if err == nil {
-			return &Lock{f}, nil
+			// Another process may have written or pruned packs
+			// while the lock was not held.
+			l := &Lock{f}
+			if err := r.scanPacks(); err != nil {
+				l.Unlock()
+				return nil, err
+			}
+			return l, nil
 		}
 		if !errors.Is(err, syscall.EWOULDBLOCK) {
 			f.Close()
@@ -572,29 +585,13 @@ func (r *Repo) ReadIndex(d Disk) (Index, error) {
 	return idx, nil
 }
 
-// syncAllOver is how many new files make Durable sync the whole
-// filesystem at once rather than file by file.
-const syncAllOver = 2048
-
-// Durable makes a backup's new files durable before its manifest is
-// committed: the chunks it wrote (fresh) and its index files, each fsynced
-// with its directory; past syncAllOver files, one syncfs of the
-// repository's filesystem instead (cheaper than thousands of fsyncs, but it
-// also waits for every other dirty file there, so not for small backups).
-func (r *Repo) Durable(fresh []Hash, disks []Disk) error {
-	if len(fresh)+len(disks) > syncAllOver {
-		return r.Sync()
-	}
-	files := make([]string, 0, len(fresh)+len(disks))
+// Durable makes a backup's index files durable (each fsynced, then their
+// directories) before its manifest is committed. Its chunks are durable
+// already: a pack is fsynced before it is named and its directory fsynced
+// after, and only then do its chunks enter the index that deduplicates.
+func (r *Repo) Durable(disks []Disk) error {
 	dirs := map[string]bool{}
-	for _, h := range fresh {
-		if h == Zero {
-			continue
-		}
-		p := r.chunkPath(h)
-		files = append(files, p)
-		dirs[filepath.Dir(p)] = true
-	}
+	var files []string
 	for _, d := range disks {
 		p := filepath.Join(r.dir, d.Index)
 		files = append(files, p)
@@ -604,33 +601,15 @@ func (r *Repo) Durable(fresh []Hash, disks []Disk) error {
 	for d := range dirs {
 		files = append(files, d)
 	}
-	work := make(chan string)
-	errs := make(chan error, len(files))
-	var wg sync.WaitGroup
-	for w := 0; w < 8; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for p := range work {
-				f, err := os.Open(p)
-				if err == nil {
-					err = f.Sync()
-					f.Close()
-				}
-				if err != nil {
-					errs <- err
-				}
-			}
-		}()
-	}
 	for _, p := range files {
-		work <- p
-	}
-	close(work)
-	wg.Wait()
-	close(errs)
-	if err := <-errs; err != nil {
-		return fmt.Errorf("sync backup repository: %w", err)
+		f, err := os.Open(p)
+		if err == nil {
+			err = f.Sync()
+			f.Close()
+		}
+		if err != nil {
+			return fmt.Errorf("sync backup repository: %w", err)
+		}
 	}
 	return nil
 }
