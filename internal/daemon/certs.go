@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"regexp"
+	"strings"
 
 	"github.com/godwit-project/godwit/api"
 	"github.com/godwit-project/godwit/internal/auth"
@@ -25,6 +26,11 @@ var certNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 func validCertRequest(r api.CertRequest) error {
 	if !certNameRE.MatchString(r.Name) {
 		return api.BadRequest("name: %q must be 1-64 letters, digits or ._- (starting with a letter or digit)", r.Name)
+	}
+	if strings.EqualFold(r.Name, "admin") {
+		// The daemon's own client certificate (STATE/tls/client.crt) is
+		// "admin": a second one would be indistinguishable in the audit log.
+		return api.BadRequest("name: %q is the daemon's own client certificate; pick another name", r.Name)
 	}
 	return auth.ValidScope(r.Scope)
 }

@@ -33,6 +33,8 @@ func TestCreateCertValidation(t *testing.T) {
 		{`{"name": "ok", "scope": "root"}`, "scope"},
 		{`{"name": "ok", "scope": ""}`, "scope"},
 		{`{"name": "ok"}`, "scope"},
+		{`{"name": "admin", "scope": "read"}`, "name"},
+		{`{"name": "Admin", "scope": "admin"}`, "name"},
 	} {
 		status, h, body := td.do("POST", "/v1/certs", c.body)
 		wantError(t, c.body, status, h, body, 400, c.field)
