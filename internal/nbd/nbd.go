@@ -76,7 +76,6 @@ type Conn struct {
 	readOnly bool
 	ctxIDs   map[string]uint32
 	handle   uint64
-	readOff  uint64 // offset of the read in flight, for its data chunks
 	stop     func() bool
 }
 
@@ -247,8 +246,9 @@ func (c *Conn) request(typ, flags uint16, off uint64, length uint32, data []byte
 
 // replies reads the reply to request handle: a simple reply, or structured
 // chunks until DONE, handing each chunk to f (which may be nil).
-// dst, when set, receives the data of a simple reply to a read.
-func (c *Conn) replies(handle uint64, dst []byte, f func(typ uint16, payload []byte) error) error {
+// dst, when set, receives the data of a read at dstOff: a simple reply or
+// OFFSET_DATA chunks (which f never sees).
+func (c *Conn) replies(handle uint64, dst []byte, dstOff uint64, f func(typ uint16, payload []byte) error) error {
 	for {
 		h, err := c.readFull(4)
 		if err != nil {
@@ -281,7 +281,7 @@ func (c *Conn) replies(handle uint64, dst []byte, f func(typ uint16, payload []b
 			}
 			if typ == chunkOffsetData && dst != nil {
 				// The bulk of a backup: straight into dst, no copy.
-				if err := c.readData(dst, l); err != nil {
+				if err := c.readData(dst, dstOff, l); err != nil {
 					return err
 				}
 				if flags&chunkDone != 0 {
@@ -319,8 +319,8 @@ func (c *Conn) replies(handle uint64, dst []byte, f func(typ uint16, payload []b
 }
 
 // readData reads the payload of an OFFSET_DATA chunk of l bytes into
-// dst, which starts at the offset of the read in flight.
-func (c *Conn) readData(dst []byte, l uint32) error {
+// dst, which holds the export's bytes from dstOff on.
+func (c *Conn) readData(dst []byte, dstOff uint64, l uint32) error {
 	if l < 8 {
 		return errors.New("short data chunk")
 	}
@@ -328,7 +328,7 @@ func (c *Conn) readData(dst []byte, l uint32) error {
 	if err != nil {
 		return err
 	}
-	o := be.Uint64(h) - c.readOff
+	o := be.Uint64(h) - dstOff
 	n := uint64(l - 8)
 	if o > uint64(len(dst)) || n > uint64(len(dst))-o {
 		return errors.New("data chunk out of range")
@@ -380,7 +380,7 @@ func (c *Conn) Extents(name string, off, length uint64) ([]Extent, error) {
 			return nil, fmt.Errorf("nbd: block status: %w", err)
 		}
 		got := off
-		err = c.replies(h, nil, func(typ uint16, p []byte) error {
+		err = c.replies(h, nil, 0, func(typ uint16, p []byte) error {
 			if typ != chunkBlockStatus || len(p) < 4 || be.Uint32(p) != id {
 				return nil
 			}
@@ -421,8 +421,7 @@ func (c *Conn) ReadAt(dst []byte, off uint64) error {
 	if err != nil {
 		return fmt.Errorf("nbd: read: %w", err)
 	}
-	c.readOff = off
-	err = c.replies(h, dst, func(typ uint16, p []byte) error {
+	err = c.replies(h, dst, off, func(typ uint16, p []byte) error {
 		switch typ {
 		case chunkOffsetHole:
 			if len(p) < 12 {
@@ -451,7 +450,7 @@ func (c *Conn) WriteAt(data []byte, off uint64) error {
 	if err != nil {
 		return fmt.Errorf("nbd: write: %w", err)
 	}
-	if err := c.replies(h, nil, nil); err != nil {
+	if err := c.replies(h, nil, 0, nil); err != nil {
 		return fmt.Errorf("nbd: write %d bytes at %d: %w", len(data), off, err)
 	}
 	return nil
@@ -463,7 +462,7 @@ func (c *Conn) WriteZeroes(off uint64, length uint32) error {
 	if err != nil {
 		return fmt.Errorf("nbd: write zeroes: %w", err)
 	}
-	if err := c.replies(h, nil, nil); err != nil {
+	if err := c.replies(h, nil, 0, nil); err != nil {
 		return fmt.Errorf("nbd: write zeroes at %d: %w", off, err)
 	}
 	return nil
@@ -475,7 +474,7 @@ func (c *Conn) Flush() error {
 	if err != nil {
 		return fmt.Errorf("nbd: flush: %w", err)
 	}
-	if err := c.replies(h, nil, nil); err != nil {
+	if err := c.replies(h, nil, 0, nil); err != nil {
 		return fmt.Errorf("nbd: flush: %w", err)
 	}
 	return nil
