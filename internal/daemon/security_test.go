@@ -178,7 +178,14 @@ func TestTCPNeedsCertificateOrToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := id.IssueClient("reader", "dashboard", "read"); err != nil {
+	cc, err := id.NewClient("dashboard", "read")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(td.tlsDir, "reader.crt"), cc.CertPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(td.tlsDir, "reader.key"), cc.KeyPEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	rcert := td.httpsClient("reader")

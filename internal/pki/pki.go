@@ -152,14 +152,6 @@ func (id *Identity) ServerTLS(extra func() []*x509.Certificate) *tls.Config {
 	return base
 }
 
-// IssueClient signs a client certificate for commonName whose
-// OrganizationalUnit carries scope ("read" or "admin"), and writes it as
-// NAME.crt and NAME.key in the identity's directory.
-func (id *Identity) IssueClient(name, commonName, scope string) error {
-	_, _, err := id.issueWith(name, clientSubject(commonName, scope), nil, nil, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth})
-	return err
-}
-
 // ClientCert is a client certificate with its private key, in PEM.
 type ClientCert struct {
 	Cert    *x509.Certificate
@@ -167,9 +159,10 @@ type ClientCert struct {
 	KeyPEM  []byte
 }
 
-// NewClient signs a client certificate like IssueClient, but writes
-// nothing: the certificate and its key exist only in what it returns (for
-// a remote user; the daemon keeps no copy of the key).
+// NewClient signs a client certificate for commonName whose
+// OrganizationalUnit carries scope ("read" or "admin"). It writes nothing:
+// the certificate and its key exist only in what it returns (for a remote
+// user; the daemon keeps no copy of the key).
 func (id *Identity) NewClient(commonName, scope string) (ClientCert, error) {
 	der, key, err := id.sign(clientSubject(commonName, scope), nil, nil, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth})
 	if err != nil {

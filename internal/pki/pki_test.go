@@ -100,13 +100,14 @@ func TestReloadKeepsCAAndReissuesForNewAddress(t *testing.T) {
 
 // A certificate issued with a scope carries it in its OU; ClientTLS works
 // with only ca.crt (for clients with a bearer token).
-func TestIssueClientWithScopeAndCAOnly(t *testing.T) {
+func TestClientWithScopeAndCAOnly(t *testing.T) {
 	dir := t.TempDir()
 	id, err := LoadOrCreate(dir, "h1", []string{"localhost"}, []net.IP{net.ParseIP("127.0.0.1")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := id.IssueClient("reader", "grafana", "read"); err != nil {
+	cc, err := id.NewClient("grafana", "read")
+	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -133,7 +134,7 @@ func TestIssueClientWithScopeAndCAOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rc, err := tls.LoadX509KeyPair(filepath.Join(dir, "reader.crt"), filepath.Join(dir, "reader.key"))
+	rc, err := tls.X509KeyPair(cc.CertPEM, cc.KeyPEM)
 	if err != nil {
 		t.Fatal(err)
 	}
