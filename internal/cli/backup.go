@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/godwit-project/godwit/api"
+	"github.com/godwit-project/godwit/client"
 )
 
 func newBackupCmd(g *globals) *cobra.Command {
@@ -106,6 +107,16 @@ func backupCreateCmd(g *globals) *cobra.Command {
 }
 
 func backupListCmd(g *globals) *cobra.Command {
+	l := listing[api.Backup]{
+		wrap:   func(list []api.Backup) any { return api.BackupList{Backups: list} },
+		name:   func(b api.Backup) string { return b.ID },
+		header: []string{"ID", "VM", "MODE", "CREATED", "SIZE", "DATA", "READ", "STORED", "TIME"},
+		row: func(b api.Backup) []string {
+			return []string{b.ID, b.VM, b.Mode, b.CreatedAt.Local().Format("2006-01-02 15:04:05"),
+				b.Size.Human(), b.DataBytes.Human(), b.Stats.BytesRead.Human(), b.Stats.BytesStored.Human(),
+				fmt.Sprintf("%.1fs", b.Stats.Seconds)}
+		},
+	}
 	return &cobra.Command{
 		Use:     "list [VM]",
 		Aliases: []string{"ls"},
@@ -130,22 +141,7 @@ func backupListCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if g.output != "table" {
-				return printValue(g.out, g.output, api.BackupList{Backups: list})
-			}
-			if g.quiet {
-				for _, b := range list {
-					fmt.Fprintln(g.out, b.ID)
-				}
-				return nil
-			}
-			rows := make([][]string, 0, len(list))
-			for _, b := range list {
-				rows = append(rows, []string{b.ID, b.VM, b.Mode, b.CreatedAt.Local().Format("2006-01-02 15:04:05"),
-					b.Size.Human(), b.DataBytes.Human(), b.Stats.BytesRead.Human(), b.Stats.BytesStored.Human(),
-					fmt.Sprintf("%.1fs", b.Stats.Seconds)})
-			}
-			return table(g.out, []string{"ID", "VM", "MODE", "CREATED", "SIZE", "DATA", "READ", "STORED", "TIME"}, rows)
+			return l.print(g, list)
 		},
 	}
 }
@@ -156,20 +152,7 @@ func backupShowCmd(g *globals) *cobra.Command {
 		Short:             "Show a backup (a VM name shows its newest)",
 		Args:              exactArgs(1, "a backup id or VM name"),
 		ValidArgsFunction: completeBackups(g),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			b, err := c.GetBackup(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			if g.output != "table" {
-				return printValue(g.out, g.output, b)
-			}
-			return showBackup(g.out, b)
-		},
+		RunE:              showRun(g, (*client.Client).GetBackup, showBackup),
 	}
 }
 
@@ -403,42 +386,29 @@ down is caught up once when it is back, not once per missed period.`,
 }
 
 func backupSchedulesCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "schedules",
-		Short: "List backup schedules",
-		Args:  exactArgs(0, "no arguments"),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
+	return listCmd(g, listing[api.BackupSchedule]{
+		use:    "schedules",
+		short:  "List backup schedules",
+		fetch:  (*client.Client).ListBackupSchedules,
+		wrap:   func(list []api.BackupSchedule) any { return api.BackupScheduleList{Schedules: list} },
+		header: []string{"VM", "EVERY", "KEEP", "LAST RUN", "LAST BACKUP", "NEXT RUN", "LAST ERROR"},
+		row: func(s api.BackupSchedule) []string {
+			keep := []string{}
+			if s.KeepLast > 0 {
+				keep = append(keep, fmt.Sprintf("last %d", s.KeepLast))
 			}
-			list, err := c.ListBackupSchedules(cmd.Context())
-			if err != nil {
-				return err
+			if s.KeepDaily > 0 {
+				keep = append(keep, fmt.Sprintf("daily %d", s.KeepDaily))
 			}
-			if g.output != "table" {
-				return printValue(g.out, g.output, api.BackupScheduleList{Schedules: list})
+			if s.KeepWeekly > 0 {
+				keep = append(keep, fmt.Sprintf("weekly %d", s.KeepWeekly))
 			}
-			rows := [][]string{}
-			for _, s := range list {
-				keep := []string{}
-				if s.KeepLast > 0 {
-					keep = append(keep, fmt.Sprintf("last %d", s.KeepLast))
-				}
-				if s.KeepDaily > 0 {
-					keep = append(keep, fmt.Sprintf("daily %d", s.KeepDaily))
-				}
-				if s.KeepWeekly > 0 {
-					keep = append(keep, fmt.Sprintf("weekly %d", s.KeepWeekly))
-				}
-				last := "-"
-				if !s.LastRun.IsZero() {
-					last = age(s.LastRun) + " ago"
-				}
-				rows = append(rows, []string{s.VM, s.Every, orDash(strings.Join(keep, ", ")), last, orDash(s.LastBackup),
-					s.NextRun.Local().Format("2006-01-02 15:04"), orDash(s.LastError)})
+			last := "-"
+			if !s.LastRun.IsZero() {
+				last = age(s.LastRun) + " ago"
 			}
-			return table(g.out, []string{"VM", "EVERY", "KEEP", "LAST RUN", "LAST BACKUP", "NEXT RUN", "LAST ERROR"}, rows)
+			return []string{s.VM, s.Every, orDash(strings.Join(keep, ", ")), last, orDash(s.LastBackup),
+				s.NextRun.Local().Format("2006-01-02 15:04"), orDash(s.LastError)}
 		},
-	}
+	})
 }

@@ -89,26 +89,19 @@ func vmNICDetachCmd(g *globals) *cobra.Command {
 }
 
 func vmNICListCmd(g *globals) *cobra.Command {
+	nics := func(c *client.Client, ctx context.Context, vm string) ([]api.VMNIC, error) {
+		v, err := c.GetVM(ctx, vm)
+		return v.NICs, err
+	}
 	return &cobra.Command{
 		Use:               "list VM",
 		Aliases:           []string{"ls"},
 		Short:             "List a VM's NICs with the guest's addresses",
 		Args:              exactArgs(1, "a VM name"),
 		ValidArgsFunction: completeVMs(g),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			v, err := c.GetVM(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			if g.output != "table" {
-				return printValue(g.out, g.output, v.NICs)
-			}
-			return nicTable(g.out, v.NICs, "")
-		},
+		RunE: showRun(g, nics, func(w io.Writer, nics []api.VMNIC) error {
+			return nicTable(w, nics, "")
+		}),
 	}
 }
 
