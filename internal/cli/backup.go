@@ -70,35 +70,19 @@ func backupCreateCmd(g *globals) *cobra.Command {
 		Args:              exactArgs(1, "a VM name"),
 		ValidArgsFunction: completeVMs(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			op, err := c.CreateBackup(cmd.Context(), args[0], api.BackupRequest{Full: full})
-			if err != nil {
-				return err
-			}
-			final, err := follow(cmd.Context(), g, c, op, w)
+			b, err := opResult[api.Backup](cmd.Context(), g, w, func(c *client.Client, ctx context.Context) (api.Operation, error) {
+				return c.CreateBackup(ctx, args[0], api.BackupRequest{Full: full})
+			})
 			if err != nil || w.noWait {
 				return err
 			}
-			var b api.Backup
-			if err := decodeResult(final, &b); err != nil {
-				return err
-			}
-			if g.output != "table" {
-				return printValue(g.out, g.output, b)
-			}
-			if g.quiet {
-				fmt.Fprintln(g.out, b.ID)
-				return nil
-			}
-			fmt.Fprintf(g.out, "backup %s (%s): read %s, stored %s new, in %.1fs\n", b.ID, b.Mode,
-				b.Stats.BytesRead.Human(), b.Stats.BytesStored.Human(), b.Stats.Seconds)
-			if b.Note != "" && b.Mode == "full" {
-				fmt.Fprintf(g.out, "full because: %s\n", b.Note)
-			}
-			return nil
+			return printMade(g, b, b.ID, func() {
+				fmt.Fprintf(g.out, "backup %s (%s): read %s, stored %s new, in %.1fs\n", b.ID, b.Mode,
+					b.Stats.BytesRead.Human(), b.Stats.BytesStored.Human(), b.Stats.Seconds)
+				if b.Note != "" && b.Mode == "full" {
+					fmt.Fprintf(g.out, "full because: %s\n", b.Note)
+				}
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&full, "full", false, "read the whole disk even when an incremental backup is possible")
@@ -186,35 +170,19 @@ or a VM name for that VM's newest backup.`,
 		Args:              exactArgs(1, "a backup id or VM name"),
 		ValidArgsFunction: completeBackups(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			op, err := c.RestoreBackup(cmd.Context(), args[0], req)
-			if err != nil {
-				return err
-			}
-			final, err := follow(cmd.Context(), g, c, op, w)
+			res, err := opResult[api.RestoreResult](cmd.Context(), g, w, func(c *client.Client, ctx context.Context) (api.Operation, error) {
+				return c.RestoreBackup(ctx, args[0], req)
+			})
 			if err != nil || w.noWait {
 				return err
 			}
-			var res api.RestoreResult
-			if err := decodeResult(final, &res); err != nil {
-				return err
-			}
-			if g.output != "table" {
-				return printValue(g.out, g.output, res)
-			}
-			if g.quiet {
-				fmt.Fprintln(g.out, res.VM)
-			} else {
+			return printMade(g, res, res.VM, func() {
 				where := ""
 				if res.Host != "" {
 					where = " on " + res.Host
 				}
 				fmt.Fprintf(g.out, "vm %s restored from %s%s (%s written)\n", res.VM, res.Backup, where, res.BytesWritten.Human())
-			}
-			return nil
+			})
 		},
 	}
 	cmd.Flags().StringVar(&req.As, "as", "", "name of the restored VM (default: the backed-up VM's)")
@@ -286,20 +254,10 @@ stays. The newest backup of a VM always stays. Then it removes every chunk
 no remaining backup needs. Backups wait while prune runs.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			op, err := c.PruneBackups(cmd.Context(), req)
-			if err != nil {
-				return err
-			}
-			final, err := follow(cmd.Context(), g, c, op, w)
+			res, err := opResult[api.PruneResult](cmd.Context(), g, w, func(c *client.Client, ctx context.Context) (api.Operation, error) {
+				return c.PruneBackups(ctx, req)
+			})
 			if err != nil || w.noWait {
-				return err
-			}
-			var res api.PruneResult
-			if err := decodeResult(final, &res); err != nil {
 				return err
 			}
 			if g.output != "table" {

@@ -37,14 +37,10 @@ func vmNICAttachCmd(g *globals) *cobra.Command {
 			if nic.Network == "" {
 				return usagef("--network is required")
 			}
-			_, final, err := startOp(cmd.Context(), g, w, func(c *client.Client, ctx context.Context) (api.Operation, error) {
+			v, err := opResult[api.VM](cmd.Context(), g, w, func(c *client.Client, ctx context.Context) (api.Operation, error) {
 				return c.AttachNIC(ctx, args[0], nic)
 			})
 			if err != nil || w.noWait {
-				return err
-			}
-			var v api.VM
-			if err := decodeResult(final, &v); err != nil {
 				return err
 			}
 			if g.output != "table" {

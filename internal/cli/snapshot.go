@@ -71,21 +71,11 @@ func snapshotCreateCmd(g *globals) *cobra.Command {
 		Args:              exactArgs(2, "a VM name and a snapshot name"),
 		ValidArgsFunction: completeVMs(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
 			req.Name = args[1]
-			op, err := c.CreateSnapshot(cmd.Context(), args[0], req)
-			if err != nil {
-				return err
-			}
-			final, err := follow(cmd.Context(), g, c, op, w)
+			sn, err := opResult[api.Snapshot](cmd.Context(), g, w, func(c *client.Client, ctx context.Context) (api.Operation, error) {
+				return c.CreateSnapshot(ctx, args[0], req)
+			})
 			if err != nil || w.noWait {
-				return err
-			}
-			var sn api.Snapshot
-			if err := decodeResult(final, &sn); err != nil {
 				return err
 			}
 			if g.output != "table" {
