@@ -199,24 +199,16 @@ func backupVerifyCmd(g *globals) *cobra.Command {
 		Short:             "Re-hash backups' chunks and report damage (all backups by default)",
 		ValidArgsFunction: completeBackups(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			op, err := c.VerifyBackups(cmd.Context(), args)
-			if err != nil {
-				return err
-			}
-			final, ferr := follow(cmd.Context(), g, c, op, w)
-			if w.noWait {
+			// a verify that found damage fails, with the report as its result
+			_, final, ferr := startOp(cmd.Context(), g, w, func(c *client.Client, ctx context.Context) (api.Operation, error) {
+				return c.VerifyBackups(ctx, args)
+			})
+			if w.noWait || len(final.Result) == 0 {
 				return ferr
 			}
 			var rep api.VerifyReport
 			if err := decodeResult(final, &rep); err != nil {
 				return err
-			}
-			if len(final.Result) == 0 {
-				return ferr
 			}
 			if g.output != "table" {
 				if err := printValue(g.out, g.output, rep); err != nil {

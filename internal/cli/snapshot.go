@@ -209,7 +209,7 @@ func snapshotShowCmd(g *globals) *cobra.Command {
 }
 
 // snapshotOpCmd is a snapshot action that runs as an operation.
-func snapshotOpCmd(g *globals, use, short, done string, call func(ctx context.Context, c *client.Client, vm, snap string) (api.Operation, error)) *cobra.Command {
+func snapshotOpCmd(g *globals, use, short, done string, call func(c *client.Client, ctx context.Context, vm, snap string) (api.Operation, error)) *cobra.Command {
 	var w waitFlags
 	cmd := &cobra.Command{
 		Use:               use + " VM SNAPSHOT",
@@ -217,15 +217,9 @@ func snapshotOpCmd(g *globals, use, short, done string, call func(ctx context.Co
 		Args:              exactArgs(2, "a VM name and a snapshot name"),
 		ValidArgsFunction: completeSnapshots(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			op, err := call(cmd.Context(), c, args[0], args[1])
-			if err != nil {
-				return err
-			}
-			if _, err := follow(cmd.Context(), g, c, op, w); err != nil || w.noWait {
+			if _, _, err := startOp(cmd.Context(), g, w, func(c *client.Client, ctx context.Context) (api.Operation, error) {
+				return call(c, ctx, args[0], args[1])
+			}); err != nil || w.noWait {
 				return err
 			}
 			if !g.quiet {
@@ -239,15 +233,11 @@ func snapshotOpCmd(g *globals, use, short, done string, call func(ctx context.Co
 }
 
 func snapshotRevertCmd(g *globals) *cobra.Command {
-	return snapshotOpCmd(g, "revert", "Revert a VM to a snapshot (running or stopped)", "reverted to", func(ctx context.Context, c *client.Client, vm, snap string) (api.Operation, error) {
-		return c.RevertSnapshot(ctx, vm, snap)
-	})
+	return snapshotOpCmd(g, "revert", "Revert a VM to a snapshot (running or stopped)", "reverted to", (*client.Client).RevertSnapshot)
 }
 
 func snapshotDeleteCmd(g *globals) *cobra.Command {
-	cmd := snapshotOpCmd(g, "delete", "Delete a snapshot (an external one is merged back)", "deleted", func(ctx context.Context, c *client.Client, vm, snap string) (api.Operation, error) {
-		return c.DeleteSnapshot(ctx, vm, snap)
-	})
+	cmd := snapshotOpCmd(g, "delete", "Delete a snapshot (an external one is merged back)", "deleted", (*client.Client).DeleteSnapshot)
 	cmd.Aliases = []string{"rm"}
 	return cmd
 }
