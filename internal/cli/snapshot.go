@@ -196,16 +196,17 @@ func snapshotShowCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if g.output != "table" {
-				return printValue(g.out, g.output, sn)
-			}
-			return fields(g.out, [][2]string{{"Name", sn.Name}, {"VM", sn.VM}, {"Kind", sn.Kind}, {"Memory", fmt.Sprint(sn.Memory)},
-				{"VM state", orDash(sn.VMState)}, {"Parent", orDash(sn.Parent)}, {"Children", orDash(strings.Join(sn.Children, ", "))},
-				{"Created", sn.CreatedAt.Local().Format(time.RFC3339) + " (" + age(sn.CreatedAt) + " ago)"},
-				{"Current", fmt.Sprint(sn.Current)}, {"Size", sn.Size.Human()}, {"Description", orDash(sn.Description)},
-				{"Files", orDash(strings.Join(sn.Files, ", "))}})
+			return printObject(g, sn, showSnapshot)
 		},
 	}
+}
+
+func showSnapshot(w io.Writer, sn api.Snapshot) error {
+	return fields(w, [][2]string{{"Name", sn.Name}, {"VM", sn.VM}, {"Kind", sn.Kind}, {"Memory", fmt.Sprint(sn.Memory)},
+		{"VM state", orDash(sn.VMState)}, {"Parent", orDash(sn.Parent)}, {"Children", orDash(strings.Join(sn.Children, ", "))},
+		{"Created", sn.CreatedAt.Local().Format(time.RFC3339) + " (" + age(sn.CreatedAt) + " ago)"},
+		{"Current", fmt.Sprint(sn.Current)}, {"Size", sn.Size.Human()}, {"Description", orDash(sn.Description)},
+		{"Files", orDash(strings.Join(sn.Files, ", "))}})
 }
 
 // snapshotOpCmd is a snapshot action that runs as an operation.
