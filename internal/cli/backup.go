@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/godwit-project/godwit/api"
+	"github.com/godwit-project/godwit/client"
 )
 
 func newBackupCmd(g *globals) *cobra.Command {
@@ -69,35 +70,19 @@ func backupCreateCmd(g *globals) *cobra.Command {
 		Args:              exactArgs(1, "a VM name"),
 		ValidArgsFunction: completeVMs(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			op, err := c.CreateBackup(cmd.Context(), args[0], api.BackupRequest{Full: full})
-			if err != nil {
-				return err
-			}
-			final, err := follow(cmd.Context(), g, c, op, w)
+			b, err := opResult[api.Backup](cmd.Context(), g, w, func(c *client.Client, ctx context.Context) (api.Operation, error) {
+				return c.CreateBackup(ctx, args[0], api.BackupRequest{Full: full})
+			})
 			if err != nil || w.noWait {
 				return err
 			}
-			var b api.Backup
-			if err := decodeResult(final, &b); err != nil {
-				return err
-			}
-			if g.output != "table" {
-				return printValue(g.out, g.output, b)
-			}
-			if g.quiet {
-				fmt.Fprintln(g.out, b.ID)
-				return nil
-			}
-			fmt.Fprintf(g.out, "backup %s (%s): read %s, stored %s new, in %.1fs\n", b.ID, b.Mode,
-				b.Stats.BytesRead.Human(), b.Stats.BytesStored.Human(), b.Stats.Seconds)
-			if b.Note != "" && b.Mode == "full" {
-				fmt.Fprintf(g.out, "full because: %s\n", b.Note)
-			}
-			return nil
+			return printMade(g, b, b.ID, func() {
+				fmt.Fprintf(g.out, "backup %s (%s): read %s, stored %s new, in %.1fs\n", b.ID, b.Mode,
+					b.Stats.BytesRead.Human(), b.Stats.BytesStored.Human(), b.Stats.Seconds)
+				if b.Note != "" && b.Mode == "full" {
+					fmt.Fprintf(g.out, "full because: %s\n", b.Note)
+				}
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&full, "full", false, "read the whole disk even when an incremental backup is possible")
@@ -106,6 +91,16 @@ func backupCreateCmd(g *globals) *cobra.Command {
 }
 
 func backupListCmd(g *globals) *cobra.Command {
+	l := listing[api.Backup]{
+		wrap:   func(list []api.Backup) any { return api.BackupList{Backups: list} },
+		name:   func(b api.Backup) string { return b.ID },
+		header: []string{"ID", "VM", "MODE", "CREATED", "SIZE", "DATA", "READ", "STORED", "TIME"},
+		row: func(b api.Backup) []string {
+			return []string{b.ID, b.VM, b.Mode, b.CreatedAt.Local().Format("2006-01-02 15:04:05"),
+				b.Size.Human(), b.DataBytes.Human(), b.Stats.BytesRead.Human(), b.Stats.BytesStored.Human(),
+				fmt.Sprintf("%.1fs", b.Stats.Seconds)}
+		},
+	}
 	return &cobra.Command{
 		Use:     "list [VM]",
 		Aliases: []string{"ls"},
@@ -130,22 +125,7 @@ func backupListCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if g.output != "table" {
-				return printValue(g.out, g.output, api.BackupList{Backups: list})
-			}
-			if g.quiet {
-				for _, b := range list {
-					fmt.Fprintln(g.out, b.ID)
-				}
-				return nil
-			}
-			rows := make([][]string, 0, len(list))
-			for _, b := range list {
-				rows = append(rows, []string{b.ID, b.VM, b.Mode, b.CreatedAt.Local().Format("2006-01-02 15:04:05"),
-					b.Size.Human(), b.DataBytes.Human(), b.Stats.BytesRead.Human(), b.Stats.BytesStored.Human(),
-					fmt.Sprintf("%.1fs", b.Stats.Seconds)})
-			}
-			return table(g.out, []string{"ID", "VM", "MODE", "CREATED", "SIZE", "DATA", "READ", "STORED", "TIME"}, rows)
+			return l.print(g, list)
 		},
 	}
 }
@@ -156,20 +136,7 @@ func backupShowCmd(g *globals) *cobra.Command {
 		Short:             "Show a backup (a VM name shows its newest)",
 		Args:              exactArgs(1, "a backup id or VM name"),
 		ValidArgsFunction: completeBackups(g),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			b, err := c.GetBackup(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			if g.output != "table" {
-				return printValue(g.out, g.output, b)
-			}
-			return showBackup(g.out, b)
-		},
+		RunE:              showRun(g, (*client.Client).GetBackup, showBackup),
 	}
 }
 
@@ -203,35 +170,19 @@ or a VM name for that VM's newest backup.`,
 		Args:              exactArgs(1, "a backup id or VM name"),
 		ValidArgsFunction: completeBackups(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			op, err := c.RestoreBackup(cmd.Context(), args[0], req)
-			if err != nil {
-				return err
-			}
-			final, err := follow(cmd.Context(), g, c, op, w)
+			res, err := opResult[api.RestoreResult](cmd.Context(), g, w, func(c *client.Client, ctx context.Context) (api.Operation, error) {
+				return c.RestoreBackup(ctx, args[0], req)
+			})
 			if err != nil || w.noWait {
 				return err
 			}
-			var res api.RestoreResult
-			if err := decodeResult(final, &res); err != nil {
-				return err
-			}
-			if g.output != "table" {
-				return printValue(g.out, g.output, res)
-			}
-			if g.quiet {
-				fmt.Fprintln(g.out, res.VM)
-			} else {
+			return printMade(g, res, res.VM, func() {
 				where := ""
 				if res.Host != "" {
 					where = " on " + res.Host
 				}
 				fmt.Fprintf(g.out, "vm %s restored from %s%s (%s written)\n", res.VM, res.Backup, where, res.BytesWritten.Human())
-			}
-			return nil
+			})
 		},
 	}
 	cmd.Flags().StringVar(&req.As, "as", "", "name of the restored VM (default: the backed-up VM's)")
@@ -248,24 +199,16 @@ func backupVerifyCmd(g *globals) *cobra.Command {
 		Short:             "Re-hash backups' chunks and report damage (all backups by default)",
 		ValidArgsFunction: completeBackups(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			op, err := c.VerifyBackups(cmd.Context(), args)
-			if err != nil {
-				return err
-			}
-			final, ferr := follow(cmd.Context(), g, c, op, w)
-			if w.noWait {
+			// a verify that found damage fails, with the report as its result
+			_, final, ferr := startOp(cmd.Context(), g, w, func(c *client.Client, ctx context.Context) (api.Operation, error) {
+				return c.VerifyBackups(ctx, args)
+			})
+			if w.noWait || len(final.Result) == 0 {
 				return ferr
 			}
 			var rep api.VerifyReport
 			if err := decodeResult(final, &rep); err != nil {
 				return err
-			}
-			if len(final.Result) == 0 {
-				return ferr
 			}
 			if g.output != "table" {
 				if err := printValue(g.out, g.output, rep); err != nil {
@@ -303,20 +246,10 @@ stays. The newest backup of a VM always stays. Then it removes every chunk
 no remaining backup needs. Backups wait while prune runs.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			op, err := c.PruneBackups(cmd.Context(), req)
-			if err != nil {
-				return err
-			}
-			final, err := follow(cmd.Context(), g, c, op, w)
+			res, err := opResult[api.PruneResult](cmd.Context(), g, w, func(c *client.Client, ctx context.Context) (api.Operation, error) {
+				return c.PruneBackups(ctx, req)
+			})
 			if err != nil || w.noWait {
-				return err
-			}
-			var res api.PruneResult
-			if err := decodeResult(final, &res); err != nil {
 				return err
 			}
 			if g.output != "table" {
@@ -403,42 +336,29 @@ down is caught up once when it is back, not once per missed period.`,
 }
 
 func backupSchedulesCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "schedules",
-		Short: "List backup schedules",
-		Args:  exactArgs(0, "no arguments"),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
+	return listCmd(g, listing[api.BackupSchedule]{
+		use:    "schedules",
+		short:  "List backup schedules",
+		fetch:  (*client.Client).ListBackupSchedules,
+		wrap:   func(list []api.BackupSchedule) any { return api.BackupScheduleList{Schedules: list} },
+		header: []string{"VM", "EVERY", "KEEP", "LAST RUN", "LAST BACKUP", "NEXT RUN", "LAST ERROR"},
+		row: func(s api.BackupSchedule) []string {
+			keep := []string{}
+			if s.KeepLast > 0 {
+				keep = append(keep, fmt.Sprintf("last %d", s.KeepLast))
 			}
-			list, err := c.ListBackupSchedules(cmd.Context())
-			if err != nil {
-				return err
+			if s.KeepDaily > 0 {
+				keep = append(keep, fmt.Sprintf("daily %d", s.KeepDaily))
 			}
-			if g.output != "table" {
-				return printValue(g.out, g.output, api.BackupScheduleList{Schedules: list})
+			if s.KeepWeekly > 0 {
+				keep = append(keep, fmt.Sprintf("weekly %d", s.KeepWeekly))
 			}
-			rows := [][]string{}
-			for _, s := range list {
-				keep := []string{}
-				if s.KeepLast > 0 {
-					keep = append(keep, fmt.Sprintf("last %d", s.KeepLast))
-				}
-				if s.KeepDaily > 0 {
-					keep = append(keep, fmt.Sprintf("daily %d", s.KeepDaily))
-				}
-				if s.KeepWeekly > 0 {
-					keep = append(keep, fmt.Sprintf("weekly %d", s.KeepWeekly))
-				}
-				last := "-"
-				if !s.LastRun.IsZero() {
-					last = age(s.LastRun) + " ago"
-				}
-				rows = append(rows, []string{s.VM, s.Every, orDash(strings.Join(keep, ", ")), last, orDash(s.LastBackup),
-					s.NextRun.Local().Format("2006-01-02 15:04"), orDash(s.LastError)})
+			last := "-"
+			if !s.LastRun.IsZero() {
+				last = age(s.LastRun) + " ago"
 			}
-			return table(g.out, []string{"VM", "EVERY", "KEEP", "LAST RUN", "LAST BACKUP", "NEXT RUN", "LAST ERROR"}, rows)
+			return []string{s.VM, s.Every, orDash(strings.Join(keep, ", ")), last, orDash(s.LastBackup),
+				s.NextRun.Local().Format("2006-01-02 15:04"), orDash(s.LastError)}
 		},
-	}
+	})
 }

@@ -92,22 +92,15 @@ func imageImportCmd(g *globals) *cobra.Command {
 }
 
 // runImageOp starts an operation that makes image name, follows it and
-// prints the image (printImageDone).
+// prints the image: its name with --quiet, else what the catalog has.
 func runImageOp(ctx context.Context, g *globals, w waitFlags, name, what string, start func(c *client.Client, ctx context.Context) (api.Operation, error)) error {
-	if _, _, err := startOp(ctx, g, w, start); err != nil || w.noWait {
+	c, _, err := startOp(ctx, g, w, start)
+	if err != nil || w.noWait {
 		return err
 	}
-	return printImageDone(ctx, g, name, what)
-}
-
-func printImageDone(ctx context.Context, g *globals, name, what string) error {
 	if g.quiet {
 		fmt.Fprintln(g.out, name)
 		return nil
-	}
-	c, err := g.client()
-	if err != nil {
-		return err
 	}
 	img, err := c.GetImage(ctx, name)
 	if err != nil {

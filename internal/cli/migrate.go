@@ -1,12 +1,14 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/godwit-project/godwit/api"
+	"github.com/godwit-project/godwit/client"
 )
 
 func newMigrateCmd(g *globals) *cobra.Command {
@@ -61,20 +63,10 @@ VM. A failed or cancelled migration leaves the VM running on this host.`,
 			req.TimeoutSeconds = int(timeout.Seconds())
 			req.ProgressTimeoutSeconds = int(progressTimeout.Seconds())
 			req.PostcopyAfterSeconds = int(postcopyAfter.Seconds())
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			op, err := c.MigrateVM(cmd.Context(), args[0], req)
-			if err != nil {
-				return err
-			}
-			final, err := follow(cmd.Context(), g, c, op, w)
+			rep, err := opResult[api.MigrationReport](cmd.Context(), g, w, func(c *client.Client, ctx context.Context) (api.Operation, error) {
+				return c.MigrateVM(ctx, args[0], req)
+			})
 			if err != nil || w.noWait {
-				return err
-			}
-			var rep api.MigrationReport
-			if err := decodeResult(final, &rep); err != nil {
 				return err
 			}
 			if g.output != "table" {

@@ -37,14 +37,10 @@ func vmNICAttachCmd(g *globals) *cobra.Command {
 			if nic.Network == "" {
 				return usagef("--network is required")
 			}
-			_, final, err := startOp(cmd.Context(), g, w, func(c *client.Client, ctx context.Context) (api.Operation, error) {
+			v, err := opResult[api.VM](cmd.Context(), g, w, func(c *client.Client, ctx context.Context) (api.Operation, error) {
 				return c.AttachNIC(ctx, args[0], nic)
 			})
 			if err != nil || w.noWait {
-				return err
-			}
-			var v api.VM
-			if err := decodeResult(final, &v); err != nil {
 				return err
 			}
 			if g.output != "table" {
@@ -89,26 +85,19 @@ func vmNICDetachCmd(g *globals) *cobra.Command {
 }
 
 func vmNICListCmd(g *globals) *cobra.Command {
+	nics := func(c *client.Client, ctx context.Context, vm string) ([]api.VMNIC, error) {
+		v, err := c.GetVM(ctx, vm)
+		return v.NICs, err
+	}
 	return &cobra.Command{
 		Use:               "list VM",
 		Aliases:           []string{"ls"},
 		Short:             "List a VM's NICs with the guest's addresses",
 		Args:              exactArgs(1, "a VM name"),
 		ValidArgsFunction: completeVMs(g),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			v, err := c.GetVM(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			if g.output != "table" {
-				return printValue(g.out, g.output, v.NICs)
-			}
-			return nicTable(g.out, v.NICs, "")
-		},
+		RunE: showRun(g, nics, func(w io.Writer, nics []api.VMNIC) error {
+			return nicTable(w, nics, "")
+		}),
 	}
 }
 

@@ -131,6 +131,18 @@ func startOp(ctx context.Context, g *globals, w waitFlags, start func(c *client.
 	return c, final, err
 }
 
+// opResult is startOp for an operation whose result the command prints:
+// it decodes the result of the operation as it ended into a T (the zero T
+// with --no-wait).
+func opResult[T any](ctx context.Context, g *globals, w waitFlags, start func(c *client.Client, ctx context.Context) (api.Operation, error)) (T, error) {
+	var res T
+	_, final, err := startOp(ctx, g, w, start)
+	if err != nil || w.noWait {
+		return res, err
+	}
+	return res, decodeResult(final, &res)
+}
+
 // printMade prints what a command made: as the API has it with -o
 // json|yaml, quiet alone with --quiet (its name, or its secret), else
 // what say prints.

@@ -71,21 +71,11 @@ func snapshotCreateCmd(g *globals) *cobra.Command {
 		Args:              exactArgs(2, "a VM name and a snapshot name"),
 		ValidArgsFunction: completeVMs(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
 			req.Name = args[1]
-			op, err := c.CreateSnapshot(cmd.Context(), args[0], req)
-			if err != nil {
-				return err
-			}
-			final, err := follow(cmd.Context(), g, c, op, w)
+			sn, err := opResult[api.Snapshot](cmd.Context(), g, w, func(c *client.Client, ctx context.Context) (api.Operation, error) {
+				return c.CreateSnapshot(ctx, args[0], req)
+			})
 			if err != nil || w.noWait {
-				return err
-			}
-			var sn api.Snapshot
-			if err := decodeResult(final, &sn); err != nil {
 				return err
 			}
 			if g.output != "table" {
@@ -206,20 +196,21 @@ func snapshotShowCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if g.output != "table" {
-				return printValue(g.out, g.output, sn)
-			}
-			return fields(g.out, [][2]string{{"Name", sn.Name}, {"VM", sn.VM}, {"Kind", sn.Kind}, {"Memory", fmt.Sprint(sn.Memory)},
-				{"VM state", orDash(sn.VMState)}, {"Parent", orDash(sn.Parent)}, {"Children", orDash(strings.Join(sn.Children, ", "))},
-				{"Created", sn.CreatedAt.Local().Format(time.RFC3339) + " (" + age(sn.CreatedAt) + " ago)"},
-				{"Current", fmt.Sprint(sn.Current)}, {"Size", sn.Size.Human()}, {"Description", orDash(sn.Description)},
-				{"Files", orDash(strings.Join(sn.Files, ", "))}})
+			return printObject(g, sn, showSnapshot)
 		},
 	}
 }
 
+func showSnapshot(w io.Writer, sn api.Snapshot) error {
+	return fields(w, [][2]string{{"Name", sn.Name}, {"VM", sn.VM}, {"Kind", sn.Kind}, {"Memory", fmt.Sprint(sn.Memory)},
+		{"VM state", orDash(sn.VMState)}, {"Parent", orDash(sn.Parent)}, {"Children", orDash(strings.Join(sn.Children, ", "))},
+		{"Created", sn.CreatedAt.Local().Format(time.RFC3339) + " (" + age(sn.CreatedAt) + " ago)"},
+		{"Current", fmt.Sprint(sn.Current)}, {"Size", sn.Size.Human()}, {"Description", orDash(sn.Description)},
+		{"Files", orDash(strings.Join(sn.Files, ", "))}})
+}
+
 // snapshotOpCmd is a snapshot action that runs as an operation.
-func snapshotOpCmd(g *globals, use, short, done string, call func(ctx context.Context, c *client.Client, vm, snap string) (api.Operation, error)) *cobra.Command {
+func snapshotOpCmd(g *globals, use, short, done string, call func(c *client.Client, ctx context.Context, vm, snap string) (api.Operation, error)) *cobra.Command {
 	var w waitFlags
 	cmd := &cobra.Command{
 		Use:               use + " VM SNAPSHOT",
@@ -227,15 +218,9 @@ func snapshotOpCmd(g *globals, use, short, done string, call func(ctx context.Co
 		Args:              exactArgs(2, "a VM name and a snapshot name"),
 		ValidArgsFunction: completeSnapshots(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			op, err := call(cmd.Context(), c, args[0], args[1])
-			if err != nil {
-				return err
-			}
-			if _, err := follow(cmd.Context(), g, c, op, w); err != nil || w.noWait {
+			if _, _, err := startOp(cmd.Context(), g, w, func(c *client.Client, ctx context.Context) (api.Operation, error) {
+				return call(c, ctx, args[0], args[1])
+			}); err != nil || w.noWait {
 				return err
 			}
 			if !g.quiet {
@@ -249,15 +234,11 @@ func snapshotOpCmd(g *globals, use, short, done string, call func(ctx context.Co
 }
 
 func snapshotRevertCmd(g *globals) *cobra.Command {
-	return snapshotOpCmd(g, "revert", "Revert a VM to a snapshot (running or stopped)", "reverted to", func(ctx context.Context, c *client.Client, vm, snap string) (api.Operation, error) {
-		return c.RevertSnapshot(ctx, vm, snap)
-	})
+	return snapshotOpCmd(g, "revert", "Revert a VM to a snapshot (running or stopped)", "reverted to", (*client.Client).RevertSnapshot)
 }
 
 func snapshotDeleteCmd(g *globals) *cobra.Command {
-	cmd := snapshotOpCmd(g, "delete", "Delete a snapshot (an external one is merged back)", "deleted", func(ctx context.Context, c *client.Client, vm, snap string) (api.Operation, error) {
-		return c.DeleteSnapshot(ctx, vm, snap)
-	})
+	cmd := snapshotOpCmd(g, "delete", "Delete a snapshot (an external one is merged back)", "deleted", (*client.Client).DeleteSnapshot)
 	cmd.Aliases = []string{"rm"}
 	return cmd
 }

@@ -69,10 +69,13 @@ func (b *bootWait) add(cmd *cobra.Command) {
 	f.DurationVar(&b.timeout, "wait-timeout", 5*time.Minute, "give up waiting for the console after this long")
 }
 
+// on says whether --wait or --wait-for was given.
+func (b bootWait) on() bool { return b.wait || b.pattern != "" }
+
 // run waits on the console output of the boot that op (a start or a
 // create with start) began.
 func (b bootWait) run(ctx context.Context, g *globals, c *client.Client, name string, op api.Operation) error {
-	if !b.wait && b.pattern == "" {
+	if !b.on() {
 		return nil
 	}
 	pattern := b.pattern
@@ -132,10 +135,10 @@ func vmCreateCmd(g *globals) *cobra.Command {
 			if file == "" {
 				return usagef("-f SPEC.yaml is required")
 			}
-			if (bw.wait || bw.pattern != "") && !start {
+			if bw.on() {
 				start = true
 			}
-			if w.noWait && (bw.wait || bw.pattern != "") {
+			if w.noWait && bw.on() {
 				return usagef("--no-wait and --wait exclude each other")
 			}
 			spec, err := readSpec(file, cmd.InOrStdin())
