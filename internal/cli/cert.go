@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/godwit-project/godwit/api"
+	"github.com/godwit-project/godwit/internal/pki"
 )
 
 func newCertCmd(g *globals) *cobra.Command {
@@ -51,10 +52,9 @@ prefer a token where revoking matters.`,
 			if dir == "" {
 				dir = "godwit-" + name
 			}
-			files := []string{"ca.crt", "client.crt", "client.key"}
 			// Refuse before anything is issued.
 			if !force {
-				for _, f := range files {
+				for _, f := range pki.ClientFiles {
 					if _, err := os.Lstat(filepath.Join(dir, f)); err == nil {
 						return fmt.Errorf("%s exists: pick another --out, or --force to overwrite", filepath.Join(dir, f))
 					}
@@ -68,9 +68,11 @@ prefer a token where revoking matters.`,
 			if err != nil {
 				return err
 			}
-			if err := writeCertDir(dir, force, []certFile{
-				{files[0], nc.CA, 0o644}, {files[1], nc.Cert, 0o644}, {files[2], nc.Key, 0o600},
-			}); err != nil {
+			err = pki.WriteClientDir(dir, []byte(nc.CA), []byte(nc.Cert), []byte(nc.Key), force)
+			if errors.Is(err, fs.ErrExist) {
+				return fmt.Errorf("%w: pick another --out, or --force to overwrite", err)
+			}
+			if err != nil {
 				return err
 			}
 			url := g.host
@@ -108,84 +110,4 @@ type certWritten struct {
 	NotAfter    time.Time `json:"notAfter"`
 	URL         string    `json:"url,omitempty"`
 	Dir         string    `json:"dir"`
-}
-
-type certFile struct {
-	name, data string
-	mode       fs.FileMode
-}
-
-// writeCertDir writes files into dir, made 0700 if missing. Without force
-// an existing file is an error; with it, files are replaced whole (a
-// file's old mode never survives). On failure it removes what it made.
-func writeCertDir(dir string, force bool, files []certFile) (err error) {
-	var made []string
-	defer func() {
-		if err != nil {
-			for i := len(made) - 1; i >= 0; i-- {
-				_ = os.Remove(made[i])
-			}
-		}
-	}()
-	if _, serr := os.Stat(dir); errors.Is(serr, fs.ErrNotExist) {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return err
-		}
-		made = append(made, dir)
-	}
-	for _, f := range files {
-		p := filepath.Join(dir, f.name)
-		if force {
-			err = replaceFile(p, []byte(f.data), f.mode)
-		} else {
-			err = createFile(p, []byte(f.data), f.mode)
-		}
-		if err != nil {
-			return err
-		}
-		if !force {
-			made = append(made, p)
-		}
-	}
-	return nil
-}
-
-// createFile writes a new file, and fails if it exists.
-func createFile(path string, data []byte, mode fs.FileMode) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
-	if errors.Is(err, fs.ErrExist) {
-		return fmt.Errorf("%s exists: pick another --out, or --force to overwrite", path)
-	}
-	if err != nil {
-		return err
-	}
-	return finishFile(f, data, mode)
-}
-
-// replaceFile writes a file next to path and renames it over path.
-func replaceFile(path string, data []byte, mode fs.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-*")
-	if err != nil {
-		return err
-	}
-	if err := finishFile(f, data, mode); err != nil {
-		_ = os.Remove(f.Name())
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		_ = os.Remove(f.Name())
-		return err
-	}
-	return nil
-}
-
-func finishFile(f *os.File, data []byte, mode fs.FileMode) error {
-	err := f.Chmod(mode) // not at the umask's mercy
-	if err == nil {
-		_, err = f.Write(data)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
