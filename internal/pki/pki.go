@@ -323,4 +323,3 @@ func loadPair(dir, name string) (*x509.Certificate, *ecdsa.PrivateKey, error) {
 	}
 	return cert, key, nil
 }
-
