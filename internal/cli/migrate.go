@@ -145,8 +145,8 @@ and why. HOST, when given, must be this host's name.`,
 				return err
 			}
 			final, ferr := follow(cmd.Context(), g, c, op, w)
-			if w.noWait {
-				return ferr
+			if w.noWait || (ferr != nil && len(final.Result) == 0) {
+				return ferr // no report to print: only the error says what happened
 			}
 			var rep api.EvacuationReport
 			if err := decodeResult(final, &rep); err != nil {

@@ -103,3 +103,20 @@ func TestOperationCommandOutput(t *testing.T) {
 	}
 	golden(t, "opcommands.golden", b.String())
 }
+
+// An evacuation that fails before it has a report prints only its error,
+// not an empty "0 moved, 0 did not".
+func TestEvacuateFailureWithoutReport(t *testing.T) {
+	answers := fakeAnswers()
+	answers["POST /v1/host/evacuate"] = running("op17", "host.evacuate", "host/h1")
+	answers["GET /v1/host"] = api.Host{Name: "h1"}
+	answers["GET /v1/operations/op17/wait?timeout=30"] = failed("op17", "host.evacuate", "host/h1", "no peer is reachable", nil)
+	answers["GET /v1/operations/op17"] = answers["GET /v1/operations/op17/wait?timeout=30"]
+	startFakeDaemon(t, &fakeDaemon{answers: answers})
+	for _, f := range [][]string{nil, {"-o", "json"}} {
+		code, stdout, stderr := run(t, append([]string{"host", "evacuate"}, f...)...)
+		if code != 1 || !strings.Contains(stderr, "no peer is reachable") || strings.Contains(stdout, "moved") || strings.Contains(stdout, "{") {
+			t.Errorf("evacuate %v: exit %d\nstdout: %s\nstderr: %s", f, code, stdout, stderr)
+		}
+	}
+}
