@@ -120,3 +120,17 @@ func TestEvacuateFailureWithoutReport(t *testing.T) {
 		}
 	}
 }
+
+// vm start, like vm create, refuses --no-wait with --wait or --wait-for
+// before it calls the daemon.
+func TestVMStartNoWaitWithWait(t *testing.T) {
+	d := &fakeDaemon{answers: fakeAnswers()}
+	startFakeDaemon(t, d)
+	for _, flag := range []string{"--wait", "--wait-for=login:"} {
+		d.requests = nil
+		code, _, stderr := run(t, "vm", "start", "web1", "--no-wait", flag)
+		if code != 2 || !strings.Contains(stderr, "--no-wait and --wait exclude each other") || len(d.requests) != 0 {
+			t.Errorf("vm start --no-wait %s: exit %d, calls %v, stderr %s", flag, code, d.requests, stderr)
+		}
+	}
+}

@@ -391,6 +391,9 @@ func vmStartCmd(g *globals) *cobra.Command {
 	bw.add(cmd)
 	run := cmd.RunE
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if noWait, _ := cmd.Flags().GetBool("no-wait"); noWait && bw.on() {
+			return usagef("--no-wait and --wait exclude each other")
+		}
 		if err := run(cmd, args); err != nil {
 			return err
 		}
