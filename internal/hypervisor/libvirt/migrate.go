@@ -21,21 +21,12 @@ type session struct {
 
 // OpenSession dials a connection of its own for one migration.
 func (c *Conn) OpenSession(ctx context.Context) (hypervisor.Session, error) {
-	l := golibvirt.NewWithDialer(dialer{c.socket})
-	errc := make(chan error, 1)
-	go func() { errc <- l.ConnectToURI(c.driver) }()
-	select {
-	case err := <-errc:
-		if err != nil {
-			return nil, fmt.Errorf("open a migration connection to libvirt at %s: %v: %w", c.socket, err, hypervisor.ErrUnavailable)
-		}
-	case <-ctx.Done():
-		go func() {
-			if <-errc == nil {
-				_ = l.Disconnect()
-			}
-		}()
-		return nil, ctx.Err()
+	l, answered, err := c.dial(ctx)
+	switch {
+	case !answered:
+		return nil, err
+	case err != nil:
+		return nil, fmt.Errorf("open a migration connection to libvirt at %s: %v: %w", c.socket, err, hypervisor.ErrUnavailable)
 	}
 	return &session{c: c, l: l}, nil
 }

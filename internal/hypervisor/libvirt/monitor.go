@@ -167,21 +167,12 @@ func lifecycleEvent(m golibvirt.DomainEventLifecycleMsg) hypervisor.DomainEvent 
 // (so that a slow reader never holds up the calls of the main one). The
 // channel closes when ctx ends or libvirt goes away.
 func (c *Conn) DomainEvents(ctx context.Context) (<-chan hypervisor.DomainEvent, error) {
-	l := golibvirt.NewWithDialer(dialer{c.socket})
-	errc := make(chan error, 1)
-	go func() { errc <- l.ConnectToURI(c.driver) }()
-	select {
-	case err := <-errc:
-		if err != nil {
-			return nil, fmt.Errorf("subscribe to libvirt events: libvirt is not reachable at %s: %v: %w", c.socket, err, hypervisor.ErrUnavailable)
-		}
-	case <-ctx.Done():
-		go func() {
-			if <-errc == nil {
-				_ = l.Disconnect()
-			}
-		}()
-		return nil, ctx.Err()
+	l, answered, err := c.dial(ctx)
+	switch {
+	case !answered:
+		return nil, err
+	case err != nil:
+		return nil, fmt.Errorf("subscribe to libvirt events: libvirt is not reachable at %s: %v: %w", c.socket, err, hypervisor.ErrUnavailable)
 	}
 	sctx, cancel := context.WithCancel(ctx)
 	in, err := l.LifecycleEvents(sctx)
