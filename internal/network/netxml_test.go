@@ -1,64 +1,30 @@
 package network
 
 import (
-	"encoding/json"
-	"flag"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 
 	"libvirt.org/go/libvirtxml"
-)
 
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+	"github.com/godwit-project/godwit/internal/golden"
+)
 
 // Each testdata/NAME.json is a resolved Def; NAME.xml is the XML it gives.
 func TestGolden(t *testing.T) {
-	inputs, _ := filepath.Glob("testdata/*.json")
-	if len(inputs) < 4 {
-		t.Fatalf("golden inputs in testdata/: %v", inputs)
-	}
-	for _, path := range inputs {
-		name := strings.TrimSuffix(filepath.Base(path), ".json")
-		t.Run(name, func(t *testing.T) {
-			raw, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var d Def
-			dec := json.NewDecoder(strings.NewReader(string(raw)))
-			dec.DisallowUnknownFields()
-			if err := dec.Decode(&d); err != nil {
-				t.Fatalf("%s: %v", path, err)
-			}
-			got, err := Marshal(d)
-			if err != nil {
-				t.Fatal(err)
-			}
-			golden := strings.TrimSuffix(path, ".json") + ".xml"
-			if *update {
-				if err := os.WriteFile(golden, []byte(got+"\n"), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (go test -update writes it)", err)
-			}
-			if got+"\n" != string(want) {
-				t.Errorf("XML differs from %s (go test ./internal/network -update rewrites it):\n%s", golden, got)
-			}
-			var back libvirtxml.Network
-			if err := back.Unmarshal(got); err != nil || back.Name != d.Libvirt {
-				t.Errorf("round trip: %v, name %q", err, back.Name)
-			}
-			typ, subnet, gw := describe(got)
-			if typ != d.Spec.Type || subnet != d.Spec.Subnet || gw != d.Spec.Gateway {
-				t.Errorf("describe = %s %s %s, want %s %s %s", typ, subnet, gw, d.Spec.Type, d.Spec.Subnet, d.Spec.Gateway)
-			}
-		})
-	}
+	golden.ForEachJSON(t, 4, func(t *testing.T, d Def, base string) {
+		got, err := Marshal(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		golden.Compare(t, base+".xml", got+"\n")
+		var back libvirtxml.Network
+		if err := back.Unmarshal(got); err != nil || back.Name != d.Libvirt {
+			t.Errorf("round trip: %v, name %q", err, back.Name)
+		}
+		typ, subnet, gw := describe(got)
+		if typ != d.Spec.Type || subnet != d.Spec.Subnet || gw != d.Spec.Gateway {
+			t.Errorf("describe = %s %s %s, want %s %s %s", typ, subnet, gw, d.Spec.Type, d.Spec.Subnet, d.Spec.Gateway)
+		}
+	})
 }
 
 func TestSubnetsOfForeignXML(t *testing.T) {

@@ -345,7 +345,7 @@ func (s *Service) Upload(ctx context.Context, pool, name string, r io.Reader, le
 	if cr.n != length {
 		return fail(api.BadRequest("upload to %s/%s: got %d of %d bytes", pool, name, cr.n, length))
 	}
-	sum := hex.EncodeToString(h.Sum(nil))
+	sum := hexSum(h)
 	if opts.SHA256 != "" && !strings.EqualFold(sum, opts.SHA256) {
 		return fail(api.BadRequest("sha256: the upload's is %s, not %s as expected", sum, opts.SHA256))
 	}

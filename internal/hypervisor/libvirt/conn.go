@@ -106,6 +106,29 @@ func (d dialer) Dial() (net.Conn, error) {
 	return net.DialTimeout("unix", d.socket, dialTimeout)
 }
 
+// dial opens a new go-libvirt connection, bounded by ctx. answered is
+// false when ctx ended first (err is then ctx's error); a connection that
+// completes late is closed, not leaked.
+func (c *Conn) dial(ctx context.Context) (l *golibvirt.Libvirt, answered bool, err error) {
+	l = golibvirt.NewWithDialer(dialer{c.socket})
+	errc := make(chan error, 1)
+	go func() { errc <- l.ConnectToURI(c.driver) }()
+	select {
+	case err := <-errc:
+		if err != nil {
+			return nil, true, err
+		}
+		return l, true, nil
+	case <-ctx.Done():
+		go func() {
+			if <-errc == nil {
+				_ = l.Disconnect()
+			}
+		}()
+		return nil, false, ctx.Err()
+	}
+}
+
 // client returns a live go-libvirt client, dialling when needed.
 func (c *Conn) client(ctx context.Context) (*golibvirt.Libvirt, error) {
 	c.mu.Lock()
@@ -121,20 +144,7 @@ func (c *Conn) client(ctx context.Context) (*golibvirt.Libvirt, error) {
 		return nil, c.lastErr
 	}
 	c.lastDial = time.Now()
-	l := golibvirt.NewWithDialer(dialer{c.socket})
-	errc := make(chan error, 1)
-	go func() { errc <- l.ConnectToURI(c.driver) }()
-	var err error
-	select {
-	case err = <-errc:
-	case <-ctx.Done():
-		err = ctx.Err()
-		go func() { // do not leak a connection that completes late
-			if <-errc == nil {
-				_ = l.Disconnect()
-			}
-		}()
-	}
+	l, _, err := c.dial(ctx)
 	if err != nil {
 		c.lastErr = fmt.Errorf("libvirt is not reachable at %s: %v (is libvirtd running? scripts/host-setup.sh starts it): %w",
 			c.socket, err, hypervisor.ErrUnavailable)

@@ -21,38 +21,26 @@ type session struct {
 
 // OpenSession dials a connection of its own for one migration.
 func (c *Conn) OpenSession(ctx context.Context) (hypervisor.Session, error) {
-	l := golibvirt.NewWithDialer(dialer{c.socket})
-	errc := make(chan error, 1)
-	go func() { errc <- l.ConnectToURI(c.driver) }()
-	select {
-	case err := <-errc:
-		if err != nil {
-			return nil, fmt.Errorf("open a migration connection to libvirt at %s: %v: %w", c.socket, err, hypervisor.ErrUnavailable)
-		}
-	case <-ctx.Done():
-		go func() {
-			if <-errc == nil {
-				_ = l.Disconnect()
-			}
-		}()
-		return nil, ctx.Err()
+	l, answered, err := c.dial(ctx)
+	switch {
+	case !answered:
+		return nil, err
+	case err != nil:
+		return nil, fmt.Errorf("open a migration connection to libvirt at %s: %v: %w", c.socket, err, hypervisor.ErrUnavailable)
 	}
 	return &session{c: c, l: l}, nil
 }
 
 // call runs f on the session's connection, bounded by ctx.
 func (s *session) call(ctx context.Context, what string, f func(l *golibvirt.Libvirt) error) error {
-	errc := make(chan error, 1)
-	go func() { errc <- f(s.l) }()
-	select {
-	case err := <-errc:
-		if err != nil {
-			return s.c.mapErrorKeep(what, err)
-		}
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("%s: %w", what, ctx.Err())
+	_, answered, err := await(ctx, func() (struct{}, error) { return struct{}{}, f(s.l) })
+	switch {
+	case !answered:
+		return fmt.Errorf("%s: %w", what, err)
+	case err != nil:
+		return s.c.mapErrorKeep(what, err)
 	}
+	return nil
 }
 
 func (s *session) Begin(ctx context.Context, dom string, p hypervisor.MigrateParams, flags uint32) ([]byte, string, error) {

@@ -39,18 +39,6 @@ func parseStats(r golibvirt.DomainStatsRecord) hypervisor.DomainStats {
 	var reason int32
 	disks := map[int]*hypervisor.DiskStats{}
 	nics := map[int]*hypervisor.NICStats{}
-	disk := func(i int) *hypervisor.DiskStats {
-		if disks[i] == nil {
-			disks[i] = &hypervisor.DiskStats{}
-		}
-		return disks[i]
-	}
-	nic := func(i int) *hypervisor.NICStats {
-		if nics[i] == nil {
-			nics[i] = &hypervisor.NICStats{}
-		}
-		return nics[i]
-	}
 	for _, p := range r.Params {
 		v := statUint(p.Value.I)
 		switch p.Field {
@@ -79,7 +67,7 @@ func parseStats(r golibvirt.DomainStatsRecord) hypervisor.DomainStats {
 			continue
 		}
 		if group == "block" {
-			d := disk(i)
+			d := entry(disks, i)
 			switch field {
 			case "name":
 				d.Name, _ = p.Value.I.(string)
@@ -94,7 +82,7 @@ func parseStats(r golibvirt.DomainStatsRecord) hypervisor.DomainStats {
 			}
 			continue
 		}
-		n := nic(i)
+		n := entry(nics, i)
 		switch field {
 		case "name":
 			n.Name, _ = p.Value.I.(string)
@@ -109,13 +97,25 @@ func parseStats(r golibvirt.DomainStatsRecord) hypervisor.DomainStats {
 		}
 	}
 	s.Reason = stateReason(s.State, reason)
-	for _, i := range slices.Sorted(maps.Keys(disks)) {
-		s.Disks = append(s.Disks, *disks[i])
-	}
-	for _, i := range slices.Sorted(maps.Keys(nics)) {
-		s.NICs = append(s.NICs, *nics[i])
-	}
+	s.Disks, s.NICs = byIndex(disks), byIndex(nics)
 	return s
+}
+
+// entry returns m[i], adding a zero T there first.
+func entry[T any](m map[int]*T, i int) *T {
+	if m[i] == nil {
+		m[i] = new(T)
+	}
+	return m[i]
+}
+
+// byIndex returns m's values in index order (nil when m is empty).
+func byIndex[T any](m map[int]*T) []T {
+	var out []T
+	for _, i := range slices.Sorted(maps.Keys(m)) {
+		out = append(out, *m[i])
+	}
+	return out
 }
 
 func statUint(v any) uint64 {
@@ -167,21 +167,12 @@ func lifecycleEvent(m golibvirt.DomainEventLifecycleMsg) hypervisor.DomainEvent 
 // (so that a slow reader never holds up the calls of the main one). The
 // channel closes when ctx ends or libvirt goes away.
 func (c *Conn) DomainEvents(ctx context.Context) (<-chan hypervisor.DomainEvent, error) {
-	l := golibvirt.NewWithDialer(dialer{c.socket})
-	errc := make(chan error, 1)
-	go func() { errc <- l.ConnectToURI(c.driver) }()
-	select {
-	case err := <-errc:
-		if err != nil {
-			return nil, fmt.Errorf("subscribe to libvirt events: libvirt is not reachable at %s: %v: %w", c.socket, err, hypervisor.ErrUnavailable)
-		}
-	case <-ctx.Done():
-		go func() {
-			if <-errc == nil {
-				_ = l.Disconnect()
-			}
-		}()
-		return nil, ctx.Err()
+	l, answered, err := c.dial(ctx)
+	switch {
+	case !answered:
+		return nil, err
+	case err != nil:
+		return nil, fmt.Errorf("subscribe to libvirt events: libvirt is not reachable at %s: %v: %w", c.socket, err, hypervisor.ErrUnavailable)
 	}
 	sctx, cancel := context.WithCancel(ctx)
 	in, err := l.LifecycleEvents(sctx)
