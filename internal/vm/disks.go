@@ -133,15 +133,11 @@ func (s *Service) ImageUsers(ctx context.Context, name string) ([]string, error)
 // ResizeDisk grows a VM's disk: online (the guest sees the new size at
 // once) when the VM runs, else the volume. The record follows.
 func (s *Service) ResizeDisk(ctx context.Context, vm, pool, volume string, size uint64) error {
-	unlock, err := s.lock(vm, "vm.disk.resize")
+	rec, unlock, err := s.lockManaged(ctx, vm, "vm.disk.resize")
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	rec, err := s.managed(ctx, vm)
-	if err != nil {
-		return err
-	}
 	i := slices.IndexFunc(rec.Disks, func(d api.VMDisk) bool { return d.Pool == pool && d.Volume == volume })
 	if i < 0 {
 		return api.NotFound("vm %s has no disk on volume %s/%s", vm, pool, volume)
@@ -189,15 +185,11 @@ func (s *Service) AttachDisk(ctx context.Context, vm string, req api.DiskAttach)
 	if err != nil {
 		return api.VM{}, err
 	}
-	unlock, err := s.lock(vm, "vm.disk.attach")
+	rec, unlock, err := s.lockManaged(ctx, vm, "vm.disk.attach")
 	if err != nil {
 		return api.VM{}, err
 	}
 	defer unlock()
-	rec, err := s.managed(ctx, vm)
-	if err != nil {
-		return api.VM{}, err
-	}
 	dom, err := s.hv.Lookup(ctx, vm)
 	if errors.Is(err, hypervisor.ErrNotFound) {
 		return api.VM{}, api.Conflict("vm %s has no libvirt domain (undefined outside godwit?)", vm)
@@ -248,15 +240,11 @@ func (s *Service) AttachDisk(ctx context.Context, vm string, req api.DiskAttach)
 // DetachDisk detaches an attached volume (by disk name, or POOL/VOLUME)
 // from a VM, live from a running guest. The volume stays.
 func (s *Service) DetachDisk(ctx context.Context, vm, disk string) (api.VM, error) {
-	unlock, err := s.lock(vm, "vm.disk.detach")
+	rec, unlock, err := s.lockManaged(ctx, vm, "vm.disk.detach")
 	if err != nil {
 		return api.VM{}, err
 	}
 	defer unlock()
-	rec, err := s.managed(ctx, vm)
-	if err != nil {
-		return api.VM{}, err
-	}
 	i := slices.IndexFunc(rec.Disks, func(d api.VMDisk) bool { return d.Name == disk || d.Pool+"/"+d.Volume == disk })
 	if i < 0 {
 		return api.VM{}, api.NotFound("vm %s has no disk %s", vm, disk)

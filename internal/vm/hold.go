@@ -2,10 +2,8 @@ package vm
 
 import (
 	"context"
-	"errors"
 
 	"github.com/godwit-project/godwit/api"
-	"github.com/godwit-project/godwit/internal/hypervisor"
 )
 
 // Hold claims a managed VM for an action another service runs on it (a
@@ -13,23 +11,9 @@ import (
 // a second action on the VM gets a 409 that names holder. It returns the
 // VM as it is now and the func that releases it.
 func (s *Service) Hold(ctx context.Context, name, holder string) (api.VM, func(), error) {
-	unlock, err := s.lock(name, holder)
+	rec, d, unlock, err := s.claim(ctx, name, holder)
 	if err != nil {
 		return api.VM{}, nil, err
-	}
-	rec, err := s.managed(ctx, name)
-	if err != nil {
-		unlock()
-		return api.VM{}, nil, err
-	}
-	d, err := s.hv.Lookup(ctx, name)
-	if errors.Is(err, hypervisor.ErrNotFound) {
-		unlock()
-		return api.VM{}, nil, api.Conflict("vm %s has no libvirt domain (undefined outside godwit?); delete the VM to clean up", name)
-	}
-	if err != nil {
-		unlock()
-		return api.VM{}, nil, mapHypervisorError(err)
 	}
 	return s.view(rec, d, true), unlock, nil
 }

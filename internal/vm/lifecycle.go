@@ -70,23 +70,9 @@ func notRunning(vm string, st api.VMState) error {
 // prepare locks the VM, checks it is managed and in a state that allows a,
 // and returns its record and an unlock func.
 func (s *Service) prepare(ctx context.Context, name string, a action) (record, func(), error) {
-	unlock, err := s.lock(name, "vm."+a.name)
+	rec, d, unlock, err := s.claim(ctx, name, "vm."+a.name)
 	if err != nil {
 		return record{}, nil, err
-	}
-	rec, err := s.managed(ctx, name)
-	if err != nil {
-		unlock()
-		return record{}, nil, err
-	}
-	d, err := s.hv.Lookup(ctx, name)
-	if errors.Is(err, hypervisor.ErrNotFound) {
-		unlock()
-		return record{}, nil, api.Conflict("vm %s has no libvirt domain (undefined outside godwit?); delete the VM to clean up", name)
-	}
-	if err != nil {
-		unlock()
-		return record{}, nil, mapHypervisorError(err)
 	}
 	if st := stateOf(d); !a.allowed(st) {
 		unlock()

@@ -30,13 +30,8 @@ type Moving struct {
 // HoldForMove locks a managed VM for a migration and returns it with its
 // domain. The caller releases the lock with the returned func.
 func (s *Service) HoldForMove(ctx context.Context, name, holder string) (Moving, hypervisor.Domain, func(), error) {
-	unlock, err := s.lock(name, holder)
+	rec, unlock, err := s.lockManaged(ctx, name, holder)
 	if err != nil {
-		return Moving{}, hypervisor.Domain{}, nil, err
-	}
-	rec, err := s.managed(ctx, name)
-	if err != nil {
-		unlock()
 		return Moving{}, hypervisor.Domain{}, nil, err
 	}
 	d, err := s.hv.Lookup(ctx, name)

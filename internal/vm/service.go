@@ -230,6 +230,40 @@ func (s *Service) unmanaged(d hypervisor.Domain) api.VM {
 
 func stateOf(d hypervisor.Domain) api.VMState { return hypervisor.APIState(d.State) }
 
+// lockManaged locks a managed VM for holder and returns its record and
+// the unlock func; on an error nothing stays locked.
+func (s *Service) lockManaged(ctx context.Context, name, holder string) (record, func(), error) {
+	unlock, err := s.lock(name, holder)
+	if err != nil {
+		return record{}, nil, err
+	}
+	rec, err := s.managed(ctx, name)
+	if err != nil {
+		unlock()
+		return record{}, nil, err
+	}
+	return rec, unlock, nil
+}
+
+// claim is lockManaged that also looks up the VM's domain, with a 409 when
+// it is gone from libvirt.
+func (s *Service) claim(ctx context.Context, name, holder string) (record, hypervisor.Domain, func(), error) {
+	rec, unlock, err := s.lockManaged(ctx, name, holder)
+	if err != nil {
+		return record{}, hypervisor.Domain{}, nil, err
+	}
+	d, err := s.hv.Lookup(ctx, name)
+	if errors.Is(err, hypervisor.ErrNotFound) {
+		unlock()
+		return record{}, d, nil, api.Conflict("vm %s has no libvirt domain (undefined outside godwit?); delete the VM to clean up", name)
+	}
+	if err != nil {
+		unlock()
+		return record{}, d, nil, mapHypervisorError(err)
+	}
+	return rec, d, unlock, nil
+}
+
 // managed returns the record of a VM godwit manages, with a 409 for a
 // domain it does not and a 404 for neither.
 func (s *Service) managed(ctx context.Context, name string) (record, error) {
