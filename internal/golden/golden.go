@@ -58,7 +58,16 @@ func Compare(t *testing.T, path, got string) {
 	if err != nil {
 		t.Fatalf("%v (go test -update writes it)", err)
 	}
-	if got != string(want) {
-		t.Errorf("%s differs (go test -update rewrites it); got:\n%s", path, got)
+	if got == string(want) {
+		return
 	}
+	// Name the first line that differs: golden files run to thousands.
+	gl, wl := strings.Split(got, "\n"), strings.Split(string(want), "\n")
+	for i := range min(len(gl), len(wl)) {
+		if gl[i] != wl[i] {
+			t.Errorf("%s differs at line %d (go test -update rewrites it):\n got %q\nwant %q", path, i+1, gl[i], wl[i])
+			return
+		}
+	}
+	t.Errorf("%s: got %d lines, want %d (go test -update rewrites it)", path, len(gl), len(wl))
 }
