@@ -94,10 +94,7 @@ func (r *Repo) Delete(ids ...string) error {
 			return err
 		}
 	}
-	if d, err := os.Open(filepath.Join(r.dir, "backups")); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
+	_ = syncDir(filepath.Join(r.dir, "backups"))
 	for _, id := range ids {
 		if err := os.RemoveAll(filepath.Join(r.dir, "index", id)); err != nil {
 			return err

@@ -554,7 +554,8 @@ func (w *Writer) release() {
 
 // writePack writes a whole pack: an unnamed file (O_TMPFILE, written with
 // O_DIRECT past the page cache), fsynced, then linked under its name and
-// its directory fsynced. A crash leaves no partial pack under packs/.
+// its directory fsynced; without O_TMPFILE, through a temp file renamed
+// into place. A crash leaves no partial pack under packs/.
 func (r *Repo) writePack(id string, body []byte) error {
 	dir := filepath.Join(r.dir, "packs", id[:2])
 	final := filepath.Join(dir, id)
@@ -568,23 +569,7 @@ func (r *Repo) writePack(id string, body []byte) error {
 		}
 		r.noTmpfile.Store(true)
 	}
-	f, err := os.CreateTemp(filepath.Join(r.dir, "tmp"), "pack-")
-	if err != nil {
-		return err
-	}
-	_, werr := f.Write(body)
-	if werr == nil {
-		werr = f.Sync()
-	}
-	if err := errors.Join(werr, f.Close()); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	if err := os.Rename(f.Name(), final); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	return syncDir(dir)
+	return writeAtomic(filepath.Join(r.dir, "tmp"), final, body)
 }
 
 var errNoTmpfile = errors.New("no O_TMPFILE")

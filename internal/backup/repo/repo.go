@@ -332,17 +332,11 @@ func writeAtomic(tmpDir, path string, b []byte) error {
 	if err != nil {
 		return err
 	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return err
+	_, werr := f.Write(b)
+	if werr == nil {
+		werr = f.Sync()
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return err
-	}
-	if err := f.Close(); err != nil {
+	if err := errors.Join(werr, f.Close()); err != nil {
 		os.Remove(f.Name())
 		return err
 	}
@@ -350,12 +344,7 @@ func writeAtomic(tmpDir, path string, b []byte) error {
 		os.Remove(f.Name())
 		return err
 	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return syncDir(filepath.Dir(path))
 }
 
 // Lock is a held repository lock.
