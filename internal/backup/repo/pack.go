@@ -450,14 +450,19 @@ func (w *Writer) fail(err error) error {
 
 // forget drops the session's claim on chunks that were not stored.
 func (w *Writer) forget(ents []entry) {
-	r := w.s.r
-	r.mu.Lock()
+	w.s.r.mu.Lock()
+	w.unclaimLocked(ents)
+	w.s.r.mu.Unlock()
+}
+
+// unclaimLocked drops the session's claim on chunks: stored, they are in
+// the index now; not stored, a later backup writes them. Hold r.mu.
+func (w *Writer) unclaimLocked(ents []entry) {
 	for _, e := range ents {
-		if r.pending[e.h] == w.s {
-			delete(r.pending, e.h)
+		if w.s.r.pending[e.h] == w.s {
+			delete(w.s.r.pending, e.h)
 		}
 	}
-	r.mu.Unlock()
 }
 
 // wait waits for the pack being written in the background.
@@ -501,11 +506,7 @@ func (w *Writer) flush(sync bool) error {
 		}
 		r.mu.Lock()
 		r.addPackLocked(id, int64(len(body)), ents, w.repack)
-		for _, e := range ents {
-			if r.pending[e.h] == w.s {
-				delete(r.pending, e.h)
-			}
-		}
+		w.unclaimLocked(ents)
 		r.mu.Unlock()
 		done <- flushResult{size: len(body)}
 	}()
