@@ -87,7 +87,7 @@ func (s *Service) create(ctx context.Context, o *ops.Op, v api.VM, opts CreateOp
 	if err != nil {
 		return api.Backup{}, err
 	}
-	lock, err := r.Lock(ctx, false, func() { o.Progress("waiting for the repository lock (a prune is running)", 0, 0, "") })
+	lock, err := shareRepo(ctx, r, o)
 	if err != nil {
 		return api.Backup{}, err
 	}

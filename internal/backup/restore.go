@@ -85,7 +85,7 @@ func (s *Service) restore(ctx context.Context, o *ops.Op, m repo.Manifest, spec 
 	if err != nil {
 		return res, err
 	}
-	lock, err := r.Lock(ctx, false, func() { o.Progress("waiting for the repository lock (a prune is running)", 0, 0, "") })
+	lock, err := shareRepo(ctx, r, o)
 	if err != nil {
 		return res, err
 	}
