@@ -87,7 +87,7 @@ func (s *Service) create(ctx context.Context, o *ops.Op, v api.VM, opts CreateOp
 	if err != nil {
 		return api.Backup{}, err
 	}
-	lock, err := r.Lock(ctx, false, func() { o.Progress("waiting for the repository lock (a prune is running)", 0, 0, "") })
+	lock, err := shareRepo(ctx, r, o)
 	if err != nil {
 		return api.Backup{}, err
 	}
@@ -423,19 +423,11 @@ func (s *Service) readDisk(ctx context.Context, o *ops.Op, r *repo.Repo, sess *r
 			}
 		}
 	}
-	type run struct{ first, count int }
-	var runs []run
+	runs := runsOf(n, maxRead/int(cs), func(i int) bool { return need[i] })
 	var total int64
-	per := maxRead / int(cs)
-	for i := 0; i < n; i++ {
-		if !need[i] {
-			continue
-		}
-		total += int64(repo.ChunkLen(i, int(cs), size))
-		if k := len(runs); k > 0 && runs[k-1].first+runs[k-1].count == i && runs[k-1].count < per {
-			runs[k-1].count++
-		} else {
-			runs = append(runs, run{i, 1})
+	for i := range need {
+		if need[i] {
+			total += int64(repo.ChunkLen(i, int(cs), size))
 		}
 	}
 	msg := fmt.Sprintf("reading disk %s", d.Name)
@@ -444,81 +436,60 @@ func (s *Service) readDisk(ctx context.Context, o *ops.Op, r *repo.Repo, sess *r
 	}
 	o.Progress(msg, 0, total, "bytes")
 
-	work := make(chan run)
 	var done atomic.Int64
-	var mu sync.Mutex
-	var firstErr error
-	var wg sync.WaitGroup
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	fail := func(err error) {
-		mu.Lock()
-		if firstErr == nil {
-			firstErr = err
+	var mu sync.Mutex // guards st
+	err = parallel(ctx, readers, runs, func(ctx context.Context, w int) (worker, error) {
+		conn := c
+		if w > 0 {
+			var err error
+			if conn, err = nbd.Dial(ctx, sock, d.Target); err != nil {
+				return worker{}, err
+			}
 		}
-		mu.Unlock()
-		cancel()
-	}
-	for w := 0; w < readers; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			conn := c
-			if w > 0 {
-				var err error
-				if conn, err = nbd.Dial(wctx, sock, d.Target); err != nil {
-					fail(err)
-					for range work {
-					}
-					return
+		// Each reader appends its new chunks to packs of its own,
+		// written whole (O_DIRECT, fsynced) as each fills; the last one
+		// when the disk is read.
+		pw := sess.Writer()
+		buf := make([]byte, maxRead)
+		var read, stored uint64
+		wrote, reused := 0, 0
+		do := func(rn run) error {
+			off := uint64(rn.first) * cs
+			l := uint64(rn.count) * cs
+			if off+l > size {
+				l = size - off
+			}
+			if err := conn.ReadAt(buf[:l], off); err != nil {
+				return err
+			}
+			read += l
+			for k := 0; k < rn.count; k++ {
+				lo := uint64(k) * cs
+				hi := min(lo+cs, l)
+				data := buf[lo:hi]
+				h := repo.Sum(data)
+				n, err := pw.Put(h, data)
+				if err != nil {
+					return err
 				}
+				if n > 0 {
+					stored += uint64(n)
+					wrote++
+				} else {
+					reused++
+				}
+				idx[rn.first+k] = h
+			}
+			o.Progress(msg, done.Add(int64(l)), total, "bytes")
+			return nil
+		}
+		end := func(ok bool) error {
+			if conn != c {
 				defer conn.Close()
 			}
-			// Each reader appends its new chunks to packs of its own,
-			// written whole (O_DIRECT, fsynced) as each fills; the
-			// last one when the disk is read.
-			pw := sess.Writer()
-			buf := make([]byte, maxRead)
-			var read, stored uint64
-			wrote, reused := 0, 0
-			for rn := range work {
-				if wctx.Err() != nil {
-					continue
-				}
-				off := uint64(rn.first) * cs
-				l := uint64(rn.count) * cs
-				if off+l > size {
-					l = size - off
-				}
-				if err := conn.ReadAt(buf[:l], off); err != nil {
-					fail(err)
-					continue
-				}
-				read += l
-				for k := 0; k < rn.count; k++ {
-					lo := uint64(k) * cs
-					hi := min(lo+cs, l)
-					data := buf[lo:hi]
-					h := repo.Sum(data)
-					n, err := pw.Put(h, data)
-					if err != nil {
-						fail(err)
-						break
-					}
-					if n > 0 {
-						stored += uint64(n)
-						wrote++
-					} else {
-						reused++
-					}
-					idx[rn.first+k] = h
-				}
-				o.Progress(msg, done.Add(int64(l)), total, "bytes")
-			}
-			if wctx.Err() == nil {
-				if err := pw.Close(); err != nil {
-					fail(err)
-				}
+			var err error
+			if ok {
+				err = pw.Close()
 			} else {
 				pw.Abort()
 			}
@@ -528,23 +499,14 @@ func (s *Service) readDisk(ctx context.Context, o *ops.Op, r *repo.Repo, sess *r
 			st.ChunksNew += wrote
 			st.ChunksReused += reused
 			mu.Unlock()
-		}(w)
-	}
-	for _, rn := range runs {
-		if wctx.Err() != nil {
-			break
+			return err
 		}
-		work <- rn
+		return worker{do, end}, nil
+	})
+	if cerr := ctx.Err(); cerr != nil {
+		return nil, cerr
 	}
-	close(work)
-	wg.Wait()
-	if firstErr != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, firstErr
-	}
-	if err := ctx.Err(); err != nil {
+	if err != nil {
 		return nil, err
 	}
 	return idx, nil

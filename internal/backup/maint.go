@@ -10,6 +10,12 @@ import (
 	"github.com/godwit-project/godwit/internal/ops"
 )
 
+// shareRepo takes the repository lock shared (backups, restores and
+// verifies run side by side), saying so while a prune holds it.
+func shareRepo(ctx context.Context, r *repo.Repo, o *ops.Op) (*repo.Lock, error) {
+	return r.Lock(ctx, false, func() { o.Progress("waiting for the repository lock (a prune is running)", 0, 0, "") })
+}
+
 // Verify re-hashes the chunks of the given backups (all when none) in an
 // operation. The operation fails when it finds damage; its result is the
 // report either way.
@@ -27,7 +33,7 @@ func (s *Service) Verify(ctx context.Context, ids []string) (api.Operation, erro
 		resolved = append(resolved, m.ID)
 	}
 	return s.ops.Start("backup.verify", "backups", func(ctx context.Context, o *ops.Op) error {
-		lock, err := r.Lock(ctx, false, func() { o.Progress("waiting for the repository lock (a prune is running)", 0, 0, "") })
+		lock, err := shareRepo(ctx, r, o)
 		if err != nil {
 			return err
 		}

@@ -85,7 +85,7 @@ func (s *Service) restore(ctx context.Context, o *ops.Op, m repo.Manifest, spec 
 	if err != nil {
 		return res, err
 	}
-	lock, err := r.Lock(ctx, false, func() { o.Progress("waiting for the repository lock (a prune is running)", 0, 0, "") })
+	lock, err := shareRepo(ctx, r, o)
 	if err != nil {
 		return res, err
 	}
@@ -235,88 +235,42 @@ func (s *Service) writeDisk(ctx context.Context, r *repo.Repo, path string, d re
 		return fmt.Errorf("the volume holds %d bytes, the disk %d", main.Size(), d.Size)
 	}
 	cs := d.ChunkSize
-	per := maxRead / cs
-	type run struct{ first, count int }
-	var runs []run
-	for i, h := range idx {
-		if h == repo.Zero {
-			continue
+	runs := runsOf(len(idx), maxRead/cs, func(i int) bool { return idx[i] != repo.Zero })
+	err = parallel(ctx, readers, runs, func(ctx context.Context, _ int) (worker, error) {
+		conn, err := nbd.Dial(ctx, sock, "disk")
+		if err != nil {
+			return worker{}, err
 		}
-		if k := len(runs); k > 0 && runs[k-1].first+runs[k-1].count == i && runs[k-1].count < per {
-			runs[k-1].count++
-		} else {
-			runs = append(runs, run{i, 1})
-		}
-	}
-	work := make(chan run)
-	var mu sync.Mutex
-	var firstErr error
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	fail := func(err error) {
-		mu.Lock()
-		if firstErr == nil {
-			firstErr = err
-		}
-		mu.Unlock()
-		cancel()
-	}
-	var wg sync.WaitGroup
-	for w := 0; w < readers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			conn, err := nbd.Dial(wctx, sock, "disk")
-			if err != nil {
-				fail(err)
-				for range work {
+		buf := make([]byte, maxRead)
+		do := func(rn run) error {
+			l := 0
+			for k := 0; k < rn.count; k++ {
+				n := repo.ChunkLen(rn.first+k, cs, d.Size)
+				if err := r.GetChunk(idx[rn.first+k], buf[l:l+n]); err != nil {
+					return err
 				}
-				return
+				l += n
 			}
+			if err := conn.WriteAt(buf[:l], uint64(rn.first)*uint64(cs)); err != nil {
+				return err
+			}
+			progress(l)
+			return nil
+		}
+		end := func(ok bool) error {
 			defer conn.Close()
-			buf := make([]byte, maxRead)
-			for rn := range work {
-				if wctx.Err() != nil {
-					continue
-				}
-				l := 0
-				for k := 0; k < rn.count; k++ {
-					n := repo.ChunkLen(rn.first+k, cs, d.Size)
-					if err := r.GetChunk(idx[rn.first+k], buf[l:l+n]); err != nil {
-						fail(err)
-						break
-					}
-					l += n
-				}
-				if wctx.Err() != nil {
-					continue
-				}
-				if err := conn.WriteAt(buf[:l], uint64(rn.first)*uint64(cs)); err != nil {
-					fail(err)
-					continue
-				}
-				progress(l)
+			if ok {
+				return conn.Flush()
 			}
-			if wctx.Err() == nil {
-				if err := conn.Flush(); err != nil {
-					fail(err)
-				}
-			}
-		}()
-	}
-	for _, rn := range runs {
-		if wctx.Err() != nil {
-			break
+			return nil
 		}
-		work <- rn
-	}
-	close(work)
-	wg.Wait()
-	if firstErr != nil {
-		if errors.Is(firstErr, repo.ErrDamaged) {
-			return fmt.Errorf("%w (godwit backup verify lists the damage)", firstErr)
+		return worker{do, end}, nil
+	})
+	if err != nil {
+		if errors.Is(err, repo.ErrDamaged) {
+			return fmt.Errorf("%w (godwit backup verify lists the damage)", err)
 		}
-		return firstErr
+		return err
 	}
 	if err := ctx.Err(); err != nil {
 		return err

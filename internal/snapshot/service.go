@@ -169,19 +169,7 @@ func (s *Service) diskSources(ctx context.Context, vmName string) (map[string]st
 	if err != nil {
 		return nil, hvError("get XML of vm "+vmName, err)
 	}
-	var d libvirtxml.Domain
-	if err := d.Unmarshal(doc); err != nil {
-		return nil, err
-	}
-	out := map[string]string{}
-	if d.Devices != nil {
-		for _, disk := range d.Devices.Disks {
-			if disk.Target != nil && disk.Source != nil && disk.Source.File != nil {
-				out[disk.Target.Dev] = disk.Source.File.File
-			}
-		}
-	}
-	return out, nil
+	return vm.DiskFiles(doc)
 }
 
 // List returns a VM's snapshots, oldest first.
@@ -372,12 +360,7 @@ func (s *Service) revertExternal(ctx context.Context, v api.VM, name string) err
 	if err := x.Unmarshal(target.XML); err != nil || x.Domain == nil || x.Domain.Devices == nil {
 		return fmt.Errorf("snapshot %s: its XML holds no domain to revert to", name)
 	}
-	bases := map[string]string{}
-	for _, d := range x.Domain.Devices.Disks {
-		if d.Target != nil && d.Source != nil && d.Source.File != nil {
-			bases[d.Target.Dev] = d.Source.File.File
-		}
-	}
+	bases := vm.DomainDiskFiles(x.Domain)
 	for _, d := range v.Disks {
 		b := bases[d.Target]
 		if b == "" {

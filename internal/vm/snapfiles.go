@@ -46,7 +46,7 @@ func (s *Service) snapshotFiles(ctx context.Context, rec record) []string {
 		if err != nil {
 			continue
 		}
-		files, err := diskFiles(doc)
+		files, err := DiskFiles(doc)
 		if err != nil {
 			continue
 		}
@@ -77,12 +77,17 @@ func (s *Service) removeFiles(files []string) {
 	}
 }
 
-// diskFiles maps each disk target of a domain XML to its source file.
-func diskFiles(doc string) (map[string]string, error) {
+// DiskFiles maps each disk target of a domain XML to its source file.
+func DiskFiles(doc string) (map[string]string, error) {
 	var d libvirtxml.Domain
 	if err := d.Unmarshal(doc); err != nil {
 		return nil, err
 	}
+	return DomainDiskFiles(&d), nil
+}
+
+// DomainDiskFiles maps each disk target of a domain to its source file.
+func DomainDiskFiles(d *libvirtxml.Domain) map[string]string {
 	out := map[string]string{}
 	if d.Devices != nil {
 		for _, disk := range d.Devices.Disks {
@@ -91,7 +96,7 @@ func diskFiles(doc string) (map[string]string, error) {
 			}
 		}
 	}
-	return out, nil
+	return out
 }
 
 // keepOverlays carries the disk files of the current definition into a
@@ -99,7 +104,7 @@ func diskFiles(doc string) (map[string]string, error) {
 // and redefining it onto its volume would make the VM write into the base
 // image its overlays depend on.
 func keepOverlays(newXML, oldXML string) (string, error) {
-	old, err := diskFiles(oldXML)
+	old, err := DiskFiles(oldXML)
 	if err != nil {
 		return "", err
 	}
@@ -129,7 +134,7 @@ func growsOverlaid(rec record, oldXML string, grow map[string]api.Size) error {
 	if len(grow) == 0 {
 		return nil
 	}
-	files, err := diskFiles(oldXML)
+	files, err := DiskFiles(oldXML)
 	if err != nil {
 		return err
 	}

@@ -2,7 +2,6 @@ package repo
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -94,10 +93,7 @@ func (r *Repo) Delete(ids ...string) error {
 			return err
 		}
 	}
-	if d, err := os.Open(filepath.Join(r.dir, "backups")); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
+	_ = syncDir(filepath.Join(r.dir, "backups"))
 	for _, id := range ids {
 		if err := os.RemoveAll(filepath.Join(r.dir, "index", id)); err != nil {
 			return err
@@ -367,9 +363,8 @@ type Report struct {
 func (rep Report) OK() bool { return len(rep.BadChunks) == 0 && len(rep.Damaged) == 0 }
 
 // Verify re-reads and re-hashes every chunk the given backups reference
-// (pack by pack, each read whole once)
-// (all backups when ids is empty) and their index files, and reports the
-// damage per backup. progress sees (chunks done, chunks in all).
+// (all backups when ids is empty; pack by pack, each read whole once) and
+// their index files, and reports the damage per backup. progress sees (chunks done, chunks in all).
 func (r *Repo) Verify(ctx context.Context, ids []string, progress func(done, total int)) (Report, error) {
 	var rep Report
 	var ms []Manifest
@@ -489,12 +484,7 @@ func (r *Repo) Verify(ctx context.Context, ids []string, progress func(done, tot
 						comp = data[it.l.off : it.l.off+uint64(it.l.n)]
 					}
 					checked += uint64(len(comp))
-					plain, err := r.dec.DecodeAll(comp, buf[:0])
-					if err != nil {
-						errs[i] = fmt.Errorf("chunk %s does not decompress (%v): %w", it.h, err, ErrDamaged)
-					} else if sha256.Sum256(plain) != [32]byte(it.h) {
-						errs[i] = fmt.Errorf("chunk %s does not match its hash: %w", it.h, ErrDamaged)
-					}
+					_, errs[i] = r.decode(it.h, comp, buf[:0])
 				}
 				mu.Lock()
 				for i, err := range errs {

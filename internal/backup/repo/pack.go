@@ -450,14 +450,19 @@ func (w *Writer) fail(err error) error {
 
 // forget drops the session's claim on chunks that were not stored.
 func (w *Writer) forget(ents []entry) {
-	r := w.s.r
-	r.mu.Lock()
+	w.s.r.mu.Lock()
+	w.unclaimLocked(ents)
+	w.s.r.mu.Unlock()
+}
+
+// unclaimLocked drops the session's claim on chunks: stored, they are in
+// the index now; not stored, a later backup writes them. Hold r.mu.
+func (w *Writer) unclaimLocked(ents []entry) {
 	for _, e := range ents {
-		if r.pending[e.h] == w.s {
-			delete(r.pending, e.h)
+		if w.s.r.pending[e.h] == w.s {
+			delete(w.s.r.pending, e.h)
 		}
 	}
-	r.mu.Unlock()
 }
 
 // wait waits for the pack being written in the background.
@@ -501,11 +506,7 @@ func (w *Writer) flush(sync bool) error {
 		}
 		r.mu.Lock()
 		r.addPackLocked(id, int64(len(body)), ents, w.repack)
-		for _, e := range ents {
-			if r.pending[e.h] == w.s {
-				delete(r.pending, e.h)
-			}
-		}
+		w.unclaimLocked(ents)
 		r.mu.Unlock()
 		done <- flushResult{size: len(body)}
 	}()
@@ -554,7 +555,8 @@ func (w *Writer) release() {
 
 // writePack writes a whole pack: an unnamed file (O_TMPFILE, written with
 // O_DIRECT past the page cache), fsynced, then linked under its name and
-// its directory fsynced. A crash leaves no partial pack under packs/.
+// its directory fsynced; without O_TMPFILE, through a temp file renamed
+// into place. A crash leaves no partial pack under packs/.
 func (r *Repo) writePack(id string, body []byte) error {
 	dir := filepath.Join(r.dir, "packs", id[:2])
 	final := filepath.Join(dir, id)
@@ -568,23 +570,7 @@ func (r *Repo) writePack(id string, body []byte) error {
 		}
 		r.noTmpfile.Store(true)
 	}
-	f, err := os.CreateTemp(filepath.Join(r.dir, "tmp"), "pack-")
-	if err != nil {
-		return err
-	}
-	_, werr := f.Write(body)
-	if werr == nil {
-		werr = f.Sync()
-	}
-	if err := errors.Join(werr, f.Close()); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	if err := os.Rename(f.Name(), final); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	return syncDir(dir)
+	return writeAtomic(filepath.Join(r.dir, "tmp"), final, body)
 }
 
 var errNoTmpfile = errors.New("no O_TMPFILE")

@@ -266,17 +266,34 @@ func (r *Repo) GetChunk(h Hash, dst []byte) error {
 		return err
 	}
 	*buf = comp[:0]
-	plain, err := r.dec.DecodeAll(comp, dst[:0])
+	plain, err := r.decode(h, comp, dst[:0])
 	if err != nil {
-		return fmt.Errorf("chunk %s does not decompress (%v): %w", h, err, ErrDamaged)
+		return err
 	}
-	if len(plain) != len(dst) || sha256.Sum256(plain) != [32]byte(h) {
-		return fmt.Errorf("chunk %s does not match its hash: %w", h, ErrDamaged)
+	if len(plain) != len(dst) {
+		return errMismatch(h)
 	}
 	if &plain[0] != &dst[0] {
 		copy(dst, plain)
 	}
 	return nil
+}
+
+// decode decompresses a chunk's frame (appending to buf) and checks the
+// result against the chunk's hash.
+func (r *Repo) decode(h Hash, comp, buf []byte) ([]byte, error) {
+	plain, err := r.dec.DecodeAll(comp, buf)
+	if err != nil {
+		return nil, fmt.Errorf("chunk %s does not decompress (%v): %w", h, err, ErrDamaged)
+	}
+	if sha256.Sum256(plain) != [32]byte(h) {
+		return nil, errMismatch(h)
+	}
+	return plain, nil
+}
+
+func errMismatch(h Hash) error {
+	return fmt.Errorf("chunk %s does not match its hash: %w", h, ErrDamaged)
 }
 
 // readChunk reads a chunk's compressed frame: from its pack, else from a
@@ -332,17 +349,11 @@ func writeAtomic(tmpDir, path string, b []byte) error {
 	if err != nil {
 		return err
 	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return err
+	_, werr := f.Write(b)
+	if werr == nil {
+		werr = f.Sync()
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return err
-	}
-	if err := f.Close(); err != nil {
+	if err := errors.Join(werr, f.Close()); err != nil {
 		os.Remove(f.Name())
 		return err
 	}
@@ -350,12 +361,7 @@ func writeAtomic(tmpDir, path string, b []byte) error {
 		os.Remove(f.Name())
 		return err
 	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return syncDir(filepath.Dir(path))
 }
 
 // Lock is a held repository lock.
