@@ -97,7 +97,7 @@ func (s *Service) create(ctx context.Context, o *ops.Op, v api.VM, opts CreateOp
 	if v.State == api.VMStopped {
 		o.Progress("starting the VM paused to export its disks", 0, 0, "")
 		if err := s.hv.StartPaused(ctx, v.Name); err != nil {
-			return api.Backup{}, hvError("start vm "+v.Name+" paused for its backup", err)
+			return api.Backup{}, hypervisor.APIErrorf("start vm "+v.Name+" paused for its backup", err)
 		}
 		defer func() {
 			if err := s.hv.Destroy(undo, v.Name); err != nil && !errors.Is(err, hypervisor.ErrInvalidState) {
@@ -107,11 +107,11 @@ func (s *Service) create(ctx context.Context, o *ops.Op, v api.VM, opts CreateOp
 	}
 	// A backup job left by a daemon that died mid-backup blocks new jobs.
 	if active, isBackup, err := s.hv.ActiveJob(ctx, v.Name); err != nil {
-		return api.Backup{}, hvError("get job of vm "+v.Name, err)
+		return api.Backup{}, hypervisor.APIErrorf("get job of vm "+v.Name, err)
 	} else if active && isBackup {
 		s.log.Warn("aborting a backup job left behind by an earlier daemon", "vm", v.Name)
 		if err := s.hv.AbortJob(ctx, v.Name); err != nil {
-			return api.Backup{}, hvError("abort the stale backup job of vm "+v.Name, err)
+			return api.Backup{}, hypervisor.APIErrorf("abort the stale backup job of vm "+v.Name, err)
 		}
 	} else if active {
 		return api.Backup{}, api.Conflict("vm %s has a libvirt job running (a migration, a save?); try again once it ended", v.Name)
@@ -138,7 +138,7 @@ func (s *Service) create(ctx context.Context, o *ops.Op, v api.VM, opts CreateOp
 		err = s.begin(ctx, v, p, false)
 	}
 	if err != nil {
-		return api.Backup{}, hvError("begin the backup of vm "+v.Name, err)
+		return api.Backup{}, hypervisor.APIErrorf("begin the backup of vm "+v.Name, err)
 	}
 	jobDone := false
 	defer func() {
@@ -176,7 +176,7 @@ func (s *Service) create(ctx context.Context, o *ops.Op, v api.VM, opts CreateOp
 		idxs[i] = idx
 	}
 	if err := s.hv.AbortJob(ctx, v.Name); err != nil {
-		return api.Backup{}, hvError("end the backup job of vm "+v.Name, err)
+		return api.Backup{}, hypervisor.APIErrorf("end the backup job of vm "+v.Name, err)
 	}
 	jobDone = true
 	readDone := s.clock()
@@ -214,7 +214,7 @@ func (s *Service) create(ctx context.Context, o *ops.Op, v api.VM, opts CreateOp
 func (s *Service) plan(ctx context.Context, r *repo.Repo, v api.VM, opts CreateOptions) (plan, error) {
 	cps, err := s.hv.Checkpoints(ctx, v.Name)
 	if err != nil {
-		return plan{}, hvError("list checkpoints of vm "+v.Name, err)
+		return plan{}, hypervisor.APIErrorf("list checkpoints of vm "+v.Name, err)
 	}
 	cpExists := map[string]bool{}
 	for _, c := range cps {
@@ -302,7 +302,7 @@ func (s *Service) prepareWorkDir(ctx context.Context, vmName, dir string) error 
 	}
 	xml, err := s.hv.XML(ctx, vmName, false)
 	if err != nil {
-		return hvError("get XML of vm "+vmName, err)
+		return hypervisor.APIErrorf("get XML of vm "+vmName, err)
 	}
 	if m := dacLabelRE.FindStringSubmatch(xml); m != nil {
 		uid, _ := strconv.Atoi(m[1])

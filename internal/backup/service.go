@@ -13,7 +13,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -160,20 +159,3 @@ func view(m repo.Manifest, withSpec bool) api.Backup {
 }
 
 func target(vmName string) string { return "vm/" + vmName }
-
-// hvError turns hypervisor sentinels into API statuses.
-func hvError(what string, err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case api.Status(err) != 0:
-		return err
-	case errors.Is(err, hypervisor.ErrUnavailable):
-		return api.StatusErrorf(503, "%s: %w", what, err)
-	case errors.Is(err, hypervisor.ErrNotFound):
-		return api.StatusErrorf(404, "%s: %w", what, err)
-	case errors.Is(err, hypervisor.ErrInvalidState), errors.Is(err, hypervisor.ErrExists), errors.Is(err, hypervisor.ErrUnsupported):
-		return api.StatusErrorf(409, "%s: %w", what, err)
-	}
-	return fmt.Errorf("%s: %w", what, err)
-}

@@ -34,13 +34,33 @@ func TestAPIError(t *testing.T) {
 	}
 	for err, want := range map[error]int{
 		fmt.Errorf("x: %w", ErrUnavailable): 503, fmt.Errorf("x: %w", ErrInvalidState): 409,
-		fmt.Errorf("x: %w", ErrExists): 409, fmt.Errorf("x: %w", ErrAgentUnavailable): 0, has: 409,
+		fmt.Errorf("x: %w", ErrExists): 409, fmt.Errorf("x: %w", ErrUnsupported): 409,
+		fmt.Errorf("x: %w", ErrAgentUnavailable): 0, has: 409,
 	} {
 		if got := api.Status(APIError(err)); got != want {
 			t.Errorf("APIError(%v): status %d, want %d", err, got, want)
 		}
 	}
 	if got := APIError(has); got != error(has) {
+		t.Errorf("an error with a status came back as %v", got)
+	}
+}
+
+// APIErrorf puts what was being done in front, and leaves an error with a
+// status (already said what failed) and a plain one's status alone.
+func TestAPIErrorf(t *testing.T) {
+	if APIErrorf("x", nil) != nil {
+		t.Error("APIErrorf of nil is not nil")
+	}
+	got := APIErrorf("begin the backup of vm web1", fmt.Errorf("job: %w", ErrInvalidState))
+	if api.Status(got) != 409 || !errors.Is(got, ErrInvalidState) || got.Error() != "begin the backup of vm web1: job: invalid state" {
+		t.Errorf("invalid state: %q (status %d)", got, api.Status(got))
+	}
+	if got := APIErrorf("get XML", errors.New("boom")); api.Status(got) != 0 || got.Error() != "get XML: boom" {
+		t.Errorf("plain: %q (status %d)", got, api.Status(got))
+	}
+	has := api.NotFound("vm web1 not found")
+	if got := APIErrorf("look up", has); got != error(has) {
 		t.Errorf("an error with a status came back as %v", got)
 	}
 }

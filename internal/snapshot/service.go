@@ -59,22 +59,6 @@ func ValidateName(name string) error {
 
 func target(vmName string) string { return "vm/" + vmName }
 
-func hvError(what string, err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case api.Status(err) != 0:
-		return err
-	case errors.Is(err, hypervisor.ErrUnavailable):
-		return api.StatusErrorf(503, "%s: %w", what, err)
-	case errors.Is(err, hypervisor.ErrNotFound):
-		return api.StatusErrorf(404, "%s: %w", what, err)
-	case errors.Is(err, hypervisor.ErrInvalidState), errors.Is(err, hypervisor.ErrExists), errors.Is(err, hypervisor.ErrUnsupported):
-		return api.StatusErrorf(409, "%s: %w", what, err)
-	}
-	return fmt.Errorf("%s: %w", what, err)
-}
-
 // Create takes a snapshot in an operation.
 func (s *Service) Create(ctx context.Context, vmName string, req api.SnapshotRequest) (api.Operation, error) {
 	if err := ValidateName(req.Name); err != nil {
@@ -103,7 +87,7 @@ func (s *Service) Create(ctx context.Context, vmName string, req api.SnapshotReq
 	}
 	snaps, err := s.hv.Snapshots(ctx, vmName)
 	if err != nil {
-		return fail(hvError("list snapshots of vm "+vmName, err))
+		return fail(hypervisor.APIErrorf("list snapshots of vm "+vmName, err))
 	}
 	for _, sn := range snaps {
 		if sn.Name == req.Name {
@@ -142,7 +126,7 @@ func (s *Service) Create(ctx context.Context, vmName string, req api.SnapshotReq
 		defer release()
 		o.Progress("taking snapshot "+req.Name, 0, 0, "")
 		if err := s.hv.CreateSnapshot(ctx, vmName, doc, req.DiskOnly, req.Quiesce); err != nil {
-			return hvError("snapshot vm "+vmName, err)
+			return hypervisor.APIErrorf("snapshot vm "+vmName, err)
 		}
 		sn, err := s.Get(ctx, vmName, req.Name)
 		if err != nil {
@@ -167,7 +151,7 @@ func overlayPath(volume, snap string) string {
 func (s *Service) diskSources(ctx context.Context, vmName string) (map[string]string, error) {
 	doc, err := s.hv.XML(ctx, vmName, false)
 	if err != nil {
-		return nil, hvError("get XML of vm "+vmName, err)
+		return nil, hypervisor.APIErrorf("get XML of vm "+vmName, err)
 	}
 	return vm.DiskFiles(doc)
 }
@@ -179,7 +163,7 @@ func (s *Service) List(ctx context.Context, vmName string) ([]api.Snapshot, erro
 	}
 	snaps, err := s.hv.Snapshots(ctx, vmName)
 	if err != nil {
-		return nil, hvError("list snapshots of vm "+vmName, err)
+		return nil, hypervisor.APIErrorf("list snapshots of vm "+vmName, err)
 	}
 	var memSizes map[string]int64
 	out := make([]api.Snapshot, 0, len(snaps))
@@ -289,7 +273,7 @@ func (s *Service) Revert(ctx context.Context, vmName, name string) (api.Operatio
 			return s.revertExternal(ctx, v, name)
 		}
 		if err := s.hv.RevertSnapshot(ctx, vmName, name); err != nil {
-			return hvError("revert vm "+vmName+" to snapshot "+name, err)
+			return hypervisor.APIErrorf("revert vm "+vmName+" to snapshot "+name, err)
 		}
 		s.log.Info("snapshot reverted", "vm", vmName, "snapshot", name)
 		return nil
@@ -314,7 +298,7 @@ func (s *Service) Delete(ctx context.Context, vmName, name string) (api.Operatio
 		defer release()
 		o.Progress("deleting snapshot "+name, 0, 0, "")
 		if err := s.hv.DeleteSnapshot(ctx, vmName, name); err != nil {
-			return hvError("delete snapshot "+name+" of vm "+vmName, err)
+			return hypervisor.APIErrorf("delete snapshot "+name+" of vm "+vmName, err)
 		}
 		s.log.Info("snapshot deleted", "vm", vmName, "snapshot", name, "kind", sn.Kind)
 		return nil
@@ -333,7 +317,7 @@ func (s *Service) Delete(ctx context.Context, vmName, name string) (api.Operatio
 func (s *Service) revertExternal(ctx context.Context, v api.VM, name string) error {
 	snaps, err := s.hv.Snapshots(ctx, v.Name)
 	if err != nil {
-		return hvError("list snapshots of vm "+v.Name, err)
+		return hypervisor.APIErrorf("list snapshots of vm "+v.Name, err)
 	}
 	var target *hypervisor.Snapshot
 	needed := map[string]bool{}
@@ -372,16 +356,16 @@ func (s *Service) revertExternal(ctx context.Context, v api.VM, name string) err
 	}
 	dom, err := s.hv.Lookup(ctx, v.Name)
 	if err != nil {
-		return hvError("look up vm "+v.Name, err)
+		return hypervisor.APIErrorf("look up vm "+v.Name, err)
 	}
 	if dom.State.Active() {
 		if err := s.hv.Destroy(ctx, v.Name); err != nil && !errors.Is(err, hypervisor.ErrInvalidState) {
-			return hvError("stop vm "+v.Name, err)
+			return hypervisor.APIErrorf("stop vm "+v.Name, err)
 		}
 	}
 	oldXML, err := s.hv.XML(ctx, v.Name, true)
 	if err != nil {
-		return hvError("get XML of vm "+v.Name, err)
+		return hypervisor.APIErrorf("get XML of vm "+v.Name, err)
 	}
 	var def libvirtxml.Domain
 	if err := def.Unmarshal(oldXML); err != nil {
@@ -427,13 +411,13 @@ func (s *Service) revertExternal(ctx context.Context, v api.VM, name string) err
 		return err
 	}
 	if _, err := s.hv.Define(ctx, doc); err != nil {
-		return hvError("redefine vm "+v.Name+" onto the snapshot's disks", err)
+		return hypervisor.APIErrorf("redefine vm "+v.Name+" onto the snapshot's disks", err)
 	}
 	if err := s.hv.MakeCurrent(ctx, v.Name, target.XML); err != nil {
 		if _, derr := s.hv.Define(context.Background(), oldXML); derr != nil {
 			s.log.Error("revert: restore the domain definition", "vm", v.Name, "err", derr)
 		}
-		return hvError("make snapshot "+name+" current", err)
+		return hypervisor.APIErrorf("make snapshot "+name+" current", err)
 	}
 	ok = true
 	// The discarded state: the files the disks used, unless a snapshot
