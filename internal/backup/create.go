@@ -46,15 +46,9 @@ func (s *Service) Create(ctx context.Context, vmName string, opts CreateOptions)
 	if _, err := s.Repo(); err != nil {
 		return api.Operation{}, err
 	}
-	v, release, err := s.vms.Hold(ctx, vmName, "backup.create")
+	v, release, err := s.vms.HoldSettled(ctx, vmName, "backup.create", "back up")
 	if err != nil {
 		return api.Operation{}, err
-	}
-	switch v.State {
-	case api.VMRunning, api.VMPaused, api.VMStopped:
-	default:
-		release()
-		return api.Operation{}, api.Conflict("vm %s is %s; back up a running, paused or stopped VM", vmName, v.State)
 	}
 	if len(v.Disks) == 0 {
 		release()

@@ -70,15 +70,12 @@ func (s *Service) Create(ctx context.Context, vmName string, req api.SnapshotReq
 	case req.Quiesce && !req.DiskOnly:
 		return api.Operation{}, api.BadRequest("quiesce: only disk-only snapshots quiesce (libvirt freezes the guest's filesystems through its agent)")
 	}
-	v, release, err := s.vms.Hold(ctx, vmName, "snapshot.create")
+	v, release, err := s.vms.HoldSettled(ctx, vmName, "snapshot.create", "snapshot")
 	if err != nil {
 		return api.Operation{}, err
 	}
 	fail := func(err error) (api.Operation, error) { release(); return api.Operation{}, err }
 	running := v.State == api.VMRunning || v.State == api.VMPaused
-	if v.State != api.VMStopped && !running {
-		return fail(api.Conflict("vm %s is %s; snapshot a running, paused or stopped VM", vmName, v.State))
-	}
 	if req.Memory && !running {
 		return fail(api.Conflict("vm %s is stopped: it has no memory to keep (drop --memory)", vmName))
 	}
@@ -256,15 +253,9 @@ func (s *Service) Revert(ctx context.Context, vmName, name string) (api.Operatio
 	if sn.Kind == "external" && sn.Memory {
 		return api.Operation{}, api.Conflict("snapshot %s is external with memory: godwit cannot revert to it", name)
 	}
-	v, release, err := s.vms.Hold(ctx, vmName, "snapshot.revert")
+	v, release, err := s.vms.HoldSettled(ctx, vmName, "snapshot.revert", "revert")
 	if err != nil {
 		return api.Operation{}, err
-	}
-	switch v.State {
-	case api.VMRunning, api.VMPaused, api.VMStopped:
-	default:
-		release()
-		return api.Operation{}, api.Conflict("vm %s is %s; revert a running, paused or stopped VM", vmName, v.State)
 	}
 	op := s.ops.Start("snapshot.revert", target(vmName), func(ctx context.Context, o *ops.Op) error {
 		defer release()
