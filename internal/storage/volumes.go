@@ -15,6 +15,7 @@ import (
 
 	"github.com/godwit-project/godwit/api"
 	"github.com/godwit-project/godwit/internal/hypervisor"
+	"github.com/godwit-project/godwit/internal/ioctx"
 )
 
 // Volume limits.
@@ -389,7 +390,7 @@ func writeFile(ctx context.Context, path string, r io.Reader) error {
 	if err != nil {
 		return err
 	}
-	if _, err := io.CopyBuffer(f, ctxReader{ctx, r}, make([]byte, 4<<20)); err != nil {
+	if _, err := io.CopyBuffer(f, ioctx.Reader(ctx, r), make([]byte, 4<<20)); err != nil {
 		f.Close()
 		return err
 	}
@@ -406,20 +407,8 @@ func readFile(ctx context.Context, path string, w io.Writer) error {
 		return err
 	}
 	defer f.Close()
-	_, err = io.CopyBuffer(w, ctxReader{ctx, f}, make([]byte, 4<<20))
+	_, err = io.CopyBuffer(w, ioctx.Reader(ctx, f), make([]byte, 4<<20))
 	return err
-}
-
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 func hexSum(h hash.Hash) string { return hex.EncodeToString(h.Sum(nil)) }

@@ -10,6 +10,7 @@ import (
 	"libvirt.org/go/libvirtxml"
 
 	"github.com/godwit-project/godwit/internal/hypervisor"
+	"github.com/godwit-project/godwit/internal/ioctx"
 )
 
 // poolSource says where a pool's storage comes from, for people.
@@ -180,7 +181,7 @@ func (c *Conn) UploadVolume(ctx context.Context, poolName, name string, r io.Rea
 		if err != nil {
 			return struct{}{}, err
 		}
-		return struct{}{}, l.StorageVolUpload(vol, ctxReader{ctx, r}, 0, length, 0)
+		return struct{}{}, l.StorageVolUpload(vol, ioctx.Reader(ctx, r), 0, length, 0)
 	})
 	return err
 }
@@ -192,33 +193,9 @@ func (c *Conn) DownloadVolume(ctx context.Context, poolName, name string, w io.W
 		if err != nil {
 			return struct{}{}, err
 		}
-		return struct{}{}, l.StorageVolDownload(vol, ctxWriter{ctx, w}, 0, 0, 0)
+		return struct{}{}, l.StorageVolDownload(vol, ioctx.Writer(ctx, w), 0, 0, 0)
 	})
 	return err
-}
-
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (r ctxReader) Read(p []byte) (int, error) {
-	if err := r.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return r.r.Read(p)
-}
-
-type ctxWriter struct {
-	ctx context.Context
-	w   io.Writer
-}
-
-func (w ctxWriter) Write(p []byte) (int, error) {
-	if err := w.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return w.w.Write(p)
 }
 
 // doLong is do without the default call timeout: for calls that move
