@@ -7,16 +7,21 @@ export PATH := $(PATH):/usr/local/go/bin
 BIN     := bin/godwit
 GUEST   := .cache/guest
 
-.PHONY: all build setup guest demo demo-migrate demo-stop test test-unit test-e2e fuzz promtool bench vet fmt-check clean
+.PHONY: all build setup setup-tests guest demo demo-migrate demo-stop test test-unit test-e2e fuzz promtool bench vet fmt-check clean
 
 all: build
 
 build:
 	$(GO) build -o $(BIN) ./cmd/godwit
 
-# Install QEMU/libvirt if missing, fix /dev/kvm, start virtlogd + libvirtd.
+# Install what godwit's features run (internal/prereq/programs.txt) if
+# missing, fix /dev/kvm, start virtlogd + libvirtd (+ Open vSwitch).
 setup:
 	scripts/host-setup.sh
+
+# The same, plus the programs only the tests run.
+setup-tests:
+	scripts/host-setup.sh --tests
 
 # The tiny test guest: Debian kernel + busybox initramfs (.cache/guest).
 guest:
@@ -40,7 +45,7 @@ vet:
 
 # Unit tests, then the e2e tests on a real libvirtd with real guests, then
 # short bounded fuzz runs.
-test: setup guest build fmt-check vet promtool
+test: setup-tests guest build fmt-check vet promtool
 	$(GO) test -count=1 -p 2 -timeout 35m ./...
 	$(MAKE) fuzz
 
@@ -61,7 +66,7 @@ promtool:
 test-unit:
 	$(GO) test -count=1 -short ./...
 
-test-e2e: setup guest build
+test-e2e: setup-tests guest build
 	$(GO) test -count=1 -timeout 35m -v ./test/e2e/
 
 # Benchmarks print "bench <name>: <metric> godwit=<v> baseline=<v> ratio=<r>".

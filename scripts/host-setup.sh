@@ -15,20 +15,54 @@ need_root() {
 	fi
 }
 
-PACKAGES=(qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients
-	busybox-static cpio iproute2 genisoimage ovmf curl ca-certificates
-	openvswitch-switch debootstrap e2fsprogs util-linux rsync)
+# What to install comes from internal/prereq/programs.txt, the table the
+# daemon reads too: each feature names the program it runs and the package
+# that brings it. Setup looks for the programs, not for package names, and
+# installs the packages of what is missing.
+TABLE="$(cd "$(dirname "$0")/.." && pwd)/internal/prereq/programs.txt"
+SCOPES="run setup"
+[ "${1:-}" = --tests ] && SCOPES="run setup test"
+
+have() { # have PROG[|PROG...]: one of them is installed (or the path exists)
+	local p
+	for p in ${1//|/ }; do
+		case $p in
+		/*) [ -e "$p" ] && return 0 ;;
+		*) PATH="$PATH:/usr/sbin:/sbin" command -v "$p" >/dev/null 2>&1 && return 0 ;;
+		esac
+	done
+	return 1
+}
+
+# missing_rows prints "package<TAB>program<TAB>feature" for each unmet row.
+missing_rows() {
+	local scope prog pkg feature
+	while read -r scope prog pkg feature; do
+		case $scope in ''|'#'*) continue ;; esac
+		case " $SCOPES " in *" $scope "*) ;; *) continue ;; esac
+		have "$prog" || printf '%s\t%s\t%s\n' "$pkg" "$prog" "$feature"
+	done <"$TABLE"
+}
 
 install_packages() {
-	local missing=()
-	for p in "${PACKAGES[@]}"; do
-		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-	done
-	[ ${#missing[@]} -eq 0 ] && return 0
-	log "installing: ${missing[*]}"
+	local missing
+	missing=$(missing_rows | cut -f1 | sort -u | xargs)
+	[ -z "$missing" ] && return 0
+	log "installing: $missing"
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq
-	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	# No recommends (they pull a desktop's worth), so every program a
+	# feature runs is named in the table, dnsmasq-base among them.
+	apt-get install -y -qq --no-install-recommends $missing >/dev/null
+	local still
+	still=$(missing_rows)
+	if [ -n "$still" ]; then
+		echo "host-setup: still missing after installing:" >&2
+		printf '%s\n' "$still" | while IFS=$'\t' read -r pkg prog feature; do
+			echo "  $feature: needs $prog (package $pkg)" >&2
+		done
+		exit 1
+	fi
 }
 
 # /dev/kvm is often root-only where no udev runs. QEMU (user libvirt-qemu)

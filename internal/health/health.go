@@ -26,10 +26,11 @@ const (
 	CheckPoolSpace       = "pool-space"
 	CheckFailedBackup    = "failed-backup"
 	CheckFailedMigration = "failed-migration"
+	CheckHostSetup       = "host-setup"
 )
 
 // Names are every check, in report order.
-var Names = []string{CheckLibvirt, CheckUnexpectedStop, CheckPoolSpace, CheckFailedBackup, CheckFailedMigration}
+var Names = []string{CheckLibvirt, CheckHostSetup, CheckUnexpectedStop, CheckPoolSpace, CheckFailedBackup, CheckFailedMigration}
 
 // Operation kinds whose failure the checks report.
 const (
@@ -75,6 +76,12 @@ type Input struct {
 	Managed map[string]bool
 	// Pools are the storage pools to watch.
 	Pools []hypervisor.PoolInfo
+	// Missing are the features whose programs this host lacks, each
+	// saying which program and package (internal/prereq).
+	Missing []string
+	// Unreachable are the daemon's directories QEMU cannot reach, each
+	// with the fix (internal/access): no VM can start until they are fixed.
+	Unreachable []string
 }
 
 // expectFor is how long after godwit was asked to act on a VM a stop
@@ -149,7 +156,7 @@ func (c *Checker) DomainEvent(e hypervisor.DomainEvent) {
 // Run runs every check on in.
 func (c *Checker) Run(in Input) api.HealthReport {
 	checks := []api.Check{
-		c.libvirt(in), c.unexpectedStops(in), c.pools(in),
+		c.libvirt(in), hostSetup(in), c.unexpectedStops(in), c.pools(in),
 		c.failedOps(CheckFailedBackup, KindBackup, "backup"), c.failedOps(CheckFailedMigration, KindMigrate, "migration"),
 	}
 	return api.HealthReport{Status: api.WorstStatus(checks), Checks: checks}
@@ -163,6 +170,26 @@ func (c *Checker) libvirt(in Input) api.Check {
 		return api.Check{Name: CheckLibvirt, Status: api.CheckCritical, Message: "libvirtd does not answer: " + in.LibvirtErr.Error()}
 	}
 	return api.Check{Name: CheckLibvirt, Status: api.CheckOK, Message: "libvirtd answers"}
+}
+
+// hostSetup reports what the host lacks: programs features run (a
+// warning: only those features fail) and directories QEMU cannot reach
+// (critical: no VM starts).
+func hostSetup(in Input) api.Check {
+	ch := api.Check{Name: CheckHostSetup, Status: api.CheckOK, Message: "every program godwit runs is installed and QEMU reaches the daemon's directories"}
+	ch.Items = append(append(ch.Items, in.Unreachable...), in.Missing...)
+	switch {
+	case len(in.Unreachable) > 0:
+		ch.Status = api.CheckCritical
+		ch.Message = fmt.Sprintf("QEMU cannot reach %d of the daemon's directories: no VM can start", len(in.Unreachable))
+		if len(in.Missing) > 0 {
+			ch.Message += fmt.Sprintf("; %d feature(s) lack a program", len(in.Missing))
+		}
+	case len(in.Missing) > 0:
+		ch.Status = api.CheckWarning
+		ch.Message = fmt.Sprintf("%d feature(s) lack a program (scripts/host-setup.sh installs them)", len(in.Missing))
+	}
+	return ch
 }
 
 // badReason says whether a domain's state means it failed by itself.

@@ -104,3 +104,19 @@ func TestFailedBackupAndMigration(t *testing.T) {
 		t.Fatalf("after a successful backup: %+v", b)
 	}
 }
+
+func TestHostSetup(t *testing.T) {
+	c := checker(t)
+	if got := status(c.Run(Input{}), CheckHostSetup); got.Status != api.CheckOK {
+		t.Errorf("nothing missing: %+v", got)
+	}
+	dnsmasq := "NAT and isolated networks (DHCP and DNS): dnsmasq is not installed (Debian package dnsmasq-base)"
+	got := status(c.Run(Input{Missing: []string{dnsmasq}}), CheckHostSetup)
+	if got.Status != api.CheckWarning || len(got.Items) != 1 || got.Items[0] != dnsmasq {
+		t.Errorf("dnsmasq missing: %+v", got)
+	}
+	got = status(c.Run(Input{Missing: []string{dnsmasq}, Unreachable: []string{"pool /root/x: QEMU runs as ..."}}), CheckHostSetup)
+	if got.Status != api.CheckCritical || len(got.Items) != 2 {
+		t.Errorf("pool unreachable: %+v", got)
+	}
+}

@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/godwit-project/godwit/internal/prereq"
 )
 
 // Route is a subnet the host already reaches somewhere.
@@ -42,6 +44,9 @@ type Host interface {
 	// OVSBridge reports whether Open vSwitch has a bridge of that name; an
 	// error when Open vSwitch is not installed or not running.
 	OVSBridge(ctx context.Context, name string) (bool, error)
+	// Program says why a program libvirt runs for a network (dnsmasq) is
+	// not installed, naming the feature and the package; nil when it is.
+	Program(name string) error
 }
 
 // LocalHost is the Host this process runs on.
@@ -131,6 +136,9 @@ func (LocalHost) OVSBridge(ctx context.Context, name string) (bool, error) {
 	return false, fmt.Errorf("ask Open vSwitch about bridge %s (is ovsdb-server running?): %v: %s", name, err, strings.TrimSpace(string(out)))
 }
 
+// Program looks for the program where libvirtd would (internal/prereq).
+func (LocalHost) Program(name string) error { return prereq.Program(name) }
+
 // FixedHost is a Host with given facts, for tests.
 type FixedHost struct {
 	RouteList []Route
@@ -138,6 +146,8 @@ type FixedHost struct {
 	OVS       map[string]bool
 	// OVSErr, when set, is what OVSBridge fails with (no Open vSwitch).
 	OVSErr error
+	// Missing are programs that are not installed, with the error each gives.
+	Missing map[string]error
 }
 
 var _ Host = (*FixedHost)(nil)
@@ -147,6 +157,9 @@ func (h *FixedHost) Routes() ([]Route, error) { return h.RouteList, nil }
 
 // Link returns what Links says (LinkMissing for names it lacks).
 func (h *FixedHost) Link(name string) LinkKind { return h.Links[name] }
+
+// Program returns what Missing says.
+func (h *FixedHost) Program(name string) error { return h.Missing[name] }
 
 // OVSBridge returns what OVS says.
 func (h *FixedHost) OVSBridge(_ context.Context, name string) (bool, error) {

@@ -221,6 +221,11 @@ func (s *Service) plan(ctx context.Context, spec api.NetworkSpec) (record, error
 	}
 	switch spec.Type {
 	case api.NetworkNAT, api.NetworkIsolated:
+		// libvirt runs dnsmasq for these (DHCP and DNS); without it the
+		// network would be defined and then fail to start.
+		if err := s.host.Program("dnsmasq"); err != nil {
+			return record{}, api.Conflict("network %s (type %s): %v; scripts/host-setup.sh installs it", spec.Name, spec.Type, err)
+		}
 		rec.Bridge = BridgeName(rec.Libvirt)
 		if s.host.Link(rec.Bridge) != LinkMissing {
 			return record{}, api.Conflict("the host already has an interface %s, the bridge network %s would get; remove it if it is a leftover", rec.Bridge, spec.Name)
@@ -565,13 +570,25 @@ func (s *Service) EnsureUp(ctx context.Context) error {
 	s.upTried = s.clock()
 	s.mu.Unlock()
 	err := s.ensureUp(ctx)
-	if err != nil {
-		s.log.Warn("bringing networks up (trying again in 30s)", "err", err)
-	}
 	s.mu.Lock()
+	// Said once per distinct cause (host show and host check keep saying
+	// it), not every 30 s.
+	if err != nil && (s.upErr == nil || s.upErr.Error() != err.Error()) {
+		s.log.Warn("bringing networks up failed; trying again every 30s", "err", err)
+	} else if err == nil && s.upErr != nil {
+		s.log.Info("networks are up", "after", s.upErr)
+	}
 	s.upDone, s.upErr = err == nil, err
 	s.mu.Unlock()
 	return err
+}
+
+// UpError is why the last EnsureUp failed; nil when the networks are up
+// or no bring-up ran yet.
+func (s *Service) UpError() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.upErr
 }
 
 // Reset makes the next EnsureUp do its work again (libvirt came back).

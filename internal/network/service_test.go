@@ -2,6 +2,7 @@ package network
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -371,5 +372,38 @@ func TestCreateRetriesWhenTheSubnetIsTakenMeanwhile(t *testing.T) {
 	}
 	if n.Subnet != free.String() || !n.Active {
 		t.Fatalf("network %+v, want it on %s", n, free)
+	}
+}
+
+// Without dnsmasq, NAT and isolated networks are refused up front, naming
+// the program and its package; bridged ones still work. The default
+// network's bring-up says the same, and logs it once, not every retry.
+func TestNoDnsmasq(t *testing.T) {
+	var logs strings.Builder
+	e := newEnv(t, Config{Default: true})
+	e.svc.log = slog.New(slog.NewTextHandler(&logs, nil))
+	e.host.Missing = map[string]error{"dnsmasq": errors.New("NAT and isolated networks (DHCP and DNS): dnsmasq is not installed (Debian package dnsmasq-base)")}
+	for _, typ := range []string{api.NetworkNAT, api.NetworkIsolated} {
+		_, err := e.svc.Create(e.ctx, api.NetworkSpec{Name: "lab", Type: typ})
+		wantStatus(t, typ+" without dnsmasq", err, 409, "network lab (type "+typ+")", "dnsmasq is not installed", "dnsmasq-base")
+	}
+	if got := e.f.NetworkNames(); len(got) != 0 {
+		t.Fatalf("refusals left libvirt networks %v", got)
+	}
+	e.create(api.NetworkSpec{Name: "lan", Type: "bridge", Bridge: "br0"})
+	now := time.Now()
+	for i := 0; i < 3; i++ {
+		e.svc.clock = func() time.Time { return now.Add(time.Duration(i) * time.Minute) }
+		if err := e.svc.EnsureUp(e.ctx); err == nil || !strings.Contains(err.Error(), "dnsmasq-base") {
+			t.Fatalf("EnsureUp without dnsmasq: %v", err)
+		}
+	}
+	if n := strings.Count(logs.String(), "dnsmasq-base"); n != 1 {
+		t.Errorf("three failed bring-ups logged dnsmasq %d times, want once:\n%s", n, logs.String())
+	}
+	delete(e.host.Missing, "dnsmasq")
+	e.svc.clock = func() time.Time { return now.Add(time.Hour) }
+	if err := e.svc.EnsureUp(e.ctx); err != nil {
+		t.Fatalf("EnsureUp once dnsmasq is there: %v", err)
 	}
 }
