@@ -65,6 +65,9 @@ type Daemon struct {
 	// hypervisor given with WithHypervisor.
 	closeHV func() error
 
+	// missingPrograms lists the features whose programs this host lacks.
+	missingPrograms func() []string
+
 	listeners []net.Listener
 	server    *http.Server
 	cancel    context.CancelFunc
@@ -92,7 +95,7 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Daemon, error) {
 	if err := cfg.Complete(); err != nil {
 		return nil, err
 	}
-	d := &Daemon{cfg: cfg, log: log}
+	d := &Daemon{cfg: cfg, log: log, missingPrograms: missingPrograms}
 	for _, o := range opts {
 		o(d)
 	}
@@ -103,6 +106,7 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Daemon, error) {
 		{"tls", d.loadTLS},
 		{"operations", d.startOperations},
 		{"libvirt", d.connectLibvirt},
+		{"qemu access", d.checkQEMUAccess},
 		{"services", d.startServices},
 		{"monitoring", d.startMonitoring},
 		{"listeners", d.listen},
@@ -194,9 +198,14 @@ func (d *Daemon) startServices(ctx context.Context) error {
 	}
 	d.host = newHostState(d)
 	d.nets = d.newNetworks()
+	boot, err := image.NewBootFiles(d.bootDir())
+	if err != nil {
+		return err
+	}
 	d.vms = vm.New(d.hv, d.store, d.ops, image.QemuImg{}, vm.Config{
 		Pool: d.cfg.Pool.Name, ConsoleDir: d.consoleDir(), Owner: d.id, Host: d.cfg.Name,
 		VirtType: d.host.virtType, Networks: d.nets, SeedDir: filepath.Join(d.cfg.StateDir, "seeds"),
+		BootFiles: boot,
 	}, d.log)
 	if err := d.startStorage(); err != nil {
 		return err

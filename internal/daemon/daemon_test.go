@@ -48,11 +48,13 @@ func tempDir(t testing.TB) string {
 }
 
 // serve starts a daemon on stateDir with f as its libvirt.
-func serve(t *testing.T, dir, stateDir string, f *fake.Fake) *testDaemon {
+func serve(t *testing.T, dir, stateDir string, f *fake.Fake, opts ...Option) *testDaemon {
 	t.Helper()
 	socket := filepath.Join(dir, "godwit.sock")
+	// The host's own programs are not the test's business, unless it says.
+	opts = append([]Option{WithHypervisor(f), withMissingPrograms(func() []string { return nil })}, opts...)
 	d, err := New(Config{Name: "testhost", StateDir: stateDir, Socket: socket, Accel: "tcg"},
-		slog.New(slog.NewTextHandler(io.Discard, nil)), WithHypervisor(f))
+		slog.New(slog.NewTextHandler(io.Discard, nil)), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -55,6 +55,13 @@ func (h *hostState) ensure(ctx context.Context) error {
 	h.mu.Unlock()
 	d := h.d
 	if !poolReady {
+		problems, err := d.unreachable(ctx)
+		if err != nil {
+			return err
+		}
+		if len(problems) > 0 {
+			return errUnreachable(problems)
+		}
 		info, err := d.hv.EnsurePool(ctx, hypervisor.Pool{Name: d.cfg.Pool.Name, Type: "dir", Path: d.cfg.Pool.Path})
 		if err != nil {
 			return err
@@ -77,6 +84,9 @@ func (h *hostState) ensure(ctx context.Context) error {
 	if !reconciled {
 		if err := d.vms.Reconcile(ctx); err != nil {
 			return err
+		}
+		if err := d.vms.PruneBootFiles(ctx); err != nil {
+			d.log.Warn("removing unused boot files", "err", err)
 		}
 		if d.migrations != nil {
 			if err := d.migrations.Recover(ctx); err != nil {
@@ -179,10 +189,21 @@ func (h *hostState) describe(ctx context.Context) api.Host {
 		if w := h.accel.Warning(); w != "" {
 			out.Warnings = append(out.Warnings, w)
 		}
+	} else if out.Libvirt.Connected {
+		out.Accel.Reason = "being decided (the first VM create waits for it)"
 	} else {
 		out.Accel.Reason = "not decided yet (needs libvirt)"
 	}
 	h.mu.Unlock()
+	out.Warnings = append(out.Warnings, d.missingPrograms()...)
+	if err := d.nets.UpError(); err != nil {
+		out.Warnings = append(out.Warnings, "networks are not up: "+err.Error())
+	}
+	if out.Libvirt.Connected {
+		if problems, err := d.unreachable(ctx); err == nil {
+			out.Warnings = append(out.Warnings, problems...)
+		}
+	}
 	if n, err := d.vms.Count(ctx); err == nil {
 		out.VMs = n
 	}

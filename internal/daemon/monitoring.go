@@ -45,6 +45,10 @@ func (d *Daemon) gather(ctx context.Context) metrics.Scrape {
 			s.Pools = []hypervisor.PoolInfo{p}
 		}
 	}
+	s.Missing = d.missingPrograms()
+	if s.LibvirtErr == nil {
+		s.Unreachable, _ = d.unreachable(ctx)
+	}
 	s.Report = d.mon.health.Run(s.Input)
 	s.Unexpected = d.mon.health.Unexpected(s.Input)
 	return s

@@ -204,6 +204,15 @@ type HostInfo struct {
 	VirtTypes []string
 	// MaxVCPUs is the most vCPUs one domain may have.
 	MaxVCPUs int
+	// QEMU is who QEMU processes run as (libvirt's DAC base label, from
+	// qemu.conf's user and group); nil when libvirt does not say.
+	QEMU *DACLabel
+}
+
+// DACLabel is a user and group, as libvirt's DAC security driver labels
+// QEMU processes and the files they open.
+type DACLabel struct {
+	UID, GID int
 }
 
 // Host tells about the host and the connection.

@@ -232,7 +232,7 @@ func (s *Service) Prepare(ctx context.Context, from string, offer api.MigrationO
 		nets[n.Libvirt] = in.arrival.Libvirt[n.Network]
 	}
 	in.rec.XML, err = rewriteXML(offer.XML, rewrite{disks: disks, nets: nets, seedFrom: offer.Seed, seedTo: in.arrival.Seed,
-		console: console, owner: s.vms.Owner()})
+		console: console, owner: s.vms.Owner(), boot: in.arrival.BootFiles})
 	if err != nil {
 		return api.PrepareAnswer{}, err
 	}

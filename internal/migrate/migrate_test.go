@@ -14,6 +14,7 @@ import (
 const liveXML = `<domain type='qemu'>
   <name>web1</name>
   <metadata><godwit:vm xmlns:godwit="https://godwit.dev/xmlns/vm/1"><godwit:owner>src</godwit:owner></godwit:vm></metadata>
+  <os><type arch='x86_64' machine='pc'>hvm</type><kernel>/a/boot/111-vmlinuz</kernel><initrd>/a/boot/222-initrd.gz</initrd><cmdline>console=ttyS0</cmdline></os>
   <devices>
     <disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='/a/pool/web1-root.qcow2'/>
       <backingStore type='file'><format type='qcow2'/><source file='/a/images/base.qcow2'/></backingStore>
@@ -34,6 +35,7 @@ func TestRewriteXML(t *testing.T) {
 		nets:     map[string]string{"godwit-aaaa-default": "godwit-bbbb-default"},
 		seedFrom: "/a/seeds/web1.iso", seedTo: "/b/seeds/web1.iso",
 		console: "/b/console/web1.log", owner: "dst",
+		boot: &api.Boot{Kernel: "/b/boot/111-vmlinuz", Initrd: "/b/boot/222-initrd.gz", Cmdline: "ignored"},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -41,6 +43,9 @@ func TestRewriteXML(t *testing.T) {
 	var d libvirtxml.Domain
 	if err := d.Unmarshal(out); err != nil {
 		t.Fatal(err)
+	}
+	if d.OS.Kernel != "/b/boot/111-vmlinuz" || d.OS.Initrd != "/b/boot/222-initrd.gz" || d.OS.Cmdline != "console=ttyS0" {
+		t.Errorf("boot files: kernel %q initrd %q cmdline %q", d.OS.Kernel, d.OS.Initrd, d.OS.Cmdline)
 	}
 	disks := d.Devices.Disks
 	if disks[0].Source.File.File != "/b/pool/web1-root.qcow2" || disks[0].BackingStore != nil {

@@ -16,19 +16,24 @@ type rewrite struct {
 	nets             map[string]string // source libvirt network -> destination's
 	seedFrom, seedTo string            // the cloud-init seed ISO's path
 	console          string            // the console log ("" for none)
+	boot             *api.Boot         // the kernel and initrd here (nil: as they are)
 	owner            string
 }
 
 // rewriteXML adapts a VM's domain XML to the destination: disks that were
 // copied get their new paths (and lose the source's backing chain: the copy
 // is flat), NICs plug into the destination's networks, the seed CD-ROM and
-// the console log move to the destination's directories, and the metadata
+// the console log and the boot files move to the destination's
+// directories, and the metadata
 // names the destination daemon as the owner.
 func rewriteXML(domXML string, rw rewrite) (string, error) {
 	disks, consoleLog, owner := rw.disks, rw.console, rw.owner
 	var d libvirtxml.Domain
 	if err := d.Unmarshal(domXML); err != nil {
 		return "", fmt.Errorf("parse the VM's domain XML: %w", err)
+	}
+	if b := rw.boot; b != nil && d.OS != nil && d.OS.Kernel != "" {
+		d.OS.Kernel, d.OS.Initrd = b.Kernel, b.Initrd
 	}
 	if d.Devices != nil {
 		for i := range d.Devices.Disks {

@@ -126,7 +126,7 @@ type applyPlan struct {
 	diff     diff
 	active   bool
 	newDisks []resolvedDisk
-	boot     *api.Boot
+	boot     plannedBoot
 	virtType string
 	nics     []nicRecord // the NICs after apply, when they change
 	release  func()      // lets go of the NICs' networks
@@ -162,20 +162,13 @@ func (s *Service) planApply(ctx context.Context, spec api.VMSpec) (applyPlan, er
 		if err := hostLimits(spec, host); err != nil {
 			return p, err
 		}
-		if b := spec.Boot; b != nil && b.Kernel != "" {
-			if err := checkFile("boot.kernel", b.Kernel); err != nil {
-				return p, err
-			}
-			if b.Initrd != "" {
-				if err := checkFile("boot.initrd", b.Initrd); err != nil {
-					return p, err
-				}
-			}
-		}
 		if p.newDisks, err = s.resolveDisks(ctx, spec.Name, p.diff.newDisks); err != nil {
 			return p, err
 		}
-		if p.boot, err = s.resolveBoot(ctx, spec.Boot); err != nil {
+		if err := reachDisks(p.newDisks, host.QEMU); err != nil {
+			return p, err
+		}
+		if p.boot, err = s.planBoot(ctx, spec.Boot, host.QEMU); err != nil {
 			return p, err
 		}
 		if p.virtType, err = s.cfg.VirtType(ctx); err != nil {
@@ -226,7 +219,7 @@ func (s *Service) apply(ctx context.Context, o *ops.Op, p applyPlan) error {
 			}
 			rec.Disks = append(rec.Disks, vd)
 		}
-		rec.Boot = p.boot
+		rec.Boot, rec.BootFiles = p.boot.boot, p.boot.files
 		rec.Seed = ""
 		if rec.Spec.CloudInit != nil {
 			rec.Seed = s.seedPath(rec.Name)

@@ -49,7 +49,7 @@ type createPlan struct {
 	spec     api.VMSpec
 	disks    []resolvedDisk
 	nics     []nicRecord
-	boot     *api.Boot
+	boot     plannedBoot
 	virtType string
 	release  func() // lets go of the NICs' networks
 }
@@ -73,24 +73,15 @@ func (s *Service) planCreate(ctx context.Context, spec api.VMSpec) (createPlan, 
 	if err := hostLimits(spec, host); err != nil {
 		return createPlan{}, err
 	}
-	if b := spec.Boot; b != nil {
-		if b.Kernel != "" {
-			if err := checkFile("boot.kernel", b.Kernel); err != nil {
-				return createPlan{}, err
-			}
-		}
-		if b.Initrd != "" {
-			if err := checkFile("boot.initrd", b.Initrd); err != nil {
-				return createPlan{}, err
-			}
-		}
-	}
-	boot, err := s.resolveBoot(ctx, spec.Boot)
+	boot, err := s.planBoot(ctx, spec.Boot, host.QEMU)
 	if err != nil {
 		return createPlan{}, err
 	}
 	disks, err := s.resolveDisks(ctx, spec.Name, spec.Disks)
 	if err != nil {
+		return createPlan{}, err
+	}
+	if err := reachDisks(disks, host.QEMU); err != nil {
 		return createPlan{}, err
 	}
 	for _, d := range disks {
@@ -126,7 +117,8 @@ func (s *Service) create(ctx context.Context, o *ops.Op, p createPlan, opts Crea
 	// Undo must run even when ctx was cancelled: use a fresh context.
 	undo := context.Background()
 
-	rec := record{Name: spec.Name, UUID: newUUID(), Spec: spec, NICs: p.nics, Status: statusCreating, CreatedAt: s.clock().UTC(), Boot: p.boot}
+	rec := record{Name: spec.Name, UUID: newUUID(), Spec: spec, NICs: p.nics, Status: statusCreating, CreatedAt: s.clock().UTC(),
+		Boot: p.boot.boot, BootFiles: p.boot.files}
 	if ConsoleLogged(spec) {
 		rec.ConsoleLog = s.consolePath(spec.Name)
 	}
@@ -212,7 +204,9 @@ func (s *Service) domainXML(rec record, virtType string) (string, error) {
 		Spec: rec.Spec, UUID: rec.UUID, VirtType: virtType, ConsoleLog: rec.ConsoleLog, Owner: s.cfg.Owner, Seed: rec.Seed,
 		NICs: nicsInput(rec.NICs),
 	}
-	if rec.Boot != nil {
+	if rec.BootFiles != nil {
+		in.Spec.Boot = rec.BootFiles
+	} else if rec.Boot != nil {
 		in.Spec.Boot = rec.Boot
 	}
 	for _, d := range rec.Disks {
@@ -323,6 +317,9 @@ func (s *Service) delete(ctx context.Context, o reporter, rec record, opts Delet
 	s.removeConsoleLogs(rec.Name)
 	if err := s.store.Delete(ctx, bucket, rec.Name); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
+	}
+	if err := s.PruneBootFiles(ctx); err != nil {
+		s.log.Warn("remove boot files no VM uses", "err", err)
 	}
 	o.Progress("deleted", 3, 3, "steps")
 	s.log.Info("vm deleted", "vm", rec.Name, "keepDisks", opts.KeepDisks)

@@ -218,6 +218,13 @@ func (s *Service) AttachDisk(ctx context.Context, vm string, req api.DiskAttach)
 	if err != nil {
 		return api.VM{}, err
 	}
+	host, err := s.hv.HostInfo(ctx)
+	if err != nil {
+		return api.VM{}, mapHypervisorError(err)
+	}
+	if err := reachDisks(resolved, host.QEMU); err != nil {
+		return api.VM{}, err
+	}
 	vd := s.plannedDisk(vm, freeTarget(rec.Disks), resolved[0])
 	xml, err := domainxml.DiskXML(domainDisk(vd))
 	if err != nil {

@@ -3,6 +3,7 @@ package vm
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -22,9 +23,18 @@ func (c catalog) Resolve(_ context.Context, name string) (image.Resolved, error)
 }
 
 func (e *env) withCatalog() {
+	cat := filepath.Join(e.dir, "cat")
+	if err := os.MkdirAll(cat, 0o711); err != nil {
+		e.t.Fatal(err)
+	}
+	for _, f := range []string{"deb.vmlinuz", "deb.initrd"} {
+		if err := os.WriteFile(filepath.Join(cat, f), []byte("catalog "+f), 0o644); err != nil {
+			e.t.Fatal(err)
+		}
+	}
 	e.svc.SetImages(catalog{
 		"deb": {Name: "deb", Path: "/cat/deb.qcow2", Format: "qcow2", VirtualSize: uint64(2 * api.GiB),
-			Boot: &api.Boot{Kernel: "/cat/deb.vmlinuz", Initrd: "/cat/deb.initrd", Cmdline: "root=LABEL=root"}},
+			Boot: &api.Boot{Kernel: filepath.Join(cat, "deb.vmlinuz"), Initrd: filepath.Join(cat, "deb.initrd"), Cmdline: "root=LABEL=root"}},
 		"plain": {Name: "plain", Path: "/cat/plain.raw", Format: "raw", VirtualSize: uint64(api.GiB)},
 	})
 }
@@ -88,7 +98,8 @@ func TestCreateFromCatalogImage(t *testing.T) {
 		t.Fatalf("disk = %+v", d)
 	}
 	xml, _ := e.f.XML(e.ctx, "c1", true)
-	for _, want := range []string{"/cat/deb.vmlinuz", "/cat/deb.initrd", "root=LABEL=root", "device=\"cdrom\"", "seeds/c1.iso"} {
+	// The domain boots the boot store's copies of the image's files.
+	for _, want := range []string{"/boot/", "-deb.vmlinuz<", "-deb.initrd<", "root=LABEL=root", "device=\"cdrom\"", "seeds/c1.iso"} {
 		if !strings.Contains(xml, want) {
 			t.Errorf("domain XML lacks %s:\n%s", want, xml)
 		}

@@ -86,9 +86,14 @@ func newEnv(t *testing.T) *env {
 		imgOneGiB: {Format: "qcow2", VirtualSize: uint64(api.GiB)},
 		imgRaw:    {Format: "raw", VirtualSize: uint64(2 * api.GiB)},
 	}
+	boot, err := image.NewBootFiles(filepath.Join(dir, "boot"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	e.svc = New(f, st, om, images, Config{
 		Pool: testPool, ConsoleDir: filepath.Join(dir, "console"), Owner: testOwner, Host: "testhost", SeedDir: filepath.Join(dir, "seeds"),
-		VirtType: func(context.Context) (string, error) { return "qemu", nil },
+		VirtType:  func(context.Context) (string, error) { return "qemu", nil },
+		BootFiles: boot,
 	}, log)
 	return e
 }

@@ -92,6 +92,9 @@ type Arrival struct {
 	release func()
 	// Seed is the seed ISO rendered here ("" for none).
 	Seed string
+	// BootFiles are the kernel and initrd copied into this host's boot
+	// store (nil when the VM boots from a disk).
+	BootFiles *api.Boot
 	// Libvirt maps each godwit network to its libvirt name here.
 	Libvirt map[string]string
 }
@@ -108,7 +111,8 @@ func (s *Service) CheckArrival(ctx context.Context, m Moving) []string {
 }
 
 // PrepareArrival holds the networks the VM's NICs plug into and checks
-// their MACs are free here; with render, it writes the seed ISO too.
+// their MACs are free here; with render, it writes the seed ISO and copies
+// the boot files into this host's boot store too.
 func (s *Service) PrepareArrival(ctx context.Context, m Moving, render bool) (*Arrival, error) {
 	a := &Arrival{release: func() {}, Libvirt: map[string]string{}}
 	if len(m.NICs) > 0 {
@@ -146,6 +150,16 @@ func (s *Service) PrepareArrival(ctx context.Context, m Moving, render bool) (*A
 		}
 		a.Seed = rec.Seed
 	}
+	if render && m.Boot != nil && m.Boot.Kernel != "" {
+		host, err := s.hv.HostInfo(ctx)
+		if err == nil {
+			a.BootFiles, err = s.copyBoot(ctx, m.Boot, host.QEMU)
+		}
+		if err != nil {
+			s.AbandonArrival(a)
+			return nil, fmt.Errorf("copy the boot files here: %w", err)
+		}
+	}
 	return a, nil
 }
 
@@ -167,7 +181,7 @@ func (s *Service) AdoptMoved(ctx context.Context, m Moving, a *Arrival) error {
 		rec.ConsoleLog = s.consolePath(m.Name)
 	}
 	if a != nil {
-		rec.NICs, rec.Seed = a.nics, a.Seed
+		rec.NICs, rec.Seed, rec.BootFiles = a.nics, a.Seed, a.BootFiles
 		defer a.release()
 	}
 	return s.putRecord(ctx, rec)

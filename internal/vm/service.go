@@ -48,7 +48,10 @@ type record struct {
 	Seed string `json:"seed,omitempty"`
 	// Boot is the boot the domain gets: the spec's, with boot.image
 	// resolved to the image's kernel, initrd and cmdline.
-	Boot      *api.Boot `json:"boot,omitempty"`
+	Boot *api.Boot `json:"boot,omitempty"`
+	// BootFiles is Boot with the kernel and initrd the domain boots: the
+	// daemon's copies in its boot store (nil for VMs made before it).
+	BootFiles *api.Boot `json:"bootFiles,omitempty"`
 	CreatedAt time.Time `json:"createdAt"`
 	// KeepDisks is set with status deleting: what the delete was asked.
 	KeepDisks bool `json:"keepDisks,omitempty"`
@@ -79,6 +82,9 @@ type Config struct {
 	Networks Networks
 	// SeedDir holds the cloud-init seed ISOs.
 	SeedDir string
+	// BootFiles keeps the copies of the kernels and initrds VMs boot (nil:
+	// VMs boot the spec's files in place).
+	BootFiles *image.BootFiles
 }
 
 // Images resolves catalog image names (internal/image's Catalog).

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -238,26 +237,6 @@ func hostLimits(s api.VMSpec, h hypervisor.HostInfo) error {
 	return nil
 }
 
-// checkFile makes sure a boot file exists and is a readable regular file.
-func checkFile(field, path string) error {
-	st, err := os.Stat(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return api.BadRequest("%s: %s: no such file on this host", field, path)
-	}
-	if err != nil {
-		return api.BadRequest("%s: %v", field, err)
-	}
-	if !st.Mode().IsRegular() {
-		return api.BadRequest("%s: %s is not a regular file", field, path)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return api.BadRequest("%s: %v", field, err)
-	}
-	f.Close()
-	return nil
-}
-
 // resolvedDisk is a spec disk with what the host says about its image
 // or volume.
 type resolvedDisk struct {
@@ -356,33 +335,6 @@ func settleSize(field string, r *resolvedDisk, d api.Disk, imageSize uint64) err
 			field, d.Size.Human(), api.Size(imageSize).Human())
 	}
 	return nil
-}
-
-// resolveBoot turns boot.image into the image's kernel, initrd and
-// cmdline (a cmdline in the spec replaces the image's).
-func (s *Service) resolveBoot(ctx context.Context, b *api.Boot) (*api.Boot, error) {
-	if b == nil || b.Image == "" {
-		return b, nil
-	}
-	if s.cat == nil {
-		return nil, api.BadRequest("boot.image: this daemon has no image catalog")
-	}
-	img, err := s.cat.Resolve(ctx, b.Image)
-	if err != nil {
-		if api.Status(err) == 404 {
-			return nil, api.BadRequest("boot.image: %v", err)
-		}
-		return nil, err
-	}
-	if img.Boot == nil || img.Boot.Kernel == "" {
-		return nil, api.BadRequest("boot.image: image %s carries no kernel for direct boot (built images do; or import with --kernel)", b.Image)
-	}
-	out := *img.Boot
-	out.Image = b.Image
-	if b.Cmdline != "" {
-		out.Cmdline = b.Cmdline
-	}
-	return &out, nil
 }
 
 // diskTarget names the n-th virtio disk: vda, vdb, ... vdt.

@@ -118,6 +118,7 @@ func readHostInfo(l *golibvirt.Libvirt) (hypervisor.HostInfo, error) {
 		info.VirtTypes = append(info.VirtTypes, t)
 	}
 	sort.Strings(info.VirtTypes)
+	info.QEMU = dacLabel(caps.Host.SecModel)
 
 	info.MaxVCPUs = 255
 	if dc, err := l.ConnectGetDomainCapabilities(nil, golibvirt.OptString{"x86_64"}, nil, golibvirt.OptString{"qemu"}, 0); err == nil {
@@ -127,6 +128,25 @@ func readHostInfo(l *golibvirt.Libvirt) (hypervisor.HostInfo, error) {
 		}
 	}
 	return info, nil
+}
+
+// dacLabel reads the user and group QEMU runs as from the DAC security
+// model's base label ("+64055:+64055"), the same for kvm and qemu domains.
+func dacLabel(models []libvirtxml.CapsHostSecModel) *hypervisor.DACLabel {
+	for _, m := range models {
+		if m.Name != "dac" {
+			continue
+		}
+		for _, l := range m.Labels {
+			u, g, ok := strings.Cut(l.Value, ":")
+			uid, err1 := strconv.Atoi(strings.TrimPrefix(u, "+"))
+			gid, err2 := strconv.Atoi(strings.TrimPrefix(g, "+"))
+			if ok && err1 == nil && err2 == nil {
+				return &hypervisor.DACLabel{UID: uid, GID: gid}
+			}
+		}
+	}
+	return nil
 }
 
 // version turns libvirt's major*1e6+minor*1e3+micro into "9.0.0".
