@@ -448,6 +448,19 @@ func vmDeleteCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
+// emptyConsoleNote says why a console printed nothing: a VM that never ran
+// has no output, which an empty screen does not tell.
+func emptyConsoleNote(ctx context.Context, c *client.Client, name string) string {
+	v, err := c.GetVM(ctx, name)
+	switch {
+	case err != nil:
+		return fmt.Sprintf("vm %s: no console output", name)
+	case v.State == api.VMStopped || v.State == api.VMCreating:
+		return fmt.Sprintf("vm %s has no console output: it is %s and has not run yet (godwit vm start %s)", name, v.State, name)
+	}
+	return fmt.Sprintf("vm %s is %s but has printed nothing on its serial console yet", name, v.State)
+}
+
 func vmConsoleCmd(g *globals) *cobra.Command {
 	var noFollow bool
 	var lines int
@@ -469,9 +482,12 @@ there and exits. To type into the console, use 'virsh console NAME'.`,
 				return err
 			}
 			defer rc.Close()
-			_, err = io.Copy(g.out, rc)
+			n, err := io.Copy(g.out, rc)
 			if err != nil && (errors.Is(err, context.Canceled) || cmd.Context().Err() != nil) {
 				return nil
+			}
+			if err == nil && n == 0 && noFollow {
+				fmt.Fprintln(g.errOut, emptyConsoleNote(cmd.Context(), c, args[0]))
 			}
 			return err
 		},
