@@ -7,7 +7,7 @@ export PATH := $(PATH):/usr/local/go/bin
 BIN     := bin/godwit
 GUEST   := .cache/guest
 
-.PHONY: all build setup setup-tests guest demo demo-migrate demo-stop test test-unit test-e2e fuzz promtool bench vet fmt-check clean
+.PHONY: all build setup setup-tests guest demo tour demo-migrate demo-stop test test-unit test-e2e fuzz promtool bench vet fmt-check clean
 
 all: build
 
@@ -29,6 +29,10 @@ guest:
 
 demo: setup guest build
 	scripts/demo.sh
+
+# The README's five-minute tour, command by command, after the demo.
+tour: demo
+	scripts/tour.sh
 
 # Two simulated hosts on this machine and a live migration between them.
 demo-migrate: setup guest build
