@@ -485,29 +485,9 @@ func (s *Service) runLive(ctx context.Context, o *ops.Op, mv *move, rep *api.Mig
 	}
 	rep.MemoryBytes = max(src.MemProcessed, res.last.MemProcessed, fin.MemoryBytes)
 	rep.DiskBytes = max(src.DiskProcessed, res.diskBytes, fin.DiskBytes)
-	if rep.DiskBytes == 0 && len(copied) > 0 {
-		// The copy was over before anyone looked: count what it had to copy.
-		rep.DiskBytes = s.allocated(mv.m.Disks, copied)
-	}
 	rep.Bytes = max(src.DataProcessed, res.last.DataProcessed, fin.Bytes, rep.MemoryBytes+rep.DiskBytes)
 	o.Progress("done", int64(rep.Bytes), int64(rep.Bytes), "bytes")
 	return nil
-}
-
-// allocated sums the space the copied disks take on this host (what a disk
-// copy sends).
-func (s *Service) allocated(disks []api.VMDisk, copied []api.MigrationDisk) uint64 {
-	var n uint64
-	for _, d := range disks {
-		for _, c := range copied {
-			if c.Name == d.Name {
-				if info, err := s.hv.VolumeInfo(context.Background(), d.Pool, d.Volume); err == nil {
-					n += info.Allocation
-				}
-			}
-		}
-	}
-	return n
 }
 
 // afterFailedFinish decides, when Finish on the destination did not answer

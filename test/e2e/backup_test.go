@@ -305,8 +305,7 @@ func TestBackupRestoreToPeer(t *testing.T) {
 	b := migrationBed(t, 2, false)
 	a, bb := b.Hosts[0], b.Hosts[1]
 	name := "bk-to-" + uniq()
-	onHost(t, a, name)
-	sum := guestDataSum(t, a, name, true)
+	sum := onHost(t, a, name)
 	out, err := a.CLI("backup", "create", name, "-o", "json")
 	if err != nil {
 		t.Fatalf("backup: %v\n%s", err, out)
@@ -330,7 +329,5 @@ func TestBackupRestoreToPeer(t *testing.T) {
 		t.Fatalf("start on %s: %v %s", bb.Name, err, out)
 	}
 	hostWaitConsole(t, bb, copyName, `^tick 1 `, 0, time.Minute)
-	if got := guestDataSum(t, bb, copyName, false); got != sum {
-		t.Fatalf("data on the VM restored to %s: %s, backed up %s", bb.Name, got, sum)
-	}
+	checkDisk(t, bb, copyName, sum, 0)
 }

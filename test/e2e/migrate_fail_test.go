@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/godwit-project/godwit/api"
-	"github.com/godwit-project/godwit/client"
 	"github.com/godwit-project/godwit/test/testbed"
 )
 
@@ -47,6 +46,23 @@ func stillHere(t *testing.T, h *testbed.Host, vm string) {
 	}
 }
 
+// stayed checks that a failed move left the VM whole on from: it runs
+// there, managed, its counter going on; its disk file is still there,
+// holds the data (sum) and takes the guest's writes; and to runs no QEMU
+// of it.
+func stayed(t *testing.T, from, to *testbed.Host, vm, srcDisk, sum string) {
+	t.Helper()
+	stillHere(t, from, vm)
+	if _, err := os.Stat(srcDisk); err != nil {
+		t.Fatalf("the source disk of %s: %v", vm, err)
+	}
+	if got := diskPath(t, from, vm); got != srcDisk {
+		t.Fatalf("vm %s on %s now uses disk %s, not %s", vm, from.Name, got, srcDisk)
+	}
+	checkDisk(t, from, vm, sum, lastTick(hostConsole(t, from, vm)))
+	noQEMU(t, to, vm)
+}
+
 // noTrace checks that h kept nothing of the VM: no godwit VM, no libvirt
 // domain, no disk file.
 func noTrace(t *testing.T, h *testbed.Host, vm string, within time.Duration) {
@@ -76,7 +92,8 @@ func TestMigrateCancel(t *testing.T) {
 	b := migrationBed(t, 2, false)
 	a, bb := b.Hosts[0], b.Hosts[1]
 	name := "mig-cancel-" + uniq()
-	onHost(t, a, name, "dirty=32")
+	sum := onHost(t, a, name, "dirty=32")
+	srcDisk := diskPath(t, a, name)
 	op := slowMigration(t, a, name, bb.Name, api.MigrateRequest{})
 	if out, err := a.CLI("op", "cancel", op.ID); err != nil || !strings.Contains(out, "cancelled") {
 		t.Fatalf("op cancel: %v %s", err, out)
@@ -84,7 +101,7 @@ func TestMigrateCancel(t *testing.T) {
 	if got := opEnded(t, a, op.ID); got.State != api.OpCancelled {
 		t.Fatalf("operation %+v", got)
 	}
-	stillHere(t, a, name)
+	stayed(t, a, bb, name, srcDisk, sum)
 	noTrace(t, bb, name, time.Minute)
 }
 
@@ -94,7 +111,8 @@ func TestMigrateLinkCutShared(t *testing.T) {
 	b := migrationBed(t, 2, true)
 	a, bb := b.Hosts[0], b.Hosts[1]
 	name := "mig-cut-" + uniq()
-	onHost(t, a, name, "dirty=32")
+	sum := onHost(t, a, name, "dirty=32")
+	srcDisk := diskPath(t, a, name)
 	op := slowMigration(t, a, name, bb.Name, api.MigrateRequest{ProgressTimeoutSeconds: 8})
 	if err := bb.Cut(); err != nil {
 		t.Fatal(err)
@@ -103,12 +121,12 @@ func TestMigrateLinkCutShared(t *testing.T) {
 	if got.State != api.OpFailed || !strings.Contains(got.Error, "no data moved") || !strings.Contains(got.Error, "keeps running on hosta") {
 		t.Fatalf("operation %+v", got)
 	}
-	stillHere(t, a, name)
+	stayed(t, a, bb, name, srcDisk, sum)
 	// The destination undoes the move by itself once the source is silent,
 	// and keeps the shared disk (it is the VM's, still running here).
 	noTraceButDisk(t, bb, name, 2*time.Minute)
 	bb.Restore()
-	stillHere(t, a, name)
+	stayed(t, a, bb, name, srcDisk, sum)
 }
 
 // The link drops for a while during a migration that copies the disk.
@@ -119,8 +137,8 @@ func TestMigrateLinkCutCopy(t *testing.T) {
 	b := migrationBed(t, 2, false)
 	a, bb := b.Hosts[0], b.Hosts[1]
 	name := "mig-cutc-" + uniq()
-	onHost(t, a, name, "dirty=32")
-	sum := guestDataSum(t, a, name, true)
+	sum := onHost(t, a, name, "dirty=32")
+	srcDisk := diskPath(t, a, name)
 	op := slowMigration(t, a, name, bb.Name, api.MigrateRequest{ProgressTimeoutSeconds: 8})
 	if err := bb.Cut(); err != nil {
 		t.Fatal(err)
@@ -134,10 +152,7 @@ func TestMigrateLinkCutCopy(t *testing.T) {
 	if got.State != api.OpFailed || !strings.Contains(got.Error, "keeps running on hosta") {
 		t.Fatalf("operation %+v", got)
 	}
-	stillHere(t, a, name)
-	if got := guestDataSum(t, a, name, false); got != sum {
-		t.Fatalf("disk data after the failed move: %s, before %s", got, sum)
-	}
+	stayed(t, a, bb, name, srcDisk, sum)
 	noTrace(t, bb, name, 2*time.Minute)
 }
 
@@ -157,7 +172,8 @@ func TestMigrateDestLibvirtdKilled(t *testing.T) {
 	b := migrationBed(t, 2, false)
 	a, bb := b.Hosts[0], b.Hosts[1]
 	name := "mig-lvk-" + uniq()
-	onHost(t, a, name, "dirty=32")
+	sum := onHost(t, a, name, "dirty=32")
+	srcDisk := diskPath(t, a, name)
 	op := slowMigration(t, a, name, bb.Name, api.MigrateRequest{ProgressTimeoutSeconds: 10})
 	bb.StopLibvirtd(syscall.SIGKILL)
 	got := opEnded(t, a, op.ID)
@@ -165,7 +181,7 @@ func TestMigrateDestLibvirtdKilled(t *testing.T) {
 		t.Fatalf("operation %+v", got)
 	}
 	t.Logf("the migration failed with: %s", got.Error)
-	stillHere(t, a, name)
+	stayed(t, a, bb, name, srcDisk, sum)
 	if err := bb.StartLibvirtd(ctxT(t, 2*time.Minute)); err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +197,8 @@ func TestMigrateDestDaemonKilled(t *testing.T) {
 	b := migrationBed(t, 2, false)
 	a, bb := b.Hosts[0], b.Hosts[1]
 	name := "mig-dk-" + uniq()
-	onHost(t, a, name, "dirty=32")
+	sum := onHost(t, a, name, "dirty=32")
+	srcDisk := diskPath(t, a, name)
 	op := slowMigration(t, a, name, bb.Name, api.MigrateRequest{ProgressTimeoutSeconds: 10})
 	bb.StopDaemon(syscall.SIGKILL)
 	got := opEnded(t, a, op.ID)
@@ -189,11 +206,9 @@ func TestMigrateDestDaemonKilled(t *testing.T) {
 		t.Fatalf("operation %+v", got)
 	}
 	t.Logf("the migration failed with: %s", got.Error)
-	stillHere(t, a, name)
+	stayed(t, a, bb, name, srcDisk, sum)
 	if err := bb.StartDaemon(ctxT(t, 2*time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	noTrace(t, bb, name, 2*time.Minute)
-	_ = os.Getpid
-	_ = client.ConsoleOptions{}
 }

@@ -542,6 +542,38 @@ func (h *Host) killByPidFiles(glob string, comms ...string) {
 	}
 }
 
+// QEMUs returns the PIDs of the QEMU processes of vm that run in this host
+// (in its mount namespace, where its libvirtd starts them).
+func (h *Host) QEMUs(vm string) []int {
+	if h.anchor == nil || h.anchor.Process == nil {
+		return nil
+	}
+	ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", h.anchor.Process.Pid))
+	if err != nil {
+		return nil
+	}
+	procs, _ := filepath.Glob("/proc/[0-9]*")
+	var out []int
+	for _, p := range procs {
+		var pid int
+		if _, err := fmt.Sscan(filepath.Base(p), &pid); err != nil {
+			continue
+		}
+		comm, _ := os.ReadFile(p + "/comm")
+		if !strings.HasPrefix(string(comm), "qemu-system") {
+			continue
+		}
+		if n, _ := os.Readlink(p + "/ns/mnt"); n != ns {
+			continue
+		}
+		cmdline, _ := os.ReadFile(p + "/cmdline")
+		if strings.Contains(string(cmdline), "guest="+vm+",") || strings.Contains(string(cmdline), "guest="+vm+"\x00") {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
 // isQEMU checks that pid is a QEMU of this host before it is killed.
 func isQEMU(pid int, hostDir string) bool {
 	comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
