@@ -59,8 +59,13 @@ func TestBadSpecs(t *testing.T) {
 	if out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", img, "64M").CombinedOutput(); err != nil {
 		t.Fatalf("%v %s", err, out)
 	}
-	raw, _ := os.ReadFile(img)
-	os.WriteFile(img, raw[:200], 0o644)
+	raw, err := os.ReadFile(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(img, raw[:200], 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if _, errOut, code := d.CLIInput("name: x1\n"+good+"disks: [{name: d, image: "+img+"}]\n", "vm", "create", "-f", "-"); code != 1 || !strings.Contains(errOut, "not a readable disk image") {
 		t.Fatalf("truncated image: exit %d, %q", code, errOut)
 	}
@@ -83,8 +88,8 @@ func TestBadSpecs(t *testing.T) {
 	if st := domainState(t, "x1"); st != "absent" {
 		t.Fatalf("libvirt has a domain x1 (%s)", st)
 	}
-	if ops, _ := d.C.ListOperations(ctxT(t, 10*time.Second), client.OperationFilter{}); len(ops) != 0 {
-		t.Fatalf("bad specs started operations: %+v", ops)
+	if ops, err := d.C.ListOperations(ctxT(t, 10*time.Second), client.OperationFilter{}); err != nil || len(ops) != 0 {
+		t.Fatalf("bad specs started operations: %+v (%v)", ops, err)
 	}
 }
 
@@ -156,12 +161,15 @@ func TestFailedCreateLeavesNothing(t *testing.T) {
 		t.Fatalf("godwit kept the VM: %v", err)
 	}
 	pool := filepath.Join(d.Dir, "state", "pool")
-	entries, _ := os.ReadDir(pool)
+	entries, err := os.ReadDir(pool)
+	if err != nil {
+		t.Fatalf("the pool directory: %v", err)
+	}
 	for _, e := range entries {
 		t.Errorf("disk left in the pool: %s", e.Name())
 	}
-	if out, _ := virsh(t, "vol-list", "--pool", poolOf(t, d)); strings.Contains(out, name) {
-		t.Errorf("libvirt still lists volumes of %s:\n%s", name, out)
+	if out, err := virsh(t, "vol-list", "--pool", poolOf(t, d)); err != nil || strings.Contains(out, name) {
+		t.Errorf("libvirt still lists volumes of %s (%v):\n%s", name, err, out)
 	}
 	logs, _ := filepath.Glob(filepath.Join(d.Dir, "state", "console", name+"*"))
 	if len(logs) > 0 {
