@@ -52,12 +52,10 @@ type Daemon struct {
 	// migrations moves VMs to and from peers.
 	migrations *migrate.Service
 	// storage and images: pools, volumes and the image catalog.
-	storage *storage.Service
-	images  *image.Catalog
-	id      string
-	// backups is nil when the hypervisor has no backup API (a fake).
-	backups *backup.Service
-	// snapshots is nil when the hypervisor has no snapshot API (a fake).
+	storage   *storage.Service
+	images    *image.Catalog
+	id        string
+	backups   *backup.Service
 	snapshots *snapshot.Service
 	// tlsID is the daemon's CA and certificates; nil without --listen.
 	tlsID *pki.Identity
@@ -201,14 +199,10 @@ func (d *Daemon) startServices(ctx context.Context) error {
 	if err := d.startStorage(); err != nil {
 		return err
 	}
-	// A hypervisor that cannot migrate (the unit tests' fake) leaves
-	// migrations off.
-	if mh, ok := d.hv.(migrate.Hypervisor); ok {
-		d.migrations = migrate.New(mh, d.vms, d.peers, d.ops, d.store, migrate.Config{
-			Self: d.cfg.Name, URL: d.cfg.Advertise, WorkDir: filepath.Join(d.cfg.StateDir, "migrations"),
-			IdleTimeout: d.cfg.MigrationIdleTimeout, QEMUTLSDir: d.cfg.QEMUTLSDir, Shared: d.storage,
-		}, d.log)
-	}
+	d.migrations = migrate.New(d.hv, d.vms, d.peers, d.ops, d.store, migrate.Config{
+		Self: d.cfg.Name, URL: d.cfg.Advertise, WorkDir: filepath.Join(d.cfg.StateDir, "migrations"),
+		IdleTimeout: d.cfg.MigrationIdleTimeout, QEMUTLSDir: d.cfg.QEMUTLSDir, Shared: d.storage,
+	}, d.log)
 	d.startBackups()
 	d.startSnapshots()
 	return nil

@@ -78,10 +78,8 @@ func (h *hostState) ensure(ctx context.Context) error {
 		if err := d.vms.Reconcile(ctx); err != nil {
 			return err
 		}
-		if d.migrations != nil {
-			if err := d.migrations.Recover(ctx); err != nil {
-				return err
-			}
+		if err := d.migrations.Recover(ctx); err != nil {
+			return err
 		}
 		h.set(func() { h.reconciled = true })
 	}
