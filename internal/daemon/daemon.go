@@ -202,6 +202,7 @@ func (d *Daemon) startServices(ctx context.Context) error {
 	d.migrations = migrate.New(d.hv, d.vms, d.peers, d.ops, d.store, migrate.Config{
 		Self: d.cfg.Name, URL: d.cfg.Advertise, WorkDir: filepath.Join(d.cfg.StateDir, "migrations"),
 		IdleTimeout: d.cfg.MigrationIdleTimeout, QEMUTLSDir: d.cfg.QEMUTLSDir, Shared: d.storage,
+		Timeouts: d.cfg.MigrationTimeouts,
 	}, d.log)
 	d.startBackups()
 	d.startSnapshots()

@@ -272,7 +272,7 @@ func logsConsole(spec api.VMSpec) bool { return vm.ConsoleLogged(spec) }
 // watch abandons an incoming move the source stopped talking about (a dead
 // link or a dead source daemon): nothing of it may stay here.
 func (s *Service) watch(id string, in *incoming) {
-	t := time.NewTicker(time.Second)
+	t := time.NewTicker(min(time.Second, s.cfg.IdleTimeout/4))
 	defer t.Stop()
 	for {
 		select {

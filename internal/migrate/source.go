@@ -435,13 +435,6 @@ func (s *Service) runLive(ctx context.Context, o *ops.Op, mv *move, rep *api.Mig
 	if err != nil {
 		return fmt.Errorf("prepare on %s: %w", mv.req.To, err)
 	}
-	cancelThere := func() {
-		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if _, err := mv.peer.MigrationFinish(cctx, mv.id, api.FinishRequest{Cancelled: true}); err != nil {
-			s.log.Warn("could not cancel the migration on the destination; it cleans up by itself when the source goes silent", "to", mv.req.To, "err", err)
-		}
-	}
 	params.URI = prep.URI
 	s.log.Debug("migration prepared", "vm", mv.m.Name, "ms", time.Since(start).Milliseconds())
 
@@ -455,7 +448,7 @@ func (s *Service) runLive(ctx context.Context, o *ops.Op, mv *move, rep *api.Mig
 	s.log.Debug("perform returned", "vm", mv.m.Name, "monitorStopMs", time.Since(performed).Milliseconds())
 	rep.Iterations, rep.Postcopy, rep.AutoConverge = res.last.Iteration, res.postcopy, res.maxThrottle
 	if perr != nil {
-		cancelThere()
+		s.cancelThere(mv)
 		if res.reason != nil {
 			return res.reason
 		}
@@ -463,7 +456,7 @@ func (s *Service) runLive(ctx context.Context, o *ops.Op, mv *move, rep *api.Mig
 	}
 	// The guest is paused now: nothing may stand between here and Finish
 	// on the destination, which resumes it (this is the downtime).
-	fctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	fctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeouts.finish(true))
 	fin, ferr := mv.peer.MigrationFinish(fctx, mv.id, api.FinishRequest{Cookie: cookie, Snapshots: snaps})
 	cancel()
 	src, _ := s.hv.JobStats(context.Background(), mv.m.Name, true)
@@ -525,8 +518,8 @@ func (s *Service) afterFailedFinish(mv *move, sess hypervisor.Session, p hypervi
 	if api.Status(ferr) != 0 {
 		return resume()
 	}
-	for i := 0; i < 30; i++ {
-		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	for end := time.Now().Add(s.cfg.Timeouts.AskFor); time.Now().Before(end); {
+		cctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeouts.Ask)
 		v, err := mv.peer.GetVM(cctx, mv.m.Name)
 		cancel()
 		switch {
@@ -539,10 +532,21 @@ func (s *Service) afterFailedFinish(mv *move, sess hypervisor.Session, p hypervi
 		case api.Status(err) == 404:
 			return resume()
 		}
-		time.Sleep(2 * time.Second)
+		time.Sleep(s.cfg.Timeouts.AskEvery)
 	}
 	return fmt.Errorf("finish on %s did not answer and %s cannot be asked whether vm %s runs there: it stays paused on %s so that it never runs twice; check %s, then resume it here (godwit vm resume) if it is not there: %w",
 		mv.req.To, mv.req.To, mv.m.Name, s.cfg.Self, mv.req.To, ferr)
+}
+
+// cancelThere tells the destination to undo its side of a move. When it
+// cannot be told, it undoes it by itself once the source has been silent
+// for its idle timeout.
+func (s *Service) cancelThere(mv *move) {
+	cctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeouts.Cancel)
+	defer cancel()
+	if _, err := mv.peer.MigrationFinish(cctx, mv.id, api.FinishRequest{Cancelled: true}); err != nil && api.Status(err) != 404 {
+		s.log.Warn("could not cancel the migration on the destination; it cleans up by itself when the source goes silent", "to", mv.req.To, "err", err)
+	}
 }
 
 // dropSourceDomain removes what is left of a domain that moved.
