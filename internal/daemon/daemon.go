@@ -63,6 +63,14 @@ type Daemon struct {
 	// hypervisor given with WithHypervisor.
 	closeHV func() error
 
+	// hooks are set by this package's tests only: handler sees every
+	// request before the API does (to lose a peer's message), store wraps
+	// the state store (to fail a write).
+	hooks struct {
+		handler func(http.Handler) http.Handler
+		store   func(store.Store) store.Store
+	}
+
 	listeners []net.Listener
 	server    *http.Server
 	cancel    context.CancelFunc
@@ -138,6 +146,9 @@ func (d *Daemon) openStore(context.Context) error {
 		return err
 	}
 	d.store = s
+	if d.hooks.store != nil {
+		d.store = d.hooks.store(s)
+	}
 	return nil
 }
 
@@ -236,8 +247,12 @@ func (d *Daemon) writeQEMUTLS() {
 // Serve runs the daemon until ctx ends, then shuts it down.
 func (d *Daemon) Serve(ctx context.Context) error {
 	ctx, d.cancel = context.WithCancel(ctx)
+	h := d.handler()
+	if d.hooks.handler != nil {
+		h = d.hooks.handler(h)
+	}
 	d.server = &http.Server{
-		Handler:           d.handler(),
+		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 		ConnContext:       connContext,

@@ -86,6 +86,7 @@ func (s *Service) Recover(ctx context.Context) error {
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		v, err := peer.GetVM(cctx, o.VM)
 		cancel()
+		peer.Close()
 		if err != nil || !v.Managed {
 			s.log.Warn("cannot tell yet where a VM whose migration was cut off runs", "vm", o.VM, "to", o.To, "err", err)
 			continue

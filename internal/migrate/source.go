@@ -52,6 +52,7 @@ func (s *Service) Migrate(ctx context.Context, name string, req api.MigrateReque
 	}
 	op := s.ops.Start("vm.migrate", "vm/"+name, func(ctx context.Context, o *ops.Op) error {
 		defer unlock()
+		defer mv.peer.Close()
 		defer mv.removeProbes()
 		rep, err := s.run(ctx, o, mv)
 		if err == nil {
@@ -71,6 +72,12 @@ func (s *Service) plan(ctx context.Context, name string, req api.MigrateRequest)
 	if err != nil {
 		return nil, nil, err
 	}
+	planned := false
+	defer func() {
+		if !planned {
+			peer.Close()
+		}
+	}()
 	if req.TLS {
 		if req.Mode == api.MigrateOffline || req.Mode == api.MigrateCold {
 			return nil, nil, api.BadRequest("tls: offline and cold moves go over the daemons' TLS channel already; --tls is for live migration streams")
@@ -135,7 +142,7 @@ func (s *Service) plan(ctx context.Context, name string, req api.MigrateRequest)
 		mv.removeProbes()
 		return nil, nil, err
 	}
-	ok = true
+	ok, planned = true, true
 	return mv, unlock, nil
 }
 

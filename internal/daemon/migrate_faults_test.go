@@ -1,0 +1,78 @@
+package daemon
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/godwit-project/godwit/api"
+	"github.com/godwit-project/godwit/internal/hypervisor"
+	"github.com/godwit-project/godwit/internal/hypervisor/fake"
+)
+
+// The harness itself: a live move that nothing disturbs.
+func TestMigrateBetweenTwoHosts(t *testing.T) {
+	a, b := twoHosts(t)
+	op := a.migrate(api.MigrateRequest{})
+	if op.State != api.OpSucceeded {
+		t.Fatalf("migration %s: %s", op.State, op.Error)
+	}
+	b.runs("web1", hypervisor.StateRunning)
+	a.hasNothing("web1")
+}
+
+// streamSize is how many bytes a live move of web1 streams: its memory
+// and its copied disks.
+func (h *host) streamSize() uint64 {
+	n := uint64(64 * api.MiB)
+	for _, v := range h.lv.Volumes(h.d.cfg.Pool.Name) {
+		if strings.HasPrefix(v.Name, "web1-") {
+			n += v.Allocation
+		}
+	}
+	return n
+}
+
+// A fault at each phase before the VM runs on the destination: the move
+// fails saying why, the VM runs on where it was, and the destination
+// keeps nothing of it (no domain, volume, VM or record).
+func TestMigrateFaultBeforeFinish(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		on    string // "a" (the source) or "b"
+		fault func(total uint64) fake.Fault
+		words []string
+	}{
+		{"begin", "a", func(uint64) fake.Fault { return fake.Fault{Method: "Begin"} }, []string{"begin", "injected failure"}},
+		{"prepare", "b", func(uint64) fake.Fault { return fake.Fault{Method: "Prepare"} }, []string{"prepare on b", "injected failure"}},
+		{"prepare's connection", "b", func(uint64) fake.Fault { return fake.Fault{Method: "OpenSession"} }, []string{"prepare on b", "injected failure"}},
+		{"perform at 0%", "a", func(uint64) fake.Fault { return fake.Fault{Method: "Perform"} }, []string{"keeps running on a", "injected failure"}},
+		{"perform at 50%", "a", func(n uint64) fake.Fault { return fake.Fault{Method: "Perform", Bytes: n / 2} }, []string{"keeps running on a", "injected failure"}},
+		{"perform at 99%", "a", func(n uint64) fake.Fault { return fake.Fault{Method: "Perform", Bytes: n * 99 / 100} }, []string{"keeps running on a", "injected failure"}},
+		{"libvirtd crash at 50%", "a", func(n uint64) fake.Fault { return fake.Fault{Method: "Perform", Bytes: n / 2, Action: fake.Crash} }, []string{"keeps running on a", "libvirtd died"}},
+		{"destination's libvirtd crash at finish", "b", func(uint64) fake.Fault { return fake.Fault{Method: "Finish", Action: fake.Crash} }, []string{"finish on b failed", "keeps running on a"}},
+		{"finish", "b", func(uint64) fake.Fault { return fake.Fault{Method: "Finish"} }, []string{"finish on b failed", "keeps running on a", "injected failure"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			a, b := twoHosts(t)
+			on := map[string]*host{"a": a, "b": b}[c.on]
+			on.lv.Inject(c.fault(a.streamSize()))
+			op := a.migrate(api.MigrateRequest{})
+			failed(t, op, c.words...)
+			a.runs("web1", hypervisor.StateRunning)
+			b.hasNothing("web1")
+		})
+	}
+}
+
+// A Confirm that fails once the VM runs on the destination: the move is
+// done, and the source drops what is left of the VM.
+func TestMigrateConfirmFails(t *testing.T) {
+	a, b := twoHosts(t)
+	a.lv.Inject(fake.Fault{Method: "Confirm"})
+	op := a.migrate(api.MigrateRequest{})
+	if op.State != api.OpSucceeded {
+		t.Fatalf("migration %s: %s; the VM runs on b, so it moved", op.State, op.Error)
+	}
+	b.runs("web1", hypervisor.StateRunning)
+	a.hasNothing("web1")
+}
