@@ -65,10 +65,12 @@ type Daemon struct {
 
 	// hooks are set by this package's tests only: handler sees every
 	// request before the API does (to lose a peer's message), store wraps
-	// the state store (to fail a write).
+	// the state store (to fail a write), serving gets the HTTP server (to
+	// drop its connections as a killed process would).
 	hooks struct {
 		handler func(http.Handler) http.Handler
 		store   func(store.Store) store.Store
+		serving func(*http.Server)
 	}
 
 	listeners []net.Listener
@@ -257,6 +259,9 @@ func (d *Daemon) Serve(ctx context.Context) error {
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 		ConnContext:       connContext,
 		ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelWarn),
+	}
+	if d.hooks.serving != nil {
+		d.hooks.serving(d.server)
 	}
 	errc := make(chan error, len(d.listeners))
 	for _, l := range d.listeners {

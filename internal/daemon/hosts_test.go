@@ -46,6 +46,7 @@ type host struct {
 	d    *Daemon
 	c    *client.Client
 	link *link
+	srv  *http.Server
 	// putFault, when set, fails the store's writes it returns an error for.
 	mu       sync.Mutex
 	putFault func(bucket string) error
@@ -63,11 +64,11 @@ var migrationTimeouts = migrate.Timeouts{Finish: 2 * time.Second, Cancel: time.S
 const idleTimeout = 2 * time.Second
 
 // twoHosts starts hosts a and b, each the other's peer, and a running
-// VM web1 on a.
-func twoHosts(t *testing.T) (a, b *host) {
+// VM web1 on a. edit, when given, changes their configs first.
+func twoHosts(t *testing.T, edit ...func(*Config)) (a, b *host) {
 	t.Helper()
 	dir := tempDir(t)
-	a, b = newHost(t, dir, "a"), newHost(t, dir, "b")
+	a, b = newHost(t, dir, "a", edit...), newHost(t, dir, "b", edit...)
 	ctx := context.Background()
 	tok, err := b.c.CreateJoinToken(ctx, 0)
 	if err != nil {
@@ -85,7 +86,7 @@ func twoHosts(t *testing.T) (a, b *host) {
 	return a, b
 }
 
-func newHost(t *testing.T, dir, name string) *host {
+func newHost(t *testing.T, dir, name string, edit ...func(*Config)) *host {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -97,6 +98,9 @@ func newHost(t *testing.T, dir, name string) *host {
 		Listen: addr, Advertise: "https://" + addr,
 		MigrationIdleTimeout: idleTimeout, MigrationTimeouts: migrationTimeouts,
 	}}
+	for _, e := range edit {
+		e(&h.cfg)
+	}
 	h.start()
 	return h
 }
@@ -110,6 +114,11 @@ func (h *host) start() {
 	hooks := func(d *Daemon) {
 		d.hooks.handler = h.link.wrap
 		d.hooks.store = func(s store.Store) store.Store { return &faultyStore{Store: s, h: h} }
+		d.hooks.serving = func(s *http.Server) {
+			h.mu.Lock()
+			h.srv = s
+			h.mu.Unlock()
+		}
 	}
 	d, err := New(h.cfg, testLog(h.name), WithHypervisor(h.f), hooks)
 	if err != nil {
@@ -152,9 +161,9 @@ func (h *host) start() {
 func (h *host) kill() {
 	h.link.cut()
 	h.f.Kill()
-	for _, l := range h.d.listeners {
-		l.Close()
-	}
+	h.mu.Lock()
+	h.srv.Close() // its listeners and every connection
+	h.mu.Unlock()
 	h.d.store.Close()
 	f, cancel, done := h.f, h.cancel, h.done
 	h.t.Cleanup(func() {
@@ -394,7 +403,7 @@ func (h *host) hasNothing(name string) {
 
 // undoes checks that h has, within its idle timeout and a bit, nothing
 // left of the VM: what a destination does by itself with a move whose
-// source went silent.
+// source went silent, and a daemon at its start with a move a kill cut.
 func (h *host) undoes(name string) {
 	h.t.Helper()
 	deadline := time.Now().Add(h.cfg.MigrationIdleTimeout + 3*time.Second)

@@ -76,3 +76,35 @@ func TestMigrateConfirmFails(t *testing.T) {
 	b.runs("web1", hypervisor.StateRunning)
 	a.hasNothing("web1")
 }
+
+// A recovery record that cannot be written stops the move before
+// anything moves: on the source before Begin, on the destination before
+// it makes a volume.
+func TestMigrateRecordWriteFails(t *testing.T) {
+	t.Run("source", func(t *testing.T) {
+		a, b := twoHosts(t)
+		a.failPuts("migrations-out")
+		op := a.migrate(api.MigrateRequest{})
+		failed(t, op, "record", "input/output error")
+		if a.called("Begin") {
+			t.Error("the source began the migration without its record")
+		}
+		a.failPuts("") // writes work again
+		a.runs("web1", hypervisor.StateRunning)
+		b.hasNothing("web1")
+		if b.called("CreateVolume") || b.called("Prepare") {
+			t.Error("the destination prepared a move the source has no record of")
+		}
+	})
+	t.Run("destination", func(t *testing.T) {
+		a, b := twoHosts(t)
+		b.failPuts("migrations-in")
+		op := a.migrate(api.MigrateRequest{})
+		failed(t, op, "prepare on b", "record", "input/output error")
+		if b.called("CreateVolume") {
+			t.Error("the destination made volumes without its record")
+		}
+		a.runs("web1", hypervisor.StateRunning)
+		b.hasNothing("web1")
+	})
+}

@@ -15,6 +15,7 @@ package migrate
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/url"
 	"os"
@@ -161,12 +162,18 @@ func (s *Service) workPath(id, name string) string {
 
 // outgoing is the source's record of a move in flight.
 type outgoing struct {
-	ID      string    `json:"id"`
-	VM      string    `json:"vm"`
-	To      string    `json:"to"`
-	Mode    string    `json:"mode"`
+	ID   string `json:"id"`
+	VM   string `json:"vm"`
+	To   string `json:"to"`
+	Mode string `json:"mode"`
+	// Phase is how far it went: started (nothing moved), performing
+	// (from Perform on: it may run there), finish unanswered (Finish did
+	// not answer and the destination could not say).
 	Phase   string    `json:"phase"`
 	Started time.Time `json:"started"`
+	// WasPaused: the VM was paused before the move (a resume here leaves
+	// it so).
+	WasPaused bool `json:"wasPaused,omitempty"`
 	// Copied are source disks to delete once the VM runs there.
 	Copied []api.VMDisk `json:"copied,omitempty"`
 }
@@ -182,16 +189,22 @@ type incomingRecord struct {
 	Started time.Time          `json:"started"`
 }
 
-func (s *Service) putOut(ctx context.Context, o outgoing) {
+// putOut writes the source's record of a move. A move whose record
+// cannot be written must not go on: a restart could neither finish nor
+// undo it.
+func (s *Service) putOut(ctx context.Context, o outgoing) error {
 	if err := store.PutJSON(ctx, s.store, outBucket, o.ID, o); err != nil {
-		s.log.Error("record outgoing migration", "id", o.ID, "err", err)
+		return fmt.Errorf("record the migration of vm %s: %w", o.VM, err)
 	}
+	return nil
 }
 
-func (s *Service) putIn(ctx context.Context, r incomingRecord) {
+// putIn writes the destination's record of a move (likewise).
+func (s *Service) putIn(ctx context.Context, r incomingRecord) error {
 	if err := store.PutJSON(ctx, s.store, inBucket, r.Offer.ID, r); err != nil {
-		s.log.Error("record incoming migration", "id", r.Offer.ID, "err", err)
+		return fmt.Errorf("record the incoming migration of vm %s: %w", r.Offer.VM, err)
 	}
+	return nil
 }
 
 func (s *Service) dropRecord(bucket, id string) {

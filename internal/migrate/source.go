@@ -358,7 +358,11 @@ func (s *Service) run(ctx context.Context, o *ops.Op, mv *move) (api.MigrationRe
 		delete(s.active, mv.id)
 		s.mu.Unlock()
 	}()
-	s.putOut(ctx, out)
+	// The record comes first: a move a restart could not finish or undo
+	// does not start.
+	if err := s.putOut(ctx, out); err != nil {
+		return rep, fmt.Errorf("vm %s did not move (nothing did): %w", mv.m.Name, err)
+	}
 	defer s.dropRecord(outBucket, mv.id)
 
 	var err error
