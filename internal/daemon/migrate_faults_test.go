@@ -1,8 +1,10 @@
 package daemon
 
 import (
+	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/godwit-project/godwit/api"
 	"github.com/godwit-project/godwit/internal/hypervisor"
@@ -107,4 +109,81 @@ func TestMigrateRecordWriteFails(t *testing.T) {
 		a.runs("web1", hypervisor.StateRunning)
 		b.hasNothing("web1")
 	})
+}
+
+// Lost peer messages: the request or the answer of one phase's relay.
+func TestMigrateLostRelay(t *testing.T) {
+	// Prepare's answer lost: the destination prepared, the source does
+	// not know; it must tell it to undo, not leave it to the idle timeout.
+	t.Run("prepare answer", func(t *testing.T) {
+		a, b := twoHosts(t)
+		b.link.lose("POST", "/v1/peer/migrations", true, 1)
+		op := a.migrate(api.MigrateRequest{})
+		failed(t, op, "prepare on b")
+		a.runs("web1", hypervisor.StateRunning)
+		b.hasNothing("web1")
+	})
+	// Finish's answer lost: the VM runs there; the source finds out and
+	// ends its side.
+	t.Run("finish answer", func(t *testing.T) {
+		a, b := twoHosts(t)
+		b.link.lose("POST", "/finish", true, 1)
+		op := a.migrate(api.MigrateRequest{})
+		if op.State != api.OpSucceeded {
+			t.Fatalf("migration %s: %s; the VM runs on b", op.State, op.Error)
+		}
+		b.runs("web1", hypervisor.StateRunning)
+		a.hasNothing("web1")
+	})
+	// Finish's request lost: it never ran there; the source resumes the
+	// VM and tells the destination to undo its side.
+	t.Run("finish request", func(t *testing.T) {
+		a, b := twoHosts(t)
+		b.link.lose("POST", "/finish", false, 1)
+		op := a.migrate(api.MigrateRequest{})
+		failed(t, op, "keeps running on a")
+		a.runs("web1", hypervisor.StateRunning)
+		b.hasNothing("web1")
+	})
+}
+
+// Finish's answer lost and the destination unreachable after: cancelling
+// the move stops the questions at once. The VM, running there, stays
+// paused here, and the record says so; once the destination answers
+// again, the source's next start ends its side.
+func TestMigrateCancelWhileAskingAfterLostFinish(t *testing.T) {
+	a, b := twoHosts(t, func(c *Config) { c.MigrationTimeouts.AskFor = time.Minute })
+	ctx := context.Background()
+	b.link.lose("POST", "/finish", true, 1)
+	b.link.lose("GET", "/v1/vms/web1", false, -1)
+	b.link.lose("POST", "/finish", false, -1)
+	op, err := a.c.MigrateVM(ctx, "web1", api.MigrateRequest{To: "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "web1 runs on b", func() bool {
+		d, err := b.lv.Lookup(ctx, "web1")
+		return err == nil && d.State == hypervisor.StateRunning
+	})
+	time.Sleep(100 * time.Millisecond) // the source is asking by now
+	if _, err := a.c.CancelOperation(ctx, op.ID); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	final := a.wait(op, nil)
+	if waited := time.Since(start); waited > 2*time.Second {
+		t.Errorf("the cancelled move took %s to end", waited)
+	}
+	failed(t, final, "stays paused on a", "cancelled")
+	if d, _ := a.lv.Lookup(ctx, "web1"); d.State != hypervisor.StatePaused {
+		t.Fatalf("web1 on a is %s; it runs on b, so it must stay paused here", d.State)
+	}
+	recs := a.records()
+	if len(recs) != 1 || !strings.Contains(recs[0], "finish unanswered") {
+		t.Fatalf("a's migration records: %v; want the move's, saying Finish went unanswered", recs)
+	}
+	b.link.heal()
+	a.restart()
+	a.undoes("web1")
+	b.runs("web1", hypervisor.StateRunning)
 }

@@ -56,6 +56,7 @@ func (s *Service) runFiles(ctx context.Context, o *ops.Op, mv *move, rep *api.Mi
 	_, err = mv.peer.MigrationPrepare(pctx, mv.offer)
 	cancel()
 	if err != nil {
+		s.prepareFailed(mv, err)
 		return restoreHere(fmt.Errorf("prepare on %s: %w", mv.req.To, err))
 	}
 	files, err := s.filesToSend(ctx, mv, offline, statePath)
