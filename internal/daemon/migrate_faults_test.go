@@ -113,38 +113,39 @@ func TestMigrateRecordWriteFails(t *testing.T) {
 
 // Lost peer messages: the request or the answer of one phase's relay.
 func TestMigrateLostRelay(t *testing.T) {
-	// Prepare's answer lost: the destination prepared, the source does
-	// not know; it must tell it to undo, not leave it to the idle timeout.
-	t.Run("prepare answer", func(t *testing.T) {
-		a, b := twoHosts(t)
-		b.link.lose("POST", "/v1/peer/migrations", true, 1)
-		op := a.migrate(api.MigrateRequest{})
-		failed(t, op, "prepare on b")
-		a.runs("web1", hypervisor.StateRunning)
-		b.hasNothing("web1")
-	})
-	// Finish's answer lost: the VM runs there; the source finds out and
-	// ends its side.
-	t.Run("finish answer", func(t *testing.T) {
-		a, b := twoHosts(t)
-		b.link.lose("POST", "/finish", true, 1)
-		op := a.migrate(api.MigrateRequest{})
-		if op.State != api.OpSucceeded {
-			t.Fatalf("migration %s: %s; the VM runs on b", op.State, op.Error)
-		}
-		b.runs("web1", hypervisor.StateRunning)
-		a.hasNothing("web1")
-	})
-	// Finish's request lost: it never ran there; the source resumes the
-	// VM and tells the destination to undo its side.
-	t.Run("finish request", func(t *testing.T) {
-		a, b := twoHosts(t)
-		b.link.lose("POST", "/finish", false, 1)
-		op := a.migrate(api.MigrateRequest{})
-		failed(t, op, "keeps running on a")
-		a.runs("web1", hypervisor.StateRunning)
-		b.hasNothing("web1")
-	})
+	for _, c := range []struct {
+		name           string
+		method, suffix string
+		answer         bool
+		moved          bool
+		words          []string
+	}{
+		// The destination prepared and the source does not know: it
+		// must tell it to undo, not leave it to the idle timeout.
+		{"prepare answer", "POST", "/v1/peer/migrations", true, false, []string{"prepare on b"}},
+		// The VM runs there: the source finds out and ends its side.
+		{"finish answer", "POST", "/finish", true, true, nil},
+		// Finish never ran there: the source resumes the VM and tells the
+		// destination to undo its side.
+		{"finish request", "POST", "/finish", false, false, []string{"keeps running on a"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			a, b := twoHosts(t)
+			b.link.lose(c.method, c.suffix, c.answer, 1)
+			op := a.migrate(api.MigrateRequest{})
+			if c.moved {
+				if op.State != api.OpSucceeded {
+					t.Fatalf("migration %s: %s; the VM runs on b", op.State, op.Error)
+				}
+				b.runs("web1", hypervisor.StateRunning)
+				a.hasNothing("web1")
+				return
+			}
+			failed(t, op, c.words...)
+			a.runs("web1", hypervisor.StateRunning)
+			b.hasNothing("web1")
+		})
+	}
 }
 
 // Finish's answer lost and the destination unreachable after: cancelling
