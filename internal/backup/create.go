@@ -380,7 +380,7 @@ func (s *Service) readDisk(ctx context.Context, o *ops.Op, r *repo.Repo, sess *r
 	if parent != nil {
 		contexts = append(contexts, bitmap)
 	}
-	c, err := nbd.Dial(ctx, sock, d.Target, contexts...)
+	c, err := s.cfg.OpenDisk(ctx, sock, d.Target, contexts...)
 	if err != nil {
 		return nil, err
 	}
@@ -436,7 +436,7 @@ func (s *Service) readDisk(ctx context.Context, o *ops.Op, r *repo.Repo, sess *r
 		conn := c
 		if w > 0 {
 			var err error
-			if conn, err = nbd.Dial(ctx, sock, d.Target); err != nil {
+			if conn, err = s.cfg.OpenDisk(ctx, sock, d.Target); err != nil {
 				return worker{}, err
 			}
 		}
