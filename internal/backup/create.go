@@ -222,7 +222,10 @@ func (s *Service) plan(ctx context.Context, r *repo.Repo, v api.VM, opts CreateO
 		p.id = fmt.Sprintf("%s@%s-%d", v.Name, stamp, n)
 		p.checkpoint = fmt.Sprintf("%s%s-%d", CheckpointPrefix, stamp, n)
 	}
-	p.dir = filepath.Join(s.cfg.WorkDir, strings.NewReplacer("@", "-").Replace(p.id))
+	// One work dir per VM: its backups run one at a time, so what a
+	// daemon that died mid-backup left there goes with the next backup
+	// (once it ended the job left running).
+	p.dir = filepath.Join(s.cfg.WorkDir, "vm-"+v.Name)
 	bitmaps := 0
 	for _, d := range v.Disks {
 		if hasBitmap(d) {
