@@ -361,6 +361,15 @@ func (c *Client) WaitOperation(ctx context.Context, id string, onProgress func(a
 	}
 }
 
+// Close closes the client's idle connections. A client for a peer, made
+// for one job, should be closed when the job ends: its transport keeps
+// connections open otherwise, and a daemon shutting down waits for those
+// it never got a request on.
+func (c *Client) Close() {
+	c.http.CloseIdleConnections()
+	c.stream.CloseIdleConnections()
+}
+
 // Host describes the daemon's host.
 func (c *Client) Host(ctx context.Context) (api.Host, error) {
 	var out api.Host

@@ -222,7 +222,10 @@ func (s *Service) plan(ctx context.Context, r *repo.Repo, v api.VM, opts CreateO
 		p.id = fmt.Sprintf("%s@%s-%d", v.Name, stamp, n)
 		p.checkpoint = fmt.Sprintf("%s%s-%d", CheckpointPrefix, stamp, n)
 	}
-	p.dir = filepath.Join(s.cfg.WorkDir, strings.NewReplacer("@", "-").Replace(p.id))
+	// One work dir per VM: its backups run one at a time, so what a
+	// daemon that died mid-backup left there goes with the next backup
+	// (once it ended the job left running).
+	p.dir = filepath.Join(s.cfg.WorkDir, "vm-"+v.Name)
 	bitmaps := 0
 	for _, d := range v.Disks {
 		if hasBitmap(d) {
@@ -380,7 +383,7 @@ func (s *Service) readDisk(ctx context.Context, o *ops.Op, r *repo.Repo, sess *r
 	if parent != nil {
 		contexts = append(contexts, bitmap)
 	}
-	c, err := nbd.Dial(ctx, sock, d.Target, contexts...)
+	c, err := s.cfg.OpenDisk(ctx, sock, d.Target, contexts...)
 	if err != nil {
 		return nil, err
 	}
@@ -436,7 +439,7 @@ func (s *Service) readDisk(ctx context.Context, o *ops.Op, r *repo.Repo, sess *r
 		conn := c
 		if w > 0 {
 			var err error
-			if conn, err = nbd.Dial(ctx, sock, d.Target); err != nil {
+			if conn, err = s.cfg.OpenDisk(ctx, sock, d.Target); err != nil {
 				return worker{}, err
 			}
 		}

@@ -21,6 +21,7 @@ import (
 	"github.com/godwit-project/godwit/api"
 	"github.com/godwit-project/godwit/internal/backup/repo"
 	"github.com/godwit-project/godwit/internal/hypervisor"
+	"github.com/godwit-project/godwit/internal/nbd"
 	"github.com/godwit-project/godwit/internal/ops"
 	"github.com/godwit-project/godwit/internal/store"
 	"github.com/godwit-project/godwit/internal/vm"
@@ -44,6 +45,27 @@ type Config struct {
 	ScheduleTick time.Duration
 	// Migrate, when set, moves a VM to a peer host (restore --to uses it).
 	Migrate func(ctx context.Context, vm string, req api.MigrateRequest) (api.Operation, error)
+	// OpenDisk connects to one disk a backup job exports; nil dials QEMU's
+	// NBD server on the job's socket (nbd.Dial). Tests read the fake
+	// hypervisor's exports instead.
+	OpenDisk func(ctx context.Context, socket, export string, contexts ...string) (DiskReader, error)
+}
+
+// DiskReader reads one disk a backup job exports: an *nbd.Conn.
+type DiskReader interface {
+	Size() uint64
+	Extents(context string, off, length uint64) ([]nbd.Extent, error)
+	ReadAt(dst []byte, off uint64) error
+	Close() error
+}
+
+// dialNBD is OpenDisk's default: QEMU's NBD server.
+func dialNBD(ctx context.Context, socket, export string, contexts ...string) (DiskReader, error) {
+	c, err := nbd.Dial(ctx, socket, export, contexts...)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // Service runs backups.
@@ -65,6 +87,9 @@ type Service struct {
 func New(hv Hypervisor, vms *vm.Service, om *ops.Manager, st store.Store, cfg Config, log *slog.Logger) *Service {
 	if cfg.ScheduleTick <= 0 {
 		cfg.ScheduleTick = 5 * time.Second
+	}
+	if cfg.OpenDisk == nil {
+		cfg.OpenDisk = dialNBD
 	}
 	return &Service{hv: hv, vms: vms, ops: om, store: st, cfg: cfg, log: log, clock: time.Now}
 }

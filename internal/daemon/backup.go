@@ -9,25 +9,16 @@ import (
 	"github.com/godwit-project/godwit/internal/backup"
 )
 
-// startBackups makes the backup service when the hypervisor has libvirt's
-// backup API (the fake of unit tests has not).
+// startBackups makes the backup service; restore --to moves VMs with the
+// migration service.
 func (d *Daemon) startBackups() {
-	hv, ok := d.hv.(backup.Hypervisor)
-	if !ok {
-		return
-	}
-	cfg := backup.Config{Repo: d.cfg.BackupRepo, WorkDir: filepath.Join(d.cfg.StateDir, "backup-work"), Host: d.cfg.Name}
-	if d.migrations != nil {
-		cfg.Migrate = d.migrations.Migrate
-	}
-	d.backups = backup.New(hv, d.vms, d.ops, d.store, cfg, d.log)
+	cfg := backup.Config{Repo: d.cfg.BackupRepo, WorkDir: filepath.Join(d.cfg.StateDir, "backup-work"), Host: d.cfg.Name,
+		Migrate: d.migrations.Migrate}
+	d.backups = backup.New(d.hv, d.vms, d.ops, d.store, cfg, d.log)
 }
 
 // runBackupSchedules runs the schedules in the background until ctx ends.
 func (d *Daemon) runBackupSchedules(ctx context.Context) {
-	if d.backups == nil {
-		return
-	}
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
@@ -50,9 +41,6 @@ func (d *Daemon) backupRoutes() []route {
 }
 
 func (d *Daemon) backupService(ctx context.Context) (*backup.Service, error) {
-	if d.backups == nil {
-		return nil, api.StatusErrorf(http.StatusNotImplemented, "backups need libvirt's backup API, which this daemon's hypervisor lacks")
-	}
 	if err := d.host.ensure(ctx); err != nil {
 		return nil, err
 	}
@@ -85,9 +73,6 @@ type listBackupsInput struct {
 }
 
 func (d *Daemon) listBackups(ctx context.Context, in *listBackupsInput) (*struct{ Body api.BackupList }, error) {
-	if d.backups == nil {
-		return nil, api.StatusErrorf(http.StatusNotImplemented, "backups need libvirt's backup API, which this daemon's hypervisor lacks")
-	}
 	list, err := d.backups.List(ctx, in.VM)
 	if err != nil {
 		return nil, err
@@ -100,9 +85,6 @@ type backupIDInput struct {
 }
 
 func (d *Daemon) getBackup(ctx context.Context, in *backupIDInput) (*struct{ Body api.Backup }, error) {
-	if d.backups == nil {
-		return nil, api.StatusErrorf(http.StatusNotImplemented, "backups need libvirt's backup API, which this daemon's hypervisor lacks")
-	}
 	b, err := d.backups.Get(ctx, in.ID)
 	if err != nil {
 		return nil, err
@@ -136,9 +118,6 @@ type verifyInput struct {
 }
 
 func (d *Daemon) verifyBackups(ctx context.Context, in *verifyInput) (*opOutput, error) {
-	if d.backups == nil {
-		return nil, api.StatusErrorf(http.StatusNotImplemented, "backups need libvirt's backup API, which this daemon's hypervisor lacks")
-	}
 	var ids []string
 	if in.Body != nil {
 		ids = in.Body.IDs
@@ -155,9 +134,6 @@ type pruneInput struct {
 }
 
 func (d *Daemon) pruneBackups(ctx context.Context, in *pruneInput) (*opOutput, error) {
-	if d.backups == nil {
-		return nil, api.StatusErrorf(http.StatusNotImplemented, "backups need libvirt's backup API, which this daemon's hypervisor lacks")
-	}
 	o, err := d.backups.Prune(ctx, in.Body)
 	if err != nil {
 		return nil, err
@@ -166,9 +142,6 @@ func (d *Daemon) pruneBackups(ctx context.Context, in *pruneInput) (*opOutput, e
 }
 
 func (d *Daemon) listSchedules(ctx context.Context, _ *struct{}) (*struct{ Body api.BackupScheduleList }, error) {
-	if d.backups == nil {
-		return nil, api.StatusErrorf(http.StatusNotImplemented, "backups need libvirt's backup API, which this daemon's hypervisor lacks")
-	}
 	list, err := d.backups.Schedules(ctx)
 	if err != nil {
 		return nil, err
@@ -194,9 +167,6 @@ func (d *Daemon) setSchedule(ctx context.Context, in *setScheduleInput) (*struct
 }
 
 func (d *Daemon) deleteSchedule(ctx context.Context, in *nameInput) (*struct{}, error) {
-	if d.backups == nil {
-		return nil, api.StatusErrorf(http.StatusNotImplemented, "backups need libvirt's backup API, which this daemon's hypervisor lacks")
-	}
 	if err := d.backups.DeleteSchedule(ctx, in.Name); err != nil {
 		return nil, err
 	}

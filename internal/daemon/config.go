@@ -17,6 +17,7 @@ import (
 
 	"github.com/godwit-project/godwit/internal/accel"
 	"github.com/godwit-project/godwit/internal/health"
+	"github.com/godwit-project/godwit/internal/migrate"
 )
 
 // Defaults of a daemon that is given no flags.
@@ -57,6 +58,9 @@ type Config struct {
 	// MigrationIdleTimeout: an incoming migration whose source stops
 	// talking for this long is undone (default 90s).
 	MigrationIdleTimeout time.Duration `yaml:"migrationIdleTimeout,omitempty"`
+	// MigrationTimeouts bound the waits of an outgoing move (Finish,
+	// cancel, asking the destination, keepalives).
+	MigrationTimeouts migrate.Timeouts `yaml:"migrationTimeouts,omitempty"`
 	// Health tunes the health checks (pool thresholds).
 	Health health.Thresholds `yaml:"health,omitempty"`
 }

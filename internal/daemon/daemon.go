@@ -52,12 +52,10 @@ type Daemon struct {
 	// migrations moves VMs to and from peers.
 	migrations *migrate.Service
 	// storage and images: pools, volumes and the image catalog.
-	storage *storage.Service
-	images  *image.Catalog
-	id      string
-	// backups is nil when the hypervisor has no backup API (a fake).
-	backups *backup.Service
-	// snapshots is nil when the hypervisor has no snapshot API (a fake).
+	storage   *storage.Service
+	images    *image.Catalog
+	id        string
+	backups   *backup.Service
 	snapshots *snapshot.Service
 	// tlsID is the daemon's CA and certificates; nil without --listen.
 	tlsID *pki.Identity
@@ -67,6 +65,15 @@ type Daemon struct {
 
 	// missingPrograms lists the features whose programs this host lacks.
 	missingPrograms func() []string
+	// hooks are set by this package's tests only: handler sees every
+	// request before the API does (to lose a peer's message), store wraps
+	// the state store (to fail a write), serving gets the HTTP server (to
+	// drop its connections as a killed process would).
+	hooks struct {
+		handler func(http.Handler) http.Handler
+		store   func(store.Store) store.Store
+		serving func(*http.Server)
+	}
 
 	listeners []net.Listener
 	server    *http.Server
@@ -144,6 +151,9 @@ func (d *Daemon) openStore(context.Context) error {
 		return err
 	}
 	d.store = s
+	if d.hooks.store != nil {
+		d.store = d.hooks.store(s)
+	}
 	return nil
 }
 
@@ -210,14 +220,11 @@ func (d *Daemon) startServices(ctx context.Context) error {
 	if err := d.startStorage(); err != nil {
 		return err
 	}
-	// A hypervisor that cannot migrate (the unit tests' fake) leaves
-	// migrations off.
-	if mh, ok := d.hv.(migrate.Hypervisor); ok {
-		d.migrations = migrate.New(mh, d.vms, d.peers, d.ops, d.store, migrate.Config{
-			Self: d.cfg.Name, URL: d.cfg.Advertise, WorkDir: filepath.Join(d.cfg.StateDir, "migrations"),
-			IdleTimeout: d.cfg.MigrationIdleTimeout, QEMUTLSDir: d.cfg.QEMUTLSDir, Shared: d.storage,
-		}, d.log)
-	}
+	d.migrations = migrate.New(d.hv, d.vms, d.peers, d.ops, d.store, migrate.Config{
+		Self: d.cfg.Name, URL: d.cfg.Advertise, WorkDir: filepath.Join(d.cfg.StateDir, "migrations"),
+		IdleTimeout: d.cfg.MigrationIdleTimeout, QEMUTLSDir: d.cfg.QEMUTLSDir, Shared: d.storage,
+		Timeouts: d.cfg.MigrationTimeouts,
+	}, d.log)
 	d.startBackups()
 	d.startSnapshots()
 	return nil
@@ -250,12 +257,19 @@ func (d *Daemon) writeQEMUTLS() {
 // Serve runs the daemon until ctx ends, then shuts it down.
 func (d *Daemon) Serve(ctx context.Context) error {
 	ctx, d.cancel = context.WithCancel(ctx)
+	h := d.handler()
+	if d.hooks.handler != nil {
+		h = d.hooks.handler(h)
+	}
 	d.server = &http.Server{
-		Handler:           d.handler(),
+		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 		ConnContext:       connContext,
 		ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelWarn),
+	}
+	if d.hooks.serving != nil {
+		d.hooks.serving(d.server)
 	}
 	errc := make(chan error, len(d.listeners))
 	for _, l := range d.listeners {

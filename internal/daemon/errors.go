@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"strings"
@@ -13,27 +12,20 @@ import (
 	"github.com/godwit-project/godwit/internal/hypervisor"
 )
 
-// toStatus maps any error a handler meets to an *api.StatusError. This is
-// the one place where errors become HTTP statuses.
+// toStatus maps any error a handler meets to an *api.StatusError: the
+// status it carries, else the one hypervisor.APIError's table (the one
+// table) gives it, else 500. Every handler error goes through here.
 func toStatus(err error) error {
-	var se *api.StatusError
-	switch {
-	case err == nil:
+	if err == nil {
 		return nil
-	case errors.As(err, &se):
+	}
+	var se *api.StatusError
+	if errors.As(hypervisor.APIError(err), &se) {
 		if se.Message != err.Error() {
 			// Keep the outer context ("start vm x: ...") with the status.
 			return &api.StatusError{Message: err.Error(), Code: se.Code}
 		}
 		return se
-	case errors.Is(err, hypervisor.ErrUnavailable):
-		return &api.StatusError{Message: err.Error(), Code: http.StatusServiceUnavailable}
-	case errors.Is(err, hypervisor.ErrNotFound):
-		return &api.StatusError{Message: err.Error(), Code: http.StatusNotFound}
-	case errors.Is(err, hypervisor.ErrInvalidState), errors.Is(err, hypervisor.ErrExists):
-		return &api.StatusError{Message: err.Error(), Code: http.StatusConflict}
-	case errors.Is(err, context.DeadlineExceeded):
-		return &api.StatusError{Message: err.Error(), Code: http.StatusGatewayTimeout}
 	}
 	return &api.StatusError{Message: err.Error(), Code: http.StatusInternalServerError}
 }

@@ -88,10 +88,8 @@ func (h *hostState) ensure(ctx context.Context) error {
 		if err := d.vms.PruneBootFiles(ctx); err != nil {
 			d.log.Warn("removing unused boot files", "err", err)
 		}
-		if d.migrations != nil {
-			if err := d.migrations.Recover(ctx); err != nil {
-				return err
-			}
+		if err := d.migrations.Recover(ctx); err != nil {
+			return err
 		}
 		h.set(func() { h.reconciled = true })
 	}

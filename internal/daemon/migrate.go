@@ -9,9 +9,6 @@ import (
 	"github.com/godwit-project/godwit/api"
 )
 
-// noMigrations answers when the hypervisor cannot migrate.
-var noMigrations = api.StatusErrorf(http.StatusNotImplemented, "this daemon's hypervisor cannot migrate")
-
 func (d *Daemon) migrationRoutes() []route {
 	return []route{
 		{Admin, accepted(op("migrate-vm", http.MethodPost, "/v1/vms/{name}/migrate", "Move a VM to another host (live, offline or cold)", "migration")), handle(d.migrateVM)},
@@ -30,23 +27,14 @@ type migrateInput struct {
 }
 
 func (d *Daemon) migrateVM(ctx context.Context, in *migrateInput) (*opOutput, error) {
-	if d.migrations == nil {
-		return nil, noMigrations
-	}
 	return d.opAction(ctx, func() (api.Operation, error) { return d.migrations.Migrate(ctx, in.Name, in.Body) })
 }
 
 func (d *Daemon) evacuate(ctx context.Context, in *struct{ Body api.EvacuateRequest }) (*opOutput, error) {
-	if d.migrations == nil {
-		return nil, noMigrations
-	}
 	return d.opAction(ctx, func() (api.Operation, error) { return d.migrations.Evacuate(ctx, in.Body) })
 }
 
 func (d *Daemon) peerPreflight(ctx context.Context, in *struct{ Body api.MigrationOffer }) (*struct{ Body api.PreflightAnswer }, error) {
-	if d.migrations == nil {
-		return nil, noMigrations
-	}
 	if err := d.host.ensure(ctx); err != nil {
 		return nil, err
 	}
@@ -58,9 +46,6 @@ func (d *Daemon) peerPreflight(ctx context.Context, in *struct{ Body api.Migrati
 }
 
 func (d *Daemon) peerPrepare(ctx context.Context, in *struct{ Body api.MigrationOffer }) (*struct{ Body api.PrepareAnswer }, error) {
-	if d.migrations == nil {
-		return nil, noMigrations
-	}
 	if err := d.host.ensure(ctx); err != nil {
 		return nil, err
 	}
@@ -77,9 +62,6 @@ type peerFinishInput struct {
 }
 
 func (d *Daemon) peerFinish(ctx context.Context, in *peerFinishInput) (*struct{ Body api.FinishAnswer }, error) {
-	if d.migrations == nil {
-		return nil, noMigrations
-	}
 	a, err := d.migrations.Finish(ctx, callerPeer(ctx), in.ID, in.Body)
 	if err != nil {
 		return nil, err
@@ -88,9 +70,6 @@ func (d *Daemon) peerFinish(ctx context.Context, in *peerFinishInput) (*struct{ 
 }
 
 func (d *Daemon) peerKeepalive(ctx context.Context, in *opIDInput) (*struct{}, error) {
-	if d.migrations == nil {
-		return nil, noMigrations
-	}
 	return &struct{}{}, d.migrations.Keepalive(callerPeer(ctx), in.ID)
 }
 
@@ -106,9 +85,6 @@ type uploadInput struct {
 func (d *Daemon) registerUpload(a huma.API, o huma.Operation) {
 	o.RequestBody = &huma.RequestBody{Description: "The file's bytes", Content: map[string]*huma.MediaType{"application/octet-stream": {}}}
 	huma.Register(a, o, func(ctx context.Context, in *uploadInput) (*struct{}, error) {
-		if d.migrations == nil {
-			return nil, noMigrations
-		}
 		r, _ := ctx.Value(requestKey{}).(*http.Request)
 		if r == nil {
 			return nil, toStatus(api.BadRequest("no request body"))

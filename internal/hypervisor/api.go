@@ -1,8 +1,10 @@
 package hypervisor
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net/http"
 
 	"github.com/godwit-project/godwit/api"
 )
@@ -26,22 +28,37 @@ func APIState(s State) api.VMState {
 	return api.VMUnknown
 }
 
-// APIError gives an error that wraps one of the sentinels above the API
-// status it stands for: 503 ErrUnavailable, 404 ErrNotFound, 409
-// ErrInvalidState, ErrExists and ErrUnsupported. An error with a status already, or with
-// none of these, is returned as it is.
+// statuses is the one table from errors to API statuses, as DESIGN.md
+// has them: 404 unknown, 409 wrong state, conflict or unsupported, 503
+// libvirt down, 504 a deadline passed. The first entry an error wraps
+// wins, so a call that failed because libvirt went away is 503 even if a
+// deadline passed meanwhile. APIError applies it where the services make
+// their errors; the daemon's mapper (internal/daemon) applies it to
+// whatever reaches a handler, and answers 500 for an error it has no
+// entry for.
+var statuses = []struct {
+	err  error
+	code int
+}{
+	{ErrUnavailable, http.StatusServiceUnavailable},
+	{ErrNotFound, http.StatusNotFound},
+	{ErrInvalidState, http.StatusConflict},
+	{ErrExists, http.StatusConflict},
+	{ErrUnsupported, http.StatusConflict},
+	{context.DeadlineExceeded, http.StatusGatewayTimeout},
+}
+
+// APIError gives an error that wraps an error of the table the status it
+// stands for. An error with a status already, or with no entry, is
+// returned as it is.
 func APIError(err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case api.Status(err) != 0:
+	if err == nil || api.Status(err) != 0 {
 		return err
-	case errors.Is(err, ErrUnavailable):
-		return api.StatusErrorf(503, "%w", err)
-	case errors.Is(err, ErrNotFound):
-		return api.StatusErrorf(404, "%w", err)
-	case errors.Is(err, ErrInvalidState), errors.Is(err, ErrExists), errors.Is(err, ErrUnsupported):
-		return api.StatusErrorf(409, "%w", err)
+	}
+	for _, s := range statuses {
+		if errors.Is(err, s.err) {
+			return api.StatusErrorf(s.code, "%w", err)
+		}
 	}
 	return err
 }

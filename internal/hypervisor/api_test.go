@@ -1,6 +1,7 @@
 package hypervisor
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"testing"
@@ -20,6 +21,7 @@ func TestAPIState(t *testing.T) {
 	}
 }
 
+// The table, entry by entry, and what it leaves alone.
 func TestAPIError(t *testing.T) {
 	if APIError(nil) != nil {
 		t.Error("APIError(nil) is not nil")
@@ -32,13 +34,31 @@ func TestAPIError(t *testing.T) {
 	if got := APIError(fmt.Errorf("wrapped: %w", ErrNotFound)); api.Status(got) != 404 || !errors.Is(got, ErrNotFound) || got.Error() != "wrapped: not found" {
 		t.Errorf("not found: %v (status %d)", got, api.Status(got))
 	}
-	for err, want := range map[error]int{
-		fmt.Errorf("x: %w", ErrUnavailable): 503, fmt.Errorf("x: %w", ErrInvalidState): 409,
-		fmt.Errorf("x: %w", ErrExists): 409, fmt.Errorf("x: %w", ErrUnsupported): 409,
-		fmt.Errorf("x: %w", ErrAgentUnavailable): 0, has: 409,
+	for _, c := range []struct {
+		err  error
+		want int
+	}{
+		{fmt.Errorf("x: %w", ErrUnavailable), 503},
+		{fmt.Errorf("x: %w", ErrNotFound), 404},
+		{fmt.Errorf("x: %w", ErrInvalidState), 409},
+		{fmt.Errorf("x: %w", ErrExists), 409},
+		{fmt.Errorf("x: %w", ErrUnsupported), 409},
+		{fmt.Errorf("libvirt did not answer: %w", context.DeadlineExceeded), 504},
+		// libvirt gone and a deadline passed: libvirt's absence says more.
+		{fmt.Errorf("x: %w", errors.Join(context.DeadlineExceeded, ErrUnavailable)), 503},
+		{fmt.Errorf("x: %w", ErrAgentUnavailable), 0},
+		{fmt.Errorf("x: %w", ErrCheckpointBroken), 0},
+		{context.Canceled, 0},
+		{has, 409},
+		{fmt.Errorf("a status wins over the table: %w", api.BadRequest("bad: %w", ErrNotFound)), 400},
 	} {
-		if got := api.Status(APIError(err)); got != want {
-			t.Errorf("APIError(%v): status %d, want %d", err, got, want)
+		if got := api.Status(APIError(c.err)); got != c.want {
+			t.Errorf("APIError(%v): status %d, want %d", c.err, got, c.want)
+		}
+	}
+	for _, s := range statuses {
+		if got := api.Status(APIError(fmt.Errorf("x: %w", s.err))); got != s.code {
+			t.Errorf("table entry %v: status %d, want %d", s.err, got, s.code)
 		}
 	}
 	if got := APIError(has); got != error(has) {

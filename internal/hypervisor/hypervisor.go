@@ -2,7 +2,8 @@
 // their storage and their networks, split by consumer need (Domains,
 // Storage, Host, Networks, Devices). The real implementation is
 // hypervisor/libvirt (go-libvirt over libvirt's unix socket);
-// hypervisor/fake is an in-memory one for unit tests.
+// hypervisor/fake is an in-memory one for unit tests. Both implement the
+// whole of Hypervisor.
 //
 // Every call takes a context and honours it even though libvirt's RPC has
 // none: a hung libvirtd must not hang the daemon.
@@ -222,7 +223,9 @@ type Host interface {
 	Ping(ctx context.Context) error
 }
 
-// Hypervisor is all of the above: what the libvirt implementation provides.
+// Hypervisor is the whole contract: what the libvirt implementation
+// provides, and the fake too, so that no feature is switched on by
+// asking which one it is.
 type Hypervisor interface {
 	Domains
 	Storage
@@ -232,7 +235,9 @@ type Hypervisor interface {
 	Stats
 	Events
 	Networks
-	Devices
+	Migrator
+	Backups
+	Snapshots
 }
 
 // Checkpoint is a libvirt checkpoint of a domain (dirty bitmaps in its

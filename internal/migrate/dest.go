@@ -204,18 +204,25 @@ func (s *Service) Prepare(ctx context.Context, from string, offer api.MigrationO
 		}
 	}
 	in.rec.Offer.Disks = disks
-	s.putIn(ctx, in.rec) // before side effects: a crash leaves a record to undo
-	r.Add(func() { s.dropRecord(inBucket, offer.ID) })
+	// The record comes before any side effect, and lists every volume
+	// Prepare is about to make: a crash in between leaves a record that
+	// undoes them all (the undo skips those never made). A record that
+	// cannot be written stops the move here.
 	for _, d := range disks {
-		if d.Shared {
-			continue
+		if !d.Shared {
+			in.rec.Created = append(in.rec.Created, api.VMDisk{Name: d.Name, Target: d.Target, Pool: d.DestPool, Volume: d.DestVolume, Path: d.DestPath, Size: d.Size})
 		}
-		info, err := s.hv.CreateVolume(ctx, d.DestPool, hypervisor.Volume{Name: d.DestVolume, Capacity: uint64(d.Size), Format: "qcow2"})
+	}
+	if err := s.putIn(ctx, in.rec); err != nil {
+		return api.PrepareAnswer{}, err
+	}
+	r.Add(func() { s.dropRecord(inBucket, offer.ID) })
+	for i, vd := range in.rec.Created {
+		info, err := s.hv.CreateVolume(ctx, vd.Pool, hypervisor.Volume{Name: vd.Volume, Capacity: uint64(vd.Size), Format: "qcow2"})
 		if err != nil {
-			return api.PrepareAnswer{}, fmt.Errorf("create volume for disk %s: %w", d.Name, err)
+			return api.PrepareAnswer{}, fmt.Errorf("create volume for disk %s: %w", vd.Name, err)
 		}
-		vd := api.VMDisk{Name: d.Name, Target: d.Target, Pool: d.DestPool, Volume: d.DestVolume, Path: info.Path, Size: d.Size}
-		in.rec.Created = append(in.rec.Created, vd)
+		in.rec.Created[i].Path = info.Path
 		r.Add(func() { _ = s.hv.DeleteVolume(context.Background(), vd.Pool, vd.Volume) })
 	}
 	in.arrival, err = s.vms.PrepareArrival(ctx, moving(offer, nil), true)
@@ -236,7 +243,9 @@ func (s *Service) Prepare(ctx context.Context, from string, offer api.MigrationO
 	if err != nil {
 		return api.PrepareAnswer{}, err
 	}
-	s.putIn(ctx, in.rec)
+	if err := s.putIn(ctx, in.rec); err != nil {
+		return api.PrepareAnswer{}, err
+	}
 
 	var ans api.PrepareAnswer
 	if offer.Mode == api.MigrateLive {
@@ -272,7 +281,7 @@ func logsConsole(spec api.VMSpec) bool { return vm.ConsoleLogged(spec) }
 // watch abandons an incoming move the source stopped talking about (a dead
 // link or a dead source daemon): nothing of it may stay here.
 func (s *Service) watch(id string, in *incoming) {
-	t := time.NewTicker(time.Second)
+	t := time.NewTicker(min(time.Second, s.cfg.IdleTimeout/4))
 	defer t.Stop()
 	for {
 		select {
@@ -384,8 +393,7 @@ func (s *Service) Upload(ctx context.Context, from, id, file, sum string, body i
 		in.rec.Files = append(in.rec.Files, path)
 	}
 	in.mu.Unlock()
-	s.putIn(ctx, in.rec)
-	return nil
+	return s.putIn(ctx, in.rec)
 }
 
 // keepAlive marks the move alive while a long upload runs.
@@ -527,7 +535,9 @@ func (s *Service) cleanUp(ctx context.Context, id string, in *incoming) {
 	if err := s.undoIncoming(ctx, in.rec); err != nil {
 		s.log.Warn("could not undo an incoming migration yet; will again when libvirt answers", "id", id, "vm", in.rec.Offer.VM, "err", err)
 		in.rec.Phase = "undo"
-		s.putIn(ctx, in.rec)
+		if err := s.putIn(ctx, in.rec); err != nil {
+			s.log.Error("record an incoming migration left to undo", "id", id, "err", err)
+		}
 		s.mu.Lock()
 		delete(s.incoming, id)
 		s.mu.Unlock()

@@ -158,6 +158,7 @@ func (s *Service) peersByFreeMemory(ctx context.Context) []string {
 		hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		h, err := c.Host(hctx)
 		cancel()
+		c.Close()
 		if err == nil {
 			cs = append(cs, cand{n, h.MemoryFree})
 		}

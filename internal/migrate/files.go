@@ -56,16 +56,12 @@ func (s *Service) runFiles(ctx context.Context, o *ops.Op, mv *move, rep *api.Mi
 	_, err = mv.peer.MigrationPrepare(pctx, mv.offer)
 	cancel()
 	if err != nil {
+		s.prepareFailed(mv, err)
 		return restoreHere(fmt.Errorf("prepare on %s: %w", mv.req.To, err))
-	}
-	cancelThere := func() {
-		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_, _ = mv.peer.MigrationFinish(cctx, mv.id, api.FinishRequest{Cancelled: true})
 	}
 	files, err := s.filesToSend(ctx, mv, offline, statePath)
 	if err != nil {
-		cancelThere()
+		s.cancelThere(mv)
 		return restoreHere(err)
 	}
 	defer func() {
@@ -81,16 +77,16 @@ func (s *Service) runFiles(ctx context.Context, o *ops.Op, mv *move, rep *api.Mi
 	}
 	for _, f := range files {
 		if err := ctx.Err(); err != nil {
-			cancelThere()
+			s.cancelThere(mv)
 			return restoreHere(err)
 		}
 		if err := s.send(ctx, o, mv, f, &sent, total); err != nil {
-			cancelThere()
+			s.cancelThere(mv)
 			return restoreHere(err)
 		}
 	}
 	o.Progress("starting on "+mv.req.To, sent, total, "bytes")
-	fctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	fctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeouts.finish(false))
 	snaps, _ := s.hv.SnapshotXMLs(ctx, name)
 	_, err = mv.peer.MigrationFinish(fctx, mv.id, api.FinishRequest{Paused: paused, Snapshots: snaps})
 	cancel()

@@ -10,12 +10,8 @@ import (
 	"github.com/godwit-project/godwit/internal/ops"
 )
 
-// How often the monitor looks at the job, and tells the destination the
-// source is alive.
-const (
-	pollEvery      = 500 * time.Millisecond
-	keepaliveEvery = 5 * time.Second
-)
+// How often the monitor looks at the job.
+const pollEvery = 500 * time.Millisecond
 
 // monitor watches a running live migration: it reports progress, sets the
 // downtime target, applies the convergence policy, and aborts (the VM keeps
@@ -143,7 +139,7 @@ func (s *Service) watchJob(ctx context.Context, o *ops.Op, mv *move, flags uint3
 			t.Reset(pollEvery)
 			slow = true
 		}
-		if time.Since(lastKeepalive) >= keepaliveEvery {
+		if time.Since(lastKeepalive) >= s.cfg.Timeouts.Keepalive {
 			lastKeepalive = time.Now()
 			go func() {
 				kctx, cancel := context.WithTimeout(bg, 5*time.Second)

@@ -3,7 +3,6 @@ package migrate
 import (
 	"context"
 	"errors"
-	"time"
 
 	"github.com/godwit-project/godwit/internal/hypervisor"
 	"github.com/godwit-project/godwit/internal/store"
@@ -72,32 +71,68 @@ func (s *Service) Recover(ctx context.Context) error {
 		if s.isActive(o.ID) {
 			continue
 		}
-		if _, err := s.hv.Lookup(ctx, o.VM); err == nil {
-			s.log.Info("an outgoing migration was cut off; the VM stayed here", "vm", o.VM, "to", o.To)
-			s.dropRecord(outBucket, o.ID)
-			continue
-		} else if !errors.Is(err, hypervisor.ErrNotFound) {
+		if err := s.recoverOut(ctx, o); err != nil {
 			return err
 		}
-		peer, err := s.peers.Client(ctx, o.To)
-		if err != nil {
-			continue
-		}
-		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		v, err := peer.GetVM(cctx, o.VM)
-		cancel()
-		if err != nil || !v.Managed {
-			s.log.Warn("cannot tell yet where a VM whose migration was cut off runs", "vm", o.VM, "to", o.To, "err", err)
-			continue
-		}
-		s.log.Warn("a VM moved while the daemon was down; forgetting it here", "vm", o.VM, "now on", o.To)
-		_ = s.vms.ForgetMoved(ctx, o.VM)
-		for _, d := range o.Copied {
-			_ = s.hv.DeleteVolume(ctx, d.Pool, d.Volume)
-		}
-		s.dropRecord(outBucket, o.ID)
 	}
 	return nil
+}
+
+// recoverOut settles an outgoing move a stopped daemon left. One that
+// never performed, or whose VM runs here, left it here. Otherwise (the
+// domain here is gone, or paused by a move that was performing) the
+// destination is asked: the VM runs there, so the move ends here; it is
+// not there, so the VM resumes here. When the destination cannot say,
+// the record stays for the next start.
+func (s *Service) recoverOut(ctx context.Context, o outgoing) error {
+	d, err := s.hv.Lookup(ctx, o.VM)
+	here := err == nil
+	switch {
+	case err != nil && !errors.Is(err, hypervisor.ErrNotFound):
+		return err
+	case here && (o.Phase == "started" || d.State != hypervisor.StatePaused):
+		s.log.Info("an outgoing migration was cut off; the VM stayed here", "vm", o.VM, "to", o.To, "phase", o.Phase)
+		s.dropRecord(outBucket, o.ID)
+		return nil
+	}
+	peer, err := s.peers.Client(ctx, o.To)
+	if err != nil {
+		s.log.Warn("cannot tell yet where a VM whose migration was cut off runs", "vm", o.VM, "to", o.To, "err", err)
+		return nil
+	}
+	defer peer.Close()
+	switch where := s.whereIs(ctx, peer, o.ID, o.VM); {
+	case where == runsThere:
+		s.log.Warn("a VM moved while the daemon was down; ending it here", "vm", o.VM, "now on", o.To)
+		s.dropSourceDomain(o.VM)
+		s.movedAway(ctx, o)
+	case where == notThere && here:
+		s.log.Warn("a VM whose migration was cut off is not on the destination; it runs on here", "vm", o.VM, "to", o.To)
+		if !o.WasPaused {
+			if err := s.hv.Resume(ctx, o.VM); err != nil {
+				return err
+			}
+		}
+	default:
+		s.log.Warn("cannot tell yet where a VM whose migration was cut off runs", "vm", o.VM, "to", o.To, "phase", o.Phase)
+		return nil
+	}
+	s.dropRecord(outBucket, o.ID)
+	return nil
+}
+
+// movedAway ends a VM here that now runs on its destination: godwit's
+// record of it, and the source copies of the disks that were copied (its
+// domain is the caller's business).
+func (s *Service) movedAway(ctx context.Context, o outgoing) {
+	if err := s.vms.ForgetMoved(ctx, o.VM); err != nil {
+		s.log.Error("forget a VM that moved", "vm", o.VM, "err", err)
+	}
+	for _, d := range o.Copied {
+		if err := s.hv.DeleteVolume(ctx, d.Pool, d.Volume); err != nil && !errors.Is(err, hypervisor.ErrNotFound) {
+			s.log.Error("delete the source copy of a moved disk", "volume", d.Pool+"/"+d.Volume, "err", err)
+		}
+	}
 }
 
 // isActive says whether an outgoing move runs in this process.

@@ -15,6 +15,7 @@ package migrate
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/url"
 	"os"
@@ -71,6 +72,54 @@ type Config struct {
 	QEMUTLSDir string
 	// Shared tells pools declared shared (nil: none are).
 	Shared SharedPools
+	// Timeouts bound the waits of a move.
+	Timeouts Timeouts
+}
+
+// Timeouts bound the waits of a move between the daemons; a zero field
+// takes its default.
+type Timeouts struct {
+	// Finish bounds the destination's Finish: 2m for a live move, whose
+	// guest is paused meanwhile, 5m for an offline or cold one, which
+	// restores or defines the VM there.
+	Finish time.Duration `yaml:"finish,omitempty"`
+	// Cancel bounds telling the destination to undo its side (30s).
+	Cancel time.Duration `yaml:"cancel,omitempty"`
+	// Ask bounds one question to the destination whether it runs a VM
+	// whose Finish went unanswered (5s); it is asked every AskEvery (2s)
+	// for AskFor (1m) at most, or until the move is cancelled.
+	Ask      time.Duration `yaml:"ask,omitempty"`
+	AskEvery time.Duration `yaml:"askEvery,omitempty"`
+	AskFor   time.Duration `yaml:"askFor,omitempty"`
+	// Keepalive is how often the source tells the destination it is
+	// still at it (5s); keep it well under the destination's idle
+	// timeout.
+	Keepalive time.Duration `yaml:"keepalive,omitempty"`
+}
+
+func (t *Timeouts) complete() {
+	for _, f := range []struct {
+		v   *time.Duration
+		def time.Duration
+	}{
+		{&t.Cancel, 30 * time.Second}, {&t.Ask, 5 * time.Second}, {&t.AskEvery, 2 * time.Second},
+		{&t.AskFor, time.Minute}, {&t.Keepalive, 5 * time.Second},
+	} {
+		if *f.v <= 0 {
+			*f.v = f.def
+		}
+	}
+}
+
+// finish is the Finish timeout of a live or an offline/cold move.
+func (t Timeouts) finish(live bool) time.Duration {
+	switch {
+	case t.Finish > 0:
+		return t.Finish
+	case live:
+		return 2 * time.Minute
+	}
+	return 5 * time.Minute
 }
 
 // Service migrates VMs to and from this host.
@@ -93,6 +142,7 @@ func New(hv Hypervisor, vms *vm.Service, peers Peers, om *ops.Manager, st store.
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = 90 * time.Second
 	}
+	cfg.Timeouts.complete()
 	_ = os.MkdirAll(cfg.WorkDir, 0o711)
 	return &Service{hv: hv, vms: vms, peers: peers, ops: om, store: st, cfg: cfg, log: log, incoming: map[string]*incoming{}, active: map[string]bool{}}
 }
@@ -112,12 +162,18 @@ func (s *Service) workPath(id, name string) string {
 
 // outgoing is the source's record of a move in flight.
 type outgoing struct {
-	ID      string    `json:"id"`
-	VM      string    `json:"vm"`
-	To      string    `json:"to"`
-	Mode    string    `json:"mode"`
+	ID   string `json:"id"`
+	VM   string `json:"vm"`
+	To   string `json:"to"`
+	Mode string `json:"mode"`
+	// Phase is how far it went: started (nothing moved), performing
+	// (from Perform on: it may run there), finish unanswered (Finish did
+	// not answer and the destination could not say).
 	Phase   string    `json:"phase"`
 	Started time.Time `json:"started"`
+	// WasPaused: the VM was paused before the move (a resume here leaves
+	// it so).
+	WasPaused bool `json:"wasPaused,omitempty"`
 	// Copied are source disks to delete once the VM runs there.
 	Copied []api.VMDisk `json:"copied,omitempty"`
 }
@@ -133,16 +189,22 @@ type incomingRecord struct {
 	Started time.Time          `json:"started"`
 }
 
-func (s *Service) putOut(ctx context.Context, o outgoing) {
+// putOut writes the source's record of a move. A move whose record
+// cannot be written must not go on: a restart could neither finish nor
+// undo it.
+func (s *Service) putOut(ctx context.Context, o outgoing) error {
 	if err := store.PutJSON(ctx, s.store, outBucket, o.ID, o); err != nil {
-		s.log.Error("record outgoing migration", "id", o.ID, "err", err)
+		return fmt.Errorf("record the migration of vm %s: %w", o.VM, err)
 	}
+	return nil
 }
 
-func (s *Service) putIn(ctx context.Context, r incomingRecord) {
+// putIn writes the destination's record of a move (likewise).
+func (s *Service) putIn(ctx context.Context, r incomingRecord) error {
 	if err := store.PutJSON(ctx, s.store, inBucket, r.Offer.ID, r); err != nil {
-		s.log.Error("record incoming migration", "id", r.Offer.ID, "err", err)
+		return fmt.Errorf("record the incoming migration of vm %s: %w", r.Offer.VM, err)
 	}
+	return nil
 }
 
 func (s *Service) dropRecord(bucket, id string) {

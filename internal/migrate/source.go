@@ -4,8 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -40,6 +40,11 @@ type move struct {
 	offer  api.MigrationOffer
 	peer   *client.Client
 	probes []string
+	// out is the move's recovery record; undecided is set when the move
+	// ends not knowing where the VM runs (the record then stays for
+	// Recover).
+	out       outgoing
+	undecided bool
 }
 
 // Migrate checks a move (here and, in a preflight, on the destination) and
@@ -52,6 +57,7 @@ func (s *Service) Migrate(ctx context.Context, name string, req api.MigrateReque
 	}
 	op := s.ops.Start("vm.migrate", "vm/"+name, func(ctx context.Context, o *ops.Op) error {
 		defer unlock()
+		defer mv.peer.Close()
 		defer mv.removeProbes()
 		rep, err := s.run(ctx, o, mv)
 		if err == nil {
@@ -71,6 +77,12 @@ func (s *Service) plan(ctx context.Context, name string, req api.MigrateRequest)
 	if err != nil {
 		return nil, nil, err
 	}
+	planned := false
+	defer func() {
+		if !planned {
+			peer.Close()
+		}
+	}()
 	if req.TLS {
 		if req.Mode == api.MigrateOffline || req.Mode == api.MigrateCold {
 			return nil, nil, api.BadRequest("tls: offline and cold moves go over the daemons' TLS channel already; --tls is for live migration streams")
@@ -135,7 +147,7 @@ func (s *Service) plan(ctx context.Context, name string, req api.MigrateRequest)
 		mv.removeProbes()
 		return nil, nil, err
 	}
-	ok = true
+	ok, planned = true, true
 	return mv, unlock, nil
 }
 
@@ -335,11 +347,12 @@ func (s *Service) run(ctx context.Context, o *ops.Op, mv *move) (api.MigrationRe
 	shared, copied := mv.copied()
 	rep := api.MigrationReport{VM: mv.m.Name, From: s.cfg.Self, To: mv.req.To, Mode: mv.req.Mode,
 		SharedDisks: len(shared), CopiedDisks: len(copied)}
-	out := outgoing{ID: mv.id, VM: mv.m.Name, To: mv.req.To, Mode: mv.req.Mode, Phase: "started", Started: time.Now().UTC()}
+	mv.out = outgoing{ID: mv.id, VM: mv.m.Name, To: mv.req.To, Mode: mv.req.Mode, Phase: "started", Started: time.Now().UTC(),
+		WasPaused: mv.dom.State == hypervisor.StatePaused}
 	for _, d := range mv.m.Disks {
 		for _, c := range copied {
 			if c.Name == d.Name {
-				out.Copied = append(out.Copied, d)
+				mv.out.Copied = append(mv.out.Copied, d)
 			}
 		}
 	}
@@ -351,8 +364,16 @@ func (s *Service) run(ctx context.Context, o *ops.Op, mv *move) (api.MigrationRe
 		delete(s.active, mv.id)
 		s.mu.Unlock()
 	}()
-	s.putOut(ctx, out)
-	defer s.dropRecord(outBucket, mv.id)
+	// The record comes first: a move a restart could not finish or undo
+	// does not start.
+	if err := s.putOut(ctx, mv.out); err != nil {
+		return rep, fmt.Errorf("vm %s did not move (nothing did): %w", mv.m.Name, err)
+	}
+	defer func() {
+		if !mv.undecided {
+			s.dropRecord(outBucket, mv.id)
+		}
+	}()
 
 	var err error
 	switch mv.req.Mode {
@@ -365,15 +386,7 @@ func (s *Service) run(ctx context.Context, o *ops.Op, mv *move) (api.MigrationRe
 	if err != nil {
 		return rep, err
 	}
-	// The VM runs there now: forget it here and free what it used here.
-	if err := s.vms.ForgetMoved(context.Background(), mv.m.Name); err != nil {
-		s.log.Error("forget a VM that moved", "vm", mv.m.Name, "err", err)
-	}
-	for _, d := range out.Copied {
-		if err := s.hv.DeleteVolume(context.Background(), d.Pool, d.Volume); err != nil && !errors.Is(err, hypervisor.ErrNotFound) {
-			s.log.Error("delete the source copy of a moved disk", "volume", d.Pool+"/"+d.Volume, "err", err)
-		}
-	}
+	s.movedAway(context.Background(), mv.out)
 	s.log.Info("vm migrated", "vm", rep.VM, "to", rep.To, "mode", rep.Mode, "totalMs", rep.TotalMs, "downtimeMs", rep.DowntimeMs, "bytes", rep.Bytes)
 	return rep, nil
 }
@@ -433,18 +446,17 @@ func (s *Service) runLive(ctx context.Context, o *ops.Op, mv *move, rep *api.Mig
 	o.Progress("prepare on "+mv.req.To, 0, 0, "")
 	prep, err := mv.peer.MigrationPrepare(ctx, mv.offer)
 	if err != nil {
+		s.prepareFailed(mv, err)
 		return fmt.Errorf("prepare on %s: %w", mv.req.To, err)
-	}
-	cancelThere := func() {
-		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if _, err := mv.peer.MigrationFinish(cctx, mv.id, api.FinishRequest{Cancelled: true}); err != nil {
-			s.log.Warn("could not cancel the migration on the destination; it cleans up by itself when the source goes silent", "to", mv.req.To, "err", err)
-		}
 	}
 	params.URI = prep.URI
 	s.log.Debug("migration prepared", "vm", mv.m.Name, "ms", time.Since(start).Milliseconds())
 
+	// From Perform on the VM may end up there: a restart must ask.
+	if err := s.setPhase(ctx, mv, "performing"); err != nil {
+		s.cancelThere(mv)
+		return fmt.Errorf("vm %s did not move: %w", mv.m.Name, err)
+	}
 	mon := s.startMonitor(ctx, o, mv, flags)
 	// Perform is not bound to ctx: a cancel aborts the job (monitor), and
 	// Perform then returns.
@@ -455,7 +467,7 @@ func (s *Service) runLive(ctx context.Context, o *ops.Op, mv *move, rep *api.Mig
 	s.log.Debug("perform returned", "vm", mv.m.Name, "monitorStopMs", time.Since(performed).Milliseconds())
 	rep.Iterations, rep.Postcopy, rep.AutoConverge = res.last.Iteration, res.postcopy, res.maxThrottle
 	if perr != nil {
-		cancelThere()
+		s.cancelThere(mv)
 		if res.reason != nil {
 			return res.reason
 		}
@@ -463,7 +475,7 @@ func (s *Service) runLive(ctx context.Context, o *ops.Op, mv *move, rep *api.Mig
 	}
 	// The guest is paused now: nothing may stand between here and Finish
 	// on the destination, which resumes it (this is the downtime).
-	fctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	fctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeouts.finish(true))
 	fin, ferr := mv.peer.MigrationFinish(fctx, mv.id, api.FinishRequest{Cookie: cookie, Snapshots: snaps})
 	cancel()
 	src, _ := s.hv.JobStats(context.Background(), mv.m.Name, true)
@@ -472,7 +484,7 @@ func (s *Service) runLive(ctx context.Context, o *ops.Op, mv *move, rep *api.Mig
 	rep.TotalMs = uint64(time.Since(start).Milliseconds())
 	s.log.Debug("finish answered", "vm", mv.m.Name, "sincePerformMs", time.Since(performed).Milliseconds())
 	if ferr != nil {
-		return s.afterFailedFinish(mv, sess, params, srcFlags, ferr)
+		return s.afterFailedFinish(ctx, mv, sess, params, srcFlags, ferr)
 	}
 	if err := sess.Confirm(context.Background(), mv.m.Name, params, fin.Cookie, srcFlags, false); err != nil {
 		// The VM runs there; only the source's bookkeeping failed.
@@ -492,10 +504,13 @@ func (s *Service) runLive(ctx context.Context, o *ops.Op, mv *move, rep *api.Mig
 
 // afterFailedFinish decides, when Finish on the destination did not answer
 // cleanly, where the VM runs. A clean refusal means it did not start there:
-// resume it here. No answer at all means it may run there: ask, and resume
-// here only when the destination says it does not have it; otherwise keep
-// it paused here rather than running twice.
-func (s *Service) afterFailedFinish(mv *move, sess hypervisor.Session, p hypervisor.MigrateParams, flags uint32, ferr error) error {
+// resume it here. No answer at all means it may run there: ask until the
+// destination says, or the move is cancelled. It runs there (godwit's and
+// running): end the move here. It is not there, or its incoming domain was
+// never finished and the destination undoes it when told: resume it here.
+// Otherwise it stays paused here rather than running twice, and the move's
+// record stays for Recover to settle.
+func (s *Service) afterFailedFinish(ctx context.Context, mv *move, sess hypervisor.Session, p hypervisor.MigrateParams, flags uint32, ferr error) error {
 	resume := func() error {
 		if err := sess.Confirm(context.Background(), mv.m.Name, p, nil, flags, true); err != nil {
 			return fmt.Errorf("finish on %s failed (%v), and resuming vm %s here failed too: %w", mv.req.To, ferr, mv.m.Name, err)
@@ -505,24 +520,95 @@ func (s *Service) afterFailedFinish(mv *move, sess hypervisor.Session, p hypervi
 	if api.Status(ferr) != 0 {
 		return resume()
 	}
-	for i := 0; i < 30; i++ {
-		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		v, err := mv.peer.GetVM(cctx, mv.m.Name)
-		cancel()
-		switch {
-		case err == nil && v.Managed && v.State == api.VMRunning:
-			s.log.Warn("finish did not answer, but the VM runs on the destination", "vm", mv.m.Name, "to", mv.req.To)
-			if err := sess.Confirm(context.Background(), mv.m.Name, p, nil, flags, false); err != nil {
-				s.dropSourceDomain(mv.m.Name)
-			}
-			return nil
-		case api.Status(err) == 404:
-			return resume()
+	where, why := s.askWhere(ctx, mv)
+	switch where {
+	case runsThere:
+		s.log.Warn("finish did not answer, but the VM runs on the destination", "vm", mv.m.Name, "to", mv.req.To)
+		if err := sess.Confirm(context.Background(), mv.m.Name, p, nil, flags, false); err != nil {
+			s.dropSourceDomain(mv.m.Name)
 		}
-		time.Sleep(2 * time.Second)
+		return nil
+	case notThere:
+		return resume()
 	}
-	return fmt.Errorf("finish on %s did not answer and %s cannot be asked whether vm %s runs there: it stays paused on %s so that it never runs twice; check %s, then resume it here (godwit vm resume) if it is not there: %w",
-		mv.req.To, mv.req.To, mv.m.Name, s.cfg.Self, mv.req.To, ferr)
+	mv.undecided = true
+	if err := s.setPhase(context.Background(), mv, "finish unanswered"); err != nil {
+		s.log.Error("record that a migration's Finish went unanswered", "vm", mv.m.Name, "err", err)
+	}
+	return fmt.Errorf("finish on %s did not answer and %s: it stays paused on %s so that it never runs twice; godwit settles it when this daemon next starts and %s answers, or check %s, then resume it here (godwit vm resume) if it is not there: %w",
+		mv.req.To, why, s.cfg.Self, mv.req.To, mv.req.To, ferr)
+}
+
+// Where a VM is, as the destination of its move says.
+const (
+	unknown = iota
+	runsThere
+	notThere
+)
+
+// askWhere asks the destination where the VM of a move is until it says,
+// AskFor passes or ctx ends; why says which, when it never said.
+func (s *Service) askWhere(ctx context.Context, mv *move) (where int, why string) {
+	giveUp := time.NewTimer(s.cfg.Timeouts.AskFor)
+	defer giveUp.Stop()
+	for {
+		if where := s.whereIs(ctx, mv.peer, mv.id, mv.m.Name); where != unknown {
+			return where, ""
+		}
+		select {
+		case <-ctx.Done():
+			return unknown, "the move was cancelled while asking whether vm " + mv.m.Name + " runs there"
+		case <-giveUp.C:
+			return unknown, mv.req.To + " cannot be asked whether vm " + mv.m.Name + " runs there"
+		case <-time.After(s.cfg.Timeouts.AskEvery):
+		}
+	}
+}
+
+// whereIs asks the destination of move id once whether its VM runs
+// there. An incoming domain there that Finish never finished counts as
+// not there once the destination agrees to undo it.
+func (s *Service) whereIs(ctx context.Context, peer *client.Client, id, vm string) int {
+	cctx, cancel := context.WithTimeout(ctx, s.cfg.Timeouts.Ask)
+	defer cancel()
+	v, err := peer.GetVM(cctx, vm)
+	switch {
+	case err == nil && v.Managed && v.State == api.VMRunning:
+		return runsThere
+	case api.Status(err) == http.StatusNotFound:
+		return notThere
+	case err == nil && !v.Managed:
+		// Finish never ran there, or runs now (then it refuses: 409).
+		if _, err := peer.MigrationFinish(cctx, id, api.FinishRequest{Cancelled: true}); err == nil {
+			return notThere
+		}
+	}
+	return unknown
+}
+
+// prepareFailed tells the destination to undo a Prepare whose answer was
+// lost: it may have prepared (a refusal, with a status, undid itself).
+func (s *Service) prepareFailed(mv *move, err error) {
+	if api.Status(err) == 0 {
+		s.cancelThere(mv)
+	}
+}
+
+// setPhase records how far a move went.
+func (s *Service) setPhase(ctx context.Context, mv *move, phase string) error {
+	mv.out.Phase = phase
+	return s.putOut(ctx, mv.out)
+}
+
+// cancelThere tells the destination to undo its side of a move. When it
+// cannot be told, it undoes it by itself once the source has been silent
+// for its idle timeout.
+func (s *Service) cancelThere(mv *move) {
+	cctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeouts.Cancel)
+	defer cancel()
+	if _, err := mv.peer.MigrationFinish(cctx, mv.id, api.FinishRequest{Cancelled: true}); err != nil && api.Status(err) != 404 {
+		s.log.Warn("could not cancel the migration on the destination; it cleans up by itself when the source goes silent", "to", mv.req.To, "err", err)
+	}
 }
 
 // dropSourceDomain removes what is left of a domain that moved.

@@ -9,7 +9,6 @@ import (
 	"libvirt.org/go/libvirtxml"
 
 	"github.com/godwit-project/godwit/api"
-	"github.com/godwit-project/godwit/internal/hypervisor"
 )
 
 // snapshotFiles lists the overlay files external snapshots made for a VM's
@@ -32,12 +31,10 @@ func (s *Service) snapshotFiles(ctx context.Context, rec record) []string {
 		}
 	}
 	found := map[string]bool{}
-	if sh, ok := s.hv.(hypervisor.Snapshots); ok {
-		if snaps, err := sh.Snapshots(ctx, rec.Name); err == nil {
-			for _, sn := range snaps {
-				for _, f := range sn.Files {
-					found[f] = true
-				}
+	if snaps, err := s.hv.Snapshots(ctx, rec.Name); err == nil {
+		for _, sn := range snaps {
+			for _, f := range sn.Files {
+				found[f] = true
 			}
 		}
 	}

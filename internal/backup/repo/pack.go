@@ -560,6 +560,9 @@ func (w *Writer) release() {
 func (r *Repo) writePack(id string, body []byte) error {
 	dir := filepath.Join(r.dir, "packs", id[:2])
 	final := filepath.Join(dir, id)
+	if err := r.mayWrite("pack", final); err != nil {
+		return err
+	}
 	if !r.noTmpfile.Load() {
 		err := r.writePackTmpfile(dir, final, body)
 		if !errors.Is(err, errNoTmpfile) {

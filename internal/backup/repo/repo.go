@@ -132,6 +132,29 @@ type Repo struct {
 	bad     map[string]string // unreadable packs: id -> why
 	gen     uint64            // packs added
 	scans   uint64            // scans finished
+
+	beforeWrite atomic.Pointer[func(kind, path string) error]
+}
+
+// BeforeWrite sets f to be asked before each file the repository writes:
+// kind is "pack", "index" or "manifest", path where it goes. An error f
+// returns fails that write as the filesystem would (syscall.ENOSPC: the
+// disk is full); f may also block, as a process frozen there. Tests use
+// it; nil (the default) asks nothing.
+func (r *Repo) BeforeWrite(f func(kind, path string) error) {
+	if f == nil {
+		r.beforeWrite.Store(nil)
+		return
+	}
+	r.beforeWrite.Store(&f)
+}
+
+// mayWrite asks the BeforeWrite hook, if any.
+func (r *Repo) mayWrite(kind, path string) error {
+	if f := r.beforeWrite.Load(); f != nil {
+		return (*f)(kind, path)
+	}
+	return nil
 }
 
 // Open opens the repository at dir, making it when it does not exist, and
@@ -545,6 +568,9 @@ func (r *Repo) WriteIndex(id, disk string, idx Index, size uint64) (Disk, error)
 	comp := enc.EncodeAll(raw, nil)
 	r.enc.Put(enc)
 	rel := filepath.Join("index", id, disk+".idx")
+	if err := r.mayWrite("index", filepath.Join(r.dir, rel)); err != nil {
+		return Disk{}, err
+	}
 	if err := os.MkdirAll(filepath.Join(r.dir, "index", id), 0o700); err != nil {
 		return Disk{}, err
 	}
@@ -631,6 +657,9 @@ func (r *Repo) Commit(m Manifest) error {
 	}
 	b, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
+		return err
+	}
+	if err := r.mayWrite("manifest", r.manifestPath(m.ID)); err != nil {
 		return err
 	}
 	return writeAtomic(filepath.Join(r.dir, "tmp"), r.manifestPath(m.ID), b)

@@ -2,20 +2,29 @@
 // keeps domains, pools and volumes in maps and moves domains between states
 // the way libvirt's QEMU driver does, returning the same sentinel errors
 // (ErrNotFound, ErrExists, ErrInvalidState, ErrUnavailable) where libvirt
-// would fail. Tests can set the host's facts, make the guest ignore the ACPI
-// power button or take time to shut down, inject a failure into any call,
-// and take "libvirt" down and up again.
+// would fail. It implements the whole contract: migration (two fakes
+// migrate a domain between each other through libvirt's five phases),
+// backups (pull-mode jobs whose exports a test reads through OpenExport),
+// checkpoints and snapshots. Tests can set the host's facts, make the
+// guest ignore the ACPI power button or take time to shut down, inject a
+// fault into any call (fail, hang, or crash libvirtd; for the streaming
+// calls, after so many bytes), take "libvirt" down and up again, and kill
+// the process that holds a connection.
 //
-// It runs no QEMU and reads no files: it checks what libvirt checks about
-// states and names, not what QEMU would make of the XML. It never replaces
-// the e2e tests on a real libvirtd.
+// A Fake is one process's connection to an in-memory libvirtd: New makes
+// the libvirtd and a first connection, Connect another one to the same
+// libvirtd (a daemon restarted on the same host). Its state and faults
+// belong to the libvirtd, shared by every connection to it.
+//
+// It runs no QEMU and reads no disk images: it checks what libvirt checks
+// about states and names, not what QEMU would make of the XML. It never
+// replaces the e2e tests on a real libvirtd.
 package fake
 
 import (
 	"context"
 	"crypto/rand"
 	"encoding/xml"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"sort"
@@ -27,8 +36,15 @@ import (
 	"github.com/godwit-project/godwit/internal/hypervisor"
 )
 
-// Fake is an in-memory hypervisor. The zero value is not usable; use New.
+// Fake is one connection to an in-memory libvirtd. The zero value is not
+// usable; use New (or Connect).
 type Fake struct {
+	*libvirtd
+	conn *conn
+}
+
+// libvirtd is the state every connection shares.
+type libvirtd struct {
 	mu       sync.Mutex
 	host     hypervisor.HostInfo
 	domains  map[string]*domain
@@ -36,21 +52,46 @@ type Fake struct {
 	guests   map[string]Guest // by domain name
 	defGuest Guest
 	faults   []*Fault
+	// resume is closed (and replaced) by ClearFaults: hung calls go on.
+	resume   chan struct{}
 	down     bool
 	calls    []string
 	mon      monitorState
 	networks map[string]*network
 	leases   map[string][]hypervisor.Lease // by network name
-	data     map[string][]byte             // uploaded volume bytes, by pool/volume
+	data     map[string][]byte             // volume bytes, by pool/volume
+	conns    []*conn
+	mig      migrationKnobs
 }
 
-var _ hypervisor.Hypervisor = (*Fake)(nil)
+var (
+	_ hypervisor.Hypervisor = (*Fake)(nil)
+	_ hypervisor.Domains    = (*Fake)(nil)
+	_ hypervisor.Storage    = (*Fake)(nil)
+	_ hypervisor.Pools      = (*Fake)(nil)
+	_ hypervisor.Devices    = (*Fake)(nil)
+	_ hypervisor.Host       = (*Fake)(nil)
+	_ hypervisor.Stats      = (*Fake)(nil)
+	_ hypervisor.Events     = (*Fake)(nil)
+	_ hypervisor.Networks   = (*Fake)(nil)
+	_ hypervisor.Migrator   = (*Fake)(nil)
+	_ hypervisor.Backups    = (*Fake)(nil)
+	_ hypervisor.Snapshots  = (*Fake)(nil)
+)
 
 type domain struct {
 	hypervisor.Domain
 	xml     string // persistent (inactive) definition
 	liveXML string // the running config, while active
 	boot    int    // counts boots, so a delayed shutdown hits only its own boot
+	// out and in are the domain's outgoing and incoming migrations.
+	out *outgoing
+	in  *incoming
+	// completed are the stats of its last completed job.
+	completed   *hypervisor.JobStats
+	backup      *backupJob
+	checkpoints []*checkpoint
+	snapshots   []*snapshot
 }
 
 type pool struct {
@@ -87,39 +128,10 @@ func (e *Error) Error() string { return e.Op + ": " + e.Msg }
 // Unwrap returns the sentinel, e.g. hypervisor.ErrNotFound.
 func (e *Error) Unwrap() error { return e.Kind }
 
-// Fault is a failure to inject into calls of one method.
-type Fault struct {
-	// Method is the Hypervisor method, e.g. "CreateVolume".
-	Method string
-	// Name limits the fault to calls about this domain, pool or volume
-	// (for CreateVolume the new volume's name, for Define the domain's; a
-	// volume may also be named "pool/volume"); empty matches every call.
-	Name string
-	// After lets this many matching calls succeed before failing.
-	After int
-	// Times is how many calls fail: 0 means one, negative means all.
-	Times int
-	// Err is what the calls return; nil means an error wrapping ErrInjected.
-	Err error
-}
-
-// methods are the Hypervisor methods a Fault may name.
-var methods = map[string]bool{
-	"Define": true, "Undefine": true, "Start": true, "Shutdown": true, "Destroy": true,
-	"Reboot": true, "Suspend": true, "Resume": true, "Lookup": true, "List": true,
-	"XML": true, "SetAutostart": true, "RunTransient": true,
-	"EnsurePool": true, "PoolInfo": true, "CreateVolume": true, "DeleteVolume": true,
-	"VolumeInfo": true, "ResizeVolume": true,
-	"HostInfo": true, "Ping": true, "DomainStats": true, "DomainEvents": true,
-	"DefineNetwork": true, "StartNetwork": true, "SetNetworkAutostart": true, "StopNetwork": true,
-	"UndefineNetwork": true, "LookupNetwork": true, "ListNetworks": true, "NetworkLeases": true,
-	"NetworkPortOwners": true, "AttachDevice": true, "DetachDevice": true, "InterfaceAddresses": true,
-}
-
 // New returns a fake host with 4 CPUs, 8 GiB of memory, TCG only, and no
-// domains or pools.
+// domains or pools, and a first connection to it.
 func New() *Fake {
-	return &Fake{
+	d := &libvirtd{
 		host: hypervisor.HostInfo{
 			Hostname: "fakehost", LibvirtVersion: "9.0.0", QEMUVersion: "7.2.0",
 			CPUs: 4, CPUModel: "fake", MemoryBytes: uint64(8 * api.GiB), FreeBytes: uint64(6 * api.GiB),
@@ -131,7 +143,25 @@ func New() *Fake {
 		networks: map[string]*network{},
 		leases:   map[string][]hypervisor.Lease{},
 		data:     map[string][]byte{},
+		resume:   make(chan struct{}),
+		mig:      defaultMigrationKnobs(),
 	}
+	return d.connect()
+}
+
+// Connect opens another connection to the same libvirtd, as another
+// process (or the same daemon, restarted) would.
+func (f *Fake) Connect() *Fake {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.libvirtd.connect()
+}
+
+// connect makes a connection. Callers hold mu, or own d alone.
+func (d *libvirtd) connect() *Fake {
+	c := &conn{killed: make(chan struct{}), thaw: make(chan struct{}), sessions: map[*session]bool{}}
+	d.conns = append(d.conns, c)
+	return &Fake{libvirtd: d, conn: c}
 }
 
 // SetHostInfo replaces what HostInfo reports.
@@ -143,10 +173,15 @@ func (f *Fake) SetHostInfo(h hypervisor.HostInfo) {
 
 // SetDown takes "libvirt" down (every call fails with an error wrapping
 // hypervisor.ErrUnavailable) or brings it back. Domains and volumes are
-// kept, as libvirtd keeps them across a restart.
+// kept, as libvirtd keeps them across a restart; going down ends every
+// migration connection and the jobs they carried, as libvirtd's restart
+// does.
 func (f *Fake) SetDown(down bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if down && !f.down {
+		f.restartLocked()
+	}
 	f.down = down
 }
 
@@ -163,33 +198,6 @@ func (f *Fake) SetDefaultGuest(g Guest) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.defGuest = g
-}
-
-// Inject adds a fault. It panics on a method the Hypervisor does not
-// have, so that a typo cannot make a test pass without injecting anything.
-func (f *Fake) Inject(ft Fault) {
-	if !methods[ft.Method] {
-		panic("fake: no hypervisor method " + ft.Method)
-	}
-	if ft.Times == 0 {
-		ft.Times = 1
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.faults = append(f.faults, &ft)
-}
-
-// FailNext makes the next call of method return err (an error wrapping
-// ErrInjected when nil).
-func (f *Fake) FailNext(method string, err error) {
-	f.Inject(Fault{Method: method, Err: err})
-}
-
-// ClearFaults removes the faults that have not fired yet.
-func (f *Fake) ClearFaults() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.faults = nil
 }
 
 // SetState puts a domain in a state at once, as if the guest did it (a
@@ -243,40 +251,17 @@ func (f *Fake) Volumes(poolName string) []hypervisor.VolumeInfo {
 	return out
 }
 
-// enter records a call and returns the error it must fail with, if any:
-// libvirt being down, or an injected fault. Callers hold f.mu.
-func (f *Fake) enter(ctx context.Context, method, name string) error {
-	call := method
-	if name != "" {
-		call += " " + name
+// domainFor enters a call about a domain and finds it; call names the
+// call for faults (the domain, or domain/snapshot). Callers hold f.mu.
+func (f *Fake) domainFor(ctx context.Context, method, call, op, name string) (*domain, error) {
+	if err := f.enter(ctx, method, call); err != nil {
+		return nil, err
 	}
-	f.calls = append(f.calls, call)
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("%s: %w", call, err)
+	d, ok := f.domains[name]
+	if !ok {
+		return nil, f.errNoDomain(op, name)
 	}
-	if f.down {
-		return &Error{Op: call, Msg: "libvirt is not reachable (the fake hypervisor is down)", Kind: hypervisor.ErrUnavailable}
-	}
-	for i, ft := range f.faults {
-		if ft.Method != method || (ft.Name != "" && ft.Name != name && !strings.HasSuffix(name, "/"+ft.Name)) {
-			continue
-		}
-		if ft.After > 0 {
-			ft.After--
-			continue
-		}
-		if ft.Times > 0 {
-			ft.Times--
-			if ft.Times == 0 {
-				f.faults = append(f.faults[:i], f.faults[i+1:]...)
-			}
-		}
-		if ft.Err != nil {
-			return ft.Err
-		}
-		return &Error{Op: call, Msg: "injected failure", Kind: ErrInjected}
-	}
-	return nil
+	return d, nil
 }
 
 func (f *Fake) errNoDomain(op, name string) error {
@@ -312,7 +297,10 @@ func (f *Fake) setState(d *domain, s hypervisor.State, reason string) {
 		f.emit(d, hypervisor.EventResumed, "unpaused")
 	}
 	if !s.Active() {
-		d.liveXML = ""
+		// Its jobs end with its QEMU.
+		d.liveXML, d.backup, d.out = "", nil, nil
+		unlisten(d.in)
+		d.in = nil
 		if !d.Persistent {
 			delete(f.domains, d.Name)
 		}
@@ -406,9 +394,14 @@ func (f *Fake) Undefine(ctx context.Context, name string) error {
 
 // Start boots a defined, inactive domain.
 func (f *Fake) Start(ctx context.Context, name string) error {
+	return f.start(ctx, "Start", name, hypervisor.StateRunning)
+}
+
+// start boots a domain into state (running, or paused).
+func (f *Fake) start(ctx context.Context, method, name string, state hypervisor.State) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.enter(ctx, "Start", name); err != nil {
+	if err := f.enter(ctx, method, name); err != nil {
 		return err
 	}
 	d, ok := f.domains[name]
@@ -425,6 +418,9 @@ func (f *Fake) Start(ctx context.Context, name string) error {
 	d.liveXML = d.xml
 	d.State, d.Reason = hypervisor.StateRunning, "booted"
 	f.emit(d, hypervisor.EventStarted, "booted")
+	if state == hypervisor.StatePaused {
+		f.setState(d, state, "user")
+	}
 	return nil
 }
 
@@ -814,6 +810,3 @@ func (f *Fake) Ping(ctx context.Context) error {
 	defer f.mu.Unlock()
 	return f.enter(ctx, "Ping", "")
 }
-
-// ErrInjected is what a Fault without Err wraps.
-var ErrInjected = errors.New("injected failure")

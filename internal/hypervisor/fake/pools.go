@@ -14,13 +14,6 @@ import (
 	"github.com/godwit-project/godwit/internal/hypervisor"
 )
 
-func init() {
-	for _, m := range []string{"ListPools", "DefinePool", "DeletePool", "ListVolumes", "CloneVolume",
-		"UploadVolume", "DownloadVolume", "AttachDevice", "DetachDevice", "BlockResize"} {
-		methods[m] = true
-	}
-}
-
 // PoolXML returns the XML a pool was defined with ("" for EnsurePool's).
 func (f *Fake) PoolXML(name string) string {
 	f.mu.Lock()

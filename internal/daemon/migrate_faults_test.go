@@ -1,0 +1,190 @@
+package daemon
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/godwit-project/godwit/api"
+	"github.com/godwit-project/godwit/internal/hypervisor"
+	"github.com/godwit-project/godwit/internal/hypervisor/fake"
+)
+
+// The harness itself: a live move that nothing disturbs.
+func TestMigrateBetweenTwoHosts(t *testing.T) {
+	a, b := twoHosts(t)
+	op := a.migrate(api.MigrateRequest{})
+	if op.State != api.OpSucceeded {
+		t.Fatalf("migration %s: %s", op.State, op.Error)
+	}
+	b.runs("web1", hypervisor.StateRunning)
+	a.hasNothing("web1")
+}
+
+// streamSize is how many bytes a live move of web1 streams: its memory
+// and its copied disks.
+func (h *host) streamSize() uint64 {
+	n := uint64(64 * api.MiB)
+	for _, v := range h.lv.Volumes(h.d.cfg.Pool.Name) {
+		if strings.HasPrefix(v.Name, "web1-") {
+			n += v.Allocation
+		}
+	}
+	return n
+}
+
+// A fault at each phase before the VM runs on the destination: the move
+// fails saying why, the VM runs on where it was, and the destination
+// keeps nothing of it (no domain, volume, VM or record).
+func TestMigrateFaultBeforeFinish(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		on    string // "a" (the source) or "b"
+		fault func(total uint64) fake.Fault
+		words []string
+	}{
+		{"begin", "a", func(uint64) fake.Fault { return fake.Fault{Method: "Begin"} }, []string{"begin", "injected failure"}},
+		{"prepare", "b", func(uint64) fake.Fault { return fake.Fault{Method: "Prepare"} }, []string{"prepare on b", "injected failure"}},
+		{"prepare's connection", "b", func(uint64) fake.Fault { return fake.Fault{Method: "OpenSession"} }, []string{"prepare on b", "injected failure"}},
+		{"perform at 0%", "a", func(uint64) fake.Fault { return fake.Fault{Method: "Perform"} }, []string{"keeps running on a", "injected failure"}},
+		{"perform at 50%", "a", func(n uint64) fake.Fault { return fake.Fault{Method: "Perform", Bytes: n / 2} }, []string{"keeps running on a", "injected failure"}},
+		{"perform at 99%", "a", func(n uint64) fake.Fault { return fake.Fault{Method: "Perform", Bytes: n * 99 / 100} }, []string{"keeps running on a", "injected failure"}},
+		{"libvirtd crash at 50%", "a", func(n uint64) fake.Fault { return fake.Fault{Method: "Perform", Bytes: n / 2, Action: fake.Crash} }, []string{"keeps running on a", "libvirtd died"}},
+		{"destination's libvirtd crash at finish", "b", func(uint64) fake.Fault { return fake.Fault{Method: "Finish", Action: fake.Crash} }, []string{"finish on b failed", "keeps running on a"}},
+		{"finish", "b", func(uint64) fake.Fault { return fake.Fault{Method: "Finish"} }, []string{"finish on b failed", "keeps running on a", "injected failure"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			a, b := twoHosts(t)
+			on := map[string]*host{"a": a, "b": b}[c.on]
+			on.lv.Inject(c.fault(a.streamSize()))
+			op := a.migrate(api.MigrateRequest{})
+			failed(t, op, c.words...)
+			a.runs("web1", hypervisor.StateRunning)
+			b.hasNothing("web1")
+		})
+	}
+}
+
+// A Confirm that fails once the VM runs on the destination: the move is
+// done, and the source drops what is left of the VM.
+func TestMigrateConfirmFails(t *testing.T) {
+	a, b := twoHosts(t)
+	a.lv.Inject(fake.Fault{Method: "Confirm"})
+	op := a.migrate(api.MigrateRequest{})
+	if op.State != api.OpSucceeded {
+		t.Fatalf("migration %s: %s; the VM runs on b, so it moved", op.State, op.Error)
+	}
+	b.runs("web1", hypervisor.StateRunning)
+	a.hasNothing("web1")
+}
+
+// A recovery record that cannot be written stops the move before
+// anything moves: on the source before Begin, on the destination before
+// it makes a volume.
+func TestMigrateRecordWriteFails(t *testing.T) {
+	t.Run("source", func(t *testing.T) {
+		a, b := twoHosts(t)
+		a.failPuts("migrations-out")
+		op := a.migrate(api.MigrateRequest{})
+		failed(t, op, "record", "input/output error")
+		if a.called("Begin") {
+			t.Error("the source began the migration without its record")
+		}
+		a.failPuts("") // writes work again
+		a.runs("web1", hypervisor.StateRunning)
+		b.hasNothing("web1")
+		if b.called("CreateVolume") || b.called("Prepare") {
+			t.Error("the destination prepared a move the source has no record of")
+		}
+	})
+	t.Run("destination", func(t *testing.T) {
+		a, b := twoHosts(t)
+		b.failPuts("migrations-in")
+		op := a.migrate(api.MigrateRequest{})
+		failed(t, op, "prepare on b", "record", "input/output error")
+		if b.called("CreateVolume") {
+			t.Error("the destination made volumes without its record")
+		}
+		a.runs("web1", hypervisor.StateRunning)
+		b.hasNothing("web1")
+	})
+}
+
+// Lost peer messages: the request or the answer of one phase's relay.
+func TestMigrateLostRelay(t *testing.T) {
+	for _, c := range []struct {
+		name           string
+		method, suffix string
+		answer         bool
+		moved          bool
+		words          []string
+	}{
+		// The destination prepared and the source does not know: it
+		// must tell it to undo, not leave it to the idle timeout.
+		{"prepare answer", "POST", "/v1/peer/migrations", true, false, []string{"prepare on b"}},
+		// The VM runs there: the source finds out and ends its side.
+		{"finish answer", "POST", "/finish", true, true, nil},
+		// Finish never ran there: the source resumes the VM and tells the
+		// destination to undo its side.
+		{"finish request", "POST", "/finish", false, false, []string{"keeps running on a"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			a, b := twoHosts(t)
+			b.link.lose(c.method, c.suffix, c.answer, 1)
+			op := a.migrate(api.MigrateRequest{})
+			if c.moved {
+				if op.State != api.OpSucceeded {
+					t.Fatalf("migration %s: %s; the VM runs on b", op.State, op.Error)
+				}
+				b.runs("web1", hypervisor.StateRunning)
+				a.hasNothing("web1")
+				return
+			}
+			failed(t, op, c.words...)
+			a.runs("web1", hypervisor.StateRunning)
+			b.hasNothing("web1")
+		})
+	}
+}
+
+// Finish's answer lost and the destination unreachable after: cancelling
+// the move stops the questions at once. The VM, running there, stays
+// paused here, and the record says so; once the destination answers
+// again, the source's next start ends its side.
+func TestMigrateCancelWhileAskingAfterLostFinish(t *testing.T) {
+	a, b := twoHosts(t, func(c *Config) { c.MigrationTimeouts.AskFor = time.Minute })
+	ctx := context.Background()
+	b.link.lose("POST", "/finish", true, 1)
+	b.link.lose("GET", "/v1/vms/web1", false, -1)
+	b.link.lose("POST", "/finish", false, -1)
+	op, err := a.c.MigrateVM(ctx, "web1", api.MigrateRequest{To: "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "web1 runs on b", func() bool {
+		d, err := b.lv.Lookup(ctx, "web1")
+		return err == nil && d.State == hypervisor.StateRunning
+	})
+	time.Sleep(100 * time.Millisecond) // the source is asking by now
+	if _, err := a.c.CancelOperation(ctx, op.ID); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	final := a.wait(op, nil)
+	if waited := time.Since(start); waited > 2*time.Second {
+		t.Errorf("the cancelled move took %s to end", waited)
+	}
+	failed(t, final, "stays paused on a", "cancelled")
+	if d, _ := a.lv.Lookup(ctx, "web1"); d.State != hypervisor.StatePaused {
+		t.Fatalf("web1 on a is %s; it runs on b, so it must stay paused here", d.State)
+	}
+	recs := a.records()
+	if len(recs) != 1 || !strings.Contains(recs[0], "finish unanswered") {
+		t.Fatalf("a's migration records: %v; want the move's, saying Finish went unanswered", recs)
+	}
+	b.link.heal()
+	a.restart()
+	a.undoes("web1")
+	b.runs("web1", hypervisor.StateRunning)
+}
