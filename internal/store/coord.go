@@ -93,14 +93,13 @@ type Txn struct {
 }
 
 // Guard is a condition on one key: its revision is Rev (0: the key is
-// absent) and, when Lease is set, it is attached to that lease. A key
-// attached to a lease vanishes with it, so a guard with a Lease holds only
-// while that lease is alive and the key was not rewritten: the fencing
-// token of whoever wrote it.
+// absent). A revision names one write, and a key written under a lease
+// vanishes with the lease, so a guard on such a key holds only while that
+// lease is alive and nobody rewrote the key: it is the fencing token of
+// whoever wrote it (lease alive AND revision unchanged).
 type Guard struct {
 	Bucket, Key string
 	Rev         int64
-	Lease       LeaseID
 }
 
 // Op is one write: a put of Value, or a delete when Delete is set (a
@@ -144,26 +143,16 @@ type Event struct {
 type ConflictError struct {
 	Guard  Guard
 	Actual int64
-	// ActualLease is the lease the key is attached to.
-	ActualLease LeaseID
 }
 
 func (e *ConflictError) Error() string {
-	g := e.Guard
-	want := fmt.Sprintf("at revision %d", g.Rev)
-	if g.Rev == 0 {
-		want = "absent"
+	rev := func(r int64) string {
+		if r == 0 {
+			return "absent"
+		}
+		return fmt.Sprintf("at revision %d", r)
 	}
-	if g.Lease != 0 {
-		want += fmt.Sprintf(" under lease %x", int64(g.Lease))
-	}
-	got := fmt.Sprintf("at revision %d", e.Actual)
-	if e.Actual == 0 {
-		got = "absent"
-	} else if e.ActualLease != 0 {
-		got += fmt.Sprintf(" under lease %x", int64(e.ActualLease))
-	}
-	return fmt.Sprintf("%s/%s: want %s, it is %s: %v", g.Bucket, g.Key, want, got, ErrConflict)
+	return fmt.Sprintf("%s/%s: want it %s, it is %s: %v", e.Guard.Bucket, e.Guard.Key, rev(e.Guard.Rev), rev(e.Actual), ErrConflict)
 }
 
 func (e *ConflictError) Unwrap() error { return ErrConflict }

@@ -160,7 +160,7 @@ func testFencing(t *testing.T, s store.Coord) {
 		t.Fatalf("owner record lease = %x, want %x", it.Lease, l.ID())
 	}
 	write := func(v string) error {
-		_, err := s.Txn(ctx, store.Txn{If: []store.Guard{{Bucket: b, Key: "web1", Rev: token, Lease: l.ID()}},
+		_, err := s.Txn(ctx, store.Txn{If: []store.Guard{{Bucket: b, Key: "web1", Rev: token}},
 			Then: []store.Op{{Bucket: data, Key: "web1", Value: []byte(v)}}})
 		return err
 	}
@@ -243,7 +243,7 @@ func testLeaseExpiry(t *testing.T, s, other store.Coord) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	_, err = s.Txn(ctx, store.Txn{If: []store.Guard{{Bucket: b, Key: "web1", Rev: token, Lease: l.ID()}},
+	_, err = s.Txn(ctx, store.Txn{If: []store.Guard{{Bucket: b, Key: "web1", Rev: token}},
 		Then: []store.Op{{Bucket: b, Key: "x", Value: []byte("late")}}})
 	if !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("write under an expired lease's token: %v, want ErrConflict", err)
