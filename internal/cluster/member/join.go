@@ -241,7 +241,7 @@ func (m *Member) promoteInBackground() {
 			ccancel()
 			if err == nil || errors.Is(err, rpctypes.ErrMemberNotLearner) {
 				m.log.Info("cluster store: learner promoted", "member", m.cfg.Name, "tries", tries)
-				m.cli.SetEndpoints(m.voterClientURLsWith(m.cfg.ClientURL)...)
+				m.setEndpoints(m.voterClientURLsWith(m.cfg.ClientURL))
 				close(m.promoted)
 				return
 			}

@@ -323,7 +323,7 @@ func (m *Member) watchServer() {
 	defer m.wg.Done()
 	select {
 	case <-m.e.Server.ReadyNotify():
-		m.cli.SetEndpoints(m.voterClientURLs()...)
+		m.setEndpoints(m.voterClientURLs())
 	case <-m.stop:
 		return
 	}
@@ -356,6 +356,21 @@ func (m *Member) voterClientURLs() []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// setEndpoints points the client at eps, unless it is there already.
+// Skipping the no-change case matters: a SetEndpoints right after
+// clientv3.New races with the gRPC resolver the client is still building
+// (the race detector flags it in etcd's client v3.7.3).
+func (m *Member) setEndpoints(eps []string) {
+	if len(eps) == 0 {
+		return
+	}
+	cur := slices.Sorted(slices.Values(m.cli.Endpoints()))
+	eps = slices.Sorted(slices.Values(eps))
+	if !slices.Equal(cur, eps) {
+		m.cli.SetEndpoints(eps...)
+	}
 }
 
 // Client is the member's etcd client, for internal/store/etcd.New. It is

@@ -126,10 +126,7 @@ func (m *Member) Remove(ctx context.Context, name string) error {
 	m.mu.Lock()
 	m.probe = probeCache{}
 	m.mu.Unlock()
-	eps := slices.DeleteFunc(m.voterClientURLs(), func(u string) bool { return slices.Contains(clientURLs, u) })
-	if len(eps) > 0 {
-		m.cli.SetEndpoints(eps...)
-	}
+	m.setEndpoints(slices.DeleteFunc(m.voterClientURLs(), func(u string) bool { return slices.Contains(clientURLs, u) }))
 	m.log.Info("cluster store: member removed", "member", label)
 	return nil
 }
