@@ -60,7 +60,7 @@ func LoadOrCreate(dir, commonName string, names []string, ips []net.IP) (*Identi
 		return nil, fmt.Errorf("certificate authority in %s: %w", dir, err)
 	}
 	srv, _, err := loadPair(dir, "server")
-	if err != nil || !covers(srv, names, ips) || srv.CheckSignatureFrom(id.CA) != nil || time.Until(srv.NotAfter) < 30*24*time.Hour {
+	if err != nil || id.mustReissue(srv, names, ips) {
 		if _, _, err := id.issue("server", commonName, names, ips, x509.ExtKeyUsageServerAuth); err != nil {
 			return nil, err
 		}
@@ -236,7 +236,12 @@ func createCA(dir, commonName string) (*x509.Certificate, *ecdsa.PrivateKey, err
 
 // issue signs a new certificate and writes it as NAME.crt and NAME.key.
 func (id *Identity) issue(name, commonName string, dns []string, ips []net.IP, usage ...x509.ExtKeyUsage) (*x509.Certificate, *ecdsa.PrivateKey, error) {
-	return id.issueWith(name, pkix.Name{CommonName: commonName, Organization: []string{"godwit"}}, dns, ips, usage)
+	return id.issueWith(name, subject(commonName), dns, ips, usage)
+}
+
+// subject names a certificate godwit issues.
+func subject(commonName string) pkix.Name {
+	return pkix.Name{CommonName: commonName, Organization: []string{"godwit"}}
 }
 
 func (id *Identity) issueWith(name string, subject pkix.Name, dns []string, ips []net.IP, usage []x509.ExtKeyUsage) (*x509.Certificate, *ecdsa.PrivateKey, error) {

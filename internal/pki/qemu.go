@@ -32,12 +32,7 @@ func (id *Identity) WriteQEMUTLS(dir string, peerCAs []*x509.Certificate) error 
 	if err := os.WriteFile(filepath.Join(dir, QEMUMarker), []byte("written by the godwit daemon\n"), 0o644); err != nil {
 		return err
 	}
-	var ca []byte
-	ca = append(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: id.CA.Raw})...)
-	for _, c := range peerCAs {
-		ca = append(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
-	}
-	if err := writeFileAtomic(filepath.Join(dir, "ca-cert.pem"), ca, 0o644); err != nil {
+	if err := writeFileAtomic(filepath.Join(dir, "ca-cert.pem"), caBundle(id.CA, peerCAs), 0o644); err != nil {
 		return err
 	}
 	srv, err := x509.ParseCertificate(id.Server.Certificate[0])

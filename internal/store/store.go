@@ -3,6 +3,10 @@
 // implementations: bolt (single host, the embedded default) and, in cluster
 // mode, etcd. Values are JSON; the typed helpers below do the encoding.
 //
+// Cluster code needs more than Store: revisions, guarded writes, leases and
+// watches. That is Coord (coord.go), which only the etcd store implements.
+// The contract every implementation must keep is in storetest.
+//
 // The store never talks to libvirt and holds no domain state of its own.
 package store
 
@@ -17,6 +21,7 @@ import (
 var ErrNotFound = errors.New("not found")
 
 // Store is a bucketed key/value store. Buckets are created on first use.
+// A bucket name is non-empty and holds no '/'; a key is non-empty.
 type Store interface {
 	Get(ctx context.Context, bucket, key string) ([]byte, error)
 	Put(ctx context.Context, bucket, key string, value []byte) error

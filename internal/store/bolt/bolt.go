@@ -38,6 +38,9 @@ func (s *Store) Get(ctx context.Context, bucket, key string) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if err := store.CheckName(bucket, key); err != nil {
+		return nil, err
+	}
 	var out []byte
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		b := tx.Bucket([]byte(bucket))
@@ -59,6 +62,9 @@ func (s *Store) Put(ctx context.Context, bucket, key string, value []byte) error
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if err := store.CheckName(bucket, key); err != nil {
+		return err
+	}
 	return s.db.Update(func(tx *bbolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists([]byte(bucket))
 		if err != nil {
@@ -73,6 +79,9 @@ func (s *Store) Delete(ctx context.Context, bucket, key string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if err := store.CheckName(bucket, key); err != nil {
+		return err
+	}
 	return s.db.Update(func(tx *bbolt.Tx) error {
 		b := tx.Bucket([]byte(bucket))
 		if b == nil || b.Get([]byte(key)) == nil {
@@ -85,6 +94,9 @@ func (s *Store) Delete(ctx context.Context, bucket, key string) error {
 // List returns the bucket's entries in key order (empty for a new bucket).
 func (s *Store) List(ctx context.Context, bucket string) ([]store.KV, error) {
 	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := store.CheckBucket(bucket); err != nil {
 		return nil, err
 	}
 	var out []store.KV

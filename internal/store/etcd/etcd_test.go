@@ -1,0 +1,129 @@
+package etcd_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/godwit-project/godwit/internal/cluster/member/membertest"
+	"github.com/godwit-project/godwit/internal/store"
+	"github.com/godwit-project/godwit/internal/store/etcd"
+	"github.com/godwit-project/godwit/internal/store/storetest"
+)
+
+// dialer returns an Opener onto one single-member cluster: each call is a
+// new client, as another host's daemon would have.
+func dialer(t *testing.T, o etcd.Options) storetest.Opener[*etcd.Store] {
+	m := membertest.Single(t)
+	return func(t *testing.T) *etcd.Store {
+		s, err := etcd.Dial(etcd.DialConfig{Endpoints: m.Client().Endpoints(), TLS: m.ClientTLS()}, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+}
+
+func TestContract(t *testing.T) {
+	storetest.Coord(t, dialer(t, etcd.Options{}))
+}
+
+func TestKeysLiveUnderPrefix(t *testing.T) {
+	s := dialer(t, etcd.Options{Prefix: "/p"})(t)
+	ctx := storetest.Bounded(t, 10*time.Second)
+	if err := s.Put(ctx, "vms", "web1", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := s.Client().Get(ctx, "/p/vms/web1")
+	if err != nil || len(resp.Kvs) != 1 || string(resp.Kvs[0].Value) != "x" {
+		t.Fatalf("raw key /p/vms/web1: %v %v", resp, err)
+	}
+}
+
+func TestListPages(t *testing.T) {
+	s := dialer(t, etcd.Options{})(t)
+	ctx := storetest.Bounded(t, 30*time.Second)
+	// More keys than one page holds, written in one transaction each 100.
+	const n = 1234
+	for i := 0; i < n; i += 100 {
+		var ops []store.Op
+		for j := i; j < min(i+100, n); j++ {
+			ops = append(ops, store.Op{Bucket: "big", Key: keyN(j), Value: []byte{byte(j)}})
+		}
+		if _, err := s.Txn(ctx, store.Txn{Then: ops}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kvs, err := s.List(ctx, "big")
+	if err != nil || len(kvs) != n {
+		t.Fatalf("List: %d entries, %v; want %d", len(kvs), err, n)
+	}
+	for i, kv := range kvs {
+		if kv.Key != keyN(i) || kv.Value[0] != byte(i) {
+			t.Fatalf("entry %d: %q", i, kv.Key)
+		}
+	}
+}
+
+func keyN(i int) string { return fmt.Sprintf("k%04d", i) }
+
+func TestWatchCompacted(t *testing.T) {
+	s := dialer(t, etcd.Options{})(t)
+	ctx := storetest.Bounded(t, 10*time.Second)
+	first, err := store.PutIf(ctx, s, "c", "k", []byte("1"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, err := store.PutIf(ctx, s, "c", "k", []byte("2"), first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Client().Compact(ctx, last); err != nil {
+		t.Fatal(err)
+	}
+	for _, err := range s.Watch(ctx, "c", first) {
+		if !errors.Is(err, store.ErrCompacted) {
+			t.Fatalf("watch from a compacted revision: %v, want ErrCompacted", err)
+		}
+		return
+	}
+	t.Fatal("watch from a compacted revision ended without an error")
+}
+
+func TestClosedStore(t *testing.T) {
+	s := dialer(t, etcd.Options{})(t)
+	ctx := storetest.Bounded(t, 10*time.Second)
+	l, err := s.Grant(ctx, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	werr := make(chan error, 1)
+	go func() {
+		for _, err := range s.Watch(context.Background(), "x", 0) {
+			werr <- err
+			return
+		}
+		werr <- nil
+	}()
+	time.Sleep(100 * time.Millisecond)
+	s.Close()
+	select {
+	case err := <-werr:
+		if !errors.Is(err, store.ErrUnavailable) {
+			t.Fatalf("watch on a closed store ended with %v, want ErrUnavailable", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("watch outlived its store")
+	}
+	select {
+	case <-l.Done():
+	default:
+		t.Fatal("lease Done still open after Close")
+	}
+	if _, err := s.Grant(ctx, time.Second); err == nil {
+		t.Fatal("Grant on a closed store succeeded")
+	}
+}
