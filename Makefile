@@ -63,6 +63,8 @@ fuzz:
 promtool:
 	scripts/promtool.sh .cache/promtool
 
+# Unit tests only: -short makes test/e2e's TestMain return at once (every
+# e2e test needs root, libvirtd and the test guest).
 test-unit:
 	$(GO) test -count=1 -short ./...
 

@@ -11,6 +11,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -35,6 +36,14 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
+	// make test-unit (go test -short ./...) runs no e2e test: every one
+	// needs root, the system libvirtd or the test bed. Say so once here
+	// rather than skip test by test.
+	flag.Parse()
+	if testing.Short() {
+		fmt.Println("e2e: -short: not running the e2e tests (they need root, libvirtd and the test guest; make test-e2e runs them)")
+		return 0
+	}
 	dir, err := os.MkdirTemp("", "godwit-e2e-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
