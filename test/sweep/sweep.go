@@ -286,13 +286,19 @@ func (s *sweeper) networks(ctx context.Context) {
 		if !strings.HasPrefix(n, s.rec.NetPrefix+"-") {
 			continue
 		}
-		_, _ = s.virsh(ctx, "net-destroy", n) // fails when it is not active
-		if _, err := s.virsh(ctx, "net-undefine", n); err != nil {
-			s.fail("undefine network %s: %v", n, err)
-			continue
-		}
-		s.logf("destroyed and undefined network %s", n)
+		s.destroyUndefine(ctx, "network", "net-", n)
 	}
+}
+
+// destroyUndefine stops (when active) and undefines a libvirt network or
+// pool (prefix "net-", "pool-").
+func (s *sweeper) destroyUndefine(ctx context.Context, what, prefix, name string) {
+	_, _ = s.virsh(ctx, prefix+"destroy", name) // fails when it is not active
+	if _, err := s.virsh(ctx, prefix+"undefine", name); err != nil {
+		s.fail("undefine %s %s: %v", what, name, err)
+		return
+	}
+	s.logf("destroyed and undefined %s %s", what, name)
 }
 
 // pools destroys and undefines the recorded pool and every pool whose
@@ -311,12 +317,7 @@ func (s *sweeper) pools(ctx context.Context) {
 				continue
 			}
 		}
-		_, _ = s.virsh(ctx, "pool-destroy", n) // fails when it is not active
-		if _, err := s.virsh(ctx, "pool-undefine", n); err != nil {
-			s.fail("undefine pool %s: %v", n, err)
-			continue
-		}
-		s.logf("destroyed and undefined pool %s", n)
+		s.destroyUndefine(ctx, "pool", "pool-", n)
 	}
 }
 
