@@ -26,6 +26,7 @@ import (
 	"github.com/godwit-project/godwit/api"
 	"github.com/godwit-project/godwit/client"
 	"github.com/godwit-project/godwit/internal/testenv"
+	"github.com/godwit-project/godwit/test/sweep"
 )
 
 // godwitBin is the binary under test, built once by TestMain.
@@ -70,6 +71,8 @@ func uniq() string {
 
 // Daemon is a godwit daemon started for one test, with its own state dir
 // and socket. Cleanup deletes its VMs, stops it by PID and removes its pool.
+// What it starts is recorded in Dir/sweep.json, so that the sweeper
+// (test/sweep) removes it when this test binary dies before cleanup.
 type Daemon struct {
 	t       *testing.T
 	Dir     string
@@ -82,6 +85,7 @@ type Daemon struct {
 	pool    string
 	// netPrefix starts the libvirt names of the daemon's networks.
 	netPrefix string
+	rec       *sweep.Recorder
 }
 
 // StartDaemon starts a daemon; extra are more `godwit daemon` flags. It
@@ -97,7 +101,12 @@ func StartDaemon(t *testing.T, extra ...string) *Daemon {
 		t.Fatal(err)
 	}
 	os.Chmod(dir, 0o711)
-	d := &Daemon{t: t, Dir: dir, Socket: filepath.Join(dir, "godwit.sock"), LogPath: filepath.Join(dir, "daemon.log")}
+	rec, err := sweep.NewRecorder(dir, sweep.KindE2E)
+	if err != nil {
+		os.RemoveAll(dir)
+		t.Fatal(err)
+	}
+	d := &Daemon{t: t, rec: rec, Dir: dir, Socket: filepath.Join(dir, "godwit.sock"), LogPath: filepath.Join(dir, "daemon.log")}
 	d.Args = append([]string{"daemon", "--state-dir", filepath.Join(dir, "state"), "--socket", d.Socket}, extra...)
 	if !strings.Contains(strings.Join(extra, " "), "--accel") {
 		d.Args = append(d.Args, "--accel", "tcg")
@@ -126,6 +135,9 @@ func (d *Daemon) Start() {
 		d.t.Fatal(err)
 	}
 	logf.Close()
+	if err := d.rec.AddProc("daemon", d.cmd.Process.Pid, d.cmd.Args); err != nil {
+		d.t.Error(err)
+	}
 	d.waited = make(chan struct{})
 	go func(cmd *exec.Cmd, done chan struct{}) { _ = cmd.Wait(); close(done) }(d.cmd, d.waited)
 	deadline := time.Now().Add(30 * time.Second)
@@ -135,6 +147,16 @@ func (d *Daemon) Start() {
 		cancel()
 		if err == nil {
 			d.pool, d.netPrefix = h.Pool, h.NetworkPrefix
+			// Only a test daemon's own names: never the plain "godwit"
+			// of a real daemon on this libvirtd.
+			d.track(func(r *sweep.Record) {
+				if daemonNetRE.MatchString(h.Pool) {
+					r.Pool = h.Pool
+				}
+				if daemonNetRE.MatchString(h.NetworkPrefix) {
+					r.NetPrefix = h.NetworkPrefix
+				}
+			})
 			return
 		}
 		select {
@@ -163,7 +185,17 @@ func (d *Daemon) Stop(sig syscall.Signal) {
 		<-d.waited
 		d.t.Errorf("daemon did not stop within 30s of %v", sig)
 	}
+	_ = d.rec.DropProc(d.cmd.Process.Pid)
 	d.cmd = nil
+}
+
+// track records something the test made for this daemon's run (a
+// namespace, a link, an OVS bridge) for the sweeper. Record it before
+// making it: the sweeper deletes only what exists.
+func (d *Daemon) track(f func(*sweep.Record)) {
+	if err := d.rec.Update(f); err != nil {
+		d.t.Error(err)
+	}
 }
 
 // Log returns the daemon's log so far.
