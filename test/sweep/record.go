@@ -60,10 +60,10 @@ type Record struct {
 }
 
 // PIDFile is a glob of pid files and what their processes are called:
-// Comm starts their /proc/PID/comm ("qemu-system", "dnsmasq").
+// one of Comms starts their /proc/PID/comm ("qemu-system", "dnsmasq").
 type PIDFile struct {
-	Glob string `json:"glob"`
-	Comm string `json:"comm"`
+	Glob  string   `json:"glob"`
+	Comms []string `json:"comms"`
 }
 
 // Proc is a process as recorded when it started.

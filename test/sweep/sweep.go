@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -165,7 +166,7 @@ func (s *sweeper) stopPIDFiles() {
 }
 
 // PIDFileProcs returns the living processes that the record's pid files
-// name and that belong to its run: their comm starts with the file's Comm
+// name and that belong to its run: their comm starts with one of the file's Comms
 // and their command line mentions the run's directory or they run in one
 // of its network namespaces. strangers says which named PIDs failed that.
 func (rec Record) PIDFileProcs() (procs []Proc, strangers []string) {
@@ -187,8 +188,9 @@ func (rec Record) PIDFileProcs() (procs []Proc, strangers []string) {
 			comm := readComm(pid)
 			cmdline := readCmdline(pid)
 			mine := strings.Contains(strings.Join(cmdline, " "), rec.Dir) || inNetns(pid, rec.Netns)
-			if !strings.HasPrefix(comm, pf.Comm) || !mine {
-				strangers = append(strangers, fmt.Sprintf("pid %d of %s is %q, not a %s of this run", pid, f, comm, pf.Comm))
+			named := slices.ContainsFunc(pf.Comms, func(c string) bool { return strings.HasPrefix(comm, c) })
+			if !named || !mine {
+				strangers = append(strangers, fmt.Sprintf("pid %d of %s is %q, not a %s of this run", pid, f, comm, strings.Join(pf.Comms, " or ")))
 				continue
 			}
 			procs = append(procs, Proc{Role: comm, PID: pid, Start: st.start, Cmdline: cmdline})

@@ -213,7 +213,7 @@ func TestSweepDeadRun(t *testing.T) {
 	rec := Record{
 		Kind: KindE2E, Dir: dir, Owner: deadProc(t),
 		Procs:    []Proc{snap(t, "anchor", stubborn), wrong, snap(t, "daemon", daemon)},
-		PIDFiles: []PIDFile{{Glob: filepath.Join(dir, "run", "*.pid"), Comm: "qemu-system"}},
+		PIDFiles: []PIDFile{{Glob: filepath.Join(dir, "run", "*.pid"), Comms: []string{"dnsmasq", "qemu-system"}}},
 		Pool:     "godwit-aaaa1111", NetPrefix: "godwit-aaaa1111",
 		Netns: []string{"gwtns1"}, Links: []string{"gwv1"}, OVSBridges: []string{"gwo1"},
 	}
