@@ -169,7 +169,13 @@ func (s *sweeper) stopPIDFiles() {
 // name and that belong to its run: their comm starts with one of the file's Comms
 // and their command line mentions the run's directory or they run in one
 // of its network namespaces. strangers says which named PIDs failed that.
+// A file naming one of the record's own running processes (libvirtd's
+// driver.pid names libvirtd) is neither: that process is the record's.
 func (rec Record) PIDFileProcs() (procs []Proc, strangers []string) {
+	own := map[int]bool{}
+	for _, p := range rec.Procs {
+		own[p.PID] = p.Running()
+	}
 	for _, pf := range rec.PIDFiles {
 		files, _ := filepath.Glob(pf.Glob)
 		for _, f := range files {
@@ -178,7 +184,7 @@ func (rec Record) PIDFileProcs() (procs []Proc, strangers []string) {
 				continue
 			}
 			pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
-			if err != nil || pid <= 1 {
+			if err != nil || pid <= 1 || own[pid] {
 				continue
 			}
 			st, err := readStat(pid)
@@ -238,12 +244,6 @@ func domainFileUnder(domXML, dir string) string {
 		return ""
 	}
 	var files []string
-	if d.OS != nil {
-		files = append(files, d.OS.Kernel, d.OS.Initrd)
-		if d.OS.NVRam != nil {
-			files = append(files, d.OS.NVRam.NVRam)
-		}
-	}
 	if d.Devices != nil {
 		for _, disk := range d.Devices.Disks {
 			if src := disk.Source; src != nil {
@@ -254,6 +254,12 @@ func domainFileUnder(domXML, dir string) string {
 					files = append(files, src.Block.Dev)
 				}
 			}
+		}
+	}
+	if d.OS != nil {
+		files = append(files, d.OS.Kernel, d.OS.Initrd)
+		if d.OS.NVRam != nil {
+			files = append(files, d.OS.NVRam.NVRam)
 		}
 	}
 	for _, f := range files {

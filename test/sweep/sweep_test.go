@@ -205,7 +205,7 @@ func TestSweepDeadRun(t *testing.T) {
 	elsewhere := filepath.Join(t.TempDir(), "qemu-system-x86_64")
 	os.WriteFile(elsewhere, data, 0o755)
 	strangeQEMU := child(t, elsewhere, "34")
-	for name, pid := range map[string]int{"mine": qemu.Process.Pid, "sleep": notMine.Process.Pid, "other": strangeQEMU.Process.Pid} {
+	for name, pid := range map[string]int{"mine": qemu.Process.Pid, "sleep": notMine.Process.Pid, "other": strangeQEMU.Process.Pid, "driver": daemon.Process.Pid} {
 		os.WriteFile(filepath.Join(dir, "run", name+".pid"), []byte(fmt.Sprint(pid)), 0o644)
 	}
 	wrong := snap(t, "libvirtd", notMine)
@@ -276,6 +276,9 @@ func TestSweepDeadRun(t *testing.T) {
 	}
 	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("dir still there: %v", err)
+	}
+	if strings.Count(out.String(), fmt.Sprintf("pid %d ", daemon.Process.Pid)) != 1 {
+		t.Error("a pid file naming a recorded process made it a stranger too")
 	}
 	for _, line := range []string{
 		"killed daemon pid", "killed anchor pid", "killed qemu-system-x86 pid",
