@@ -49,9 +49,11 @@ vet:
 # short bounded fuzz runs. First the sweeper removes what earlier runs that
 # were killed left behind; go test's events go through testsummary, which
 # prints the usual output, then the skipped tests and each package's time.
+# TESTFLAGS adds go test flags (make test TESTFLAGS=-short: no e2e tests).
+TESTFLAGS ?=
 test: setup-tests guest build fmt-check vet promtool
 	$(GO) run ./test/sweep/cmd/sweep
-	set -o pipefail; $(GO) test -json -count=1 -p 2 -timeout 35m ./... | $(GO) run ./test/testsummary/cmd/testsummary
+	set -o pipefail; $(GO) test -json -count=1 -p 2 -timeout 35m $(TESTFLAGS) ./... | $(GO) run ./test/testsummary/cmd/testsummary
 	$(MAKE) fuzz
 
 # Remove what test runs that died left: daemons, libvirtds, QEMUs, network

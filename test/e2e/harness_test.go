@@ -39,11 +39,16 @@ func TestMain(m *testing.M) {
 func run(m *testing.M) int {
 	// make test-unit (go test -short ./...) runs no e2e test: every one
 	// needs root, the system libvirtd or the test bed. Say so once here
-	// rather than skip test by test.
+	// rather than skip test by test; running none makes go test print
+	// "[no tests to run]" even without -v.
 	flag.Parse()
 	if testing.Short() {
 		fmt.Println("e2e: -short: not running the e2e tests (they need root, libvirtd and the test guest; make test-e2e runs them)")
-		return 0
+		if err := flag.Set("test.run", "^$"); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		return m.Run()
 	}
 	// GODWIT_E2E_BINARY tests that binary instead of building one (the
 	// sweeper check's helper process runs its parent's).

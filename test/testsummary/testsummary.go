@@ -185,7 +185,11 @@ func (s Summary) Write(w io.Writer, top int) {
 	for _, p := range pk {
 		total += p.Elapsed
 	}
-	fmt.Fprintf(w, "\npackage times, slowest first (%d packages, %.1fs summed):\n", len(pk), total)
+	noun := "packages"
+	if len(pk) == 1 {
+		noun = "package"
+	}
+	fmt.Fprintf(w, "\npackage times, slowest first (%d %s, %.1fs summed):\n", len(pk), noun, total)
 	for i, p := range pk {
 		if top > 0 && i >= top {
 			break
