@@ -40,7 +40,9 @@ var DefaultGlobs = []string{"/var/tmp/gw-e2e-*", "/var/tmp/gwtb-*"}
 // Record is what a run started below (or for) its directory.
 type Record struct {
 	Kind string `json:"kind"`
-	Dir  string `json:"dir"`
+	// ID is the run's own name for itself (a test bed's id), if any.
+	ID  string `json:"id,omitempty"`
+	Dir string `json:"dir"`
 	// Owner is the process that made the directory (the test binary, the
 	// demo, the benchmark): while it runs, nothing here is touched.
 	Owner Proc `json:"owner"`
@@ -146,15 +148,6 @@ func (r *Recorder) DropProc(pid int) error {
 		}
 		rec.Procs = out
 	})
-}
-
-// Record returns a copy of the record as written.
-func (r *Recorder) Record() Record {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	rec := r.rec
-	rec.Procs = append([]Proc(nil), r.rec.Procs...)
-	return rec
 }
 
 // ErrNoRecord is returned for a directory without a record.

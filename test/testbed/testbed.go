@@ -150,7 +150,7 @@ func (b *Bed) up(ctx context.Context) error {
 	}
 	b.rec = rec
 	// Recorded before it is made: the sweeper deletes only what exists.
-	if err := b.rec.Update(func(r *sweep.Record) { r.Netns = append(r.Netns, b.swNS) }); err != nil {
+	if err := b.rec.Update(func(r *sweep.Record) { r.ID, r.Netns = b.ID, append(r.Netns, b.swNS) }); err != nil {
 		return err
 	}
 	// A /24 of 10.78.0.0/16 picked at random: beds side by side rarely
