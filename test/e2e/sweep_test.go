@@ -111,6 +111,9 @@ func TestSweepAfterKilledRun(t *testing.T) {
 	if roles["daemon"] != 2 || roles["libvirtd"] != 1 || roles["anchor"] != 1 || roles["qemu-system"] != 1 || roles["dnsmasq"] < 1 {
 		t.Fatalf("recorded and spawned processes by role: %v", roles)
 	}
+	for _, p := range spawned {
+		t.Logf("%s: its command line names the bed's dir: %v", p, strings.Contains(strings.Join(p.Cmdline, " "), st.BedDir))
+	}
 	procs = append(procs, spawned...)
 	if pid := readPIDFile(t, "/run/libvirt/qemu/"+st.Domain+".pid"); pid > 0 {
 		p, err := sweep.Snapshot("system QEMU", pid, nil)
