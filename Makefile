@@ -2,12 +2,14 @@
 # Both install and start what they need (Debian packages, libvirtd, the test guest).
 
 GO      ?= go
+# bash: the test recipes pipe go test and need pipefail.
+SHELL   := /bin/bash
 export CGO_ENABLED := 0
 export PATH := $(PATH):/usr/local/go/bin
 BIN     := bin/godwit
 GUEST   := .cache/guest
 
-.PHONY: all build setup setup-tests guest demo tour demo-migrate demo-stop test test-unit test-e2e fuzz promtool bench vet fmt-check clean
+.PHONY: all build setup setup-tests guest demo tour demo-migrate demo-stop test test-unit test-e2e sweep fuzz promtool bench vet fmt-check clean
 
 all: build
 
@@ -48,10 +50,21 @@ vet:
 	$(GO) vet ./...
 
 # Unit tests, then the e2e tests on a real libvirtd with real guests, then
-# short bounded fuzz runs.
+# short bounded fuzz runs. First the sweeper removes what earlier runs that
+# were killed left behind; go test's events go through testsummary, which
+# prints the usual output, then the skipped tests and each package's time.
+# TESTFLAGS adds go test flags (make test TESTFLAGS=-short: no e2e tests).
+TESTFLAGS ?=
 test: setup-tests guest build fmt-check vet promtool
-	$(GO) test -count=1 -p 2 -timeout 35m ./...
+	$(GO) run ./test/sweep/cmd/sweep
+	set -o pipefail; $(GO) test -json -count=1 -p 2 -timeout 35m $(TESTFLAGS) ./... | $(GO) run ./test/testsummary/cmd/testsummary
 	$(MAKE) fuzz
+
+# Remove what test runs that died left: daemons, libvirtds, QEMUs, network
+# namespaces, libvirt domains, networks and pools, and their directories
+# (only runs whose process is gone; see test/sweep).
+sweep:
+	$(GO) run ./test/sweep/cmd/sweep
 
 # Fuzz the spec parser, sizes and the API's request decoders for FUZZTIME
 # each. The corpus is committed under each package's testdata/fuzz; new
@@ -67,10 +80,13 @@ fuzz:
 promtool:
 	scripts/promtool.sh .cache/promtool
 
+# Unit tests only: -short makes test/e2e's TestMain return at once (every
+# e2e test needs root, libvirtd and the test guest).
 test-unit:
 	$(GO) test -count=1 -short ./...
 
 test-e2e: setup-tests guest build
+	$(GO) run ./test/sweep/cmd/sweep
 	$(GO) test -count=1 -timeout 35m -v ./test/e2e/
 
 # Benchmarks print "bench <name>: <metric> godwit=<v> baseline=<v> ratio=<r>".

@@ -310,7 +310,7 @@ func (p *proxy) cut() {
 // flags): auto must end up on TCG, and say so.
 func TestAccelAutoOnThisHost(t *testing.T) {
 	if runtime.GOARCH != "amd64" {
-		t.Skip("x86 only")
+		testenv.Skip(t, "the accelerator probe is x86 only (vmx/svm flags, the PVM check)")
 	}
 	d := StartDaemon(t, "--accel", "auto")
 	// Creating a VM makes the daemon settle the accelerator.

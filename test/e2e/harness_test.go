@@ -11,6 +11,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -25,6 +26,7 @@ import (
 	"github.com/godwit-project/godwit/api"
 	"github.com/godwit-project/godwit/client"
 	"github.com/godwit-project/godwit/internal/testenv"
+	"github.com/godwit-project/godwit/test/sweep"
 )
 
 // godwitBin is the binary under test, built once by TestMain.
@@ -35,6 +37,25 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
+	// make test-unit (go test -short ./...) runs no e2e test: every one
+	// needs root, the system libvirtd or the test bed. Say so once here
+	// rather than skip test by test; running none makes go test print
+	// "[no tests to run]" even without -v.
+	flag.Parse()
+	if testing.Short() {
+		fmt.Println("e2e: -short: not running the e2e tests (they need root, libvirtd and the test guest; make test-e2e runs them)")
+		if err := flag.Set("test.run", "^$"); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		return m.Run()
+	}
+	// GODWIT_E2E_BINARY tests that binary instead of building one (the
+	// sweeper check's helper process runs its parent's).
+	if bin := os.Getenv("GODWIT_E2E_BINARY"); bin != "" {
+		godwitBin = bin
+		return m.Run()
+	}
 	dir, err := os.MkdirTemp("", "godwit-e2e-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -61,6 +82,8 @@ func uniq() string {
 
 // Daemon is a godwit daemon started for one test, with its own state dir
 // and socket. Cleanup deletes its VMs, stops it by PID and removes its pool.
+// What it starts is recorded in Dir/sweep.json, so that the sweeper
+// (test/sweep) removes it when this test binary dies before cleanup.
 type Daemon struct {
 	t       *testing.T
 	Dir     string
@@ -73,6 +96,7 @@ type Daemon struct {
 	pool    string
 	// netPrefix starts the libvirt names of the daemon's networks.
 	netPrefix string
+	rec       *sweep.Recorder
 }
 
 // StartDaemon starts a daemon; extra are more `godwit daemon` flags. It
@@ -88,7 +112,12 @@ func StartDaemon(t *testing.T, extra ...string) *Daemon {
 		t.Fatal(err)
 	}
 	os.Chmod(dir, 0o711)
-	d := &Daemon{t: t, Dir: dir, Socket: filepath.Join(dir, "godwit.sock"), LogPath: filepath.Join(dir, "daemon.log")}
+	rec, err := sweep.NewRecorder(dir, sweep.KindE2E)
+	if err != nil {
+		os.RemoveAll(dir)
+		t.Fatal(err)
+	}
+	d := &Daemon{t: t, rec: rec, Dir: dir, Socket: filepath.Join(dir, "godwit.sock"), LogPath: filepath.Join(dir, "daemon.log")}
 	d.Args = append([]string{"daemon", "--state-dir", filepath.Join(dir, "state"), "--socket", d.Socket}, extra...)
 	if !strings.Contains(strings.Join(extra, " "), "--accel") {
 		d.Args = append(d.Args, "--accel", "tcg")
@@ -117,6 +146,9 @@ func (d *Daemon) Start() {
 		d.t.Fatal(err)
 	}
 	logf.Close()
+	if err := d.rec.AddProc("daemon", d.cmd.Process.Pid, d.cmd.Args); err != nil {
+		d.t.Error(err)
+	}
 	d.waited = make(chan struct{})
 	go func(cmd *exec.Cmd, done chan struct{}) { _ = cmd.Wait(); close(done) }(d.cmd, d.waited)
 	deadline := time.Now().Add(30 * time.Second)
@@ -126,6 +158,16 @@ func (d *Daemon) Start() {
 		cancel()
 		if err == nil {
 			d.pool, d.netPrefix = h.Pool, h.NetworkPrefix
+			// Only a test daemon's own names: never the plain "godwit"
+			// of a real daemon on this libvirtd.
+			d.track(func(r *sweep.Record) {
+				if daemonNetRE.MatchString(h.Pool) {
+					r.Pool = h.Pool
+				}
+				if daemonNetRE.MatchString(h.NetworkPrefix) {
+					r.NetPrefix = h.NetworkPrefix
+				}
+			})
 			return
 		}
 		select {
@@ -154,7 +196,17 @@ func (d *Daemon) Stop(sig syscall.Signal) {
 		<-d.waited
 		d.t.Errorf("daemon did not stop within 30s of %v", sig)
 	}
+	_ = d.rec.DropProc(d.cmd.Process.Pid)
 	d.cmd = nil
+}
+
+// track records something the test made for this daemon's run (a
+// namespace, a link, an OVS bridge) for the sweeper. Record it before
+// making it: the sweeper deletes only what exists.
+func (d *Daemon) track(f func(*sweep.Record)) {
+	if err := d.rec.Update(f); err != nil {
+		d.t.Error(err)
+	}
 }
 
 // Log returns the daemon's log so far.

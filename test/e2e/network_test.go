@@ -14,10 +14,11 @@ import (
 	"github.com/godwit-project/godwit/api"
 	"github.com/godwit-project/godwit/client"
 	"github.com/godwit-project/godwit/internal/testenv"
+	"github.com/godwit-project/godwit/test/sweep"
 )
 
-// daemonNetRE is the network prefix of a test daemon: never the default
-// state dir's plain "godwit".
+// daemonNetRE is the network prefix (and pool name) of a test daemon:
+// never the default state dir's plain "godwit".
 var daemonNetRE = regexp.MustCompile(`^godwit-[0-9a-f]{8}$`)
 
 // removeNetworks destroys and undefines the libvirt networks of a test
@@ -378,10 +379,11 @@ func TestNetworkNATIsolatedAndHotplug(t *testing.T) {
 // peerNamespace makes a network namespace with one end of a veth pair at
 // addr; the other end, returned, is for the test to plug into its bridge.
 // Both go at cleanup.
-func peerNamespace(t *testing.T, addr string) (ns, hostEnd string) {
+func peerNamespace(t *testing.T, d *Daemon, addr string) (ns, hostEnd string) {
 	t.Helper()
 	id := uniq()
 	ns, hostEnd, nsEnd := "gwtns"+id, "gwv"+id, "gwp"+id
+	d.track(func(r *sweep.Record) { r.Netns, r.Links = append(r.Netns, ns), append(r.Links, hostEnd) })
 	steps := [][]string{
 		{"ip", "netns", "add", ns},
 		{"ip", "link", "add", hostEnd, "type", "veth", "peer", "name", nsEnd},
@@ -449,6 +451,7 @@ func TestNetworkBridged(t *testing.T) {
 	testenv.RequireCommand(t, "ip")
 	d := StartDaemon(t, "--no-default-network")
 	br := "gwt" + uniq()
+	d.track(func(r *sweep.Record) { r.Links = append(r.Links, br) })
 	if out, err := exec.Command("ip", "link", "add", br, "type", "bridge").CombinedOutput(); err != nil {
 		t.Fatalf("ip link add %s: %v %s", br, err, out)
 	}
@@ -457,7 +460,7 @@ func TestNetworkBridged(t *testing.T) {
 		t.Fatalf("ip link set %s up: %v %s", br, err, out)
 	}
 	plug := testSubnet()
-	_, veth := peerNamespace(t, plug+"1/24")
+	_, veth := peerNamespace(t, d, plug+"1/24")
 	if out, err := exec.Command("ip", "link", "set", veth, "master", br).CombinedOutput(); err != nil {
 		t.Fatalf("plug %s into %s: %v %s", veth, br, err, out)
 	}
@@ -474,6 +477,7 @@ func TestNetworkOVS(t *testing.T) {
 	}
 	d := StartDaemon(t, "--no-default-network")
 	br := "gwo" + uniq()
+	d.track(func(r *sweep.Record) { r.OVSBridges = append(r.OVSBridges, br) })
 	if out, err := exec.Command("ovs-vsctl", "--timeout=10", "add-br", br, "--", "set", "bridge", br, "datapath_type=netdev").CombinedOutput(); err != nil {
 		t.Fatalf("ovs-vsctl add-br %s: %v %s", br, err, out)
 	}
@@ -483,7 +487,7 @@ func TestNetworkOVS(t *testing.T) {
 		t.Fatalf("bridge network on an OVS bridge: %v", err)
 	}
 	plug := testSubnet()
-	_, veth := peerNamespace(t, plug+"1/24")
+	_, veth := peerNamespace(t, d, plug+"1/24")
 	if out, err := exec.Command("ovs-vsctl", "--timeout=10", "add-port", br, veth).CombinedOutput(); err != nil {
 		t.Fatalf("plug %s into %s: %v %s", veth, br, err, out)
 	}

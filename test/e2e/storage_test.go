@@ -137,7 +137,7 @@ func TestPoolFSOnLoopDevice(t *testing.T) {
 // LVM needs device-mapper, which this machine's kernel lacks.
 func TestPoolLogical(t *testing.T) {
 	if b, _ := os.ReadFile("/proc/misc"); !strings.Contains(string(b), "device-mapper") {
-		t.Skip("the kernel has no device-mapper (no /proc/misc entry), so no LVM; unit tests pin the pool XML")
+		testenv.SkipUnsupported(t, "no device-mapper (no /proc/misc entry), so no LVM; unit tests pin the pool XML")
 	}
 	testenv.RequireCommand(t, "vgcreate")
 	d := StartDaemon(t)
@@ -160,7 +160,7 @@ func TestPoolLogical(t *testing.T) {
 // NFS needs the kernel's NFS client and a server; this machine has neither.
 func TestPoolNetFS(t *testing.T) {
 	if b, _ := os.ReadFile("/proc/filesystems"); !strings.Contains(string(b), "\tnfs\n") && !strings.Contains(string(b), "\tnfs4\n") {
-		t.Skip("the kernel has no NFS client (nfs is not in /proc/filesystems); unit tests pin the pool XML")
+		testenv.SkipUnsupported(t, "no NFS client (nfs is not in /proc/filesystems); unit tests pin the pool XML")
 	}
 	testenv.RequireCommand(t, "exportfs")
 	d := StartDaemon(t)

@@ -9,7 +9,9 @@
 // host: it stands in for a cluster filesystem (shared storage).
 //
 // Everything is stopped by the PID the bed started it with, and Down
-// removes it all, also after a failed test. Needs root.
+// removes it all, also after a failed test. When the process that made the
+// bed dies first, <Dir>/sweep.json says what to remove, for the sweeper
+// (test/sweep). Needs root.
 package testbed
 
 import (
@@ -24,6 +26,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -31,6 +34,7 @@ import (
 
 	"github.com/godwit-project/godwit/api"
 	"github.com/godwit-project/godwit/client"
+	"github.com/godwit-project/godwit/test/sweep"
 )
 
 // Options say what bed to build.
@@ -63,6 +67,7 @@ type Bed struct {
 	opts   Options
 	swNS   string
 	mu     sync.Mutex
+	rec    *sweep.Recorder
 }
 
 // Host is one simulated host.
@@ -139,6 +144,15 @@ func (b *Bed) up(ctx context.Context) error {
 		return err
 	}
 	os.Chmod(b.Dir, 0o711)
+	rec, err := sweep.NewRecorder(b.Dir, sweep.KindTestbed)
+	if err != nil {
+		return err
+	}
+	b.rec = rec
+	// Recorded before it is made: the sweeper deletes only what exists.
+	if err := b.rec.Update(func(r *sweep.Record) { r.ID, r.Netns = b.ID, append(r.Netns, b.swNS) }); err != nil {
+		return err
+	}
 	// A /24 of 10.78.0.0/16 picked at random: beds side by side rarely
 	// collide, and these addresses exist only inside the namespaces.
 	var r [1]byte
@@ -240,6 +254,12 @@ migrate_tls_x509_cert_dir = "%s"
 		}
 	}
 	b := h.bed
+	if err := b.rec.Update(func(r *sweep.Record) {
+		r.Netns = append(r.Netns, h.NS)
+		r.PIDFiles = append(r.PIDFiles, h.pidFiles()...)
+	}); err != nil {
+		return err
+	}
 	if err := runAll(ctx, [][]string{
 		{"ip", "netns", "add", h.NS},
 		{"ip", "-n", h.NS, "link", "set", "lo", "up"},
@@ -278,11 +298,37 @@ exec sleep infinity`, h.Name, h.Dir, HostStateDir)
 	if err := h.anchor.Start(); err != nil {
 		return err
 	}
+	// ip netns exec, unshare and the script's last line exec in place.
+	if err := b.rec.AddProc("anchor", h.anchor.Process.Pid, []string{"sleep", "infinity"}); err != nil {
+		return err
+	}
 	line, err := bufio.NewReader(out).ReadString('\n')
 	if err != nil || strings.TrimSpace(line) != "ready" {
 		return fmt.Errorf("namespace anchor: %q %v %s", line, err, stderr.String())
 	}
 	return nil
+}
+
+// pidFiles are where the host's libvirtd writes the pid files of the
+// processes it starts, and what those are.
+func (h *Host) pidFiles() []sweep.PIDFile {
+	return []sweep.PIDFile{
+		{Glob: filepath.Join(h.Dir, "run", "network", "*.pid"), Comms: []string{"dnsmasq", "radvd"}},
+		{Glob: filepath.Join(h.Dir, "run", "qemu", "*.pid"), Comms: []string{"qemu-system"}},
+	}
+}
+
+// startRecorded starts a command of Command and records it; nsenter execs
+// in place, so the process then runs what follows "--".
+func (h *Host) startRecorded(role string, cmd *exec.Cmd) error {
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	argv := cmd.Args
+	if i := slices.Index(argv, "--"); i >= 0 {
+		argv = argv[i+1:]
+	}
+	return h.bed.rec.AddProc(role, cmd.Process.Pid, argv)
 }
 
 // Command returns a command that runs inside the host's namespaces.
@@ -319,7 +365,7 @@ func (h *Host) StartLibvirtd(ctx context.Context) error {
 		return err
 	}
 	h.libvirtd.Stdout, h.libvirtd.Stderr = logf, logf
-	if err := h.libvirtd.Start(); err != nil {
+	if err := h.startRecorded("libvirtd", h.libvirtd); err != nil {
 		logf.Close()
 		return err
 	}
@@ -358,6 +404,7 @@ func (h *Host) StopLibvirtd(sig syscall.Signal) {
 		_ = h.libvirtd.Process.Kill()
 		<-done
 	}
+	_ = h.bed.rec.DropProc(h.libvirtd.Process.Pid)
 	h.libvirtd = nil
 }
 
@@ -374,7 +421,7 @@ func (h *Host) StartDaemon(ctx context.Context) error {
 		return err
 	}
 	h.daemon.Stdout, h.daemon.Stderr = logf, logf
-	if err := h.daemon.Start(); err != nil {
+	if err := h.startRecorded("daemon", h.daemon); err != nil {
 		logf.Close()
 		return err
 	}
@@ -418,6 +465,7 @@ func (h *Host) StopDaemon(sig syscall.Signal) {
 		_ = h.daemon.Process.Kill()
 		<-h.daemonDone
 	}
+	_ = h.bed.rec.DropProc(h.daemon.Process.Pid)
 	h.daemon = nil
 }
 
@@ -497,16 +545,16 @@ func (b *Bed) Down() {
 				}
 			}
 		}
-		h.killByPidFiles(filepath.Join(h.Dir, "run", "network", "*.pid"), "dnsmasq", "radvd")
-		// Guests of this host: QEMU writes its pid file in the private run dir.
-		pids, _ := filepath.Glob(filepath.Join(h.Dir, "run", "qemu", "*.pid"))
-		for _, p := range pids {
-			if data, err := os.ReadFile(p); err == nil {
-				var pid int
-				if _, err := fmt.Sscan(string(data), &pid); err == nil && pid > 1 && isQEMU(pid, h.Dir) {
-					_ = syscall.Kill(pid, syscall.SIGKILL)
-				}
+		// What the host's libvirtd started and left: its dnsmasqs and,
+		// for the guests, the QEMUs (checked to be this host's).
+		own := sweep.Record{Dir: h.Dir, Netns: []string{h.NS}, PIDFiles: h.pidFiles()}
+		procs, _ := own.PIDFileProcs()
+		for _, p := range procs {
+			sig := syscall.SIGTERM
+			if strings.HasPrefix(p.Role, "qemu-system") {
+				sig = syscall.SIGKILL
 			}
+			_ = syscall.Kill(p.PID, sig)
 		}
 		h.StopLibvirtd(syscall.SIGTERM)
 		if h.anchor != nil && h.anchor.Process != nil {
@@ -518,28 +566,6 @@ func (b *Bed) Down() {
 	_ = run(context.Background(), "ip", "netns", "del", b.swNS)
 	os.RemoveAll(b.Dir)
 	b.logf("down")
-}
-
-// killByPidFiles kills the processes named in pid files matching glob,
-// when their command is one of comms.
-func (h *Host) killByPidFiles(glob string, comms ...string) {
-	files, _ := filepath.Glob(glob)
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			continue
-		}
-		var pid int
-		if _, err := fmt.Sscan(string(data), &pid); err != nil || pid <= 1 {
-			continue
-		}
-		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
-		for _, c := range comms {
-			if strings.TrimSpace(string(comm)) == c {
-				_ = syscall.Kill(pid, syscall.SIGTERM)
-			}
-		}
-	}
 }
 
 // QEMUs returns the PIDs of the QEMU processes of vm that run in this host
@@ -572,12 +598,6 @@ func (h *Host) QEMUs(vm string) []int {
 		}
 	}
 	return out
-}
-
-// isQEMU checks that pid is a QEMU of this host before it is killed.
-func isQEMU(pid int, hostDir string) bool {
-	comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
-	return strings.HasPrefix(string(comm), "qemu-system")
 }
 
 func run(ctx context.Context, name string, args ...string) error {

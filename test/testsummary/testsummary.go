@@ -1,0 +1,221 @@
+// Package testsummary reads the event stream of `go test -json` and writes
+// what plain `go test` would have shown (a line per package, the output of
+// what failed), then the skipped tests with their reasons and how long
+// each package took, slowest first. `make test` pipes the suite through
+// it. It only reads and writes text; it runs nothing.
+package testsummary
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+)
+
+// event is one line of `go test -json` (cmd/test2json).
+type event struct {
+	Action  string
+	Package string
+	Test    string
+	Output  string
+	Elapsed float64
+}
+
+// Package is how one package went.
+type Package struct {
+	Name    string
+	Action  string // pass, fail or skip
+	Elapsed float64
+}
+
+// Skip is a skipped test and what it said.
+type Skip struct {
+	Package, Test, Reason string
+}
+
+// Summary is what the stream held.
+type Summary struct {
+	Packages []Package // in the order they ended
+	Skips    []Skip
+	Failed   bool
+}
+
+// pkgState buffers one package's output until it ends.
+type pkgState struct {
+	out     []string            // package-level output
+	tests   map[string][]string // output of tests still running
+	pending map[string][]string // output of failed subtests, by top-level test
+}
+
+// Copy reads the stream from r and writes plain go test output to w as
+// packages end. Lines that are not events (go's own messages) pass through.
+func Copy(r io.Reader, w io.Writer) (Summary, error) {
+	var sum Summary
+	pkgs := map[string]*pkgState{}
+	state := func(p string) *pkgState {
+		if pkgs[p] == nil {
+			pkgs[p] = &pkgState{tests: map[string][]string{}, pending: map[string][]string{}}
+		}
+		return pkgs[p]
+	}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		var e event
+		if !strings.HasPrefix(line, "{") || json.Unmarshal([]byte(line), &e) != nil {
+			fmt.Fprintln(w, line)
+			continue
+		}
+		switch {
+		case e.Action == "build-output":
+			fmt.Fprint(w, e.Output)
+		case e.Action == "output" && e.Test == "":
+			st := state(e.Package)
+			st.out = append(st.out, e.Output)
+		case e.Action == "output":
+			st := state(e.Package)
+			st.tests[e.Test] = append(st.tests[e.Test], e.Output)
+		case e.Test != "" && (e.Action == "pass" || e.Action == "skip" || e.Action == "fail"):
+			st := state(e.Package)
+			out := st.tests[e.Test]
+			delete(st.tests, e.Test)
+			top, _, sub := strings.Cut(e.Test, "/")
+			switch {
+			case e.Action == "skip":
+				sum.Skips = append(sum.Skips, Skip{e.Package, e.Test, reason(out)})
+			case e.Action == "fail" && sub:
+				st.pending[top] = append(st.pending[top], out...)
+			case e.Action == "fail":
+				writeLines(w, out)
+				writeLines(w, st.pending[top])
+			}
+			if !sub {
+				delete(st.pending, top)
+			}
+		case e.Test == "" && (e.Action == "pass" || e.Action == "skip" || e.Action == "fail"):
+			st := state(e.Package)
+			delete(pkgs, e.Package)
+			sum.Packages = append(sum.Packages, Package{e.Package, e.Action, e.Elapsed})
+			if e.Action == "fail" {
+				sum.Failed = true
+				st.writeUnfinished(w)
+				writeLines(w, st.out)
+				continue
+			}
+			for _, l := range st.out {
+				if strings.HasPrefix(l, "ok ") || strings.HasPrefix(l, "? ") {
+					fmt.Fprint(w, l)
+				}
+			}
+		}
+	}
+	// A package that never ended (the run was killed): all it said.
+	names := make([]string, 0, len(pkgs))
+	for p := range pkgs {
+		names = append(names, p)
+	}
+	sort.Strings(names)
+	for _, p := range names {
+		sum.Failed = true
+		pkgs[p].writeUnfinished(w)
+		writeLines(w, pkgs[p].out)
+		fmt.Fprintf(w, "FAIL\t%s (no result: the run ended first)\n", p)
+	}
+	return sum, sc.Err()
+}
+
+// writeUnfinished writes the output of tests that never ended (a
+// timeout's panic stops them mid-way) and of failed subtests.
+func (st *pkgState) writeUnfinished(w io.Writer) {
+	for _, m := range []map[string][]string{st.tests, st.pending} {
+		names := make([]string, 0, len(m))
+		for t := range m {
+			names = append(names, t)
+		}
+		sort.Strings(names)
+		for _, t := range names {
+			writeLines(w, m[t])
+		}
+	}
+}
+
+// writeLines writes test output as plain go test shows it: without the
+// === RUN / PAUSE / CONT lines that -json (like -v) adds.
+func writeLines(w io.Writer, lines []string) {
+	for _, l := range lines {
+		if !strings.HasPrefix(l, "=== ") {
+			fmt.Fprint(w, l)
+		}
+	}
+}
+
+// reason is what a skipped test logged, on one line.
+func reason(out []string) string {
+	var parts []string
+	for _, l := range out {
+		l = strings.TrimSpace(l)
+		if l == "" || strings.HasPrefix(l, "=== ") || strings.HasPrefix(l, "--- SKIP") {
+			continue
+		}
+		parts = append(parts, l)
+	}
+	return strings.Join(parts, " ")
+}
+
+// Write writes the skipped tests and the packages' times, slowest first
+// (the top of them; top <= 0: all).
+func (s Summary) Write(w io.Writer, top int) {
+	if len(s.Skips) > 0 {
+		fmt.Fprintf(w, "\nskipped tests (%d):\n", len(s.Skips))
+		for _, k := range s.Skips {
+			fmt.Fprintf(w, "  %s %s: %s\n", strings.TrimPrefix(k.Package, commonPrefix(s.Packages)), k.Test, k.Reason)
+		}
+	}
+	var pk []Package
+	for _, p := range s.Packages {
+		if p.Action != "skip" { // no test files
+			pk = append(pk, p)
+		}
+	}
+	sort.SliceStable(pk, func(i, j int) bool { return pk[i].Elapsed > pk[j].Elapsed })
+	var total float64
+	for _, p := range pk {
+		total += p.Elapsed
+	}
+	noun := "packages"
+	if len(pk) == 1 {
+		noun = "package"
+	}
+	fmt.Fprintf(w, "\npackage times, slowest first (%d %s, %.1fs summed):\n", len(pk), noun, total)
+	for i, p := range pk {
+		if top > 0 && i >= top {
+			break
+		}
+		mark := ""
+		if p.Action == "fail" {
+			mark = "  FAIL"
+		}
+		fmt.Fprintf(w, "  %8.2fs  %s%s\n", p.Elapsed, p.Name, mark)
+	}
+}
+
+// commonPrefix is the module path the package names share ("" if none),
+// ending in a slash.
+func commonPrefix(pk []Package) string {
+	if len(pk) == 0 {
+		return ""
+	}
+	prefix := pk[0].Name
+	for _, p := range pk[1:] {
+		for !strings.HasPrefix(p.Name, prefix) {
+			prefix = prefix[:len(prefix)-1]
+		}
+	}
+	if i := strings.LastIndex(prefix, "/"); i >= 0 {
+		return prefix[:i+1]
+	}
+	return ""
+}
