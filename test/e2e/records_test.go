@@ -2,13 +2,18 @@ package e2e
 
 import (
 	"bytes"
+	"crypto/rand"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/godwit-project/godwit/api"
 )
 
 // A writing guest (test guest with records=1) writes numbered records one
@@ -132,11 +137,24 @@ func TestRecordCheck(t *testing.T) {
 func TestBackupWritingGuest(t *testing.T) {
 	d := StartDaemon(t)
 	name := "e2e-bkw-" + uniq()
-	d.createVM(guestSpec(t, name, "records=1"), true)
+	spec := guestSpec(t, name, "records=1")
+	// 1 GiB of random data around the records: the full backup then takes
+	// seconds, and the guest writes records all through it.
+	spec.Disks[0].Size = api.GiB
+	d.createVM(spec, false)
+	v, err := d.C.GetVM(ctxT(t, 10*time.Second), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	randomAroundRecords(t, d, v.Disks[0].Path, api.GiB)
+	d.waitOp(d.C.StartVM(ctxT(t, time.Minute), name))
 	console := func() string { return d.console(name) }
 	start := waitRecords(t, console, 20)
 	full := d.backup(name)
 	during := recSoFar(console()) - start
+	if during <= 0 {
+		t.Fatalf("the guest wrote no record while the full backup ran (%.1fs): the test proves nothing", full.Stats.Seconds)
+	}
 	k1 := d.restoredRecords(full.ID, name+"-r1")
 	if k1 < start {
 		t.Fatalf("the full backup holds %d records; %d were written before it began", k1, start)
@@ -151,6 +169,30 @@ func TestBackupWritingGuest(t *testing.T) {
 		t.Fatalf("the incremental holds %d records; %d were written before it began, the full one holds %d", k2, start2, k1)
 	}
 	t.Logf("full: %d records (%d at its start, %d more written while it ran); incremental: %d (%d at its start)", k1, start, during, k2, start2)
+}
+
+// randomAroundRecords fills a stopped VM's volume with random bytes,
+// leaving the records' region zero.
+func randomAroundRecords(t *testing.T, d *Daemon, path string, size api.Size) {
+	t.Helper()
+	raw := filepath.Join(d.Dir, "fill-"+uniq()+".raw")
+	defer os.Remove(raw)
+	f, err := os.Create(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.CopyN(f, rand.Reader, int64(size)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(make([]byte, recMax*recSize), recBase); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("qemu-img", "convert", "-n", "-f", "raw", "-O", "qcow2", raw, path).CombinedOutput(); err != nil {
+		t.Fatalf("fill %s: %v\n%s", path, err, out)
+	}
 }
 
 func (d *Daemon) restoredRecords(backupID, as string) int {
@@ -186,12 +228,8 @@ func TestSnapshotWritingGuest(t *testing.T) {
 	start = waitRecords(t, console, recSoFar(console())+20)
 	d.MustCLI("snapshot", "create", name, "s2", "--disk-only")
 	// The disk as it was is now the overlay's backing file, frozen.
-	v, err = d.C.GetVM(ctxT(t, 10*time.Second), name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if v.Disks[0].Path == path {
-		t.Fatalf("a disk-only snapshot left the VM writing to %s", path)
+	if blk, err := virsh(t, "domblklist", name); err != nil || strings.Contains(blk, path) {
+		t.Fatalf("a disk-only snapshot left the VM writing to %s (%v):\n%s", path, err, blk)
 	}
 	k := diskRecords(t, path, "")
 	if k < start {
