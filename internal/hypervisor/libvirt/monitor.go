@@ -185,10 +185,17 @@ func (c *Conn) DomainEvents(ctx context.Context) (<-chan hypervisor.DomainEvent,
 	go func() {
 		defer close(out)
 		defer func() {
+			// Close the connection before go-libvirt deregisters the
+			// callback: its goroutine sends the deregister only after
+			// closing our channel, so a Disconnect after draining it raced
+			// that RPC, and libvirtd 9.0 crashes (NULL callback list in
+			// its close handler) when a client closes while a deregister
+			// is being served. A closed connection makes libvirtd drop the
+			// callbacks itself.
+			_ = l.Disconnect()
 			cancel()
 			for range in { // let go-libvirt's goroutine finish
 			}
-			_ = l.Disconnect()
 		}()
 		for {
 			select {
