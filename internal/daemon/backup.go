@@ -15,6 +15,12 @@ func (d *Daemon) startBackups() {
 	cfg := backup.Config{Repo: d.cfg.BackupRepo, WorkDir: filepath.Join(d.cfg.StateDir, "backup-work"), Host: d.cfg.Name,
 		Migrate: d.migrations.Migrate}
 	d.backups = backup.New(d.hv, d.vms, d.ops, d.store, cfg, d.log)
+	// A deleted VM's schedule goes with it (its backups stay).
+	d.vms.OnDeleted(func(ctx context.Context, name string) {
+		if err := d.backups.DeleteSchedule(ctx, name); err != nil && api.Status(err) != 404 {
+			d.log.Warn("remove the backup schedule of a deleted VM", "vm", name, "err", err)
+		}
+	})
 }
 
 // runBackupSchedules runs the schedules in the background until ctx ends.

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/godwit-project/godwit/api"
+	"github.com/godwit-project/godwit/client"
 	"github.com/godwit-project/godwit/internal/health"
 	"github.com/godwit-project/godwit/internal/hypervisor"
 	"github.com/godwit-project/godwit/internal/hypervisor/fake"
@@ -74,4 +76,24 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// Deleting a VM drops its backup schedule (its backups stay).
+func TestDeleteDropsBackupSchedule(t *testing.T) {
+	td := newDaemon(t)
+	td.createVM(td.spec("web1"), false)
+	if st, _, body := td.do("PUT", "/v1/vms/web1/backup-schedule", `{"every":"24h","keepLast":2}`); st != 200 {
+		t.Fatalf("set schedule: %d %s", st, body)
+	}
+	op, err := td.c.DeleteVM(context.Background(), "web1", client.DeleteOptions{})
+	if err == nil {
+		_, err = td.wait(op)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, body := td.do("GET", "/v1/backup-schedules", "")
+	if strings.Contains(string(body), "web1") {
+		t.Fatalf("the deleted VM's schedule stayed: %s", body)
+	}
 }

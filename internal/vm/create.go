@@ -321,6 +321,9 @@ func (s *Service) delete(ctx context.Context, o reporter, rec record, opts Delet
 	if err := s.PruneBootFiles(ctx); err != nil {
 		s.log.Warn("remove boot files no VM uses", "err", err)
 	}
+	for _, f := range s.onDeleted {
+		f(ctx, rec.Name)
+	}
 	o.Progress("deleted", 3, 3, "steps")
 	s.log.Info("vm deleted", "vm", rec.Name, "keepDisks", opts.KeepDisks)
 	return nil

@@ -102,6 +102,10 @@ type Service struct {
 	cfg   Config
 	log   *slog.Logger
 
+	// onDeleted are told of each VM deleted (what others keep per VM,
+	// like a backup schedule, goes with it).
+	onDeleted []func(ctx context.Context, name string)
+
 	mu    sync.Mutex
 	busy  map[string]string // VM name -> what holds it (an operation id or action)
 	clock func() time.Time
@@ -110,6 +114,11 @@ type Service struct {
 // New returns a Service.
 func New(hv hypervisor.Hypervisor, st store.Store, om *ops.Manager, img image.Inspector, cfg Config, log *slog.Logger) *Service {
 	return &Service{hv: hv, store: st, ops: om, img: img, cfg: cfg, log: log, busy: map[string]string{}, clock: time.Now}
+}
+
+// OnDeleted registers f to be told of every VM deleted here.
+func (s *Service) OnDeleted(f func(ctx context.Context, name string)) {
+	s.onDeleted = append(s.onDeleted, f)
 }
 
 // SetImages gives the service the image catalog, for disks and boots that
