@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/godwit-project/godwit/internal/backup"
+	"github.com/godwit-project/godwit/internal/cluster"
 	"github.com/godwit-project/godwit/internal/hypervisor"
 	"github.com/godwit-project/godwit/internal/hypervisor/libvirt"
 	"github.com/godwit-project/godwit/internal/image"
@@ -59,6 +60,12 @@ type Daemon struct {
 	snapshots *snapshot.Service
 	// tlsID is the daemon's CA and certificates; nil without --listen.
 	tlsID *pki.Identity
+	// node is this host in its cluster (nil: in none), set by the
+	// cluster step or by cluster init and join, which clusterChange
+	// makes one at a time.
+	clusterMu     sync.Mutex
+	node          *cluster.Node
+	clusterChange sync.Mutex
 	// closeHV closes the libvirt connection New made; nil for a
 	// hypervisor given with WithHypervisor.
 	closeHV func() error
@@ -115,6 +122,7 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Daemon, error) {
 		{"libvirt", d.connectLibvirt},
 		{"qemu access", d.checkQEMUAccess},
 		{"services", d.startServices},
+		{"cluster", d.startCluster},
 		{"monitoring", d.startMonitoring},
 		{"listeners", d.listen},
 	}
@@ -322,5 +330,8 @@ func (d *Daemon) Close() {
 	if d.store != nil {
 		_ = d.store.Close()
 		d.store = nil
+	}
+	if n := d.clusterNode(); n != nil {
+		_ = n.Close()
 	}
 }

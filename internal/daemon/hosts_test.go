@@ -165,6 +165,9 @@ func (h *host) kill() {
 	h.srv.Close() // its listeners and every connection
 	h.mu.Unlock()
 	h.d.store.Close()
+	if n := h.d.clusterNode(); n != nil {
+		n.Close() // its store member and its lease's keepalive
+	}
 	f, cancel, done := h.f, h.cancel, h.done
 	h.t.Cleanup(func() {
 		f.Release()

@@ -67,6 +67,7 @@ func (d *Daemon) routes() []route {
 		d.certRoutes(),
 		d.monitorRoutes(),
 		d.networkRoutes(),
+		d.clusterRoutes(),
 	)
 }
 

@@ -262,12 +262,34 @@ func (s *Service) Add(ctx context.Context, add api.PeerAdd) (api.Peer, error) {
 	if _, err := store.GetJSON[record](ctx, s.store, peersBucket, add.Name); err == nil {
 		return api.Peer{}, api.Conflict("host %s is already a peer (godwit host remove %s first to join it again)", add.Name, add.Name)
 	}
-	_, fp, err := parseToken(add.Token)
+	body := api.PeerJoin{Token: add.Token, Name: s.self.Name, URL: s.self.URL, CA: s.self.Identity.CAPEM()}
+	var joined api.PeerJoined
+	serverCA, err := s.Call(ctx, add.URL, add.Token, "/v1/peer/join", body, &joined)
 	if err != nil {
 		return api.Peer{}, err
 	}
-	// Trust on first use, pinned by the token: the server's chain must end
-	// in the CA whose fingerprint the token carries.
+	if joined.Name != add.Name {
+		// The other side stored us already; it is still the right host
+		// (its CA matched the token), only named differently.
+		return api.Peer{}, api.Conflict("the host at %s calls itself %s, not %s; add it under that name (it now knows this host: remove it there first)", add.URL, joined.Name, add.Name)
+	}
+	rec := record{Name: add.Name, URL: add.URL, CA: joined.CA, AddedAt: time.Now().UTC()}
+	if err := s.save(ctx, rec, serverCA); err != nil {
+		return api.Peer{}, err
+	}
+	s.log.Info("joined host", "peer", add.Name, "url", add.URL)
+	return api.Peer{Name: rec.Name, URL: rec.URL, AddedAt: rec.AddedAt}, nil
+}
+
+// Call posts in to path on the host at rawURL, which must prove it holds
+// the CA the token names (trust on first use, pinned by the token), and
+// decodes its answer into out. It returns that CA. It is how a host joins
+// another: as a peer (Add), or into its cluster.
+func (s *Service) Call(ctx context.Context, rawURL, token, path string, in, out any) (*x509.Certificate, error) {
+	_, fp, err := parseToken(token)
+	if err != nil {
+		return nil, err
+	}
 	var serverCA *x509.Certificate
 	cfg := &tls.Config{
 		MinVersion:         tls.VersionTLS13,
@@ -294,41 +316,54 @@ func (s *Service) Add(ctx context.Context, add api.PeerAdd) (api.Peer, error) {
 			return nil
 		},
 	}
-	body, _ := json.Marshal(api.PeerJoin{Token: add.Token, Name: s.self.Name, URL: s.self.URL, CA: s.self.Identity.CAPEM()})
+	body, _ := json.Marshal(in)
 	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(add.URL, "/")+"/v1/peer/join", bytes.NewReader(body))
+	defer hc.CloseIdleConnections()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(rawURL, "/")+path, bytes.NewReader(body))
 	if err != nil {
-		return api.Peer{}, err
+		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := hc.Do(req)
 	if err != nil {
-		return api.Peer{}, api.StatusErrorf(http.StatusBadGateway, "cannot reach %s at %s: %v", add.Name, add.URL, err)
+		return nil, api.StatusErrorf(http.StatusBadGateway, "cannot reach the host at %s: %v", rawURL, err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if resp.StatusCode != http.StatusOK {
 		var se api.StatusError
 		if json.Unmarshal(b, &se) == nil && se.Message != "" {
-			return api.Peer{}, api.StatusErrorf(resp.StatusCode, "%s refused the join: %s", add.Name, se.Message)
+			return nil, api.StatusErrorf(resp.StatusCode, "the host at %s refused: %s", rawURL, se.Message)
 		}
-		return api.Peer{}, api.StatusErrorf(http.StatusBadGateway, "%s answered %s", add.Name, resp.Status)
+		return nil, api.StatusErrorf(http.StatusBadGateway, "the host at %s answered %s", rawURL, resp.Status)
 	}
-	var joined api.PeerJoined
-	if err := json.Unmarshal(b, &joined); err != nil {
-		return api.Peer{}, fmt.Errorf("join answer from %s: %w", add.Name, err)
+	if err := json.Unmarshal(b, out); err != nil {
+		return nil, fmt.Errorf("answer from %s: %w", rawURL, err)
 	}
-	if joined.Name != add.Name {
-		// The other side stored us already; it is still the right host
-		// (its CA matched the token), only named differently.
-		return api.Peer{}, api.Conflict("the host at %s calls itself %s, not %s; add it under that name (it now knows this host: remove it there first)", add.URL, joined.Name, add.Name)
+	return serverCA, nil
+}
+
+// Trust records name at rawURL, with its CA (PEM), as a peer, unless it
+// is one already with that URL and CA: hosts of a cluster trust each
+// other through the cluster's registry, without a token each.
+func (s *Service) Trust(ctx context.Context, name, rawURL, caPEM string) error {
+	if name == s.self.Name {
+		return nil
 	}
-	rec := record{Name: add.Name, URL: add.URL, CA: joined.CA, AddedAt: time.Now().UTC()}
-	if err := s.save(ctx, rec, serverCA); err != nil {
-		return api.Peer{}, err
+	if err := validPeer(name, rawURL); err != nil {
+		return err
 	}
-	s.log.Info("joined host", "peer", add.Name, "url", add.URL)
-	return api.Peer{Name: rec.Name, URL: rec.URL, AddedAt: rec.AddedAt}, nil
+	ca, err := pki.ParseCertPEM(caPEM)
+	if err != nil || !ca.IsCA {
+		return api.BadRequest("ca of %s: not a CA certificate", name)
+	}
+	if r, err := store.GetJSON[record](ctx, s.store, peersBucket, name); err == nil && r.URL == rawURL && r.CA == caPEM {
+		s.mu.Lock()
+		s.cas[name] = ca
+		s.mu.Unlock()
+		return nil
+	}
+	return s.save(ctx, record{Name: name, URL: rawURL, CA: caPEM, AddedAt: time.Now().UTC()}, ca)
 }
 
 // Remove forgets a peer (on this side only).

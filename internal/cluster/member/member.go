@@ -413,3 +413,10 @@ func randomHex(n int) string {
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// Endpoints are the client URLs of the voting members, as this member
+// knows them (no quorum needed): where a joining host's client goes.
+func (m *Member) Endpoints() []string { return m.voterClientURLs() }
+
+// ClusterID is the cluster's id, hex.
+func (m *Member) ClusterID() string { return m.e.Server.Cluster().ID().String() }
