@@ -376,14 +376,15 @@ func dial(cfg Config, files pki.TLSFiles, endpoints []string) (*etcd.Store, erro
 
 func newNode(cfg Config, st state, ca *pki.Identity, files pki.TLSFiles, m *member.Member, dialed *etcd.Store) *Node {
 	n := &Node{cfg: cfg, st: st, ca: ca, tls: files, m: m, dialed: dialed}
-	var explain func(error) error
+	var o etcd.Options
 	if m != nil {
-		n.cli, explain = m.Client(), m.Explain
+		n.cli, o.Explain, o.Ready = m.Client(), m.Explain, m.HasLeader
 	} else {
 		n.cli = dialed.Client()
 	}
-	n.own = etcd.New(n.cli, etcd.Options{Prefix: HostPrefix(cfg.Name), Explain: explain})
-	n.shared = etcd.New(n.cli, etcd.Options{Prefix: sharedPrefix, Explain: explain})
+	own, shared := o, o
+	own.Prefix, shared.Prefix = HostPrefix(cfg.Name), sharedPrefix
+	n.own, n.shared = etcd.New(n.cli, own), etcd.New(n.cli, shared)
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.reg = newRegistry()
 	return n

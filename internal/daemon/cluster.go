@@ -2,9 +2,12 @@ package daemon
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -12,6 +15,8 @@ import (
 	"github.com/godwit-project/godwit/internal/buildinfo"
 	"github.com/godwit-project/godwit/internal/cluster"
 	"github.com/godwit-project/godwit/internal/health"
+	"github.com/godwit-project/godwit/internal/store"
+	"github.com/godwit-project/godwit/internal/vm"
 )
 
 // joinTimeout bounds a cluster join: the learner's catch-up and its
@@ -75,13 +80,14 @@ func (d *Daemon) clusterConfig() (cluster.Config, error) {
 	}, nil
 }
 
-// startCluster brings a host that is in a cluster back into it (it never
-// waits for a quorum for long: see cluster.Start).
-func (d *Daemon) startCluster(ctx context.Context) error {
-	dir := filepath.Join(d.cfg.StateDir, "cluster")
-	if !cluster.Exists(dir) {
-		return nil
-	}
+func (d *Daemon) clusterDir() string { return filepath.Join(d.cfg.StateDir, "cluster") }
+
+// openClusterStore brings a host that is in a cluster back into it (it
+// never waits for a quorum for long: see cluster.Start) and makes its
+// namespace the daemon's store. A bolt file still there is a move into
+// the cluster store that did not finish: the daemon serves from the file
+// until the move has.
+func (d *Daemon) openClusterStore(ctx context.Context) error {
 	cfg, err := d.clusterConfig()
 	if err != nil {
 		return err
@@ -90,17 +96,175 @@ func (d *Daemon) startCluster(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	d.adoptCluster(n)
-	return nil
-}
-
-// adoptCluster makes n this daemon's cluster: the hosts of the cluster
-// become its peers (trusted through the registry, without a token each).
-func (d *Daemon) adoptCluster(n *cluster.Node) {
 	d.clusterMu.Lock()
 	d.node = n
 	d.clusterMu.Unlock()
+	if _, err := os.Stat(d.boltPath()); err == nil {
+		if err := d.openBolt(); err != nil {
+			return err
+		}
+		d.moveInto(ctx, n)
+		return nil
+	}
+	d.sw = store.NewSwitch(n.Store())
+	d.store = d.sw
+	return nil
+}
+
+// startCluster wires a host that came back into its cluster (the store
+// step found it) to its services.
+func (d *Daemon) startCluster(context.Context) error {
+	if n := d.clusterNode(); n != nil {
+		d.wireCluster(n)
+	}
+	return nil
+}
+
+// adoptCluster makes n, which this host just joined or made, the
+// daemon's cluster: the host's state moves into n's store, and its
+// services start acting as a host of it.
+func (d *Daemon) adoptCluster(ctx context.Context, n *cluster.Node) {
+	d.moveInto(ctx, n)
+	d.clusterMu.Lock()
+	d.node = n
+	d.clusterMu.Unlock()
+	d.wireCluster(n)
+}
+
+// wireCluster makes the services act as a host of n's cluster: the VM
+// service takes the cluster's VM locks too and refuses names other hosts
+// have, operation ids name this host, and the registry's hosts become
+// peers (trusted through it, without a token each).
+func (d *Daemon) wireCluster(n *cluster.Node) {
+	d.ops.SetHost(d.cfg.Name)
+	d.vms.SetCluster(clusterVMs{n})
 	n.OnHosts(d.trustClusterHosts)
+	if d.id != "" {
+		if err := os.WriteFile(d.daemonIDFile(), []byte(d.id), 0o600); err != nil {
+			d.log.Warn("cluster: cannot keep a copy of the daemon id", "err", err)
+		}
+	}
+}
+
+// clusterVMs is the cluster as the VM service sees it.
+type clusterVMs struct{ n *cluster.Node }
+
+func (c clusterVMs) Lock(ctx context.Context, name, what string) (vm.ClusterLock, error) {
+	held, err := c.n.Lock(ctx, name, what)
+	if err != nil {
+		return nil, err
+	}
+	return held, nil
+}
+
+func (c clusterVMs) Owner(ctx context.Context, name string) (string, error) {
+	return c.n.Owner(ctx, name)
+}
+
+// daemonIDFile keeps the daemon's id outside the cluster store, for a
+// start without the store's quorum.
+func (d *Daemon) daemonIDFile() string { return filepath.Join(d.clusterDir(), "daemon-id") }
+
+func (d *Daemon) savedDaemonID() ([]byte, error) {
+	b, err := os.ReadFile(d.daemonIDFile())
+	if err != nil {
+		return nil, fmt.Errorf("the cluster store does not answer, and this host keeps no copy of its daemon id: %w", err)
+	}
+	return b, nil
+}
+
+// moveInto moves this host's state from its bolt file into its namespace
+// of n's store (what a former host of its name left there is cleared
+// first), and the daemon's store with it: services go on unaware. The
+// file stays, renamed godwit.db.before-cluster, as a backup. When the
+// store does not take the copy now, the daemon serves from the file and
+// tries again in the background.
+func (d *Daemon) moveInto(ctx context.Context, n *cluster.Node) {
+	if err := d.tryMove(ctx, n); err != nil {
+		d.log.Warn("cluster: this host's state is not in the cluster store yet; serving from its own file until it is", "err", err)
+		d.retry("move this host's state into the cluster store", func(ctx context.Context) error { return d.tryMove(ctx, n) })
+	}
+}
+
+func (d *Daemon) tryMove(ctx context.Context, n *cluster.Node) error {
+	d.clusterMu.Lock()
+	defer d.clusterMu.Unlock()
+	if d.bolt == nil {
+		return nil
+	}
+	t0 := time.Now()
+	var copied int
+	err := d.sw.Replace(func(store.Store) (store.Store, error) {
+		if err := n.ClearNamespace(ctx); err != nil {
+			return nil, err
+		}
+		var err error
+		if copied, err = store.Copy(ctx, d.bolt, n.Store()); err != nil {
+			return nil, fmt.Errorf("copy this host's state into the cluster store: %w", err)
+		}
+		return n.Store(), nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := d.bolt.Close(); err != nil {
+		d.log.Warn("cluster: close the single-host store", "err", err)
+	}
+	d.bolt = nil
+	backup := d.boltPath() + ".before-cluster"
+	if err := os.Rename(d.boltPath(), backup); err != nil {
+		d.log.Error("cluster: the single-host store was copied but cannot be renamed; remove it, or the next start copies it again", "path", d.boltPath(), "err", err)
+	}
+	d.log.Info("cluster: this host's state moved into the cluster store", "keys", copied, "took", time.Since(t0).Round(time.Millisecond), "backup", backup)
+	return nil
+}
+
+// atStart runs f, which reads the store at start. When the store is the
+// cluster's and has no quorum, the daemon starts all the same and runs f
+// in the background until it succeeds.
+func (d *Daemon) atStart(ctx context.Context, what string, f func(ctx context.Context) error) error {
+	var err error
+	if d.storeAnswers(ctx) {
+		if err = f(ctx); err == nil || d.clusterNode() == nil || !errors.Is(err, store.ErrUnavailable) {
+			return err
+		}
+	}
+	d.log.Warn("cluster store unavailable at start; trying again in the background", "what", what, "err", err)
+	d.retry(what, f)
+	return nil
+}
+
+// storeAnswers is false while the daemon's store is the cluster's and
+// that has no quorum (a read would wait for its timeout to fail).
+func (d *Daemon) storeAnswers(ctx context.Context) bool {
+	n := d.clusterNode()
+	if n == nil || d.sw.Current() != store.Store(n.Store()) {
+		return true
+	}
+	ready, _ := n.Health(ctx)
+	return ready
+}
+
+// retry runs f every second until it succeeds or the daemon closes.
+func (d *Daemon) retry(what string, f func(ctx context.Context) error) {
+	d.bgWG.Add(1)
+	go func() {
+		defer d.bgWG.Done()
+		for {
+			select {
+			case <-d.bg.Done():
+				return
+			case <-time.After(time.Second):
+			}
+			ctx, cancel := context.WithTimeout(d.bg, 30*time.Second)
+			err := f(ctx)
+			cancel()
+			if err == nil {
+				d.log.Info("done after all", "what", what)
+				return
+			}
+		}
+	}()
 }
 
 // trustClusterHosts makes every other host of the registry a peer.
@@ -176,7 +340,7 @@ func (d *Daemon) changeCluster(ctx context.Context, make func(ctx context.Contex
 	if err != nil {
 		return nil, err
 	}
-	d.adoptCluster(n)
+	d.adoptCluster(ctx, n)
 	return &struct{ Body api.ClusterStatus }{n.Status(ctx)}, nil
 }
 

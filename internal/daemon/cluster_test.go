@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -157,5 +158,106 @@ func TestClusterNeedsListen(t *testing.T) {
 	}
 	if _, err := td.c.InitCluster(ctx, api.ClusterInit{}); api.Status(err) != 409 || !strings.Contains(err.Error(), "--listen") {
 		t.Fatalf("init without --listen: %v, want 409 naming --listen", err)
+	}
+}
+
+// Hosts that ran VMs before keep them: init and join move each host's
+// state into its namespace of the cluster store (the bolt file stays as
+// a backup) and a restart finds it there; operation ids name their host.
+func TestClusterKeepsState(t *testing.T) {
+	hosts := clusterOf(t, "a", "b", "c")
+	ctx := context.Background()
+	for _, h := range hosts {
+		v, err := h.c.GetVM(ctx, "vm-"+h.name)
+		if err != nil || !v.Managed || v.State != api.VMRunning {
+			t.Fatalf("vm-%s on %s after the cluster formed: %+v %v", h.name, h.name, v, err)
+		}
+		if _, err := os.Stat(filepath.Join(h.cfg.StateDir, "godwit.db.before-cluster")); err != nil {
+			t.Fatalf("%s kept no backup of its single-host store: %v", h.name, err)
+		}
+		if _, err := os.Stat(filepath.Join(h.cfg.StateDir, "godwit.db")); err == nil {
+			t.Fatalf("%s still has a live single-host store", h.name)
+		}
+		// The record is in the host's namespace of the store.
+		if raw, err := h.d.clusterNode().Store().Get(ctx, "vms", "vm-"+h.name); err != nil || len(raw) == 0 {
+			t.Fatalf("vm-%s is not in %s's namespace: %v", h.name, h.name, err)
+		}
+	}
+	b := hosts[1]
+	b.restart()
+	if v, err := b.c.GetVM(ctx, "vm-b"); err != nil || !v.Managed {
+		t.Fatalf("vm-b after b's restart: %+v %v", v, err)
+	}
+	op := b.wait(b.c.StopVM(ctx, "vm-b", api.StopRequest{Force: true}))
+	if op.State != api.OpSucceeded || !strings.HasSuffix(op.ID, "@b") {
+		t.Fatalf("stop on b: %s %q, id %s (want it to end in @b)", op.State, op.Error, op.ID)
+	}
+}
+
+// Two hosts never act on one VM at once: while another host holds a
+// VM's cluster lock, its owner refuses to act on it, saying who holds
+// it; once let go, the action goes through.
+func TestClusterLockRefusesAction(t *testing.T) {
+	hosts := clusterOf(t, "a", "b", "c")
+	a, b := hosts[0], hosts[1]
+	ctx := context.Background()
+	var lerr error
+	eventually(t, "b to hold a lease", func() bool { return b.d.clusterNode().Lease() != nil })
+	held, lerr := b.d.clusterNode().Lock(ctx, "vm-a", "operation x (vm.migrate)")
+	if lerr != nil {
+		t.Fatal(lerr)
+	}
+	_, err := a.c.StopVM(ctx, "vm-a", api.StopRequest{Force: true})
+	if api.Status(err) != 409 || !strings.Contains(err.Error(), "on host b") {
+		t.Fatalf("stop of vm-a on a while b holds its lock: %v, want 409 naming host b", err)
+	}
+	if err := held.Unlock(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if op := a.wait(a.c.StopVM(ctx, "vm-a", api.StopRequest{Force: true})); op.State != api.OpSucceeded {
+		t.Fatalf("stop after the lock was let go: %s %s", op.State, op.Error)
+	}
+}
+
+// A host that starts without the store's quorum serves all the same: it
+// says it waits for the quorum (host show and check), a change that
+// needs the store answers 503 naming the hosts it cannot reach, and it
+// catches up once a quorum is back.
+func TestClusterStartWithoutQuorum(t *testing.T) {
+	hosts := clusterOf(t, "a", "b", "c")
+	a, b, c := hosts[0], hosts[1], hosts[2]
+	ctx := context.Background()
+	b.kill()
+	c.kill()
+	t0 := time.Now()
+	a.answerOnly = true
+	a.restart()
+	t.Logf("a serves %s after its restart without quorum", time.Since(t0).Round(time.Millisecond))
+	h, err := a.c.Host(ctx)
+	if err != nil || !strings.Contains(strings.Join(h.Warnings, "\n"), "waiting for quorum") {
+		t.Fatalf("host show without quorum: %v %v", h.Warnings, err)
+	}
+	rep, err := a.c.HostChecks(ctx)
+	if err != nil || rep.Status != api.CheckCritical || !strings.Contains(fmt.Sprint(rep.Checks), "waiting for quorum") {
+		t.Fatalf("host check without quorum: %+v %v", rep, err)
+	}
+	_, err = a.c.StopVM(ctx, "vm-a", api.StopRequest{Force: true})
+	if api.Status(err) != 503 || !strings.Contains(err.Error(), "quorum") || !strings.Contains(err.Error(), "b") {
+		t.Fatalf("stop without quorum: %v, want 503 naming the lost quorum", err)
+	}
+	b.start()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		op, err := a.c.StopVM(ctx, "vm-a", api.StopRequest{Force: true})
+		if err == nil {
+			if op = a.wait(op, nil); op.State != api.OpSucceeded {
+				t.Fatalf("stop once the quorum is back: %s %s", op.State, op.Error)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no stop went through within 15s of b's return: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }

@@ -85,22 +85,32 @@ func (s *Service) changed() {
 	}
 }
 
-// New loads the peers and returns the service.
-func New(ctx context.Context, st store.Store, self Self, log *slog.Logger) (*Service, error) {
-	s := &Service{store: st, self: self, log: log, cas: map[string]*x509.Certificate{}}
-	recs, err := store.ListJSON[record](ctx, st, peersBucket)
+// New returns the service; it trusts no peer until Load has read them
+// (at start, or later when the store does not answer then).
+func New(st store.Store, self Self, log *slog.Logger) *Service {
+	return &Service{store: st, self: self, log: log, cas: map[string]*x509.Certificate{}}
+}
+
+// Load reads the peers' CAs from the store: the trust set.
+func (s *Service) Load(ctx context.Context) error {
+	recs, err := store.ListJSON[record](ctx, s.store, peersBucket)
 	if err != nil {
-		return nil, err
+		return err
 	}
+	cas := map[string]*x509.Certificate{}
 	for _, r := range recs {
 		ca, err := pki.ParseCertPEM(r.CA)
 		if err != nil {
-			log.Error("peer with an unreadable CA; ignored", "peer", r.Name, "err", err)
+			s.log.Error("peer with an unreadable CA; ignored", "peer", r.Name, "err", err)
 			continue
 		}
-		s.cas[r.Name] = ca
+		cas[r.Name] = ca
 	}
-	return s, nil
+	s.mu.Lock()
+	s.cas = cas
+	s.mu.Unlock()
+	s.changed()
+	return nil
 }
 
 // TrustedCAs are the peers' CAs, for the TLS server.
