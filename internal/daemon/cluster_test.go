@@ -3,8 +3,10 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -259,5 +261,97 @@ func TestClusterStartWithoutQuorum(t *testing.T) {
 			t.Fatalf("no stop went through within 15s of b's return: %v", err)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// Any host serves the whole API: c lists every host's VMs with their
+// host and state, and a request for a VM of a (its stop, the stop's
+// operation, its console, its events) is forwarded to a and served there
+// for c's caller; when b does not answer, its VMs are listed from its
+// records with the reason.
+func TestClusterAnyHostServes(t *testing.T) {
+	hosts := clusterOf(t, "a", "b", "c")
+	a, b, c := hosts[0], hosts[1], hosts[2]
+	ctx := context.Background()
+	vms, err := c.c.ListVMs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, v := range vms {
+		got[v.Name] = v.Host + " " + string(v.State)
+	}
+	for _, h := range hosts {
+		if got["vm-"+h.name] != h.name+" running" {
+			t.Fatalf("vm list on c: %v; want vm-%s running on %s", got, h.name, h.name)
+		}
+	}
+	if only, err := c.c.ListVMsOf(ctx, "a"); err != nil || len(only) != 1 || only[0].Name != "vm-a" {
+		t.Fatalf("vm list of host a, asked on c: %+v %v", only, err)
+	}
+	if v, err := c.c.GetVM(ctx, "vm-a"); err != nil || v.Host != "a" || !v.Managed {
+		t.Fatalf("vm-a shown on c: %+v %v", v, err)
+	}
+
+	// vm-a's console log on a, read from c.
+	va, _ := a.c.GetVM(ctx, "vm-a")
+	if err := os.WriteFile(va.ConsoleLog, []byte("tick 1 on a\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := c.c.Console(ctx, "vm-a", client.ConsoleOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, _ := io.ReadAll(rc)
+	rc.Close()
+	if string(text) != "tick 1 on a\n" {
+		t.Fatalf("console of vm-a read on c: %q", text)
+	}
+
+	// Stopped from c, waited on from c, with its events seen on c.
+	var op api.Operation
+	evs := collect(t, c.c, client.EventsOptions{VM: "vm-a", Type: api.EventOperation}, 1, func(e api.Event) bool {
+		return e.Operation != nil && e.Operation.Kind == "vm.stop" && e.Operation.State.Final()
+	}, func() {
+		if op, err = c.c.StopVM(ctx, "vm-a", api.StopRequest{Force: true}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if !strings.HasSuffix(op.ID, "@a") || evs[0].Operation.ID != op.ID {
+		t.Fatalf("stop of vm-a from c: operation %s, event %+v; want an operation of a", op.ID, evs[0].Operation)
+	}
+	if final := c.wait(op, nil); final.State != api.OpSucceeded {
+		t.Fatalf("the stop waited on from c: %s %s", final.State, final.Error)
+	}
+	if v, err := a.c.GetVM(ctx, "vm-a"); err != nil || v.State != api.VMStopped {
+		t.Fatalf("vm-a on a after the stop from c: %s %v", v.State, err)
+	}
+	if list, err := c.c.ListOperations(ctx, client.OperationFilter{Target: "vm/vm-a"}); err != nil || len(list) == 0 || list[0].ID != op.ID {
+		t.Fatalf("operations of vm-a listed on c: %+v %v", list, err)
+	}
+	// a served the stop for c's caller, and says so in its audit log.
+	entries, err := a.c.Audit(ctx, 100)
+	if err != nil || !slices.ContainsFunc(entries, func(e api.AuditEntry) bool {
+		return e.Operation == op.ID && strings.HasPrefix(e.Principal, "forwarded:") && strings.HasSuffix(e.Principal, " via c")
+	}) {
+		t.Fatalf("a's audit log has no forwarded stop %s: %+v %v", op.ID, entries, err)
+	}
+	// c's metrics are c's.
+	if text, err := c.c.Metrics(ctx); err != nil || !strings.Contains(text, `godwit_libvirt_up{host="c"} 1`) {
+		t.Fatalf("c's /metrics have no host label: %v", err)
+	}
+
+	// b does not answer: its VM is listed from its record, saying so.
+	b.kill()
+	vms, err = c.c.ListVMs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(vms, func(v api.VM) bool { return v.Name == "vm-b" })
+	if i < 0 || vms[i].Host != "b" || vms[i].State != api.VMUnknown || !strings.Contains(vms[i].Reason, "does not answer") {
+		t.Fatalf("vm-b listed on c with b down: %+v", vms)
+	}
+	if _, err := c.c.StopVM(ctx, "vm-b", api.StopRequest{}); api.Status(err) != 502 || !strings.Contains(err.Error(), "host b") {
+		t.Fatalf("stop of vm-b with b down: %v, want 502 naming host b", err)
 	}
 }

@@ -71,6 +71,8 @@ type Daemon struct {
 	clusterMu     sync.Mutex
 	node          *cluster.Node
 	clusterChange sync.Mutex
+	// proxies forward requests to the other hosts of the cluster.
+	proxies proxies
 	// bg carries what the daemon retries in the background (orLater);
 	// Close ends it.
 	bg     context.Context

@@ -41,7 +41,7 @@ func (d *Daemon) startMonitoring(ctx context.Context) error {
 		return err
 	}
 	d.mon = &monitor{tokens: auth.NewTokens(d.store), audit: al, health: health.New(d.cfg.Health)}
-	d.mon.metrics = metrics.New(buildinfo.String(), d.gather)
+	d.mon.metrics = metrics.New(buildinfo.String(), d.cfg.Name, d.gather)
 	// The checks remember the last backup and migration of each target
 	// across restarts: seed them from the stored operations.
 	seed := func(ctx context.Context) error {

@@ -438,23 +438,42 @@ func (s *Service) List(ctx context.Context, timeout time.Duration) ([]api.Peer, 
 
 // Client is an API client for a peer, over mutual TLS.
 func (s *Service) Client(ctx context.Context, name string) (*client.Client, error) {
-	r, err := store.GetJSON[record](ctx, s.store, peersBucket, name)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, api.NotFound("host %s is not a peer of this host (godwit host list; godwit host add)", name)
-	}
+	e, err := s.Endpoint(ctx, name)
 	if err != nil {
 		return nil, err
 	}
+	return client.New(client.Options{URL: e.URL, TLS: e.TLS})
+}
+
+// Endpoint is where a peer's API answers and how to call it.
+type Endpoint struct {
+	URL string
+	// TLS is the mutual TLS to call it with; CA the fingerprint of the
+	// peer's CA it trusts.
+	TLS *tls.Config
+	CA  string
+}
+
+// Endpoint says how to reach a peer (for a client, or a proxy that
+// forwards requests to it).
+func (s *Service) Endpoint(ctx context.Context, name string) (Endpoint, error) {
+	r, err := store.GetJSON[record](ctx, s.store, peersBucket, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return Endpoint{}, api.NotFound("host %s is not a peer of this host (godwit host list; godwit host add)", name)
+	}
+	if err != nil {
+		return Endpoint{}, err
+	}
 	if s.self.Identity == nil {
-		return nil, s.needTCP()
+		return Endpoint{}, s.needTCP()
 	}
 	ca, err := pki.ParseCertPEM(r.CA)
 	if err != nil {
-		return nil, fmt.Errorf("peer %s: %w", name, err)
+		return Endpoint{}, fmt.Errorf("peer %s: %w", name, err)
 	}
 	cfg, err := s.self.Identity.PeerClientTLS(ca)
 	if err != nil {
-		return nil, err
+		return Endpoint{}, err
 	}
-	return client.New(client.Options{URL: r.URL, TLS: cfg})
+	return Endpoint{URL: r.URL, TLS: cfg, CA: pki.Fingerprint(ca)}, nil
 }

@@ -9,6 +9,7 @@ package vm
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -441,4 +442,18 @@ func opError(action, name string, err error) error {
 		return err
 	}
 	return fmt.Errorf("%s vm %s: %w", action, name, mapHypervisorError(err))
+}
+
+// RecordView is the VM a record of another host says, as far as a
+// record can: its state is unknown (only that host's libvirt knows it).
+// It is what a host of a cluster shows of a VM whose host does not
+// answer; the record's format stays this package's.
+func RecordView(raw []byte, host string) (api.VM, error) {
+	var r record
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return api.VM{}, fmt.Errorf("vm record: %w", err)
+	}
+	spec := r.Spec
+	return api.VM{Name: r.Name, UUID: r.UUID, State: api.VMUnknown, Managed: true, Spec: &spec, Disks: r.Disks,
+		NICs: apiNICs(r.NICs), ConsoleLog: r.ConsoleLog, CreatedAt: r.CreatedAt, Host: host}, nil
 }
