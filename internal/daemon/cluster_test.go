@@ -128,6 +128,18 @@ func TestClusterFormStatusRemove(t *testing.T) {
 	if _, err := b.c.JoinCluster(ctx, api.ClusterJoin{URL: a.url, Token: tok.Token}); api.Status(err) != 409 {
 		t.Fatalf("a second join: %v, want 409", err)
 	}
+	// A peer of a that is no host of the cluster is listed as such.
+	d := newHost(t, tempDir(t), "d")
+	dtok, err := d.c.CreateJoinToken(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.c.AddPeer(ctx, api.PeerAdd{Name: "d", URL: d.url, Token: dtok.Token}); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := a.c.ClusterStatus(ctx); err != nil || !slices.Equal(st.Peers, []string{"d"}) || len(st.Hosts) != 3 {
+		t.Fatalf("status with a peer outside the cluster: peers %v hosts %d (%v)", st.Peers, len(st.Hosts), err)
+	}
 	if err := a.c.RemoveClusterHost(ctx, "c"); api.Status(err) != 409 || !strings.Contains(err.Error(), "stop its daemon first") {
 		t.Fatalf("remove live c: %v, want 409", err)
 	}
