@@ -367,3 +367,26 @@ func TestClusterAnyHostServes(t *testing.T) {
 		t.Fatalf("stop of vm-b with b down: %v, want 502 naming host b", err)
 	}
 }
+
+// A VM migrates between hosts of the cluster (its source holds its
+// cluster lock for the move): its record, so its ownership, moves, and
+// every host then sends its requests to the new owner.
+func TestClusterMigrateMovesOwnership(t *testing.T) {
+	hosts := clusterOf(t, "a", "b", "c")
+	a, c := hosts[0], hosts[2]
+	ctx := context.Background()
+	op := a.wait(c.c.MigrateVM(ctx, "vm-a", api.MigrateRequest{To: "b"}))
+	if op.State != api.OpSucceeded || !strings.HasSuffix(op.ID, "@a") {
+		t.Fatalf("migrate vm-a to b, asked on c: %s %q (%s)", op.State, op.Error, op.ID)
+	}
+	eventually(t, "c to see vm-a on b", func() bool {
+		v, err := c.c.GetVM(ctx, "vm-a")
+		return err == nil && v.Host == "b" && v.State == api.VMRunning
+	})
+	if _, err := a.d.clusterNode().Store().Get(ctx, "vms", "vm-a"); err == nil {
+		t.Fatal("a's namespace still holds vm-a")
+	}
+	if op := a.wait(a.c.StopVM(ctx, "vm-a", api.StopRequest{Force: true})); op.State != api.OpSucceeded || !strings.HasSuffix(op.ID, "@b") {
+		t.Fatalf("stop of vm-a asked on a, after the move: %s %q (%s), want b's operation", op.State, op.Error, op.ID)
+	}
+}

@@ -84,8 +84,9 @@ func (d *Daemon) otherHostsVMs(ctx context.Context) []api.VM {
 func (d *Daemon) otherHostsOps(ctx context.Context, f client.OperationFilter) []api.Operation {
 	var out []api.Operation
 	for _, a := range askOthers(ctx, d, func(ctx context.Context, c *client.Client, host string) ([]api.Operation, error) {
-		f.Host = host
-		return c.ListOperations(ctx, f)
+		hf := f
+		hf.Host = host
+		return c.ListOperations(ctx, hf)
 	}) {
 		out = append(out, a.val...)
 	}
