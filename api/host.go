@@ -15,10 +15,12 @@ type Host struct {
 	Pool       string  `json:"pool"`
 	PoolPath   string  `json:"poolPath"`
 	// NetworkPrefix starts the libvirt names of this daemon's networks.
-	NetworkPrefix string   `json:"networkPrefix"`
-	VMs           int      `json:"vms"`
-	Version       string   `json:"version"`
-	Warnings      []string `json:"warnings,omitempty"`
+	NetworkPrefix string `json:"networkPrefix"`
+	VMs           int    `json:"vms"`
+	// Cluster says the host's part in a cluster, when it is in one.
+	Cluster  string   `json:"cluster,omitempty" doc:"The host's role in its cluster and the cluster store's health."`
+	Version  string   `json:"version"`
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Accel says which accelerator VMs get and why.

@@ -175,10 +175,19 @@ func flag(q url.Values, name string, on bool) {
 	}
 }
 
-// ListVMs lists every VM, managed or not.
+// ListVMs lists every VM, managed or not (in a cluster: of every host).
 func (c *Client) ListVMs(ctx context.Context) ([]api.VM, error) {
+	return c.ListVMsOf(ctx, "")
+}
+
+// ListVMsOf lists the VMs of one host of the cluster ("": of every host).
+func (c *Client) ListVMsOf(ctx context.Context, host string) ([]api.VM, error) {
+	q := url.Values{}
+	if host != "" {
+		q.Set("host", host)
+	}
 	var out api.VMList
-	err := c.do(ctx, http.MethodGet, "/v1/vms", nil, nil, &out)
+	err := c.do(ctx, http.MethodGet, "/v1/vms", q, nil, &out)
 	return out.VMs, err
 }
 
@@ -300,6 +309,8 @@ func (c *Client) Console(ctx context.Context, name string, opts ConsoleOptions) 
 type OperationFilter struct {
 	Target string
 	Active bool
+	// Host: only this host's operations ("": in a cluster, every host's).
+	Host string
 }
 
 // ListOperations lists operations, newest first.
@@ -309,6 +320,9 @@ func (c *Client) ListOperations(ctx context.Context, f OperationFilter) ([]api.O
 		q.Set("target", f.Target)
 	}
 	flag(q, "active", f.Active)
+	if f.Host != "" {
+		q.Set("host", f.Host)
+	}
 	var out api.OperationList
 	err := c.do(ctx, http.MethodGet, "/v1/operations", q, nil, &out)
 	return out.Operations, err

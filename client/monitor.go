@@ -47,6 +47,9 @@ func (c *Client) Metrics(ctx context.Context) (string, error) {
 type EventsOptions struct {
 	VM   string // only events about this VM
 	Type string // only vm or operation events
+	// Host: in a cluster, the events of this host (default: of the host
+	// asked, or of VM's host).
+	Host string
 	// LastEventID resumes after this event (0: only new events).
 	LastEventID uint64
 }
@@ -61,6 +64,9 @@ func (c *Client) Events(ctx context.Context, opts EventsOptions, fn func(api.Eve
 	}
 	if opts.Type != "" {
 		q.Set("type", opts.Type)
+	}
+	if opts.Host != "" {
+		q.Set("host", opts.Host)
 	}
 	u := c.base + "/v1/events"
 	if len(q) > 0 {

@@ -38,6 +38,10 @@ const (
 	Token Kind = "token"
 	// Peer is another godwit daemon (mutual TLS with a trusted peer CA).
 	Peer Kind = "peer"
+	// Forwarded is a request another host of the cluster forwarded, for
+	// the principal it authenticated (named "WHO via HOST", with WHO's
+	// scope): hosts of a cluster trust each other with that.
+	Forwarded Kind = "forwarded"
 )
 
 // Scopes. Read and Admin are api.ScopeRead and api.ScopeAdmin.

@@ -34,7 +34,11 @@ state directory. Several daemons can run side by side with different
                            # godwit, godwit-<hash> for another state dir)
     noDefault: false       # true: no 'default' NAT network at first start
     defaultSubnet: ""      # its subnet (default: a free private /24)
-  libvirtTimeout: 2m`,
+  libvirtTimeout: 2m
+  cluster:                 # once in a cluster (godwit cluster init/join)
+    peerPort: 2380         # the store member's ports, on the --listen address
+    clientPort: 2379
+    leaseTTL: 10s          # the host's heartbeat lease`,
 		Example: `  godwit daemon
   godwit daemon --state-dir /tmp/gw2 --socket /tmp/gw2/godwit.sock --accel tcg`,
 		Args: exactArgs(0, "no arguments"),
@@ -80,6 +84,8 @@ state directory. Several daemons can run side by side with different
 	f.DurationVar(&flags.LibvirtTimeout, "libvirt-timeout", 0, "bound on one libvirt call (default 2m)")
 	f.StringVar(&flags.QEMUTLSDir, "qemu-tls-dir", "", "where to put QEMU's migration TLS files (libvirt's migrate_tls_x509_cert_dir, default /etc/pki/qemu)")
 	f.DurationVar(&flags.MigrationIdleTimeout, "migration-idle-timeout", 0, "undo an incoming migration whose source is silent this long (default 90s)")
+	f.IntVar(&flags.Cluster.PeerPort, "cluster-peer-port", 0, "port of this host's cluster store member for the other members (default 2380)")
+	f.IntVar(&flags.Cluster.ClientPort, "cluster-client-port", 0, "port of this host's cluster store member for clients (default 2379)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	_ = cmd.RegisterFlagCompletionFunc("accel", cobra.FixedCompletions([]string{"auto", "kvm", "tcg"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
@@ -112,5 +118,11 @@ func overlay(cfg *daemon.Config, f daemon.Config, cmd *cobra.Command) {
 	set("qemu-tls-dir", &cfg.QEMUTLSDir, f.QEMUTLSDir)
 	if cmd.Flags().Changed("migration-idle-timeout") {
 		cfg.MigrationIdleTimeout = f.MigrationIdleTimeout
+	}
+	if cmd.Flags().Changed("cluster-peer-port") {
+		cfg.Cluster.PeerPort = f.Cluster.PeerPort
+	}
+	if cmd.Flags().Changed("cluster-client-port") {
+		cfg.Cluster.ClientPort = f.Cluster.ClientPort
 	}
 }

@@ -61,6 +61,9 @@ mutual TLS; libvirtd never listens on the network.`,
 				{"State dir", h.StateDir}, {"Disk pool", h.Pool + " at " + h.PoolPath},
 				{"Networks", "libvirt networks " + h.NetworkPrefix + "-NAME"}, {"VMs", fmt.Sprint(h.VMs)},
 			}
+			if h.Cluster != "" {
+				kv = append(kv, [2]string{"Cluster", h.Cluster})
+			}
 			if err := fields(g.out, kv); err != nil {
 				return err
 			}

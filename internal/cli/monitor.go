@@ -60,6 +60,7 @@ godwit reconnects and resumes after the last event it printed
 	}
 	cmd.Flags().StringVar(&opts.VM, "vm", "", "only events about this VM")
 	cmd.Flags().StringVar(&opts.Type, "type", "", "only vm or operation events")
+	cmd.Flags().StringVar(&opts.Host, "from", "", "in a cluster: the events of this host (default: of the host asked, or of --vm's host)")
 	cmd.Flags().Uint64Var(&opts.LastEventID, "after", 0, "first replay the events after this id (that the daemon still keeps)")
 	_ = cmd.RegisterFlagCompletionFunc("vm", completeVMs(g))
 	_ = cmd.RegisterFlagCompletionFunc("type", cobra.FixedCompletions([]string{"vm", "operation"}, cobra.ShellCompDirectiveNoFileComp))

@@ -129,6 +129,7 @@ over its unix socket (--socket, or GODWIT_SOCKET).`,
 	root.AddCommand(newTokenCmd(g), newAuditCmd(g), newEventsCmd(g), newTopCmd(g))
 	root.AddCommand(newCertCmd(g))
 	root.AddCommand(newNetworkCmd(g))
+	root.AddCommand(newClusterCmd(g))
 	rejectUnknownCommands(root)
 	return root
 }

@@ -228,11 +228,11 @@ func vmListCmd(g *globals) *cobra.Command {
 	return listCmd(g, listing[api.VM]{
 		use:     "list",
 		aliases: []string{"ls"},
-		short:   "List VMs (including libvirt domains godwit did not create)",
+		short:   "List VMs (including libvirt domains godwit did not create); in a cluster, every host's",
 		fetch:   (*client.Client).ListVMs,
 		wrap:    func(vms []api.VM) any { return api.VMList{VMs: vms} },
 		name:    func(v api.VM) string { return v.Name },
-		header:  []string{"NAME", "STATE", "CPUS", "MEMORY", "DISKS", "ADDRESSES", "AGE", "NOTE"},
+		header:  []string{"NAME", "HOST", "STATE", "CPUS", "MEMORY", "DISKS", "ADDRESSES", "AGE", "NOTE"},
 		row: func(v api.VM) []string {
 			cpus, mem, disks, note := "-", "-", "-", ""
 			if v.Spec != nil {
@@ -242,8 +242,10 @@ func vmListCmd(g *globals) *cobra.Command {
 				note = "unmanaged (not created by godwit)"
 			} else if v.State == api.VMMissing {
 				note = "libvirt domain missing"
+			} else if v.Reason != "" && v.State == api.VMUnknown {
+				note = v.Reason
 			}
-			return []string{v.Name, string(v.State), cpus, mem, disks, orDash(vmAddresses(v)), age(v.CreatedAt), note}
+			return []string{v.Name, orDash(v.Host), string(v.State), cpus, mem, disks, orDash(vmAddresses(v)), age(v.CreatedAt), note}
 		},
 	})
 }

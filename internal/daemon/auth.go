@@ -80,7 +80,7 @@ type authenticator func(r *http.Request) (p auth.Principal, ok bool, err error)
 
 // authenticators are tried in order; the first that applies decides.
 func (d *Daemon) authenticators() []authenticator {
-	return []authenticator{d.localAuth, d.tokenAuth, d.certAuth, d.peerAuth}
+	return []authenticator{d.localAuth, d.tokenAuth, d.certAuth, d.forwardedAuth, d.peerAuth}
 }
 
 // localAuth: the unix socket serves root (or the daemon's own user) only,

@@ -63,6 +63,32 @@ type Config struct {
 	MigrationTimeouts migrate.Timeouts `yaml:"migrationTimeouts,omitempty"`
 	// Health tunes the health checks (pool thresholds).
 	Health health.Thresholds `yaml:"health,omitempty"`
+	// Cluster tunes this host's part in a cluster (godwit cluster init
+	// and join): its store member's ports and timings.
+	Cluster ClusterConfig `yaml:"cluster,omitempty"`
+}
+
+// ClusterConfig tunes the cluster store member and the host's lease. The
+// member listens on the --listen address (or --advertise's), on its own
+// ports.
+type ClusterConfig struct {
+	// PeerPort and ClientPort are the store member's ports (default 2380
+	// and 2379): members replicate on the first, hosts read and write on
+	// the second.
+	PeerPort   int `yaml:"peerPort,omitempty"`
+	ClientPort int `yaml:"clientPort,omitempty"`
+	// TickMs and ElectionMs are the store's raft heartbeat and election
+	// timeout (default 100 and 1000); every host must use the same.
+	TickMs     uint `yaml:"tickMs,omitempty"`
+	ElectionMs uint `yaml:"electionMs,omitempty"`
+	// LeaseTTL is the host's heartbeat lease (default 10s): the locks it
+	// holds go when it is not renewed for this long. HeartbeatEvery is
+	// how often the heartbeat is written (default 3s).
+	LeaseTTL       time.Duration `yaml:"leaseTTL,omitempty"`
+	HeartbeatEvery time.Duration `yaml:"heartbeatEvery,omitempty"`
+	// ReadyTimeout is how long the daemon waits at start for the store's
+	// quorum before it serves without (default 10s).
+	ReadyTimeout time.Duration `yaml:"readyTimeout,omitempty"`
 }
 
 // Pool is the libvirt storage pool that holds VM disks.

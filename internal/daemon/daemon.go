@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/godwit-project/godwit/internal/backup"
+	"github.com/godwit-project/godwit/internal/cluster"
 	"github.com/godwit-project/godwit/internal/hypervisor"
 	"github.com/godwit-project/godwit/internal/hypervisor/libvirt"
 	"github.com/godwit-project/godwit/internal/image"
@@ -59,6 +60,24 @@ type Daemon struct {
 	snapshots *snapshot.Service
 	// tlsID is the daemon's CA and certificates; nil without --listen.
 	tlsID *pki.Identity
+	// sw is the store (d.store): the bolt file, or this host's
+	// namespace in the cluster store once it is in a cluster; bolt is
+	// the file while the daemon uses it.
+	sw   *store.Switch
+	bolt *bolt.Store
+	// node is this host in its cluster (nil: in none), set by the store
+	// step or by cluster init and join, which clusterChange makes one
+	// at a time; clusterMu guards node and bolt.
+	clusterMu     sync.Mutex
+	node          *cluster.Node
+	clusterChange sync.Mutex
+	// proxies forward requests to the other hosts of the cluster.
+	proxies proxies
+	// bg carries what the daemon retries in the background (orLater);
+	// Close ends it.
+	bg     context.Context
+	stopBG context.CancelFunc
+	bgWG   sync.WaitGroup
 	// closeHV closes the libvirt connection New made; nil for a
 	// hypervisor given with WithHypervisor.
 	closeHV func() error
@@ -106,15 +125,17 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Daemon, error) {
 	for _, o := range opts {
 		o(d)
 	}
+	d.bg, d.stopBG = context.WithCancel(context.Background())
 	steps := []step{
 		{"state dir", d.prepareStateDir},
+		{"tls", d.loadTLS},
+		{"libvirt", d.connectLibvirt},
 		{"store", d.openStore},
 		{"identity", d.loadDaemonID},
-		{"tls", d.loadTLS},
 		{"operations", d.startOperations},
-		{"libvirt", d.connectLibvirt},
 		{"qemu access", d.checkQEMUAccess},
 		{"services", d.startServices},
+		{"cluster", d.startCluster},
 		{"monitoring", d.startMonitoring},
 		{"listeners", d.listen},
 	}
@@ -145,21 +166,42 @@ func (d *Daemon) prepareStateDir(context.Context) error {
 func (d *Daemon) consoleDir() string { return filepath.Join(d.cfg.StateDir, "console") }
 func (d *Daemon) probeDir() string   { return filepath.Join(d.cfg.StateDir, "probe") }
 
-func (d *Daemon) openStore(context.Context) error {
-	s, err := bolt.Open(filepath.Join(d.cfg.StateDir, "godwit.db"))
+// boltPath is the single-host store's file.
+func (d *Daemon) boltPath() string { return filepath.Join(d.cfg.StateDir, "godwit.db") }
+
+// openStore opens the daemon's store: the bolt file of a single host, or
+// this host's namespace of the cluster store (cluster.go).
+func (d *Daemon) openStore(ctx context.Context) error {
+	if cluster.Exists(d.clusterDir()) {
+		return d.openClusterStore(ctx)
+	}
+	return d.openBolt()
+}
+
+func (d *Daemon) openBolt() error {
+	s, err := bolt.Open(d.boltPath())
 	if err != nil {
 		return err
 	}
-	d.store = s
+	d.bolt = s
+	var inner store.Store = s
 	if d.hooks.store != nil {
-		d.store = d.hooks.store(s)
+		inner = d.hooks.store(s)
 	}
+	d.sw = store.NewSwitch(inner)
+	d.store = d.sw
 	return nil
 }
 
 // loadDaemonID reads this daemon's id, making one on first start. It marks
 // the domains this daemon defines.
 func (d *Daemon) loadDaemonID(ctx context.Context) error {
+	if !d.storeAnswers(ctx) {
+		// The cluster store has no quorum: the copy this host keeps.
+		b, err := d.savedDaemonID()
+		d.id = string(b)
+		return err
+	}
 	b, err := d.store.Get(ctx, "meta", "id")
 	if errors.Is(err, store.ErrNotFound) {
 		var r [8]byte
@@ -176,11 +218,13 @@ func (d *Daemon) loadDaemonID(ctx context.Context) error {
 
 func (d *Daemon) startOperations(ctx context.Context) error {
 	d.ops = ops.NewManager(d.store, d.log)
-	n, err := d.ops.Recover(ctx)
-	if n > 0 {
-		d.log.Warn("operations cut off by the last stop are marked failed", "count", n)
-	}
-	return err
+	return d.atStart(ctx, "mark the operations the last stop cut off", func(ctx context.Context) error {
+		n, err := d.ops.Recover(ctx)
+		if n > 0 {
+			d.log.Warn("operations cut off by the last stop are marked failed", "count", n)
+		}
+		return err
+	})
 }
 
 func (d *Daemon) connectLibvirt(context.Context) error {
@@ -197,8 +241,8 @@ func (d *Daemon) connectLibvirt(context.Context) error {
 
 func (d *Daemon) startServices(ctx context.Context) error {
 	var err error
-	d.peers, err = peer.New(ctx, d.store, peer.Self{Name: d.cfg.Name, URL: d.cfg.Advertise, Identity: d.tlsID}, d.log)
-	if err != nil {
+	d.peers = peer.New(d.store, peer.Self{Name: d.cfg.Name, URL: d.cfg.Advertise, Identity: d.tlsID}, d.log)
+	if err := d.atStart(ctx, "load the peers", d.peers.Load); err != nil {
 		return err
 	}
 	if d.tlsID != nil {
@@ -310,6 +354,10 @@ func (d *Daemon) shutdown() {
 
 // Close releases what New acquired.
 func (d *Daemon) Close() {
+	if d.stopBG != nil {
+		d.stopBG()
+		d.bgWG.Wait()
+	}
 	d.closeMonitoring()
 	for _, l := range d.listeners {
 		_ = l.Close()
@@ -322,5 +370,8 @@ func (d *Daemon) Close() {
 	if d.store != nil {
 		_ = d.store.Close()
 		d.store = nil
+	}
+	if n := d.clusterNode(); n != nil {
+		_ = n.Close()
 	}
 }

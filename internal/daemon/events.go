@@ -92,7 +92,8 @@ func (o *opEvents) changed(op api.Operation) {
 }
 
 type eventsInput struct {
-	VM          string `query:"vm" doc:"Only events about this VM."`
+	VM          string `query:"vm" doc:"Only events about this VM (in a cluster: from the VM's host)."`
+	Host        string `query:"host" doc:"In a cluster: the events of this host (default: of the host asked, or of the VM's)."`
 	Type        string `query:"type" enum:"vm,operation," doc:"Only events of this type."`
 	LastEventID string `header:"Last-Event-ID" doc:"Resume after this event id (what SSE clients send when they reconnect)."`
 	After       uint64 `query:"after" doc:"Resume after this event id (for clients that cannot set Last-Event-ID)."`

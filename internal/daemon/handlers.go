@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"sort"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/godwit-project/godwit/api"
+	"github.com/godwit-project/godwit/client"
 	"github.com/godwit-project/godwit/internal/console"
 	"github.com/godwit-project/godwit/internal/ops"
 	"github.com/godwit-project/godwit/internal/vm"
@@ -21,13 +23,26 @@ type nameInput struct {
 type vmOutput struct{ Body api.VM }
 type opOutput struct{ Body api.Operation }
 
-func (d *Daemon) listVMs(ctx context.Context, _ *struct{}) (*struct{ Body api.VMList }, error) {
+type listVMsInput struct {
+	Host string `query:"host" doc:"In a cluster: only this host's VMs (default: every host's)."`
+}
+
+func (d *Daemon) listVMs(ctx context.Context, in *listVMsInput) (*struct{ Body api.VMList }, error) {
 	if err := d.host.ensure(ctx); err != nil {
 		return nil, err
 	}
 	vms, err := d.vms.List(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if in.Host == "" {
+		vms = append(vms, d.otherHostsVMs(ctx)...)
+		sort.SliceStable(vms, func(i, j int) bool {
+			if vms[i].Name != vms[j].Name {
+				return vms[i].Name < vms[j].Name
+			}
+			return vms[i].Host < vms[j].Host
+		})
 	}
 	return &struct{ Body api.VMList }{api.VMList{VMs: vms}}, nil
 }
@@ -206,12 +221,17 @@ func (f flushWriter) Flush() {
 type listOpsInput struct {
 	Target string `query:"target" doc:"Only operations on this target, e.g. vm/web1."`
 	Active bool   `query:"active" doc:"Only pending or running operations."`
+	Host   string `query:"host" doc:"In a cluster: only this host's operations (default: every host's)."`
 }
 
 func (d *Daemon) listOps(ctx context.Context, in *listOpsInput) (*struct{ Body api.OperationList }, error) {
 	list, err := d.ops.List(ctx, ops.Filter{Target: in.Target, Active: in.Active})
 	if err != nil {
 		return nil, err
+	}
+	if in.Host == "" {
+		list = append(list, d.otherHostsOps(ctx, client.OperationFilter{Target: in.Target, Active: in.Active})...)
+		sort.SliceStable(list, func(i, j int) bool { return list[i].ID > list[j].ID })
 	}
 	return &struct{ Body api.OperationList }{api.OperationList{Operations: list}}, nil
 }

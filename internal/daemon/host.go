@@ -202,6 +202,13 @@ func (h *hostState) describe(ctx context.Context) api.Host {
 			out.Warnings = append(out.Warnings, problems...)
 		}
 	}
+	if n := d.clusterNode(); n != nil {
+		ready, msg := n.Health(ctx)
+		out.Cluster = n.Role() + " in cluster " + n.ID() + ": " + msg
+		if !ready {
+			out.Warnings = append(out.Warnings, msg)
+		}
+	}
 	if n, err := d.vms.Count(ctx); err == nil {
 		out.VMs = n
 	}

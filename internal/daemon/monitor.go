@@ -41,17 +41,23 @@ func (d *Daemon) startMonitoring(ctx context.Context) error {
 		return err
 	}
 	d.mon = &monitor{tokens: auth.NewTokens(d.store), audit: al, health: health.New(d.cfg.Health)}
-	d.mon.metrics = metrics.New(buildinfo.String(), d.gather)
+	d.mon.metrics = metrics.New(buildinfo.String(), d.cfg.Name, d.gather)
 	// The checks remember the last backup and migration of each target
 	// across restarts: seed them from the stored operations.
-	past, err := d.ops.List(ctx, ops.Filter{})
-	if err != nil {
-		return err
-	}
-	for i := len(past) - 1; i >= 0; i-- { // oldest first
-		if past[i].Kind == health.KindBackup || past[i].Kind == health.KindMigrate {
-			d.mon.health.OperationChanged(past[i])
+	seed := func(ctx context.Context) error {
+		past, err := d.ops.List(ctx, ops.Filter{})
+		if err != nil {
+			return err
 		}
+		for i := len(past) - 1; i >= 0; i-- { // oldest first
+			if past[i].Kind == health.KindBackup || past[i].Kind == health.KindMigrate {
+				d.mon.health.OperationChanged(past[i])
+			}
+		}
+		return nil
+	}
+	if err := d.atStart(ctx, "read the last backups and migrations for the checks", seed); err != nil {
+		return err
 	}
 	d.mon.bus = events.New(events.DefaultSize)
 	oe := &opEvents{d: d, last: map[string]opSeen{}}

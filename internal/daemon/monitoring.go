@@ -49,6 +49,7 @@ func (d *Daemon) gather(ctx context.Context) metrics.Scrape {
 	if s.LibvirtErr == nil {
 		s.Unreachable, _ = d.unreachable(ctx)
 	}
+	s.Cluster = d.clusterHealth(ctx)
 	s.Report = d.mon.health.Run(s.Input)
 	s.Unexpected = d.mon.health.Unexpected(s.Input)
 	return s

@@ -22,7 +22,26 @@ func (td *testDaemon) scrape() (string, []string) {
 	if status != 200 || !strings.HasPrefix(h.Get("Content-Type"), "text/plain") {
 		td.t.Fatalf("/metrics: %d %s %.200s", status, h.Get("Content-Type"), body)
 	}
-	return string(body), td.f.Calls()[before:]
+	return dropHostLabel(td.t, string(body), "testhost"), td.f.Calls()[before:]
+}
+
+// dropHostLabel checks that every sample carries the daemon's host label
+// (the metrics of a cluster's hosts are told apart by it) and returns
+// the text without it, for the tests to compare.
+func dropHostLabel(t *testing.T, text, host string) string {
+	t.Helper()
+	label := `host="` + host + `"`
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if l != "" && !strings.HasPrefix(l, "#") {
+			if !strings.Contains(l, label) {
+				t.Fatalf("a sample without %s: %s", label, l)
+			}
+			l = strings.NewReplacer("{"+label+"}", "", label+",", "", ","+label, "").Replace(l)
+		}
+		out = append(out, l)
+	}
+	return strings.Join(out, "\n")
 }
 
 func wantLines(t *testing.T, text string, lines ...string) {

@@ -67,6 +67,7 @@ func (d *Daemon) routes() []route {
 		d.certRoutes(),
 		d.monitorRoutes(),
 		d.networkRoutes(),
+		d.clusterRoutes(),
 	)
 }
 
@@ -112,7 +113,7 @@ func (d *Daemon) handler() http.Handler {
 	cfg.CreateHooks = nil // no $schema links in bodies
 	cfg.DocsPath = ""     // the docs page pulls scripts from a CDN
 	a := humago.New(mux, cfg)
-	a.UseMiddleware(checkAccess(a, d.mon.health.Expect))
+	a.UseMiddleware(checkAccess(a, d.mon.health.Expect), d.forward)
 	public := map[string]bool{}
 	for _, r := range d.routes() {
 		o := r.op

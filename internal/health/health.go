@@ -27,9 +27,12 @@ const (
 	CheckFailedBackup    = "failed-backup"
 	CheckFailedMigration = "failed-migration"
 	CheckHostSetup       = "host-setup"
+	// CheckCluster is reported by hosts in a cluster only.
+	CheckCluster = "cluster-store"
 )
 
-// Names are every check, in report order.
+// Names are every check, in report order; a host in a cluster reports
+// CheckCluster after them.
 var Names = []string{CheckLibvirt, CheckHostSetup, CheckUnexpectedStop, CheckPoolSpace, CheckFailedBackup, CheckFailedMigration}
 
 // Operation kinds whose failure the checks report.
@@ -82,6 +85,15 @@ type Input struct {
 	// Unreachable are the daemon's directories QEMU cannot reach, each
 	// with the fix (internal/access): no VM can start until they are fixed.
 	Unreachable []string
+	// Cluster is the cluster store's health; nil on a host in no cluster.
+	Cluster *ClusterHealth
+}
+
+// ClusterHealth is whether the cluster store serves this host, and why
+// not (internal/cluster's Node.Health).
+type ClusterHealth struct {
+	Ready   bool
+	Message string
 }
 
 // expectFor is how long after godwit was asked to act on a VM a stop
@@ -158,6 +170,14 @@ func (c *Checker) Run(in Input) api.HealthReport {
 	checks := []api.Check{
 		c.libvirt(in), hostSetup(in), c.unexpectedStops(in), c.pools(in),
 		c.failedOps(CheckFailedBackup, KindBackup, "backup"), c.failedOps(CheckFailedMigration, KindMigrate, "migration"),
+	}
+	if in.Cluster != nil {
+		ch := api.Check{Name: CheckCluster, Status: api.CheckOK, Message: in.Cluster.Message}
+		if !in.Cluster.Ready {
+			// Every change that needs the cluster answers 503 meanwhile.
+			ch.Status = api.CheckCritical
+		}
+		checks = append(checks, ch)
 	}
 	return api.HealthReport{Status: api.WorstStatus(checks), Checks: checks}
 }

@@ -102,8 +102,10 @@ type Metrics struct {
 	running map[string]string // live operation id -> kind
 }
 
-// New makes the registry; gather is called once per scrape.
-func New(version string, gather Gather) *Metrics {
+// New makes the registry; gather is called once per scrape. Every
+// metric carries a label host=host, so that the metrics of a cluster's
+// hosts can be told apart once scraped together.
+func New(version, host string, gather Gather) *Metrics {
 	m := &Metrics{reg: prometheus.NewRegistry(), gather: gather, running: map[string]string{}}
 	m.ops = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "godwit_operations_total",
 		Help: "Operations that ended, by kind and result (succeeded, failed, cancelled)."}, []string{"kind", "result"})
@@ -127,7 +129,8 @@ func New(version string, gather Gather) *Metrics {
 		Buckets: []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}}, []string{"route", "method", "code"})
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "godwit_build_info", Help: "godwit's version (1)."}, []string{"version"})
 	build.WithLabelValues(version).Set(1)
-	m.reg.MustRegister(m.ops, m.opsRunning, m.opDuration, m.migDuration, m.migBytes, m.migDowntime,
+	reg := prometheus.WrapRegistererWith(prometheus.Labels{"host": host}, m.reg)
+	reg.MustRegister(m.ops, m.opsRunning, m.opDuration, m.migDuration, m.migBytes, m.migDowntime,
 		m.bakDuration, m.bakBytes, m.requests, build, collector{m},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

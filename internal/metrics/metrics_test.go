@@ -23,7 +23,7 @@ import (
 func empty(context.Context) Scrape { return Scrape{} }
 
 func TestOperationMetrics(t *testing.T) {
-	m := New("test", empty)
+	m := New("test", "h1", empty)
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	res, _ := json.Marshal(api.TransferStats{Bytes: 300 << 20, DurationMs: 1500, DowntimeMs: 80})
 	mig := api.Operation{ID: "1", Kind: "vm.migrate", Target: "vm/web1", State: api.OpRunning, CreatedAt: t0}
@@ -92,7 +92,7 @@ func TestAlertRules(t *testing.T) {
 	if err := yaml.Unmarshal(b, &doc); err != nil {
 		t.Fatal(err)
 	}
-	names := New("test", empty).Names()
+	names := New("test", "h1", empty).Names()
 	for _, n := range slices.Clone(names) {
 		names = append(names, n+"_bucket", n+"_sum", n+"_count")
 	}

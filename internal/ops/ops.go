@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -50,6 +51,9 @@ type Manager struct {
 	// onChange see every state or progress change (events, metrics).
 	onChange []func(api.Operation)
 	started  int
+	// suffix ends every new id ("@HOST" in a cluster): the id then says
+	// which host runs the operation.
+	suffix string
 }
 
 // NewManager returns a manager persisting into s.
@@ -61,6 +65,21 @@ func NewManager(s store.Store, log *slog.Logger) *Manager {
 // listener registered sees them all, in order of registration. Call it
 // before starting operations. Listeners must not block.
 func (m *Manager) OnChange(f func(api.Operation)) { m.onChange = append(m.onChange, f) }
+
+// SetHost makes the ids of new operations end in "@host", so that any
+// host of a cluster can tell which host runs one (HostOf).
+func (m *Manager) SetHost(host string) {
+	m.mu.Lock()
+	m.suffix = "@" + host
+	m.mu.Unlock()
+}
+
+// HostOf is the host an operation id names ("" for an id of a single
+// host, which names none).
+func HostOf(id string) string {
+	_, host, _ := strings.Cut(id, "@")
+	return host
+}
 
 // Op is a running operation as its Func sees it.
 type Op struct {
@@ -122,12 +141,15 @@ func (o *Op) snapshot() api.Operation {
 func (m *Manager) Start(kind, target string, fn Func) api.Operation {
 	ctx, cancel := context.WithCancel(context.Background())
 	now := time.Now().UTC()
+	m.mu.Lock()
+	id := newID(now) + m.suffix
+	m.mu.Unlock()
 	o := &Op{
 		m:      m,
 		cancel: cancel,
 		done:   make(chan struct{}),
 		op: api.Operation{
-			ID: newID(now), Kind: kind, Target: target, State: api.OpRunning,
+			ID: id, Kind: kind, Target: target, State: api.OpRunning,
 			CreatedAt: now, UpdatedAt: now,
 		},
 	}
@@ -293,7 +315,8 @@ func (m *Manager) Cancel(ctx context.Context, id string) (api.Operation, error) 
 
 // Recover marks operations left pending or running by an earlier process as
 // failed: that process is gone, so they will never finish. Call it once at
-// start, before starting new operations.
+// start, before starting new operations (or, when the store did not answer
+// then, once it does: it leaves the operations this process runs alone).
 func (m *Manager) Recover(ctx context.Context) (int, error) {
 	all, err := store.ListJSON[api.Operation](ctx, m.store, bucket)
 	if err != nil {
@@ -302,7 +325,12 @@ func (m *Manager) Recover(ctx context.Context) (int, error) {
 	n := 0
 	now := time.Now().UTC()
 	for _, op := range all {
-		if op.State.Final() {
+		m.mu.Lock()
+		live := m.live[op.ID] != nil
+		m.mu.Unlock()
+		if op.State.Final() || live {
+			// A live one was started by this process: a Recover put
+			// off until the store answered must leave it be.
 			continue
 		}
 		op.State = api.OpFailed

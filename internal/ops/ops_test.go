@@ -171,3 +171,27 @@ func TestShutdownFailsRunningOpsWithAReason(t *testing.T) {
 		t.Fatalf("op cancelled before the shutdown = %s %q", got.State, got.Error)
 	}
 }
+
+// In a cluster ids name their host; a Recover run late (the store came
+// back) leaves the operations of this process alone.
+func TestHostIDsAndLateRecover(t *testing.T) {
+	m, s := newManager(t, filepath.Join(t.TempDir(), "db"))
+	defer s.Close()
+	ctx := context.Background()
+	if HostOf("18f-abc") != "" {
+		t.Fatal("a single host's id names a host")
+	}
+	m.SetHost("hosta")
+	release := make(chan struct{})
+	op := m.Start("vm.stop", "vm/a", func(ctx context.Context, o *Op) error { <-release; return nil })
+	if HostOf(op.ID) != "hosta" || !strings.HasSuffix(op.ID, "@hosta") {
+		t.Fatalf("id %s does not name hosta", op.ID)
+	}
+	if n, err := m.Recover(ctx); err != nil || n != 0 {
+		t.Fatalf("late Recover marked %d of this process's operations (%v)", n, err)
+	}
+	close(release)
+	if got := wait(t, m, op.ID); got.State != api.OpSucceeded {
+		t.Fatalf("operation after a late Recover: %s %s", got.State, got.Error)
+	}
+}

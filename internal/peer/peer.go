@@ -85,22 +85,32 @@ func (s *Service) changed() {
 	}
 }
 
-// New loads the peers and returns the service.
-func New(ctx context.Context, st store.Store, self Self, log *slog.Logger) (*Service, error) {
-	s := &Service{store: st, self: self, log: log, cas: map[string]*x509.Certificate{}}
-	recs, err := store.ListJSON[record](ctx, st, peersBucket)
+// New returns the service; it trusts no peer until Load has read them
+// (at start, or later when the store does not answer then).
+func New(st store.Store, self Self, log *slog.Logger) *Service {
+	return &Service{store: st, self: self, log: log, cas: map[string]*x509.Certificate{}}
+}
+
+// Load reads the peers' CAs from the store: the trust set.
+func (s *Service) Load(ctx context.Context) error {
+	recs, err := store.ListJSON[record](ctx, s.store, peersBucket)
 	if err != nil {
-		return nil, err
+		return err
 	}
+	cas := map[string]*x509.Certificate{}
 	for _, r := range recs {
 		ca, err := pki.ParseCertPEM(r.CA)
 		if err != nil {
-			log.Error("peer with an unreadable CA; ignored", "peer", r.Name, "err", err)
+			s.log.Error("peer with an unreadable CA; ignored", "peer", r.Name, "err", err)
 			continue
 		}
-		s.cas[r.Name] = ca
+		cas[r.Name] = ca
 	}
-	return s, nil
+	s.mu.Lock()
+	s.cas = cas
+	s.mu.Unlock()
+	s.changed()
+	return nil
 }
 
 // TrustedCAs are the peers' CAs, for the TLS server.
@@ -262,12 +272,34 @@ func (s *Service) Add(ctx context.Context, add api.PeerAdd) (api.Peer, error) {
 	if _, err := store.GetJSON[record](ctx, s.store, peersBucket, add.Name); err == nil {
 		return api.Peer{}, api.Conflict("host %s is already a peer (godwit host remove %s first to join it again)", add.Name, add.Name)
 	}
-	_, fp, err := parseToken(add.Token)
+	body := api.PeerJoin{Token: add.Token, Name: s.self.Name, URL: s.self.URL, CA: s.self.Identity.CAPEM()}
+	var joined api.PeerJoined
+	serverCA, err := s.Call(ctx, add.URL, add.Token, "/v1/peer/join", body, &joined)
 	if err != nil {
 		return api.Peer{}, err
 	}
-	// Trust on first use, pinned by the token: the server's chain must end
-	// in the CA whose fingerprint the token carries.
+	if joined.Name != add.Name {
+		// The other side stored us already; it is still the right host
+		// (its CA matched the token), only named differently.
+		return api.Peer{}, api.Conflict("the host at %s calls itself %s, not %s; add it under that name (it now knows this host: remove it there first)", add.URL, joined.Name, add.Name)
+	}
+	rec := record{Name: add.Name, URL: add.URL, CA: joined.CA, AddedAt: time.Now().UTC()}
+	if err := s.save(ctx, rec, serverCA); err != nil {
+		return api.Peer{}, err
+	}
+	s.log.Info("joined host", "peer", add.Name, "url", add.URL)
+	return api.Peer{Name: rec.Name, URL: rec.URL, AddedAt: rec.AddedAt}, nil
+}
+
+// Call posts in to path on the host at rawURL, which must prove it holds
+// the CA the token names (trust on first use, pinned by the token), and
+// decodes its answer into out. It returns that CA. It is how a host joins
+// another: as a peer (Add), or into its cluster.
+func (s *Service) Call(ctx context.Context, rawURL, token, path string, in, out any) (*x509.Certificate, error) {
+	_, fp, err := parseToken(token)
+	if err != nil {
+		return nil, err
+	}
 	var serverCA *x509.Certificate
 	cfg := &tls.Config{
 		MinVersion:         tls.VersionTLS13,
@@ -294,41 +326,54 @@ func (s *Service) Add(ctx context.Context, add api.PeerAdd) (api.Peer, error) {
 			return nil
 		},
 	}
-	body, _ := json.Marshal(api.PeerJoin{Token: add.Token, Name: s.self.Name, URL: s.self.URL, CA: s.self.Identity.CAPEM()})
+	body, _ := json.Marshal(in)
 	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(add.URL, "/")+"/v1/peer/join", bytes.NewReader(body))
+	defer hc.CloseIdleConnections()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(rawURL, "/")+path, bytes.NewReader(body))
 	if err != nil {
-		return api.Peer{}, err
+		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := hc.Do(req)
 	if err != nil {
-		return api.Peer{}, api.StatusErrorf(http.StatusBadGateway, "cannot reach %s at %s: %v", add.Name, add.URL, err)
+		return nil, api.StatusErrorf(http.StatusBadGateway, "cannot reach the host at %s: %v", rawURL, err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if resp.StatusCode != http.StatusOK {
 		var se api.StatusError
 		if json.Unmarshal(b, &se) == nil && se.Message != "" {
-			return api.Peer{}, api.StatusErrorf(resp.StatusCode, "%s refused the join: %s", add.Name, se.Message)
+			return nil, api.StatusErrorf(resp.StatusCode, "the host at %s refused: %s", rawURL, se.Message)
 		}
-		return api.Peer{}, api.StatusErrorf(http.StatusBadGateway, "%s answered %s", add.Name, resp.Status)
+		return nil, api.StatusErrorf(http.StatusBadGateway, "the host at %s answered %s", rawURL, resp.Status)
 	}
-	var joined api.PeerJoined
-	if err := json.Unmarshal(b, &joined); err != nil {
-		return api.Peer{}, fmt.Errorf("join answer from %s: %w", add.Name, err)
+	if err := json.Unmarshal(b, out); err != nil {
+		return nil, fmt.Errorf("answer from %s: %w", rawURL, err)
 	}
-	if joined.Name != add.Name {
-		// The other side stored us already; it is still the right host
-		// (its CA matched the token), only named differently.
-		return api.Peer{}, api.Conflict("the host at %s calls itself %s, not %s; add it under that name (it now knows this host: remove it there first)", add.URL, joined.Name, add.Name)
+	return serverCA, nil
+}
+
+// Trust records name at rawURL, with its CA (PEM), as a peer, unless it
+// is one already with that URL and CA: hosts of a cluster trust each
+// other through the cluster's registry, without a token each.
+func (s *Service) Trust(ctx context.Context, name, rawURL, caPEM string) error {
+	if name == s.self.Name {
+		return nil
 	}
-	rec := record{Name: add.Name, URL: add.URL, CA: joined.CA, AddedAt: time.Now().UTC()}
-	if err := s.save(ctx, rec, serverCA); err != nil {
-		return api.Peer{}, err
+	if err := validPeer(name, rawURL); err != nil {
+		return err
 	}
-	s.log.Info("joined host", "peer", add.Name, "url", add.URL)
-	return api.Peer{Name: rec.Name, URL: rec.URL, AddedAt: rec.AddedAt}, nil
+	ca, err := pki.ParseCertPEM(caPEM)
+	if err != nil || !ca.IsCA {
+		return api.BadRequest("ca of %s: not a CA certificate", name)
+	}
+	if r, err := store.GetJSON[record](ctx, s.store, peersBucket, name); err == nil && r.URL == rawURL && r.CA == caPEM {
+		s.mu.Lock()
+		s.cas[name] = ca
+		s.mu.Unlock()
+		return nil
+	}
+	return s.save(ctx, record{Name: name, URL: rawURL, CA: caPEM, AddedAt: time.Now().UTC()}, ca)
 }
 
 // Remove forgets a peer (on this side only).
@@ -393,23 +438,42 @@ func (s *Service) List(ctx context.Context, timeout time.Duration) ([]api.Peer, 
 
 // Client is an API client for a peer, over mutual TLS.
 func (s *Service) Client(ctx context.Context, name string) (*client.Client, error) {
-	r, err := store.GetJSON[record](ctx, s.store, peersBucket, name)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, api.NotFound("host %s is not a peer of this host (godwit host list; godwit host add)", name)
-	}
+	e, err := s.Endpoint(ctx, name)
 	if err != nil {
 		return nil, err
 	}
+	return client.New(client.Options{URL: e.URL, TLS: e.TLS})
+}
+
+// Endpoint is where a peer's API answers and how to call it.
+type Endpoint struct {
+	URL string
+	// TLS is the mutual TLS to call it with; CA the fingerprint of the
+	// peer's CA it trusts.
+	TLS *tls.Config
+	CA  string
+}
+
+// Endpoint says how to reach a peer (for a client, or a proxy that
+// forwards requests to it).
+func (s *Service) Endpoint(ctx context.Context, name string) (Endpoint, error) {
+	r, err := store.GetJSON[record](ctx, s.store, peersBucket, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return Endpoint{}, api.NotFound("host %s is not a peer of this host (godwit host list; godwit host add)", name)
+	}
+	if err != nil {
+		return Endpoint{}, err
+	}
 	if s.self.Identity == nil {
-		return nil, s.needTCP()
+		return Endpoint{}, s.needTCP()
 	}
 	ca, err := pki.ParseCertPEM(r.CA)
 	if err != nil {
-		return nil, fmt.Errorf("peer %s: %w", name, err)
+		return Endpoint{}, fmt.Errorf("peer %s: %w", name, err)
 	}
 	cfg, err := s.self.Identity.PeerClientTLS(ca)
 	if err != nil {
-		return nil, err
+		return Endpoint{}, err
 	}
-	return client.New(client.Options{URL: r.URL, TLS: cfg})
+	return Endpoint{URL: r.URL, TLS: cfg, CA: pki.Fingerprint(ca)}, nil
 }

@@ -69,3 +69,38 @@ func TestWriteMemberTLS(t *testing.T) {
 		t.Fatal("the certificate was not reissued for a new address")
 	}
 }
+
+func TestCAHandover(t *testing.T) {
+	dir := t.TempDir()
+	ca, err := LoadOrCreateCA(dir, "cluster")
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := LoadOrCreateCA(dir, "cluster")
+	if err != nil || !again.CA.Equal(ca.CA) {
+		t.Fatalf("reloaded CA differs (%v)", err)
+	}
+	keyPEM, err := ca.CAKeyPEM()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := WriteCA(t.TempDir(), ca.CAPEM(), keyPEM)
+	if err != nil || !got.CA.Equal(ca.CA) {
+		t.Fatalf("WriteCA: %v", err)
+	}
+	// What the joiner signs chains to the one CA.
+	f, err := got.WriteMemberTLS(t.TempDir(), "m2", nil, []net.IP{net.ParseIP("127.0.0.1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(f.CertFile)
+	cert, err := ParseCertPEM(string(b))
+	if err != nil || cert.CheckSignatureFrom(ca.CA) != nil {
+		t.Fatalf("member certificate of the joiner does not chain to the cluster CA: %v", err)
+	}
+	other, _ := LoadOrCreateCA(t.TempDir(), "other")
+	otherKey, _ := other.CAKeyPEM()
+	if _, err := WriteCA(t.TempDir(), ca.CAPEM(), otherKey); err == nil {
+		t.Fatal("WriteCA took a key that is not the CA's")
+	}
+}

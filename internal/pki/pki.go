@@ -47,17 +47,9 @@ type Identity struct {
 // LoadOrCreate loads the identity in dir, creating what is missing. The
 // server certificate is reissued when it does not cover names and ips.
 func LoadOrCreate(dir, commonName string, names []string, ips []net.IP) (*Identity, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
-	}
-	id := &Identity{Dir: dir}
-	var err error
-	id.CA, id.caKey, err = loadPair(dir, "ca")
-	if errors.Is(err, os.ErrNotExist) {
-		id.CA, id.caKey, err = createCA(dir, commonName)
-	}
+	id, err := LoadOrCreateCA(dir, commonName)
 	if err != nil {
-		return nil, fmt.Errorf("certificate authority in %s: %w", dir, err)
+		return nil, err
 	}
 	srv, _, err := loadPair(dir, "server")
 	if err != nil || id.mustReissue(srv, names, ips) {

@@ -102,7 +102,7 @@ func (s *Service) Apply(ctx context.Context, spec api.VMSpec, opts ApplyOptions)
 	if _, err := s.getRecord(ctx, spec.Name); api.Status(err) == 404 {
 		return s.Create(ctx, spec, CreateOptions{Start: opts.Start})
 	}
-	unlock, err := s.lock(spec.Name, "vm.apply")
+	unlock, err := s.lock(ctx, spec.Name, "vm.apply")
 	if err != nil {
 		return api.Operation{}, err
 	}

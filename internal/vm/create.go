@@ -26,7 +26,7 @@ func (s *Service) Create(ctx context.Context, spec api.VMSpec, opts CreateOption
 	if err := ValidateStatic(spec); err != nil {
 		return api.Operation{}, err
 	}
-	unlock, err := s.lock(spec.Name, "vm.create")
+	unlock, err := s.lock(ctx, spec.Name, "vm.create")
 	if err != nil {
 		return api.Operation{}, err
 	}
@@ -59,6 +59,9 @@ func (s *Service) planCreate(ctx context.Context, spec api.VMSpec) (createPlan, 
 	if _, err := s.getRecord(ctx, spec.Name); err == nil {
 		return createPlan{}, api.Conflict("vm %s already exists", spec.Name)
 	} else if api.Status(err) != 404 {
+		return createPlan{}, err
+	}
+	if err := s.ownedElsewhere(ctx, spec.Name); err != nil {
 		return createPlan{}, err
 	}
 	if _, err := s.hv.Lookup(ctx, spec.Name); err == nil {
@@ -232,7 +235,7 @@ type DeleteOptions struct {
 // Delete removes a VM: its domain, its disks (unless KeepDisks), its console
 // log and its record, in an operation.
 func (s *Service) Delete(ctx context.Context, name string, opts DeleteOptions) (api.Operation, error) {
-	unlock, err := s.lock(name, "vm.delete")
+	unlock, err := s.lock(ctx, name, "vm.delete")
 	if err != nil {
 		return api.Operation{}, err
 	}

@@ -56,7 +56,7 @@ func (s *Service) ReserveIncoming(ctx context.Context, name, holder string) (fun
 	if err := ValidateName(name); err != nil {
 		return nil, err
 	}
-	unlock, err := s.lock(name, holder)
+	unlock, err := s.lockLocal(name, holder)
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ package vm
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -108,12 +109,14 @@ type Service struct {
 
 	mu    sync.Mutex
 	busy  map[string]string // VM name -> what holds it (an operation id or action)
+	cl    Cluster
+	held  map[string]ClusterLock // VM name -> its cluster lock, while busy
 	clock func() time.Time
 }
 
 // New returns a Service.
 func New(hv hypervisor.Hypervisor, st store.Store, om *ops.Manager, img image.Inspector, cfg Config, log *slog.Logger) *Service {
-	return &Service{hv: hv, store: st, ops: om, img: img, cfg: cfg, log: log, busy: map[string]string{}, clock: time.Now}
+	return &Service{hv: hv, store: st, ops: om, img: img, cfg: cfg, log: log, busy: map[string]string{}, held: map[string]ClusterLock{}, clock: time.Now}
 }
 
 // OnDeleted registers f to be told of every VM deleted here.
@@ -125,9 +128,73 @@ func (s *Service) OnDeleted(f func(ctx context.Context, name string)) {
 // name catalog images.
 func (s *Service) SetImages(c Images) { s.cat = c }
 
-// lock claims a VM name for one action; a second action on the same VM gets
-// a 409 that says what holds it. The returned func releases it.
-func (s *Service) lock(name, holder string) (func(), error) {
+// Cluster is what the service needs of the cluster its host is in.
+type Cluster interface {
+	// Lock takes the VM's cluster-wide lock for what, at once or not at
+	// all: a 409 naming the holder (on any host), a 503 when the cluster
+	// cannot say.
+	Lock(ctx context.Context, vm, what string) (ClusterLock, error)
+	// Owner names the host whose state holds the VM ("" for none).
+	Owner(ctx context.Context, vm string) (string, error)
+}
+
+// ClusterLock is a held cluster-wide VM lock.
+type ClusterLock interface {
+	Relabel(ctx context.Context, what string) error
+	Unlock(ctx context.Context) error
+}
+
+// SetCluster makes the service take, besides its own per-VM lock, the
+// cluster's for each action, so two hosts never act on one VM at once,
+// and refuse a new VM whose name another host has.
+func (s *Service) SetCluster(c Cluster) {
+	s.mu.Lock()
+	s.cl = c
+	s.mu.Unlock()
+}
+
+// clusterCallTimeout bounds the release and relabel of a cluster lock,
+// which run after the action, outside its context.
+const clusterCallTimeout = 5 * time.Second
+
+// lock claims a VM name for one action, on this host and in the cluster
+// when the host is in one; a second action on the same VM gets a 409
+// that says what holds it. The returned func releases it.
+func (s *Service) lock(ctx context.Context, name, holder string) (func(), error) {
+	unlock, err := s.lockLocal(name, holder)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	c := s.cl
+	s.mu.Unlock()
+	if c == nil {
+		return unlock, nil
+	}
+	held, err := c.Lock(ctx, name, holder)
+	if err != nil {
+		unlock()
+		return nil, err
+	}
+	s.mu.Lock()
+	s.held[name] = held
+	s.mu.Unlock()
+	return func() {
+		s.mu.Lock()
+		delete(s.held, name)
+		s.mu.Unlock()
+		uctx, cancel := context.WithTimeout(context.Background(), clusterCallTimeout)
+		defer cancel()
+		if err := held.Unlock(uctx); err != nil {
+			s.log.Warn("release the cluster lock of a VM", "vm", name, "err", err)
+		}
+		unlock()
+	}, nil
+}
+
+// lockLocal claims a VM name on this host only: for a VM arriving from
+// another host of the cluster, whose lock its source holds for the move.
+func (s *Service) lockLocal(name, holder string) (func(), error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if h, ok := s.busy[name]; ok {
@@ -145,10 +212,38 @@ func (s *Service) lock(name, holder string) (func(), error) {
 // if the lock still says from: an operation that already ended released it.
 func (s *Service) relabel(name, from, to string) {
 	s.mu.Lock()
-	if s.busy[name] == from {
-		s.busy[name] = to
+	if s.busy[name] != from {
+		s.mu.Unlock()
+		return
 	}
+	s.busy[name] = to
+	held := s.held[name]
 	s.mu.Unlock()
+	if held != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), clusterCallTimeout)
+		defer cancel()
+		if err := held.Relabel(ctx, to); err != nil {
+			s.log.Warn("relabel the cluster lock of a VM", "vm", name, "err", err)
+		}
+	}
+}
+
+// ownedElsewhere refuses a name another host of the cluster has a VM of.
+func (s *Service) ownedElsewhere(ctx context.Context, name string) error {
+	s.mu.Lock()
+	c := s.cl
+	s.mu.Unlock()
+	if c == nil {
+		return nil
+	}
+	owner, err := c.Owner(ctx, name)
+	if err != nil {
+		return err
+	}
+	if owner != "" && owner != s.cfg.Host {
+		return api.Conflict("vm %s exists on host %s", name, owner)
+	}
+	return nil
 }
 
 func (s *Service) getRecord(ctx context.Context, name string) (record, error) {
@@ -248,7 +343,7 @@ func stateOf(d hypervisor.Domain) api.VMState { return hypervisor.APIState(d.Sta
 // lockManaged locks a managed VM for holder and returns its record and
 // the unlock func; on an error nothing stays locked.
 func (s *Service) lockManaged(ctx context.Context, name, holder string) (record, func(), error) {
-	unlock, err := s.lock(name, holder)
+	unlock, err := s.lock(ctx, name, holder)
 	if err != nil {
 		return record{}, nil, err
 	}
@@ -356,4 +451,18 @@ func opError(action, name string, err error) error {
 		return err
 	}
 	return fmt.Errorf("%s vm %s: %w", action, name, mapHypervisorError(err))
+}
+
+// RecordView is the VM a record of another host says, as far as a
+// record can: its state is unknown (only that host's libvirt knows it).
+// It is what a host of a cluster shows of a VM whose host does not
+// answer; the record's format stays this package's.
+func RecordView(raw []byte, host string) (api.VM, error) {
+	var r record
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return api.VM{}, fmt.Errorf("vm record: %w", err)
+	}
+	spec := r.Spec
+	return api.VM{Name: r.Name, UUID: r.UUID, State: api.VMUnknown, Managed: true, Spec: &spec, Disks: r.Disks,
+		NICs: apiNICs(r.NICs), ConsoleLog: r.ConsoleLog, CreatedAt: r.CreatedAt, Host: host}, nil
 }

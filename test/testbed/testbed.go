@@ -529,6 +529,35 @@ func (b *Bed) Join(ctx context.Context) error {
 	return nil
 }
 
+// Cluster forms a cluster of the bed's hosts with the command line, as a
+// user would: 'cluster init' on the first host, then for each other host
+// in turn a 'host token' on the first and 'cluster join' with it (a
+// cluster takes one joining host at a time). It returns how long each
+// join took.
+func (b *Bed) Cluster(ctx context.Context) ([]time.Duration, error) {
+	first := b.Hosts[0]
+	if out, err := first.CLI("cluster", "init"); err != nil {
+		return nil, fmt.Errorf("cluster init on %s: %v: %s", first.Name, err, out)
+	}
+	var took []time.Duration
+	for _, h := range b.Hosts[1:] {
+		if err := ctx.Err(); err != nil {
+			return took, err
+		}
+		tok, err := first.CLI("host", "token", "-q")
+		if err != nil {
+			return took, fmt.Errorf("host token on %s: %v: %s", first.Name, err, tok)
+		}
+		t0 := time.Now()
+		if out, err := h.CLI("cluster", "join", first.URL(), "--token", strings.TrimSpace(tok)); err != nil {
+			return took, fmt.Errorf("cluster join of %s: %v: %s", h.Name, err, out)
+		}
+		took = append(took, time.Since(t0))
+		b.logf("%s joined the cluster in %s", h.Name, took[len(took)-1].Round(time.Millisecond))
+	}
+	return took, nil
+}
+
 // Down stops everything the bed started, by PID, and removes it.
 func (b *Bed) Down() {
 	b.mu.Lock()

@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/godwit-project/godwit/api"
@@ -56,10 +57,13 @@ func New(st store.Coord, host string, lease store.Lease) *Locker {
 	return &Locker{st: st, host: host, lease: lease, now: time.Now}
 }
 
-// Held is a lock this host holds.
+// Held is a lock this host holds. Its methods may be called from
+// several goroutines (an operation relabels it while another ends it).
 type Held struct {
-	l   *Locker
-	vm  string
+	l  *Locker
+	vm string
+
+	mu  sync.Mutex // guards rev and rec, and orders Relabel and Unlock
 	rev int64
 	rec Record
 }
@@ -111,14 +115,22 @@ func (l *Locker) Holder(ctx context.Context, vm string) (Record, bool, error) {
 }
 
 // Record is what the lock says.
-func (h *Held) Record() Record { return h.rec }
+func (h *Held) Record() Record {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.rec
+}
 
 // Guard is the fencing token: a guard that holds while this lock is held
 // by this holder (the record it wrote, which goes with its lease). Put it
 // in the If of every Txn made under the lock.
 func (h *Held) Guard() store.Guard {
-	return store.Guard{Bucket: Bucket, Key: h.vm, Rev: h.rev}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.guard()
 }
+
+func (h *Held) guard() store.Guard { return store.Guard{Bucket: Bucket, Key: h.vm, Rev: h.rev} }
 
 // Lost is closed when the lease under the lock is gone: stop acting on
 // the VM, since another host may take the lock after the lease's TTL.
@@ -127,6 +139,8 @@ func (h *Held) Lost() <-chan struct{} { return h.l.lease.Done() }
 // Relabel changes what the lock says it is doing (once an operation id
 // is known), keeping it held.
 func (h *Held) Relabel(ctx context.Context, what string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	rec := h.rec
 	rec.What = what
 	b, err := json.Marshal(rec)
@@ -134,7 +148,7 @@ func (h *Held) Relabel(ctx context.Context, what string) error {
 		return err
 	}
 	rev, err := h.l.st.Txn(ctx, store.Txn{
-		If:   []store.Guard{h.Guard()},
+		If:   []store.Guard{h.guard()},
 		Then: []store.Op{{Bucket: Bucket, Key: h.vm, Value: b, Lease: h.l.lease.ID()}},
 	})
 	if err != nil {
@@ -148,8 +162,10 @@ func (h *Held) Relabel(ctx context.Context, what string) error {
 // is not (it ran out, and may be someone else's now: that one is left
 // alone).
 func (h *Held) Unlock(ctx context.Context) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	_, err := h.l.st.Txn(ctx, store.Txn{
-		If:   []store.Guard{h.Guard()},
+		If:   []store.Guard{h.guard()},
 		Then: []store.Op{{Bucket: Bucket, Key: h.vm, Delete: true}},
 	})
 	return h.lost("unlock", err)

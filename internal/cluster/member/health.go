@@ -2,6 +2,7 @@ package member
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/http"
@@ -143,7 +144,7 @@ func (m *Member) probeOthers(ctx context.Context, members []*membership.Member, 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if !m.answers(ctx, mm.PeerURLs) {
+			if !answers(ctx, m.tls, mm.PeerURLs) {
 				mu.Lock()
 				down[uint64(mm.ID)] = true
 				mu.Unlock()
@@ -159,10 +160,10 @@ func (m *Member) probeOthers(ctx context.Context, members []*membership.Member, 
 
 // answers says whether an etcd member answers on one of its peer URLs
 // (its /version, over the member's mutual TLS), within a second.
-func (m *Member) answers(ctx context.Context, peerURLs []string) bool {
+func answers(ctx context.Context, tlsCfg *tls.Config, peerURLs []string) bool {
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: m.tls.Clone(), DisableKeepAlives: true}}
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsCfg.Clone(), DisableKeepAlives: true}}
 	for _, u := range peerURLs {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(u, "/")+"/version", nil)
 		if err != nil {

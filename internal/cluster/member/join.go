@@ -269,3 +269,10 @@ func (m *Member) voterClientURLsWith(extra string) []string {
 	}
 	return append(eps, extra)
 }
+
+// MaxVoters is how many voting members the cluster behind cli takes (its
+// membership policy, recorded by Init).
+func MaxVoters(ctx context.Context, cli *clientv3.Client) (int, error) {
+	p, err := readPolicy(ctx, cli)
+	return p.MaxVoters, err
+}

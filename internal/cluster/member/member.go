@@ -413,3 +413,22 @@ func randomHex(n int) string {
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// Endpoints are the client URLs of the voting members, as this member
+// knows them (no quorum needed): where a joining host's client goes.
+func (m *Member) Endpoints() []string { return m.voterClientURLs() }
+
+// HasLeader says, at no cost, whether this member knows a leader: a
+// member without one cannot serve (for internal/store/etcd's
+// Options.Ready).
+func (m *Member) HasLeader() bool {
+	select {
+	case <-m.e.Server.ReadyNotify():
+	default:
+		return false
+	}
+	return m.e.Server.Leader() != 0
+}
+
+// ClusterID is the cluster's id, hex.
+func (m *Member) ClusterID() string { return m.e.Server.Cluster().ID().String() }

@@ -113,5 +113,22 @@ func (s *Store) List(ctx context.Context, bucket string) ([]store.KV, error) {
 	return out, err
 }
 
+var _ store.Bucketer = (*Store)(nil)
+
+// Buckets lists the buckets, in byte order.
+func (s *Store) Buckets(ctx context.Context) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var out []string
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		return tx.ForEach(func(name []byte, _ *bbolt.Bucket) error {
+			out = append(out, string(name))
+			return nil
+		})
+	})
+	return out, err
+}
+
 // Close closes the file.
 func (s *Store) Close() error { return s.db.Close() }

@@ -2,9 +2,11 @@ package bolt
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/godwit-project/godwit/internal/store"
 	"github.com/godwit-project/godwit/internal/store/storetest"
@@ -46,5 +48,77 @@ func TestFileLockAndReopen(t *testing.T) {
 	defer s2.Close()
 	if r, err := store.GetJSON[rec](ctx, s2, "vms", "b"); err != nil || r.N != 7 {
 		t.Fatalf("after reopen: %v %v", r, err)
+	}
+}
+
+// A Switch keeps the contract, and its Replace runs with no call under
+// way: what the old store held when the move ran is all there is.
+func TestSwitch(t *testing.T) {
+	storetest.Store(t, func(t *testing.T) *store.Switch {
+		s, err := Open(filepath.Join(t.TempDir(), "state.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sw := store.NewSwitch(s)
+		t.Cleanup(func() { sw.Close() })
+		return sw
+	})
+	ctx := context.Background()
+	a, err := Open(filepath.Join(t.TempDir(), "a.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Open(filepath.Join(t.TempDir(), "b.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	sw := store.NewSwitch(a)
+	defer sw.Close()
+	stop := make(chan struct{})
+	done := make(chan int)
+	go func() {
+		n := 0
+		for {
+			select {
+			case <-stop:
+				done <- n
+				return
+			default:
+			}
+			if err := sw.Put(ctx, "w", fmt.Sprintf("k%06d", n), []byte("x")); err != nil {
+				t.Error(err)
+			}
+			n++
+		}
+	}()
+	time.Sleep(20 * time.Millisecond)
+	var moved int
+	if err := sw.Replace(func(old store.Store) (store.Store, error) {
+		kvs, err := old.List(ctx, "w")
+		for _, kv := range kvs {
+			if err := b.Put(ctx, "w", kv.Key, kv.Value); err != nil {
+				return nil, err
+			}
+		}
+		moved = len(kvs)
+		return b, err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	close(stop)
+	written := <-done
+	kvs, err := b.List(ctx, "w")
+	if err != nil || len(kvs) != written {
+		t.Fatalf("after the switch the new store holds %d keys (%v); %d were written, %d moved", len(kvs), err, written, moved)
+	}
+	if sw.Current() != store.Store(b) {
+		t.Fatal("Current is not the new store")
+	}
+	if names, err := a.Buckets(ctx); err != nil || len(names) != 1 || names[0] != "w" {
+		t.Fatalf("buckets of a: %v %v", names, err)
+	}
+	if err := sw.Replace(func(store.Store) (store.Store, error) { return nil, fmt.Errorf("no") }); err == nil || sw.Current() != store.Store(b) {
+		t.Fatal("a failed Replace changed the store")
 	}
 }

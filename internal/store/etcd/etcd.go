@@ -51,6 +51,10 @@ type Options struct {
 	// member uses it to name the members the cluster lost. What it returns
 	// must still wrap the error it was given.
 	Explain func(error) error
+	// Ready, when set, says whether the store can serve now (a member
+	// that knows a leader): while it says no, calls fail at once as
+	// unavailable instead of waiting for their Timeout.
+	Ready func() bool
 }
 
 // Store is a store.Coord on an etcd client.
@@ -60,6 +64,7 @@ type Store struct {
 	prefix  string
 	timeout time.Duration
 	explain func(error) error
+	ready   func() bool
 
 	// base ends with Close: it carries the leases' keepalives.
 	base   context.Context
@@ -72,7 +77,7 @@ var _ store.Coord = (*Store)(nil)
 // New is a Store on an existing client, which it does not close: Close
 // only ends the leases and watches it started.
 func New(cli *clientv3.Client, o Options) *Store {
-	s := &Store{cli: cli, prefix: o.Prefix, timeout: o.Timeout, explain: o.Explain}
+	s := &Store{cli: cli, prefix: o.Prefix, timeout: o.Timeout, explain: o.Explain, ready: o.Ready}
 	if s.prefix == "" {
 		s.prefix = DefaultPrefix
 	}
@@ -139,8 +144,15 @@ func (s *Store) path(bucket, key string) string { return s.prefix + bucket + "/"
 
 // call bounds ctx by the store's timeout and asks for a leader, so that a
 // member cut off from its quorum answers at once instead of queueing.
+//
+// While Options.Ready says no, the context it returns has run out
+// already: the call fails at once, as unavailable, and is explained.
 func (s *Store) call(ctx context.Context) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	timeout := s.timeout
+	if s.ready != nil && !s.ready() {
+		timeout = 0
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	return clientv3.WithRequireLeader(ctx), cancel
 }
 

@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/godwit-project/godwit/internal/cluster/member/membertest"
 	"github.com/godwit-project/godwit/internal/store"
+	"github.com/godwit-project/godwit/internal/store/bolt"
 	"github.com/godwit-project/godwit/internal/store/etcd"
 	"github.com/godwit-project/godwit/internal/store/storetest"
 )
@@ -125,5 +128,51 @@ func TestClosedStore(t *testing.T) {
 	}
 	if _, err := s.Grant(ctx, time.Second); err == nil {
 		t.Fatal("Grant on a closed store succeeded")
+	}
+}
+
+// Copy moves a bolt file's buckets into a namespace, in batches.
+func TestCopyFromBolt(t *testing.T) {
+	ctx := storetest.Bounded(t, 20*time.Second)
+	b, err := bolt.Open(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	for i := range 250 {
+		if err := b.Put(ctx, "operations", keyN(i), []byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Put(ctx, "meta", "id", []byte("abc")); err != nil {
+		t.Fatal(err)
+	}
+	s := dialer(t, etcd.Options{Prefix: "/godwit/hosts/h1/"})(t)
+	n, err := store.Copy(ctx, b, s)
+	if err != nil || n != 251 {
+		t.Fatalf("Copy: %d keys, %v", n, err)
+	}
+	if kvs, err := s.List(ctx, "operations"); err != nil || len(kvs) != 250 || kvs[249].Value[0] != 249 {
+		t.Fatalf("operations copied: %d %v", len(kvs), err)
+	}
+	if v, err := s.Get(ctx, "meta", "id"); err != nil || string(v) != "abc" {
+		t.Fatalf("meta/id: %q %v", v, err)
+	}
+}
+
+// While Ready says no, a call fails at once as unavailable, explained.
+func TestNotReadyFailsAtOnce(t *testing.T) {
+	ready := false
+	s := dialer(t, etcd.Options{Ready: func() bool { return ready },
+		Explain: func(err error) error { return fmt.Errorf("no quorum here: %w", err) }})(t)
+	ctx := storetest.Bounded(t, 10*time.Second)
+	t0 := time.Now()
+	err := s.Put(ctx, "b", "k", []byte("v"))
+	if !errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), "no quorum here") || time.Since(t0) > time.Second {
+		t.Fatalf("Put while not ready: %v after %s, want an explained ErrUnavailable at once", err, time.Since(t0))
+	}
+	ready = true
+	if err := s.Put(ctx, "b", "k", []byte("v")); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -1,0 +1,179 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/godwit-project/godwit/api"
+	"github.com/godwit-project/godwit/internal/cluster/lock"
+	"github.com/godwit-project/godwit/internal/store"
+)
+
+// Buckets of the cluster-wide keys.
+const (
+	hostsBucket      = "hosts"
+	heartbeatsBucket = "heartbeats"
+)
+
+// Host is a host's registry record.
+type Host struct {
+	Name string `json:"name"`
+	// URL and CA are the host's daemon API and CA (PEM).
+	URL string `json:"url"`
+	CA  string `json:"ca"`
+	// Client: the host runs no store member.
+	Client    bool   `json:"client,omitempty"`
+	PeerURL   string `json:"peerURL,omitempty"`
+	ClientURL string `json:"clientURL,omitempty"`
+	CPUs      int    `json:"cpus,omitempty"`
+	Memory    int64  `json:"memory,omitempty"`
+	// Labels and Schedulable are for placement (the host's, kept when it
+	// registers again).
+	Labels      map[string]string `json:"labels,omitempty"`
+	Schedulable bool              `json:"schedulable"`
+	Version     string            `json:"version,omitempty"`
+	JoinedAt    time.Time         `json:"joinedAt"`
+}
+
+// Heartbeat is what a host writes under its lease.
+type Heartbeat struct {
+	At time.Time `json:"at"`
+}
+
+// session is this host's lease in the cluster, with the locks it holds
+// under it.
+type session struct {
+	lease  store.Lease
+	locker *lock.Locker
+}
+
+// register writes this host's registry record, keeping the labels and
+// schedulability it had.
+func (n *Node) register(ctx context.Context) error {
+	h := Host{Name: n.cfg.Name, URL: n.cfg.URL, CA: n.cfg.CA, Client: n.m == nil, Schedulable: true,
+		Version: n.cfg.Version, JoinedAt: n.st.JoinedAt}
+	if n.m != nil {
+		h.PeerURL, h.ClientURL = n.cfg.PeerURL(), n.cfg.ClientURL()
+	}
+	if n.cfg.Capacity != nil {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		h.CPUs, h.Memory, _ = n.cfg.Capacity(cctx)
+		cancel()
+	}
+	it, err := n.shared.GetItem(ctx, hostsBucket, n.cfg.Name)
+	switch {
+	case err == nil:
+		var old Host
+		if json.Unmarshal(it.Value, &old) == nil {
+			h.Labels, h.Schedulable = old.Labels, old.Schedulable
+			if h.CPUs == 0 {
+				h.CPUs, h.Memory = old.CPUs, old.Memory
+			}
+			if nb, _ := json.Marshal(h); bytes.Equal(nb, it.Value) {
+				return nil
+			}
+		}
+	case !errors.Is(err, store.ErrNotFound):
+		return fmt.Errorf("register this host in the cluster: %w", err)
+	}
+	if err := store.PutJSON(ctx, n.shared, hostsBucket, n.cfg.Name, h); err != nil {
+		return fmt.Errorf("register this host in the cluster: %w", err)
+	}
+	return nil
+}
+
+// keepSession keeps this host's lease, and its heartbeat under it, until
+// ctx ends: when the lease is lost (the store was unreachable for a whole
+// TTL) it grants a new one; the locks taken under the old one are lost.
+func (n *Node) keepSession(ctx context.Context) {
+	registered := false
+	pause := 200 * time.Millisecond
+	for ctx.Err() == nil {
+		if !registered {
+			registered = n.register(ctx) == nil
+		}
+		l, err := n.shared.Grant(ctx, n.cfg.LeaseTTL)
+		if err != nil {
+			n.cfg.Log.Debug("cluster: no lease yet", "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(pause):
+			}
+			pause = min(2*pause, 2*time.Second)
+			continue
+		}
+		pause = 200 * time.Millisecond
+		n.mu.Lock()
+		n.sess = &session{lease: l, locker: lock.New(n.shared, n.cfg.Name, l)}
+		n.mu.Unlock()
+		n.cfg.Log.Info("cluster: lease granted", "lease", fmt.Sprintf("%x", int64(l.ID())), "ttl", l.TTL())
+		n.heartbeats(ctx, l)
+		n.mu.Lock()
+		n.sess = nil
+		n.mu.Unlock()
+		if ctx.Err() == nil {
+			n.cfg.Log.Warn("cluster: lease lost; locks held under it are gone; granting a new one", "lease", fmt.Sprintf("%x", int64(l.ID())))
+		}
+	}
+}
+
+// heartbeats writes the heartbeat under l every HeartbeatEvery (and
+// refreshes the registry record now and then) until l ends or ctx does.
+func (n *Node) heartbeats(ctx context.Context, l store.Lease) {
+	t := time.NewTicker(n.cfg.HeartbeatEvery)
+	defer t.Stop()
+	for beat := 0; ; beat++ {
+		b, _ := json.Marshal(Heartbeat{At: time.Now().UTC()})
+		cctx, cancel := context.WithTimeout(ctx, n.cfg.HeartbeatEvery)
+		_, err := n.shared.Txn(cctx, store.Txn{Then: []store.Op{{Bucket: heartbeatsBucket, Key: n.cfg.Name, Value: b, Lease: l.ID()}}})
+		if err == nil && beat%20 == 19 {
+			err = n.register(cctx)
+		}
+		cancel()
+		if errors.Is(err, store.ErrLeaseGone) {
+			return
+		}
+		if err != nil && ctx.Err() == nil {
+			n.cfg.Log.Debug("cluster: heartbeat not written", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-l.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Lock takes vm's cluster-wide lock for what, under this host's lease,
+// at once or not at all (a 409 naming the holder; a 503 while this host
+// has no lease, e.g. cut off from the quorum).
+func (n *Node) Lock(ctx context.Context, vm, what string) (*lock.Held, error) {
+	n.mu.Lock()
+	s := n.sess
+	n.mu.Unlock()
+	if s == nil {
+		msg := "this host holds no lease in the cluster yet"
+		if ok, why := n.Health(ctx); !ok {
+			msg += ": " + why
+		}
+		return nil, api.StatusErrorf(http.StatusServiceUnavailable, "lock vm %s: %s: %w", vm, msg, store.ErrUnavailable)
+	}
+	return s.locker.Lock(ctx, vm, what)
+}
+
+// Lease is this host's lease now (nil while it has none).
+func (n *Node) Lease() store.Lease {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.sess == nil {
+		return nil
+	}
+	return n.sess.lease
+}
