@@ -25,20 +25,6 @@ import (
 	"github.com/godwit-project/godwit/internal/testenv"
 )
 
-// Python is the interpreter the client must work with: Debian 12's, not
-// one a developer's PATH may put first. GODWIT_PYTHON overrides it.
-func Python(t testing.TB) string {
-	t.Helper()
-	py := os.Getenv("GODWIT_PYTHON")
-	if py == "" {
-		py = "/usr/bin/python3"
-	}
-	if _, err := os.Stat(py); err != nil {
-		testenv.Skip(t, "the Python client's tests need Debian's python3: "+err.Error())
-	}
-	return py
-}
-
 // fakeDaemon serves the API on the fake hypervisor; it returns the socket.
 func fakeDaemon(t *testing.T) string {
 	t.Helper()
@@ -113,7 +99,7 @@ func run(t *testing.T, env []string, name string, args ...string) string {
 // The committed godwit/_generated.py is what tools/gen.py makes of the
 // daemon's /openapi.json (go test -update rewrites it).
 func TestGenerated(t *testing.T) {
-	py := Python(t)
+	py := testenv.RequirePython(t)
 	spec := openAPI(t, fakeDaemon(t))
 	golden.Compare(t, "godwit/_generated.py", run(t, nil, py, "tools/gen.py", spec))
 }
@@ -122,7 +108,7 @@ func TestGenerated(t *testing.T) {
 // that need no real VM (tests/test_*.py; the live ones skip without
 // GODWIT_TEST_LIVE).
 func TestPythonUnit(t *testing.T) {
-	py := Python(t)
+	py := testenv.RequirePython(t)
 	socket := fakeDaemon(t)
 	spec := openAPI(t, socket)
 	run(t, []string{"GODWIT_SOCKET=" + socket, "GODWIT_OPENAPI=" + spec, "GODWIT_HOST=", "GODWIT_TOKEN=", "PYTHONDONTWRITEBYTECODE=1"},

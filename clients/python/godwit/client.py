@@ -302,12 +302,19 @@ class VMs(_Resource):
         """The serial console's log so far (the last lines, or from byte offset)."""
         return self._c.call("vm-console", {"name": name}, {"lines": lines, "offset": offset})
 
-    def follow_console(self, name: str, lines: Optional[int] = None, offset: Optional[int] = None) -> Iterator[str]:
-        """The console's lines as they come, until the caller stops iterating."""
-        conn, resp = self._c.stream("vm-console", {"name": name}, {"follow": True, "lines": lines, "offset": offset})
+    def follow_console(self, name: str, lines: Optional[int] = None, offset: Optional[int] = None,
+                       timeout: Optional[float] = None) -> Iterator[str]:
+        """The console's lines as they come, until the caller stops iterating
+        (close the iterator to drop the connection). timeout: raise Timeout
+        when the guest prints nothing for that long (None: wait for ever)."""
+        conn, resp = self._c.stream("vm-console", {"name": name}, {"follow": True, "lines": lines, "offset": offset},
+                                    timeout=timeout)
         try:
             while True:
-                line = resp.readline()
+                try:
+                    line = resp.readline()
+                except TimeoutError:
+                    raise Timeout("the console of %s printed nothing for %ss" % (name, timeout)) from None
                 if not line:
                     return
                 yield line.decode("utf-8", "replace")
