@@ -458,6 +458,14 @@ func (s *Service) Finish(ctx context.Context, from, id string, req api.FinishReq
 			return api.FinishAnswer{}, fmt.Errorf("finish on %s: %w", s.cfg.Self, err)
 		}
 		ans.Cookie = cookie
+		// libvirt makes the persistent definition here from the source's
+		// (the migration cookie carries it): its owner is the source
+		// daemon, which would leave this host unable to delete the VM once
+		// stopped, and its disks and networks are named as there. Redefine
+		// it from the XML this host rewrote, which the guest runs with.
+		if _, err := s.hv.Define(ctx, in.rec.XML); err != nil {
+			s.log.Error("redefine the migrated VM's persistent definition", "vm", offer.VM, "err", err)
+		}
 		if st, err := s.hv.JobStats(ctx, offer.VM, true); err == nil {
 			ans.DowntimeMs, ans.TotalMs = st.DowntimeMs, st.ElapsedMs
 			ans.Bytes, ans.MemoryBytes, ans.DiskBytes = st.DataProcessed, st.MemProcessed, st.DiskProcessed
