@@ -73,9 +73,9 @@ func (d *Daemon) routes() []route {
 func (d *Daemon) vmRoutes() []route {
 	return []route{
 		{Read, op("list-vms", http.MethodGet, "/v1/vms", "List VMs", "vms"), handle(d.listVMs)},
-		{Admin, accepted(op("create-vm", http.MethodPost, "/v1/vms", "Create a VM from a spec", "vms")), handle(d.createVM)},
+		{Admin, withSpecExamples(accepted(op("create-vm", http.MethodPost, "/v1/vms", "Create a VM from a spec", "vms"))), handle(d.createVM)},
 		{Read, op("get-vm", http.MethodGet, "/v1/vms/{name}", "Show a VM", "vms"), handle(d.getVM)},
-		{Admin, accepted(op("apply-vm", http.MethodPut, "/v1/vms/{name}", "Make a VM match a spec (create it if missing)", "vms")), handle(d.applyVM)},
+		{Admin, withSpecExamples(accepted(op("apply-vm", http.MethodPut, "/v1/vms/{name}", "Make a VM match a spec (create it if missing)", "vms"))), handle(d.applyVM)},
 		{Admin, accepted(op("delete-vm", http.MethodDelete, "/v1/vms/{name}", "Delete a VM", "vms")), handle(d.deleteVM)},
 		{Admin, accepted(op("start-vm", http.MethodPost, "/v1/vms/{name}/start", "Start a VM", "vms")), handle(d.startVM)},
 		{Admin, accepted(op("stop-vm", http.MethodPost, "/v1/vms/{name}/stop", "Shut a VM down (ACPI), or destroy it with force", "vms")), handle(d.stopVM)},
@@ -127,6 +127,7 @@ func (d *Daemon) handler() http.Handler {
 		}
 		r.register(a, o)
 	}
+	documentAPI(a.OpenAPI())
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, api.NotFound("no such endpoint: %s %s (see /openapi.json)", r.Method, r.URL.Path))
 	})

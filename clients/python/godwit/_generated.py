@@ -1496,7 +1496,7 @@ class StatsSample(Model):
 
 @dataclass(kw_only=True)
 class StatusError(Model):
-    """The StatusError wire type."""
+    """Every error: the message and the HTTP status, also in the body."""
     code: int
     """The HTTP status code."""
     error: str
@@ -1680,7 +1680,7 @@ class VMNIC(Model):
 
 @dataclass(kw_only=True)
 class VMSpec(Model):
-    """The VMSpec wire type."""
+    """A VM: what godwit vm create -f reads from YAML. Unknown fields are errors. Example: {"name": "web1", "cpus": 2, "memory": "1GiB", "disks": [{"name": "root", "size": "10GiB", "image": "debian-12"}, {"name": "data", "volume": "default/web1-data"}], "nics": [{"network": "default"}], "cloudInit": {"sshKeys": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTheExample user@laptop"]}, "autostart": true, "labels": {"app": "web"}}."""
     cpus: int
     """Virtual CPUs. Example: 2."""
     memory: str
