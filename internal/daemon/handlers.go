@@ -158,6 +158,27 @@ func (d *Daemon) resumeVM(ctx context.Context, in *nameInput) (*vmOutput, error)
 	return d.vmAction(ctx, func() (api.VM, error) { return d.vms.Resume(ctx, in.Name) })
 }
 
+type adoptInput struct {
+	Name string `path:"name" doc:"The libvirt domain's name"`
+	Body *api.AdoptRequest
+}
+
+func (d *Daemon) adoptVM(ctx context.Context, in *adoptInput) (*struct{ Body api.AdoptResult }, error) {
+	if err := d.host.ensure(ctx); err != nil {
+		return nil, err
+	}
+	dry := in.Body != nil && in.Body.DryRun
+	res, err := d.vms.Adopt(ctx, in.Name, dry)
+	if err != nil {
+		return nil, err
+	}
+	return &struct{ Body api.AdoptResult }{res}, nil
+}
+
+func (d *Daemon) releaseVM(ctx context.Context, in *nameInput) (*vmOutput, error) {
+	return d.vmAction(ctx, func() (api.VM, error) { return d.vms.Release(ctx, in.Name) })
+}
+
 type consoleInput struct {
 	Name   string `path:"name" doc:"VM name"`
 	Follow bool   `query:"follow" doc:"Keep the response open and stream new output."`

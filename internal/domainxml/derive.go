@@ -52,7 +52,7 @@ type DerivedNIC struct {
 	Bridge  string // the host bridge, for type bridge
 }
 
-var diskNameRE = regexp.MustCompile(`^[a-z0-9_-]{1,32}$`)
+var diskNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`) // as internal/vm
 
 // Derive reads a domain's XML (its persistent definition) as a spec, its
 // devices, and what is kept as it is.

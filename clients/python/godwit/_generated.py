@@ -45,6 +45,30 @@ class Address(Model):
 
 
 @dataclass(kw_only=True)
+class AdoptRequest(Model):
+    """The AdoptRequest wire type."""
+    dry_run: Optional[bool] = None
+    """Show the spec godwit would derive and what it would keep as it is; record nothing."""
+
+    _fields = (
+        ("dry_run", "dryRun", "bool"),
+    )
+
+
+@dataclass(kw_only=True)
+class AdoptResult(Model):
+    """The AdoptResult wire type."""
+    vm: VM
+    """The adopted VM: its derived spec, disks, NICs, and kept, what the spec does not express."""
+    dry_run: Optional[bool] = None
+
+    _fields = (
+        ("vm", "vm", "VM"),
+        ("dry_run", "dryRun", "bool"),
+    )
+
+
+@dataclass(kw_only=True)
 class AuditEntry(Model):
     """The AuditEntry wire type."""
     duration_ms: int
@@ -1588,12 +1612,16 @@ class VM(Model):
     """False for libvirt domains godwit did not create; those are read-only."""
     name: str
     state: str
+    adopted: Optional[bool] = None
+    """A libvirt domain godwit took under management (vm adopt): godwit never rewrites its definition; release hands it back."""
     console_log: Optional[str] = None
     """Path of the console log on the host."""
     created_at: Optional[str] = None
     """RFC 3339 time."""
     disks: Optional[list[VMDisk]] = None
     host: Optional[str] = None
+    kept: Optional[list[str]] = None
+    """What the spec does not express of an adopted domain, left in it as it is: XML, one element or device each."""
     nics: Optional[list[VMNIC]] = None
     reason: Optional[str] = None
     """Why the VM is in this state, when libvirt says."""
@@ -1605,10 +1633,12 @@ class VM(Model):
         ("managed", "managed", "bool"),
         ("name", "name", "str"),
         ("state", "state", "str"),
+        ("adopted", "adopted", "bool"),
         ("console_log", "consoleLog", "str"),
         ("created_at", "createdAt", "str"),
         ("disks", "disks", "[VMDisk]"),
         ("host", "host", "str"),
+        ("kept", "kept", "[str]"),
         ("nics", "nics", "[VMNIC]"),
         ("reason", "reason", "str"),
         ("spec", "spec", "VMSpec"),
@@ -1837,6 +1867,7 @@ class VolumeResize(Model):
 # Every operation of the API by its operationId.
 ROUTES: dict[str, Route] = {
     "add-host": Route("POST", "/v1/hosts", body="PeerAdd", body_required=True, status=200, returns="Peer", content="application/json"),
+    "adopt-vm": Route("POST", "/v1/vms/{name}/adopt", params=("name",), body="AdoptRequest", status=200, returns="AdoptResult", content="application/json"),
     "apply-vm": Route("PUT", "/v1/vms/{name}", params=("name",), query={"start": "bool"}, body="VMSpec", body_required=True, status=202, returns="Operation", content="application/json"),
     "attach-disk": Route("POST", "/v1/vms/{name}/disks", params=("name",), body="DiskAttach", body_required=True, status=200, returns="VM", content="application/json"),
     "attach-nic": Route("POST", "/v1/vms/{name}/nics", params=("name",), body="NIC", body_required=True, status=202, returns="Operation", content="application/json"),
@@ -1902,6 +1933,7 @@ ROUTES: dict[str, Route] = {
     "prune-backups": Route("POST", "/v1/backups/prune", body="PruneRequest", body_required=True, status=202, returns="Operation", content="application/json"),
     "readyz": Route("GET", "/readyz", status=200, returns="ReadyOutputBody", content="application/json"),
     "reboot-vm": Route("POST", "/v1/vms/{name}/reboot", params=("name",), status=202, returns="Operation", content="application/json"),
+    "release-vm": Route("POST", "/v1/vms/{name}/release", params=("name",), status=200, returns="VM", content="application/json"),
     "remove-host": Route("DELETE", "/v1/hosts/{name}", params=("name",), status=204),
     "resize-volume": Route("POST", "/v1/pools/{pool}/volumes/{volume}/resize", params=("pool", "volume",), body="VolumeResize", body_required=True, status=200, returns="Volume", content="application/json"),
     "restore-backup": Route("POST", "/v1/backups/{id}/restore", params=("id",), body="RestoreRequest", status=202, returns="Operation", content="application/json"),
@@ -1921,6 +1953,8 @@ ROUTES: dict[str, Route] = {
 MODELS: dict[str, type[Model]] = {
     "Accel": Accel,
     "Address": Address,
+    "AdoptRequest": AdoptRequest,
+    "AdoptResult": AdoptResult,
     "AuditEntry": AuditEntry,
     "AuditList": AuditList,
     "Backup": Backup,

@@ -344,6 +344,18 @@ class VMs(_Resource):
         """Unplugs a NIC, named by its MAC or its network."""
         return self._c.call("detach-nic", {"name": name, "nic": nic})
 
+    def adopt(self, name: str, dry_run: bool = False) -> m.AdoptResult:
+        """Takes a libvirt domain godwit did not define under management,
+        changing nothing in it; .vm.spec is what godwit derived and .vm.kept
+        what the spec does not express (left in the domain as it is). With
+        dry_run nothing is recorded."""
+        return self._c.call("adopt-vm", {"name": name}, body=m.AdoptRequest(dry_run=dry_run or None))
+
+    def release(self, name: str) -> m.VM:
+        """Hands an adopted VM back to plain libvirt: godwit forgets it, the
+        domain stays as it is."""
+        return self._c.call("release-vm", {"name": name})
+
     def migrate(self, name: str, to: Optional[str] = None, request: Union[m.MigrateRequest, dict, None] = None,
                 **options) -> m.Operation:
         """Moves a VM to the peer host to: live when it runs, cold when not.
