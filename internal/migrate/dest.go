@@ -25,7 +25,7 @@ import (
 // moving is the VM of an offer, with its disks as they are here.
 func moving(o api.MigrationOffer, disks []api.VMDisk) vm.Moving {
 	return vm.Moving{Name: o.VM, UUID: o.UUID, Spec: o.Spec, Disks: disks, NICs: o.NICs,
-		ConsoleLogged: logsConsole(o.Spec), CreatedAt: o.CreatedAt, Boot: o.Boot, Seed: o.Seed}
+		ConsoleLogged: logsConsole(o.Spec), CreatedAt: o.CreatedAt, Boot: o.Boot, Seed: o.Seed, Adopted: o.Adopted, Kept: o.Kept}
 }
 
 // incoming is a move this host is receiving.
@@ -238,8 +238,12 @@ func (s *Service) Prepare(ctx context.Context, from string, offer api.MigrationO
 	for _, n := range offer.NICs {
 		nets[n.Libvirt] = in.arrival.Libvirt[n.Network]
 	}
+	owner := s.vms.Owner()
+	if offer.Adopted {
+		owner = "" // an adopted domain's metadata is its own
+	}
 	in.rec.XML, err = rewriteXML(offer.XML, rewrite{disks: disks, nets: nets, seedFrom: offer.Seed, seedTo: in.arrival.Seed,
-		console: console, owner: s.vms.Owner(), boot: in.arrival.BootFiles})
+		console: console, owner: owner, boot: in.arrival.BootFiles})
 	if err != nil {
 		return api.PrepareAnswer{}, err
 	}

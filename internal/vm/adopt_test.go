@@ -205,3 +205,25 @@ func TestAdoptNICOnGodwitNetwork(t *testing.T) {
 		t.Errorf("lab's users %v lack n1", users)
 	}
 }
+
+// An adopted VM that arrives from another host stays adopted, its disks
+// its own, its spec naming them where they are now.
+func TestAdoptedVMArrives(t *testing.T) {
+	e := newEnv(t)
+	m := Moving{Name: "old3", UUID: "1234", Adopted: true, Kept: []string{"<sound model=\"ich9\"/>"},
+		Spec:  api.VMSpec{Name: "old3", CPUs: 1, Memory: 64 * api.MiB, Disks: []api.Disk{{Name: "vda", Volume: "images/old3.qcow2"}}},
+		Disks: []api.VMDisk{{Name: "vda", Target: "vda", Pool: testPool, Volume: "old3-vda", Path: "/p/old3-vda"}}}
+	if err := e.svc.AdoptMoved(e.ctx, m, nil); err != nil {
+		t.Fatal(err)
+	}
+	v, err := e.svc.Get(e.ctx, "old3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !v.Adopted || len(v.Kept) != 1 || !v.Disks[0].External || v.Spec.Disks[0].Volume != testPool+"/old3-vda" {
+		t.Fatalf("arrived: %+v", v)
+	}
+	if m.Spec.Disks[0].Volume != "images/old3.qcow2" {
+		t.Fatal("the move's spec was changed in place")
+	}
+}

@@ -902,11 +902,15 @@ class MigrationOffer(Model):
     virt_type: str
     """kvm or qemu: the domain type."""
     vm: str
+    adopted: Optional[bool] = None
+    """The VM is an adopted libvirt domain."""
     bandwidth_mib: Optional[int] = None
     boot: Optional[Boot] = None
     cookie: Optional[str] = None
     cpu_xml: Optional[str] = None
     flags: Optional[int] = None
+    kept: Optional[list[str]] = None
+    """What an adopted VM's spec does not express."""
     nics: Optional[list[MigrationNIC]] = None
     parallel: Optional[int] = None
     seed: Optional[str] = None
@@ -924,11 +928,13 @@ class MigrationOffer(Model):
         ("uuid", "uuid", "str"),
         ("virt_type", "virtType", "str"),
         ("vm", "vm", "str"),
+        ("adopted", "adopted", "bool"),
         ("bandwidth_mib", "bandwidthMiB", "int"),
         ("boot", "boot", "Boot"),
         ("cookie", "cookie", "str"),
         ("cpu_xml", "cpuXML", "str"),
         ("flags", "flags", "int"),
+        ("kept", "kept", "[str]"),
         ("nics", "nics", "[MigrationNIC]"),
         ("parallel", "parallel", "int"),
         ("seed", "seed", "str"),
