@@ -14,6 +14,7 @@ import (
 	"libvirt.org/go/libvirtxml"
 
 	"github.com/godwit-project/godwit/api"
+	"github.com/godwit-project/godwit/internal/testenv"
 	"github.com/godwit-project/godwit/test/testbed"
 )
 
@@ -95,6 +96,9 @@ func (a *adoptable) waitLog(t *testing.T, re string, offset int) {
 }
 
 func (a *adoptable) logSize() int {
+	if a.log == "" {
+		return 0
+	}
 	b, _ := os.ReadFile(a.real(a.log))
 	return len(b)
 }
@@ -165,18 +169,72 @@ func checkKept(t *testing.T, v api.VM) {
 	}
 }
 
+func systemVirsh(args ...string) (string, error) {
+	out, err := exec.Command("virsh", args...).CombinedOutput()
+	return string(out), err
+}
+
 // A domain made with virsh define, running, is adopted without a change
 // to it, listed with what its spec cannot say, run, backed up twice,
 // snapshotted and watched by godwit, then released: it runs on, and its
 // definition is the one it had.
 func TestAdoptVirshDomain(t *testing.T) {
 	d := StartDaemon(t)
-	virsh := func(args ...string) (string, error) {
-		out, err := exec.Command("virsh", args...).CombinedOutput()
-		return string(out), err
-	}
 	name := "e2e-adopt-" + uniq()
-	a := defineAdoptable(t, virsh, func(p string) string { return p }, d.Dir, name, "")
+	a := defineAdoptable(t, systemVirsh, func(p string) string { return p }, d.Dir, name, "")
+	adoptRunRelease(t, d, a, true)
+}
+
+// The same with a domain virt-install --import made (Debian's virtinst):
+// a q35 machine, a VNC display and whatever else it adds, no console log.
+func TestAdoptVirtInstallDomain(t *testing.T) {
+	testenv.RequireCommand(t, "virt-install")
+	d := StartDaemon(t)
+	g := Guest(t)
+	name := "e2e-adopt-vi-" + uniq()
+	a := &adoptable{name: name, pool: "e2e-adopt-" + uniq(), dir: filepath.Join(d.Dir, "adopt-"+name), virsh: systemVirsh,
+		real: func(p string) string { return p }}
+	a.disk = filepath.Join(a.dir, name+".qcow2")
+	if err := os.MkdirAll(a.dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", a.disk, "64M").CombinedOutput(); err != nil {
+		t.Fatalf("qemu-img: %v %s", err, out)
+	}
+	t.Cleanup(func() {
+		_, _ = systemVirsh("destroy", name)
+		_, _ = systemVirsh("undefine", "--checkpoints-metadata", "--snapshots-metadata", name)
+		_, _ = systemVirsh("pool-destroy", a.pool)
+		_, _ = systemVirsh("pool-undefine", a.pool)
+	})
+	for _, args := range [][]string{{"pool-define-as", a.pool, "dir", "--target", a.dir}, {"pool-start", a.pool}} {
+		if out, err := systemVirsh(args...); err != nil {
+			t.Fatalf("virsh %v: %v %s", args, err, out)
+		}
+	}
+	cmd := exec.Command("virt-install", "--connect", "qemu:///system", "--import", "--name", name, "--virt-type", "qemu",
+		"--memory", "192", "--vcpus", "1", "--disk", "path="+a.disk+",format=qcow2,bus=virtio",
+		"--boot", "kernel="+g.Kernel+",initrd="+g.Initrd+",kernel_args=console=ttyS0 quiet",
+		"--osinfo", "detect=on,require=off", "--network", "none", "--graphics", "vnc,listen=127.0.0.1",
+		"--watchdog", "i6300esb,action=reset", "--input", "tablet,bus=usb", "--noautoconsole")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("virt-install: %v\n%s", err, out)
+	}
+	eventually(t, time.Minute, name+" to run", func() bool {
+		out, _ := systemVirsh("domstate", name)
+		return strings.TrimSpace(out) == "running"
+	})
+	adoptRunRelease(t, d, a, false)
+}
+
+// adoptRunRelease adopts a running domain godwit did not make, checks
+// that nothing in it changed and that godwit lists what its spec cannot
+// say, backs it up twice, snapshots it, reads its stats and metrics,
+// stops and starts it, and releases it: it runs on, with the devices it
+// had. With logged, the console log shows the guest boot again.
+func adoptRunRelease(t *testing.T, d *Daemon, a *adoptable, logged bool) {
+	t.Helper()
+	name := a.name
 	before, beforeLive := a.xml(t, true), a.xml(t, false)
 
 	out := d.MustCLI("vm", "adopt", name, "--dry-run")
@@ -232,14 +290,23 @@ func TestAdoptVirshDomain(t *testing.T) {
 	if st, err := d.C.Stats(ctx, name); err != nil || len(st.VMs) != 1 || st.VMs[0].CPUTimeNs == 0 {
 		t.Errorf("stats: %+v, %v", st, err)
 	}
-	if m, err := d.C.Metrics(ctx); err != nil || !strings.Contains(m, `godwit_vm_cpu_seconds_total{vm="`+name+`"}`) {
+	m, err := d.C.Metrics(ctx)
+	if err != nil || !strings.Contains(m, `godwit_vm_cpu_seconds_total{vm="`+name+`"}`) {
 		t.Errorf("metrics lack %s's CPU time (%v)", name, err)
+	}
+	if !regexp.MustCompile(`(?m)^godwit_vm_info\{managed="true",uuid="[^"]+",vm="` + regexp.QuoteMeta(name) + `"\} 1$`).MatchString(m) {
+		t.Errorf("metrics do not count %s as managed", name)
 	}
 	// godwit stops it (ACPI) and starts it.
 	d.waitOp(d.C.StopVM(ctx, name, api.StopRequest{Timeout: 120}))
+	if v, _ := d.C.GetVM(ctx, name); v.State != api.VMStopped {
+		t.Errorf("after vm stop: %s", v.State)
+	}
 	offset := a.logSize()
 	d.waitOp(d.C.StartVM(ctx, name))
-	a.waitLog(t, `^tick 2 `, offset)
+	if logged {
+		a.waitLog(t, `^tick 2 `, offset)
+	}
 
 	// Released, it runs on as plain libvirt's, defined as it was.
 	if out := d.MustCLI("vm", "release", name); !strings.Contains(out, "released") {
