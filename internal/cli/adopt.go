@@ -24,7 +24,10 @@ domain, and a running domain stays running. What the spec cannot express
 does not manage...) stays in the domain as it is: vm show lists it under
 "Kept as is". godwit never rewrites an adopted domain from its spec (vm
 apply refuses); its disks must be volumes of libvirt storage pools, and
-deleting the VM leaves them. vm release hands the domain back.`,
+deleting the VM leaves them. Migrating it copies disks that are not on
+shared storage into the destination's pool (and removes the source
+copies), as for any VM; it stays adopted there. vm release hands the
+domain back. See docs/adopt.md.`,
 		Args: exactArgs(1, "a libvirt domain name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.client()
