@@ -110,7 +110,20 @@ class APITest(unittest.TestCase):
         with self.assertRaises(godwit.NotFound):
             self.c.operations.get("no-such-operation")
         with self.assertRaises(godwit.NotFound):
+            self.c.vms.adopt(name, dry_run=True)
+        with self.assertRaises(godwit.NotFound):
             self.c.snapshots.list(name)
+
+    def test_adopt_and_release_refuse_what_godwit_made(self):
+        name = uniq("py-own")
+        self.addCleanup(delete_vm, self.c, name)
+        self.c.wait(self.c.vms.create(guest_spec(self, name)), timeout=120)
+        with self.assertRaises(godwit.Conflict) as cm:
+            self.c.vms.adopt(name, dry_run=True)
+        self.assertIn("already", cm.exception.message)
+        with self.assertRaises(godwit.Conflict) as cm:
+            self.c.vms.release(name)
+        self.assertIn("not adopted", cm.exception.message)
 
     def test_conflict_and_operation_error(self):
         name = uniq("py-dup")
