@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -238,6 +239,7 @@ func adoptRunRelease(t *testing.T, d *Daemon, a *adoptable, logged bool) {
 	before, beforeLive := a.xml(t, true), a.xml(t, false)
 
 	out := d.MustCLI("vm", "adopt", name, "--dry-run")
+	t.Logf("vm adopt %s --dry-run:\n%s", name, out)
 	for _, want := range []string{"would be adopted", "cpus: 1", "memory: 192MiB", "volume: " + a.pool + "/" + name + ".qcow2", "<watchdog", "Kept as is"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("vm adopt --dry-run lacks %q:\n%s", want, out)
@@ -268,7 +270,12 @@ func adoptRunRelease(t *testing.T, d *Daemon, a *adoptable, logged bool) {
 	if show := d.MustCLI("vm", "show", name); !strings.Contains(show, "Adopted:") || !strings.Contains(show, "<watchdog") {
 		t.Errorf("vm show:\n%s", show)
 	}
-	if _, errOut, code := d.CLI("vm", "apply", "-f", specYAML(t, *v.Spec)); code != 1 || !strings.Contains(errOut, "adopted") {
+	// JSON is YAML: the derived spec as the CLI reads it.
+	specFile := filepath.Join(d.Dir, name+"-spec.yaml")
+	if b, err := json.Marshal(v.Spec); err != nil || os.WriteFile(specFile, b, 0o644) != nil {
+		t.Fatal(err)
+	}
+	if _, errOut, code := d.CLI("vm", "apply", "-f", specFile); code != 1 || !strings.Contains(errOut, "adopted") {
 		t.Errorf("vm apply of an adopted VM: exit %d %s", code, errOut)
 	}
 
