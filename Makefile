@@ -9,7 +9,7 @@ export PATH := $(PATH):/usr/local/go/bin
 BIN     := bin/godwit
 GUEST   := .cache/guest
 
-.PHONY: all build setup setup-tests guest demo tour demo-migrate demo-stop test test-unit test-e2e sweep fuzz promtool bench vet fmt-check clean
+.PHONY: all build setup setup-tests guest demo tour demo-migrate demo-stop test test-unit test-e2e sweep fuzz promtool bench vet fmt-check clean python
 
 all: build
 
@@ -94,6 +94,12 @@ test-e2e: setup-tests guest build
 BENCH   ?= -all
 bench: setup guest build
 	$(GO) run ./bench/cmd/bench $(BENCH)
+
+# The Python client's wheel (clients/python, standard library only) in
+# bin/, built with Debian's python3 and nothing from PyPI.
+PYTHON  ?= /usr/bin/python3
+python:
+	$(PYTHON) clients/python/tools/build_wheel.py bin
 
 clean:
 	rm -rf bin

@@ -56,6 +56,11 @@ type record struct {
 	CreatedAt time.Time `json:"createdAt"`
 	// KeepDisks is set with status deleting: what the delete was asked.
 	KeepDisks bool `json:"keepDisks,omitempty"`
+	// Adopted is a domain godwit did not define (vm adopt): its
+	// definition is never rewritten from the spec, and Kept lists what
+	// the spec does not express of it.
+	Adopted bool     `json:"adopted,omitempty"`
+	Kept    []string `json:"kept,omitempty"`
 }
 
 // reporter is where a step reports progress: an *ops.Op, or nothing.
@@ -318,7 +323,7 @@ func (s *Service) view(r record, d hypervisor.Domain, exists bool) api.VM {
 	spec := r.Spec
 	v := api.VM{
 		Name: r.Name, UUID: r.UUID, Managed: true, Spec: &spec, Disks: r.Disks, NICs: apiNICs(r.NICs),
-		ConsoleLog: r.ConsoleLog, CreatedAt: r.CreatedAt, Host: s.cfg.Host,
+		ConsoleLog: r.ConsoleLog, CreatedAt: r.CreatedAt, Host: s.cfg.Host, Adopted: r.Adopted, Kept: r.Kept,
 	}
 	switch {
 	case r.Status == statusCreating:

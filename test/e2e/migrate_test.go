@@ -12,6 +12,7 @@ import (
 
 	"github.com/godwit-project/godwit/api"
 	"github.com/godwit-project/godwit/client"
+	"github.com/godwit-project/godwit/internal/domainxml"
 	"github.com/godwit-project/godwit/test/testbed"
 )
 
@@ -112,6 +113,13 @@ func checkMoved(t *testing.T, from, to *testbed.Host, vm string, before int, sum
 	}
 	if out, err := from.Virsh("domstate", vm); err == nil {
 		t.Fatalf("libvirt on %s still has %s: %s", from.Name, vm, out)
+	}
+	// The persistent definition is the destination's own, not the one
+	// libvirt carried over: else, once stopped, the VM is not godwit's.
+	live, _ := to.Virsh("dumpxml", vm)
+	inactive, err := to.Virsh("dumpxml", "--inactive", vm)
+	if err != nil || domainxml.OwnerOf(inactive) == "" || domainxml.OwnerOf(inactive) != domainxml.OwnerOf(live) {
+		t.Fatalf("on %s the persistent definition's owner is %q, the running domain's %q (%v)", to.Name, domainxml.OwnerOf(inactive), domainxml.OwnerOf(live), err)
 	}
 	eventually(t, 2*time.Minute, "the counter on "+to.Name+" to pass "+strconv.Itoa(before+1), func() bool {
 		return lastTick(hostConsole(t, to, vm)) > before+1
