@@ -25,7 +25,7 @@ func (s *Service) Adopt(ctx context.Context, name string, dryRun bool) (api.Adop
 	if err := ValidateName(name); err != nil {
 		return api.AdoptResult{}, api.BadRequest("%v (godwit cannot adopt a domain of that name: rename it with virsh domrename)", err)
 	}
-	unlock, err := s.lock(name, "vm.adopt")
+	unlock, err := s.lock(ctx, name, "vm.adopt")
 	if err != nil {
 		return api.AdoptResult{}, err
 	}
