@@ -176,6 +176,7 @@ var tagDescriptions = map[string]string{
 	"monitoring": "Prometheus metrics, VM counters and the event stream.",
 	"security":   "API tokens, client certificates and the audit log.",
 	"peer":       "Daemon-to-daemon calls (joining, migration phases); not for users.",
+	"cluster":    "Several hosts as one on embedded etcd: forming it, its members and their health.",
 }
 
 // describeOp says what an operation answers and who may call it.

@@ -357,6 +357,195 @@ class CloudInitUser(Model):
 
 
 @dataclass(kw_only=True)
+class ClusterAdmit(Model):
+    """The ClusterAdmit wire type."""
+    ca: str
+    """The joining daemon's CA certificate (PEM)."""
+    client_url: str
+    name: str
+    peer_url: str
+    token: str
+    url: str
+
+    _fields = (
+        ("ca", "ca", "str"),
+        ("client_url", "clientURL", "str"),
+        ("name", "name", "str"),
+        ("peer_url", "peerURL", "str"),
+        ("token", "token", "str"),
+        ("url", "url", "str"),
+    )
+
+
+@dataclass(kw_only=True)
+class ClusterAdmitted(Model):
+    """The ClusterAdmitted wire type."""
+    ca: str
+    cluster_ca: str
+    cluster_ca_key: str
+    cluster_id: str
+    endpoints: Optional[list[str]] = None
+    """Client URLs of the store's voting members."""
+    name: str
+    url: str
+
+    _fields = (
+        ("ca", "ca", "str"),
+        ("cluster_ca", "clusterCA", "str"),
+        ("cluster_ca_key", "clusterCAKey", "str"),
+        ("cluster_id", "clusterID", "str"),
+        ("endpoints", "endpoints", "[str]"),
+        ("name", "name", "str"),
+        ("url", "url", "str"),
+    )
+
+
+@dataclass(kw_only=True)
+class ClusterHost(Model):
+    """The ClusterHost wire type."""
+    alive: bool
+    """The host's heartbeat lease is alive."""
+    name: str
+    role: str
+    """One of: 'voter', 'learner', 'client'."""
+    schedulable: bool
+    vms: int
+    """VMs whose records this host holds."""
+    cpus: Optional[int] = None
+    error: Optional[str] = None
+    """What is wrong with the host, if anything."""
+    heartbeat: Optional[str] = None
+    """RFC 3339 time."""
+    heartbeat_age_ms: Optional[int] = None
+    joined_at: Optional[str] = None
+    """RFC 3339 time."""
+    labels: Optional[dict[str, str]] = None
+    lease: Optional[str] = None
+    """The heartbeat lease's id, hex."""
+    lease_ttl_seconds: Optional[int] = None
+    member: Optional[ClusterMember] = None
+    memory: Optional[str] = None
+    url: Optional[str] = None
+    """The host's TCP API."""
+
+    _fields = (
+        ("alive", "alive", "bool"),
+        ("name", "name", "str"),
+        ("role", "role", "str"),
+        ("schedulable", "schedulable", "bool"),
+        ("vms", "vms", "int"),
+        ("cpus", "cpus", "int"),
+        ("error", "error", "str"),
+        ("heartbeat", "heartbeat", "str"),
+        ("heartbeat_age_ms", "heartbeatAgeMs", "int"),
+        ("joined_at", "joinedAt", "str"),
+        ("labels", "labels", "{str}"),
+        ("lease", "lease", "str"),
+        ("lease_ttl_seconds", "leaseTTLSeconds", "int"),
+        ("member", "member", "ClusterMember"),
+        ("memory", "memory", "str"),
+        ("url", "url", "str"),
+    )
+
+
+@dataclass(kw_only=True)
+class ClusterInit(Model):
+    """The ClusterInit wire type."""
+    max_voters: Optional[int] = None
+    """How many voting members the cluster takes, 3 (default) or 5; later hosts join as clients. One of: 0, 3, 5."""
+
+    _fields = (
+        ("max_voters", "maxVoters", "int"),
+    )
+
+
+@dataclass(kw_only=True)
+class ClusterJoin(Model):
+    """The ClusterJoin wire type."""
+    token: str
+    """A one-time token from 'godwit host token' on that host."""
+    url: str
+    """A cluster host's TCP API, https://HOST:PORT."""
+
+    _fields = (
+        ("token", "token", "str"),
+        ("url", "url", "str"),
+    )
+
+
+@dataclass(kw_only=True)
+class ClusterMember(Model):
+    """The ClusterMember wire type."""
+    applied_index: int
+    client_ur_ls: Optional[list[str]] = None
+    db_size: str
+    db_size_in_use: str
+    healthy: bool
+    id: str
+    leader: bool
+    peer_ur_ls: Optional[list[str]] = None
+    raft_index: int
+    raft_term: int
+    reachable: bool
+    alarms: Optional[list[str]] = None
+    error: Optional[str] = None
+    version: Optional[str] = None
+
+    _fields = (
+        ("applied_index", "appliedIndex", "int"),
+        ("client_ur_ls", "clientURLs", "[str]"),
+        ("db_size", "dbSize", "str"),
+        ("db_size_in_use", "dbSizeInUse", "str"),
+        ("healthy", "healthy", "bool"),
+        ("id", "id", "str"),
+        ("leader", "leader", "bool"),
+        ("peer_ur_ls", "peerURLs", "[str]"),
+        ("raft_index", "raftIndex", "int"),
+        ("raft_term", "raftTerm", "int"),
+        ("reachable", "reachable", "bool"),
+        ("alarms", "alarms", "[str]"),
+        ("error", "error", "str"),
+        ("version", "version", "str"),
+    )
+
+
+@dataclass(kw_only=True)
+class ClusterStatus(Model):
+    """The ClusterStatus wire type."""
+    enabled: bool
+    hosts: Optional[list[ClusterHost]] = None
+    message: str
+    """The store's health in a line, e.g. why it waits for a quorum."""
+    ready: bool
+    """The store has a quorum and a leader, as this host sees it."""
+    self: str
+    """The host that answered."""
+    voters: int
+    id: Optional[str] = None
+    """The cluster store's cluster id."""
+    leader: Optional[str] = None
+    """The store's leader, when there is one."""
+    max_voters: Optional[int] = None
+    peers: Optional[list[str]] = None
+    role: Optional[str] = None
+    """The answering host's role. One of: 'voter', 'learner', 'client'."""
+
+    _fields = (
+        ("enabled", "enabled", "bool"),
+        ("hosts", "hosts", "[ClusterHost]"),
+        ("message", "message", "str"),
+        ("ready", "ready", "bool"),
+        ("self", "self", "str"),
+        ("voters", "voters", "int"),
+        ("id", "id", "str"),
+        ("leader", "leader", "str"),
+        ("max_voters", "maxVoters", "int"),
+        ("peers", "peers", "[str]"),
+        ("role", "role", "str"),
+    )
+
+
+@dataclass(kw_only=True)
 class Console(Model):
     """The Console wire type."""
     log: Optional[bool] = None
@@ -590,6 +779,8 @@ class Host(Model):
     state_dir: str
     version: str
     vms: int
+    cluster: Optional[str] = None
+    """The host's role in its cluster and the cluster store's health."""
     cpu_model: Optional[str] = None
     url: Optional[str] = None
     """The TCP API other hosts use, when it listens on TCP."""
@@ -609,6 +800,7 @@ class Host(Model):
         ("state_dir", "stateDir", "str"),
         ("version", "version", "str"),
         ("vms", "vms", "int"),
+        ("cluster", "cluster", "str"),
         ("cpu_model", "cpuModel", "str"),
         ("url", "url", "str"),
         ("warnings", "warnings", "[str]"),
@@ -1880,6 +2072,11 @@ ROUTES: dict[str, Route] = {
     "build-image": Route("POST", "/v1/images/build", body="ImageBuild", body_required=True, status=202, returns="Operation", content="application/json"),
     "cancel-operation": Route("POST", "/v1/operations/{id}/cancel", params=("id",), status=200, returns="Operation", content="application/json"),
     "clone-volume": Route("POST", "/v1/pools/{pool}/volumes/{volume}/clone", params=("pool", "volume",), body="VolumeClone", body_required=True, status=202, returns="Operation", content="application/json"),
+    "cluster-admit": Route("POST", "/v1/cluster/admit", body="ClusterAdmit", body_required=True, status=200, returns="ClusterAdmitted", content="application/json"),
+    "cluster-init": Route("POST", "/v1/cluster/init", body="ClusterInit", status=200, returns="ClusterStatus", content="application/json"),
+    "cluster-join": Route("POST", "/v1/cluster/join", body="ClusterJoin", body_required=True, status=200, returns="ClusterStatus", content="application/json"),
+    "cluster-remove-host": Route("DELETE", "/v1/cluster/hosts/{name}", params=("name",), status=204),
+    "cluster-status": Route("GET", "/v1/cluster", status=200, returns="ClusterStatus", content="application/json"),
     "convert-image": Route("POST", "/v1/images/{image}/convert", params=("image",), body="ImageConvert", body_required=True, status=202, returns="Operation", content="application/json"),
     "create-backup": Route("POST", "/v1/vms/{name}/backups", params=("name",), body="BackupRequest", status=202, returns="Operation", content="application/json"),
     "create-cert": Route("POST", "/v1/certs", body="CertRequest", body_required=True, status=200, returns="NewCert", content="application/json"),
@@ -1901,7 +2098,7 @@ ROUTES: dict[str, Route] = {
     "detach-nic": Route("DELETE", "/v1/vms/{name}/nics/{nic}", params=("name", "nic",), status=202, returns="Operation", content="application/json"),
     "download-volume": Route("GET", "/v1/pools/{pool}/volumes/{volume}/data", params=("pool", "volume",), status=200, content="application/octet-stream"),
     "evacuate-host": Route("POST", "/v1/host/evacuate", body="EvacuateRequest", body_required=True, status=202, returns="Operation", content="application/json"),
-    "events": Route("GET", "/v1/events", query={"vm": "str", "type": "str", "after": "int"}, headers=("Last-Event-ID",), status=200, returns="Event", content="text/event-stream"),
+    "events": Route("GET", "/v1/events", query={"vm": "str", "host": "str", "type": "str", "after": "int"}, headers=("Last-Event-ID",), status=200, returns="Event", content="text/event-stream"),
     "get-audit": Route("GET", "/v1/audit", query={"limit": "int"}, status=200, returns="AuditList", content="application/json"),
     "get-backup": Route("GET", "/v1/backups/{id}", params=("id",), status=200, returns="Backup", content="application/json"),
     "get-host": Route("GET", "/v1/host", status=200, returns="Host", content="application/json"),
@@ -1921,11 +2118,11 @@ ROUTES: dict[str, Route] = {
     "list-hosts": Route("GET", "/v1/hosts", status=200, returns="PeerList", content="application/json"),
     "list-images": Route("GET", "/v1/images", status=200, returns="ImageList", content="application/json"),
     "list-networks": Route("GET", "/v1/networks", status=200, returns="NetworkList", content="application/json"),
-    "list-operations": Route("GET", "/v1/operations", query={"target": "str", "active": "bool"}, status=200, returns="OperationList", content="application/json"),
+    "list-operations": Route("GET", "/v1/operations", query={"target": "str", "active": "bool", "host": "str"}, status=200, returns="OperationList", content="application/json"),
     "list-pools": Route("GET", "/v1/pools", status=200, returns="PoolList", content="application/json"),
     "list-snapshots": Route("GET", "/v1/vms/{name}/snapshots", params=("name",), status=200, returns="SnapshotList", content="application/json"),
     "list-tokens": Route("GET", "/v1/tokens", status=200, returns="TokenList", content="application/json"),
-    "list-vms": Route("GET", "/v1/vms", status=200, returns="VMList", content="application/json"),
+    "list-vms": Route("GET", "/v1/vms", query={"host": "str"}, status=200, returns="VMList", content="application/json"),
     "list-volumes": Route("GET", "/v1/volumes", query={"pool": "str"}, status=200, returns="VolumeList", content="application/json"),
     "metrics": Route("GET", "/metrics", status=200, content="text/plain"),
     "migrate-vm": Route("POST", "/v1/vms/{name}/migrate", params=("name",), body="MigrateRequest", body_required=True, status=202, returns="Operation", content="application/json"),
@@ -1975,6 +2172,13 @@ MODELS: dict[str, type[Model]] = {
     "Check": Check,
     "CloudInit": CloudInit,
     "CloudInitUser": CloudInitUser,
+    "ClusterAdmit": ClusterAdmit,
+    "ClusterAdmitted": ClusterAdmitted,
+    "ClusterHost": ClusterHost,
+    "ClusterInit": ClusterInit,
+    "ClusterJoin": ClusterJoin,
+    "ClusterMember": ClusterMember,
+    "ClusterStatus": ClusterStatus,
     "Console": Console,
     "DHCP": DHCP,
     "DHCPHost": DHCPHost,

@@ -94,6 +94,7 @@ class Client:
         self.volumes = Volumes(self)
         self.operations = Operations(self)
         self.hosts = Hosts(self)
+        self.cluster = Cluster(self)
         self.tokens = Tokens(self)
 
     @property
@@ -598,6 +599,26 @@ class Hosts(_Resource):
     def evacuate(self, to: Optional[str] = None, parallel: Optional[int] = None, **options) -> m.Operation:
         """Moves every running VM off this host; options are MigrateRequest's fields."""
         return self._c.call("evacuate-host", body=m.EvacuateRequest(to=to, parallel=parallel, **options))
+
+
+class Cluster(_Resource):
+    """Several hosts as one on embedded etcd: client.cluster."""
+
+    def status(self) -> m.ClusterStatus:
+        """Members, leader, health, and every host's heartbeat and lease."""
+        return self._c.call("cluster-status")
+
+    def init(self, max_voters: Optional[int] = None) -> m.ClusterStatus:
+        """Makes this host the first member of a new cluster (its VMs stay)."""
+        return self._c.call("cluster-init", body=m.ClusterInit(max_voters=max_voters))
+
+    def join(self, url: str, token: str) -> m.ClusterStatus:
+        """Joins the cluster of the host at url, with a join token from it."""
+        return self._c.call("cluster-join", body=m.ClusterJoin(url=url, token=token))
+
+    def remove(self, name: str) -> None:
+        """Takes a dead host out of the cluster."""
+        self._c.call("cluster-remove-host", {"name": name})
 
 
 class Tokens(_Resource):

@@ -36,6 +36,7 @@ NOT_COVERED = {
     "peer-migration-finish": "daemon to daemon: migration phase",
     "peer-migration-keepalive": "daemon to daemon: migration phase",
     "peer-migration-upload": "daemon to daemon: files of an offline or cold move",
+    "cluster-admit": "daemon to daemon: a cluster host admitting a joiner (Cluster.join asks this daemon to do it)",
 }
 
 CALLS = ("call", "stream", "_request")
