@@ -35,7 +35,11 @@ const (
 )
 
 // DefaultGlobs are where runs make their directories.
-var DefaultGlobs = []string{"/var/tmp/gw-e2e-*", "/var/tmp/gwtb-*"}
+var DefaultGlobs = []string{E2EGlob, "/var/tmp/gwtb-*"}
+
+// E2EGlob matches the directories of e2e runs (test/e2e's harness), whose
+// daemons use the system libvirtd.
+const E2EGlob = "/var/tmp/gw-e2e-*"
 
 // Record is what a run started below (or for) its directory.
 type Record struct {

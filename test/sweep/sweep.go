@@ -31,6 +31,9 @@ type Options struct {
 	Run Runner
 	// Wait is how long a process has to exit after each signal (5s).
 	Wait time.Duration
+	// Orphans, a glob of e2e run directories (E2EGlob), also sweeps what
+	// the system libvirtd holds of such runs whose directory is gone.
+	Orphans string
 }
 
 // Sweep removes what each directory's record names when the run that
@@ -62,7 +65,56 @@ func Sweep(ctx context.Context, o Options) (int, error) {
 		}
 		errs = append(errs, s.errs...)
 	}
+	if o.Orphans != "" {
+		errs = append(errs, orphans(ctx, o)...)
+	}
 	return n, errors.Join(errs...)
+}
+
+// orphans sweeps what the system libvirtd still holds of e2e runs whose
+// directory is gone (removed by hand, or with /var/tmp on a new machine):
+// no record is left to read, so a pool whose target lies below a missing
+// run directory stands for the run; its daemon named its networks with
+// the pool's name and a dash, and its domains have files below the dir.
+func orphans(ctx context.Context, o Options) []error {
+	var errs []error
+	lister := &sweeper{o: o, dir: "libvirt"}
+	out, err := lister.virsh(ctx, "pool-list", "--all", "--name")
+	if err != nil {
+		return nil // no system libvirtd: nothing of it to sweep
+	}
+	for _, pool := range strings.Fields(out) {
+		x, err := lister.virsh(ctx, "pool-dumpxml", pool)
+		var p libvirtxml.StoragePool
+		if err != nil || p.Unmarshal(x) != nil || p.Target == nil {
+			continue
+		}
+		dir := runDirOf(p.Target.Path, o.Orphans)
+		if dir == "" {
+			continue
+		}
+		if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+			continue // there, so Sweep read its record (or left it alone)
+		}
+		s := &sweeper{o: o, dir: dir, rec: Record{Kind: KindE2E, Dir: dir, Pool: pool, NetPrefix: pool}}
+		s.logf("its directory is gone; sweeping what libvirt holds of it (pool %s)", pool)
+		s.domains(ctx)
+		s.networks(ctx)
+		s.pools(ctx)
+		errs = append(errs, s.errs...)
+	}
+	return errs
+}
+
+// runDirOf returns the run directory (glob matches it) that path lies
+// in, or "".
+func runDirOf(path, glob string) string {
+	for d := filepath.Clean(path); d != "/" && d != "."; d = filepath.Dir(d) {
+		if ok, _ := filepath.Match(glob, d); ok {
+			return d
+		}
+	}
+	return ""
 }
 
 type sweeper struct {

@@ -291,3 +291,52 @@ func TestSweepDeadRun(t *testing.T) {
 		}
 	}
 }
+
+// A run whose directory was removed left its pool, network and domain on
+// the system libvirtd: Orphans finds them from the pool's path; a pool of
+// a run whose directory is still there is the record's business.
+func TestSweepOrphansOfRemovedRunDirs(t *testing.T) {
+	runs := t.TempDir()
+	live, gone := filepath.Join(runs, "gw-e2e-1"), filepath.Join(runs, "gw-e2e-2")
+	if err := os.Mkdir(live, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	poolXML := func(name, path string) string {
+		return "<pool type='dir'><name>" + name + "</name><target><path>" + path + "</path></target></pool>"
+	}
+	f := &fakeHost{answers: map[string]string{
+		"pool-list --all --name":        "godwit-dead0001\ngodwit-live0001\ngodwit\n",
+		"pool-dumpxml godwit-dead0001":  poolXML("godwit-dead0001", gone+"/state/pool"),
+		"pool-dumpxml godwit-live0001":  poolXML("godwit-live0001", live+"/state/pool"),
+		"pool-dumpxml godwit":           poolXML("godwit", "/var/lib/godwit/pool"),
+		"pool-destroy godwit-dead0001":  "",
+		"pool-undefine godwit-dead0001": "",
+		"list --all --name":             "dom-dead\ndom-live\n",
+		"dumpxml dom-dead":              `<domain type='qemu'><name>dom-dead</name><os><kernel>` + gone + `/state/boot/k</kernel></os></domain>`,
+		"dumpxml dom-live":              `<domain type='qemu'><name>dom-live</name><os><kernel>` + live + `/state/boot/k</kernel></os></domain>`,
+		"destroy dom-dead":              "",
+		"undefine dom-dead --managed-save --snapshots-metadata --checkpoints-metadata --nvram": "",
+		"net-list --all --name":                "godwit-dead0001-default\ngodwit-live0001-default\ngodwit-default\n",
+		"net-destroy godwit-dead0001-default":  "",
+		"net-undefine godwit-dead0001-default": "",
+	}}
+	var out strings.Builder
+	// live has no record: Sweep leaves it alone, and Orphans too.
+	if _, err := Sweep(context.Background(), Options{Dirs: []string{live}, Orphans: filepath.Join(runs, "gw-e2e-*"), Out: &out, Run: f.run}); err != nil {
+		t.Fatalf("Sweep: %v\n%s", err, out.String())
+	}
+	t.Logf("%s", out.String())
+	for _, want := range []string{"pool-undefine godwit-dead0001", "net-undefine godwit-dead0001-default", "undefine dom-dead --managed-save --snapshots-metadata --checkpoints-metadata --nvram"} {
+		if !f.called(want) {
+			t.Errorf("did not run %q", want)
+		}
+	}
+	for _, never := range []string{"pool-destroy godwit-live0001", "pool-undefine godwit", "net-destroy godwit-live0001-default", "net-destroy godwit-default", "destroy dom-live"} {
+		if f.called(never) {
+			t.Errorf("ran %q", never)
+		}
+	}
+	if _, err := os.Stat(live); err != nil {
+		t.Errorf("the live run's directory: %v", err)
+	}
+}
