@@ -42,6 +42,7 @@ func defineAdoptable(t *testing.T, virsh func(args ...string) (string, error), r
 	if out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", real(a.disk), "64M").CombinedOutput(); err != nil {
 		t.Fatalf("qemu-img: %v %s", err, out)
 	}
+	kernel, initrd := a.bootFiles(t, g)
 	t.Cleanup(func() {
 		_, _ = virsh("destroy", name)
 		_, _ = virsh("undefine", "--checkpoints-metadata", "--snapshots-metadata", name)
@@ -72,7 +73,7 @@ func defineAdoptable(t *testing.T, virsh func(args ...string) (string, error), r
     <graphics type='vnc' port='-1' autoport='yes' listen='127.0.0.1'/>
     <watchdog model='i6300esb' action='reset'/>
   </devices>
-</domain>`, name, g.Kernel, g.Initrd, a.disk, nic, a.log)
+</domain>`, name, kernel, initrd, a.disk, nic, a.log)
 	file := filepath.Join(a.dir, name+".xml")
 	if err := os.WriteFile(real(file), []byte(x), 0o644); err != nil {
 		t.Fatal(err)
@@ -84,6 +85,25 @@ func defineAdoptable(t *testing.T, virsh func(args ...string) (string, error), r
 	}
 	a.waitLog(t, `^tick 2 `, 0)
 	return a
+}
+
+// bootFiles copies the guest's kernel and initrd next to the domain's
+// disk, as its owner would keep them: the checkout may lie where QEMU's
+// user cannot reach (/root is 0700), and libvirt does not relabel a
+// kernel for a domain godwit did not make.
+func (a *adoptable) bootFiles(t *testing.T, g testenv.Guest) (kernel, initrd string) {
+	t.Helper()
+	kernel, initrd = filepath.Join(a.dir, "vmlinuz"), filepath.Join(a.dir, "initrd.img")
+	for from, to := range map[string]string{g.Kernel: kernel, g.Initrd: initrd} {
+		data, err := os.ReadFile(from)
+		if err == nil {
+			err = os.WriteFile(a.real(to), data, 0o644)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return kernel, initrd
 }
 
 // waitLog waits for a console line matching re, after byte offset.
@@ -202,6 +222,7 @@ func TestAdoptVirtInstallDomain(t *testing.T) {
 	if out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", a.disk, "64M").CombinedOutput(); err != nil {
 		t.Fatalf("qemu-img: %v %s", err, out)
 	}
+	kernel, initrd := a.bootFiles(t, g)
 	t.Cleanup(func() {
 		_, _ = systemVirsh("destroy", name)
 		_, _ = systemVirsh("undefine", "--checkpoints-metadata", "--snapshots-metadata", name)
@@ -215,7 +236,7 @@ func TestAdoptVirtInstallDomain(t *testing.T) {
 	}
 	cmd := exec.Command("virt-install", "--connect", "qemu:///system", "--import", "--name", name, "--virt-type", "qemu",
 		"--memory", "192", "--vcpus", "1", "--disk", "path="+a.disk+",format=qcow2,bus=virtio",
-		"--boot", "kernel="+g.Kernel+",initrd="+g.Initrd+",kernel_args=console=ttyS0 quiet",
+		"--boot", "kernel="+kernel+",initrd="+initrd+",kernel_args=console=ttyS0 quiet",
 		"--osinfo", "detect=on,require=off", "--network", "none", "--graphics", "vnc,listen=127.0.0.1",
 		"--watchdog", "i6300esb,action=reset", "--input", "tablet,bus=usb", "--noautoconsole")
 	if out, err := cmd.CombinedOutput(); err != nil {
