@@ -2,6 +2,7 @@ package vm
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"sync"
@@ -17,6 +18,10 @@ type fakeCluster struct {
 	locks map[string]string // vm -> holder
 	log   []string
 	other map[string]string // vm -> owning host
+	// held is the lock of this host that holds a VM: as the real lock's
+	// revision guard does, a relabel or release by a lock that no longer
+	// holds changes nothing.
+	held map[string]*fakeLock
 }
 
 type fakeLock struct {
@@ -32,8 +37,15 @@ func (c *fakeCluster) Lock(_ context.Context, vm, what string) (ClusterLock, err
 	}
 	c.locks[vm] = what
 	c.log = append(c.log, "lock "+vm+" "+what)
-	return &fakeLock{c, vm}, nil
+	l := &fakeLock{c, vm}
+	if c.held == nil {
+		c.held = map[string]*fakeLock{}
+	}
+	c.held[vm] = l
+	return l, nil
 }
+
+var errLockLost = errors.New("the lock is no longer held")
 
 func (c *fakeCluster) Owner(_ context.Context, vm string) (string, error) {
 	return c.other[vm], nil
@@ -42,6 +54,9 @@ func (c *fakeCluster) Owner(_ context.Context, vm string) (string, error) {
 func (l *fakeLock) Relabel(_ context.Context, what string) error {
 	l.c.mu.Lock()
 	defer l.c.mu.Unlock()
+	if l.c.held[l.vm] != l {
+		return errLockLost
+	}
 	l.c.locks[l.vm] = what
 	return nil
 }
@@ -49,6 +64,10 @@ func (l *fakeLock) Relabel(_ context.Context, what string) error {
 func (l *fakeLock) Unlock(context.Context) error {
 	l.c.mu.Lock()
 	defer l.c.mu.Unlock()
+	if l.c.held[l.vm] != l {
+		return errLockLost
+	}
+	delete(l.c.held, l.vm)
 	delete(l.c.locks, l.vm)
 	l.c.log = append(l.c.log, "unlock "+l.vm)
 	return nil
