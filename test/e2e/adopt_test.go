@@ -26,12 +26,17 @@ import (
 // so the sweeper removes what a killed run leaves.
 type adoptable struct {
 	name, pool, dir, disk, log string
+	kernel, initrd             string // copies of the test guest's
 	virsh                      func(args ...string) (string, error)
 	// real is where this machine sees a path of the domain's host.
 	real func(string) string
 }
 
-func defineAdoptable(t *testing.T, virsh func(args ...string) (string, error), real func(string) string, dir, name, network string) *adoptable {
+// With ownBoot the domain boots copies of the guest's kernel and initrd
+// kept next to its disk (see bootFiles); without, the guest's own files,
+// which every test-bed host sees at one path, as hosts sharing a
+// directory of kernels would.
+func defineAdoptable(t *testing.T, virsh func(args ...string) (string, error), real func(string) string, dir, name, network string, ownBoot bool) *adoptable {
 	t.Helper()
 	g := Guest(t)
 	a := &adoptable{name: name, pool: "e2e-adopt-" + uniq(), dir: filepath.Join(dir, "adopt-"+name), virsh: virsh, real: real}
@@ -42,7 +47,10 @@ func defineAdoptable(t *testing.T, virsh func(args ...string) (string, error), r
 	if out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", real(a.disk), "64M").CombinedOutput(); err != nil {
 		t.Fatalf("qemu-img: %v %s", err, out)
 	}
-	kernel, initrd := a.bootFiles(t, g)
+	a.kernel, a.initrd = g.Kernel, g.Initrd
+	if ownBoot {
+		a.bootFiles(t, g)
+	}
 	t.Cleanup(func() {
 		_, _ = virsh("destroy", name)
 		_, _ = virsh("undefine", "--checkpoints-metadata", "--snapshots-metadata", name)
@@ -73,7 +81,7 @@ func defineAdoptable(t *testing.T, virsh func(args ...string) (string, error), r
     <graphics type='vnc' port='-1' autoport='yes' listen='127.0.0.1'/>
     <watchdog model='i6300esb' action='reset'/>
   </devices>
-</domain>`, name, kernel, initrd, a.disk, nic, a.log)
+</domain>`, name, a.kernel, a.initrd, a.disk, nic, a.log)
 	file := filepath.Join(a.dir, name+".xml")
 	if err := os.WriteFile(real(file), []byte(x), 0o644); err != nil {
 		t.Fatal(err)
@@ -91,10 +99,10 @@ func defineAdoptable(t *testing.T, virsh func(args ...string) (string, error), r
 // disk, as its owner would keep them: the checkout may lie where QEMU's
 // user cannot reach (/root is 0700), and libvirt does not relabel a
 // kernel for a domain godwit did not make.
-func (a *adoptable) bootFiles(t *testing.T, g testenv.Guest) (kernel, initrd string) {
+func (a *adoptable) bootFiles(t *testing.T, g testenv.Guest) {
 	t.Helper()
-	kernel, initrd = filepath.Join(a.dir, "vmlinuz"), filepath.Join(a.dir, "initrd.img")
-	for from, to := range map[string]string{g.Kernel: kernel, g.Initrd: initrd} {
+	a.kernel, a.initrd = filepath.Join(a.dir, "vmlinuz"), filepath.Join(a.dir, "initrd.img")
+	for from, to := range map[string]string{g.Kernel: a.kernel, g.Initrd: a.initrd} {
 		data, err := os.ReadFile(from)
 		if err == nil {
 			err = os.WriteFile(a.real(to), data, 0o644)
@@ -103,7 +111,6 @@ func (a *adoptable) bootFiles(t *testing.T, g testenv.Guest) (kernel, initrd str
 			t.Fatal(err)
 		}
 	}
-	return kernel, initrd
 }
 
 // waitLog waits for a console line matching re, after byte offset.
@@ -202,7 +209,7 @@ func systemVirsh(args ...string) (string, error) {
 func TestAdoptVirshDomain(t *testing.T) {
 	d := StartDaemon(t)
 	name := "e2e-adopt-" + uniq()
-	a := defineAdoptable(t, systemVirsh, func(p string) string { return p }, d.Dir, name, "")
+	a := defineAdoptable(t, systemVirsh, func(p string) string { return p }, d.Dir, name, "", true)
 	adoptRunRelease(t, d, a, true)
 }
 
@@ -222,7 +229,7 @@ func TestAdoptVirtInstallDomain(t *testing.T) {
 	if out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", a.disk, "64M").CombinedOutput(); err != nil {
 		t.Fatalf("qemu-img: %v %s", err, out)
 	}
-	kernel, initrd := a.bootFiles(t, g)
+	a.bootFiles(t, g)
 	t.Cleanup(func() {
 		_, _ = systemVirsh("destroy", name)
 		_, _ = systemVirsh("undefine", "--checkpoints-metadata", "--snapshots-metadata", name)
@@ -236,7 +243,7 @@ func TestAdoptVirtInstallDomain(t *testing.T) {
 	}
 	cmd := exec.Command("virt-install", "--connect", "qemu:///system", "--import", "--name", name, "--virt-type", "qemu",
 		"--memory", "192", "--vcpus", "1", "--disk", "path="+a.disk+",format=qcow2,bus=virtio",
-		"--boot", "kernel="+kernel+",initrd="+initrd+",kernel_args=console=ttyS0 quiet",
+		"--boot", "kernel="+a.kernel+",initrd="+a.initrd+",kernel_args=console=ttyS0 quiet",
 		"--osinfo", "detect=on,require=off", "--network", "none", "--graphics", "vnc,listen=127.0.0.1",
 		"--watchdog", "i6300esb,action=reset", "--input", "tablet,bus=usb", "--noautoconsole")
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -278,7 +285,7 @@ func adoptRunRelease(t *testing.T, d *Daemon, a *adoptable, logged bool) {
 	if err != nil || !v.Managed || !v.Adopted || v.State != api.VMRunning || v.ConsoleLog != a.log {
 		t.Fatalf("adopted: %+v, %v", v, err)
 	}
-	if s := v.Spec; s.CPUs != 1 || s.Memory != 192*api.MiB || s.Boot == nil || s.Boot.Kernel != Guest(t).Kernel || len(s.Disks) != 1 {
+	if s := v.Spec; s.CPUs != 1 || s.Memory != 192*api.MiB || s.Boot == nil || s.Boot.Kernel != a.kernel || len(s.Disks) != 1 {
 		t.Fatalf("derived spec %+v", s)
 	}
 	checkKept(t, v)
@@ -367,7 +374,7 @@ func TestAdoptThenMigrate(t *testing.T) {
 	name := "e2e-adopt-mig-" + uniq()
 	// A NIC on the daemon's default network, which both hosts have, and
 	// the disk in a directory only the first host sees: it is copied.
-	a := defineAdoptable(t, src.Virsh, src.RealPath, testbed.HostStateDir, name, h.NetworkPrefix+"-default")
+	a := defineAdoptable(t, src.Virsh, src.RealPath, testbed.HostStateDir, name, h.NetworkPrefix+"-default", false)
 	before := a.xml(t, true)
 
 	if out, err := src.CLI("vm", "adopt", name); err != nil {
