@@ -80,7 +80,7 @@ type authenticator func(r *http.Request) (p auth.Principal, ok bool, err error)
 
 // authenticators are tried in order; the first that applies decides.
 func (d *Daemon) authenticators() []authenticator {
-	return []authenticator{d.localAuth, d.tokenAuth, d.certAuth, d.forwardedAuth, d.peerAuth}
+	return []authenticator{d.localAuth, d.sessionAuth, d.tokenAuth, d.certAuth, d.forwardedAuth, d.peerAuth}
 }
 
 // localAuth: the unix socket serves root (or the daemon's own user) only,
@@ -173,12 +173,18 @@ func (d *Daemon) authenticate(r *http.Request) (auth.Principal, error) {
 }
 
 // withAuth authenticates every request: anonymous ones reach only the
-// public routes (health probes, a peer join); the rest get 401.
+// public routes (health probes, a peer join, the web page's files and
+// login); the rest get 401. Change requests from another site's page are
+// refused first (crossSite).
 func (d *Daemon) withAuth(public map[string]bool, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ri := infoOf(r.Context())
-		p, err := d.authenticate(r)
-		if err == nil && p.Kind == "" && !public[r.URL.Path] {
+		err := crossSite(r)
+		var p auth.Principal
+		if err == nil {
+			p, err = d.authenticate(r)
+		}
+		if err == nil && p.Kind == "" && !public[r.URL.Path] && !publicPath(r.URL.Path) {
 			err = api.StatusErrorf(http.StatusUnauthorized, "authentication required: a client certificate from this daemon's CA, or a bearer token (godwit token create)")
 		}
 		if err != nil {

@@ -35,6 +35,7 @@ import (
 	"github.com/godwit-project/godwit/internal/storage"
 	"github.com/godwit-project/godwit/internal/store"
 	"github.com/godwit-project/godwit/internal/store/bolt"
+	"github.com/godwit-project/godwit/internal/ui"
 	"github.com/godwit-project/godwit/internal/vm"
 )
 
@@ -73,6 +74,8 @@ type Daemon struct {
 	clusterChange sync.Mutex
 	// proxies forward requests to the other hosts of the cluster.
 	proxies proxies
+	// sessions are the web page's logins (internal/ui).
+	sessions *ui.Sessions
 	// bg carries what the daemon retries in the background (orLater);
 	// Close ends it.
 	bg     context.Context

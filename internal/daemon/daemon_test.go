@@ -231,7 +231,7 @@ func TestNotFound(t *testing.T) {
 		{"GET", "/v1/vms/nope/console", "nope"},
 		{"GET", "/v1/operations/nope", "nope"},
 		{"GET", "/v2/anything", "/v2/anything"},
-		{"GET", "/", "no such endpoint"},
+		{"POST", "/", "no such endpoint"}, // GET / leads to the web page
 		{"POST", "/v1/vms/nope/explode", "explode"},
 	} {
 		status, h, body := td.do(c.method, c.path, "")

@@ -131,6 +131,7 @@ func (d *Daemon) handler() http.Handler {
 		r.register(a, o)
 	}
 	documentAPI(a.OpenAPI())
+	d.mountUI(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, api.NotFound("no such endpoint: %s %s (see /openapi.json)", r.Method, r.URL.Path))
 	})

@@ -79,15 +79,23 @@ func (td *tlsDaemon) httpsClient(certName string) *http.Client {
 // call sends a request over TLS with an optional bearer token.
 func (td *tlsDaemon) call(hc *http.Client, token, method, path, body string) (int, http.Header, []byte) {
 	td.t.Helper()
+	h := http.Header{}
+	if token != "" {
+		h.Set("Authorization", "Bearer "+token)
+	}
+	return td.send(hc, h, method, path, body)
+}
+
+// send sends a request over TLS with these headers.
+func (td *tlsDaemon) send(hc *http.Client, h http.Header, method, path, body string) (int, http.Header, []byte) {
+	td.t.Helper()
 	req, err := http.NewRequest(method, td.url+path, strings.NewReader(body))
 	if err != nil {
 		td.t.Fatal(err)
 	}
+	req.Header = h
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
