@@ -38,6 +38,22 @@ async function api(method, path, body) {
   return data;
 }
 
+// human turns the API's sizes ("23264904KiB") into what people read.
+function human(size) {
+  const m = /^([\d.]+)\s*(B|KiB|MiB|GiB|TiB)$/.exec(String(size || ""));
+  if (!m) return size || "";
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let n = parseFloat(m[1]) * 1024 ** units.indexOf(m[2]);
+  let u = 0;
+  while (n >= 1024 && u < units.length - 1) { n /= 1024; u++; }
+  return (Number.isInteger(n) ? n : n.toFixed(1)) + " " + units[u];
+}
+
+// show replaces the main view (nulls are left out).
+function show(...kids) {
+  $("#main").replaceChildren(...kids.flat().filter((k) => k != null));
+}
+
 function toast(msg) {
   const t = $("#toast");
   t.textContent = msg;
@@ -76,7 +92,7 @@ function showLogin(message, continueAs) {
     continueAs ? h("button", { type: "button", id: "continue", onclick: () => login("") }, "Continue as " + continueAs) : null,
     err);
   form.addEventListener("submit", (e) => { e.preventDefault(); login(token.value); });
-  $("#main").replaceChildren(form);
+  show(form);
   token.focus();
 }
 
@@ -96,6 +112,8 @@ function loggedIn() {
   follow();
   route();
 }
+
+$("#activity-close").addEventListener("click", () => { $("#activity").hidden = true; });
 
 $("#logout").addEventListener("click", async () => {
   try { await api("POST", "/ui/api/logout"); } catch { /* logged out anyway */ }
@@ -126,7 +144,9 @@ function card(title, value, note) {
 async function showOverview() {
   let host, vms;
   try {
-    [host, vms] = await Promise.all([api("GET", "/v1/host"), api("GET", "/v1/vms")]);
+    let list;
+    [host, list] = await Promise.all([api("GET", "/v1/host"), api("GET", "/v1/vms")]);
+    vms = list.vms || [];
   } catch (err) { if (session) toast(err.message); return; }
   $("#hostname").textContent = host.name;
   const running = vms.filter((v) => v.state === "running").length;
@@ -134,14 +154,14 @@ async function showOverview() {
     card("Host", host.name, host.hostname),
     card("VMs", `${running} running`, `${vms.length} in all`),
     card("CPUs", String(host.cpus), `accelerator ${host.accel ? host.accel.chosen : "?"}`),
-    card("Memory", `${host.memoryFree} free`, `of ${host.memory}`));
+    card("Memory", `${human(host.memoryFree)} free`, `of ${human(host.memory)}`));
   const warnings = (host.warnings || []).map((w) => h("li", { text: w }));
   const rows = vms.map(vmRow);
   const table = h("table", { id: "vms" },
     h("thead", {}, h("tr", {}, h("th", { text: "Name" }), h("th", { text: "State" }), h("th", { class: "wide", text: "CPUs" }),
       h("th", { class: "wide", text: "Memory" }), h("th", { class: "wide", text: "Host" }), admin() ? h("th", { text: "Actions" }) : null)),
     h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: 6, class: "muted", text: "No VMs yet: godwit vm create -f SPEC.yaml" }))));
-  $("#main").replaceChildren(h("h1", { text: "Overview" }), cards,
+  show(h("h1", { text: "Overview" }), cards,
     warnings.length ? h("div", {}, h("h2", { text: "Problems" }), h("ul", { id: "warnings" }, warnings)) : null,
     h("h2", { text: "Virtual machines" }), table);
 }
@@ -152,7 +172,7 @@ function vmRow(v) {
     h("td", {}, h("a", { href: "#/vm/" + encodeURIComponent(v.name), text: v.name }), v.managed ? null : h("span", { class: "muted", text: " (unmanaged)" })),
     h("td", {}, h("span", { class: "state " + v.state, text: v.state })),
     h("td", { class: "wide", text: spec.cpus || "" }),
-    h("td", { class: "wide", text: spec.memory || "" }),
+    h("td", { class: "wide", text: human(spec.memory) }),
     h("td", { class: "wide", text: v.host || "" }),
     admin() && v.managed ? h("td", {}, actions(v)) : admin() ? h("td") : null);
 }
@@ -198,18 +218,18 @@ async function showVM(name) {
   let v, snaps = [];
   try {
     v = await api("GET", "/v1/vms/" + encodeURIComponent(name));
-    if (v.managed) snaps = await api("GET", "/v1/vms/" + encodeURIComponent(name) + "/snapshots").catch(() => []);
+    if (v.managed) snaps = (await api("GET", "/v1/vms/" + encodeURIComponent(name) + "/snapshots").catch(() => ({}))).snapshots || [];
   } catch (err) { if (session) toast(err.message); return; }
   const spec = v.spec || {};
-  const disks = (v.disks || []).map((d) => h("tr", {}, h("td", { text: d.name }), h("td", { text: d.target }), h("td", { text: d.size }), h("td", { class: "wide", text: d.path })));
+  const disks = (v.disks || []).map((d) => h("tr", {}, h("td", { text: d.name }), h("td", { text: d.target }), h("td", { text: human(d.size) }), h("td", { class: "wide", text: d.path })));
   const nics = (v.nics || []).map((n) => h("tr", {}, h("td", { text: n.network || n.bridge || "" }), h("td", { text: n.mac || "" }), h("td", { text: (n.addresses || []).join(", ") })));
   const consoleEl = h("pre", { id: "console", "aria-label": "Serial console" }, "…");
-  $("#main").replaceChildren(
+  show(
     h("p", {}, h("a", { href: "#/", text: "← Overview" })),
     h("h1", {}, `${v.name} `, h("span", { class: "state " + v.state, id: "vm-state", text: v.state })),
     v.reason ? h("p", { class: "muted", text: v.reason }) : null,
-    admin() && v.managed ? actions(v) : null,
-    h("div", { class: "cards" }, card("CPUs", String(spec.cpus || "?")), card("Memory", spec.memory || "?"), card("Host", v.host || $("#hostname").textContent)),
+    admin() && v.managed ? h("div", { class: "toolbar" }, actions(v)) : null,
+    h("div", { class: "cards" }, card("CPUs", String(spec.cpus || "?")), card("Memory", human(spec.memory) || "?"), card("Host", v.host || $("#hostname").textContent)),
     h("h2", { text: "Disks" }), h("table", {}, h("tbody", {}, disks.length ? disks : h("tr", {}, h("td", { class: "muted", text: "none" })))),
     h("h2", { text: "Network interfaces" }), h("table", {}, h("tbody", {}, nics.length ? nics : h("tr", {}, h("td", { class: "muted", text: "none" })))),
     h("h2", { text: "Snapshots" }), h("ul", { id: "snapshots" }, snaps.length ? snaps.map((s) => h("li", { text: `${s.name}${s.parent ? " (after " + s.parent + ")" : ""}` })) : h("li", { class: "muted", text: "none" })),
@@ -234,11 +254,11 @@ function trackOp(op) {
   const done = op.state === "succeeded" || op.state === "failed" || op.state === "cancelled";
   const pct = p.total ? Math.round((100 * p.current) / p.total) : done ? 100 : null;
   li.setAttribute("data-state", op.state);
-  li.replaceChildren(
+  li.replaceChildren(...[
     h("div", {}, h("strong", { text: op.kind }), ` ${op.target} · `, h("span", { class: op.state === "failed" ? "error" : "", text: op.state })),
     pct == null ? h("progress", {}) : h("progress", { max: 100, value: pct, "aria-label": `${op.kind} ${pct}%` }),
     p.message ? h("div", { class: "muted", text: p.message }) : null,
-    op.error ? h("div", { class: "error", text: op.error }) : null);
+    op.error ? h("div", { class: "error", text: op.error }) : null].filter((k) => k != null));
 }
 
 function follow() {
