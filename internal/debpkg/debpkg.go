@@ -147,7 +147,10 @@ func Build(o Options) (string, error) {
 		return "", err
 	}
 	out := filepath.Join(o.OutDir, FileName(o.Version))
-	cmd := exec.Command("dpkg-deb", "--build", "--root-owner-group", root, out)
+	// xz at level 1: 48 MB of static binary packs in ~8 s to 21 MB;
+	// dpkg-deb's default (level 6) takes ~50 s on two busy cores for 2 MB
+	// less. Every dpkg since Debian 6 reads it.
+	cmd := exec.Command("dpkg-deb", "--build", "--root-owner-group", "-Zxz", "-z1", root, out)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("dpkg-deb --build: %v: %s", err, b)
 	}
