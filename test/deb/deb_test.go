@@ -165,3 +165,79 @@ func TestPackageContents(t *testing.T) {
 		t.Errorf("the unit runs %s, which the package does not hold", argv[0])
 	}
 }
+
+// scripts/version.sh gives Debian versions that sort as the releases do.
+func TestVersionScript(t *testing.T) {
+	testenv.RequireCommand(t, "git")
+	script := filepath.Join(testenv.RepoRoot(), "scripts/version.sh")
+	repo := t.TempDir()
+	git := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command("git", append([]string{"-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false", "-c", "tag.gpgsign=false"}, args...)...)
+		cmd.Dir = repo
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	version := func() string {
+		t.Helper()
+		out, err := exec.Command(script, repo).CombinedOutput()
+		if err != nil {
+			t.Fatalf("version.sh: %v\n%s", err, out)
+		}
+		v := strings.TrimSpace(string(out))
+		if err := debpkg.CheckVersion(v); err != nil {
+			t.Error(err)
+		}
+		return v
+	}
+	if v := version(); v != "0.0.0+unknown" {
+		t.Errorf("outside git: %q", v)
+	}
+	git("init", "-q")
+	commit := func() {
+		t.Helper()
+		f := filepath.Join(repo, "f")
+		b, _ := os.ReadFile(f)
+		os.WriteFile(f, append(b, 'x'), 0o644)
+		git("add", "f")
+		git("commit", "-q", "-m", "c")
+	}
+	commit()
+	commit()
+	short := func() string { return git("rev-parse", "--short=12", "HEAD") }
+	want := map[string]string{}
+	want["untagged"] = "0.0.0+2.g" + short()
+	if v := version(); v != want["untagged"] {
+		t.Errorf("untagged: %q, want %q", v, want["untagged"])
+	}
+	os.WriteFile(filepath.Join(repo, "f"), []byte("changed"), 0o644)
+	if v := version(); v != want["untagged"]+".dirty" {
+		t.Errorf("dirty: %q", v)
+	}
+	git("checkout", "-q", "f")
+	git("tag", "v1.3.0-rc1")
+	if v := version(); v != "1.3.0~rc1" {
+		t.Errorf("at v1.3.0-rc1: %q", v)
+	}
+	commit()
+	git("tag", "v1.3.0")
+	if v := version(); v != "1.3.0" {
+		t.Errorf("at v1.3.0: %q", v)
+	}
+	commit()
+	commit()
+	if v, w := version(), "1.3.0+2.g"+short(); v != w {
+		t.Errorf("2 after v1.3.0: %q, want %q", v, w)
+	}
+	// Debian's order: rc < release < commits after it.
+	if _, err := exec.LookPath("dpkg"); err == nil {
+		for _, pair := range [][2]string{{"1.3.0~rc1", "1.3.0"}, {"1.3.0", "1.3.0+2.g" + short()}, {want["untagged"], "1.3.0~rc1"}} {
+			if err := exec.Command("dpkg", "--compare-versions", pair[0], "lt", pair[1]).Run(); err != nil {
+				t.Errorf("dpkg does not sort %s before %s", pair[0], pair[1])
+			}
+		}
+	}
+}
