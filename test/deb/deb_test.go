@@ -58,17 +58,10 @@ func buildDeb(t *testing.T) (deb, version string) {
 			return
 		}
 		start := time.Now()
-		cmd := exec.Command("make", "--no-print-directory", "deb", "BIN="+filepath.Join(buildDir, "godwit"), "DEBDIR="+buildDir)
-		cmd.Dir = repo
-		if b, err := cmd.CombinedOutput(); err != nil {
-			built.err = fmt.Errorf("make deb: %v\n%s", err, b)
-			return
-		}
+		built.deb, built.err = makeDeb(buildDir, "")
 		built.took = time.Since(start)
-		built.deb = filepath.Join(buildDir, debpkg.FileName(built.version))
-		if _, err := os.Stat(built.deb); err != nil {
-			debs, _ := filepath.Glob(filepath.Join(buildDir, "*.deb"))
-			built.err = fmt.Errorf("make deb made %v, not %s", debs, filepath.Base(built.deb))
+		if want := filepath.Join(buildDir, debpkg.FileName(built.version)); built.err == nil && built.deb != want {
+			built.err = fmt.Errorf("make deb made %s, not %s", built.deb, want)
 		}
 	})
 	if built.err != nil {
@@ -76,6 +69,26 @@ func buildDeb(t *testing.T) (deb, version string) {
 	}
 	t.Logf("make deb: %s (%s)", filepath.Base(built.deb), built.took.Round(time.Second))
 	return built.deb, built.version
+}
+
+// makeDeb runs make deb into dir, with VERSION set when version is not
+// empty (make build links the same into the binary), and returns the
+// package it made.
+func makeDeb(dir, version string) (string, error) {
+	args := []string{"--no-print-directory", "deb", "BIN=" + filepath.Join(dir, "godwit"), "DEBDIR=" + dir}
+	if version != "" {
+		args = append(args, "VERSION="+version)
+	}
+	cmd := exec.Command("make", args...)
+	cmd.Dir = testenv.RepoRoot()
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("make deb: %v\n%s", err, b)
+	}
+	debs, _ := filepath.Glob(filepath.Join(dir, "*.deb"))
+	if len(debs) != 1 {
+		return "", fmt.Errorf("make deb made %v, want one package", debs)
+	}
+	return debs[0], nil
 }
 
 func dpkgDeb(t *testing.T, args ...string) string {

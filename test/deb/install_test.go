@@ -172,20 +172,61 @@ disks:
 		t.Errorf("host show does not carry the version %s:\n%s", version, hostShow)
 	}
 
-	// Stop the daemon as the unit would (SIGTERM), then purge.
-	pids := w.ProcsNamed("godwit")
-	if len(pids) != 1 {
-		t.Fatalf("godwit processes in the root: %v, want the daemon alone", pids)
+	// Stop the daemon as the unit would (SIGTERM).
+	stopDaemon := func() {
+		t.Helper()
+		pids := w.ProcsNamed("godwit")
+		if len(pids) != 1 {
+			t.Fatalf("godwit processes in the root: %v, want the daemon alone", pids)
+		}
+		if err := syscall.Kill(pids[0], syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; len(w.ProcsNamed("godwit")) > 0; i++ {
+			if i == 300 {
+				t.Fatalf("the daemon did not stop within 30s of SIGTERM")
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
 	}
-	if err := syscall.Kill(pids[0], syscall.SIGTERM); err != nil {
+	stopDaemon()
+
+	// An upgrade to a newer package keeps the admin's edit of the config
+	// and the daemon's state: the VM is still known after it.
+	newer := version + ".1"
+	deb2, err := makeDeb(t.TempDir(), newer)
+	if err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; len(w.ProcsNamed("godwit")) > 0; i++ {
-		if i == 300 {
-			t.Fatalf("the daemon did not stop within 30s of SIGTERM")
-		}
-		time.Sleep(100 * time.Millisecond)
+	pkg2 := "/root/" + filepath.Base(deb2)
+	copyFile(t, deb2, filepath.Join(root, pkg2), 0o644)
+	conf := filepath.Join(root, debpkg.ConfigPath)
+	edited, err := os.ReadFile(conf)
+	if err != nil {
+		t.Fatal(err)
 	}
+	edited = append(edited, "# edited by the admin\n"...)
+	write(t, root, debpkg.ConfigPath, string(edited), 0o644)
+	w.Must(2*time.Minute, "apt-get", "install", "-y", "-q", "--no-install-recommends", pkg2)
+	if v := strings.TrimSpace(w.Must(10*time.Second, "dpkg-query", "-W", "-f", "${Version}", "godwit")); v != newer {
+		t.Errorf("after the upgrade dpkg-query says %q, want %q", v, newer)
+	}
+	if v := strings.TrimSpace(w.Must(10*time.Second, debpkg.BinPath, "version")); v != newer {
+		t.Errorf("after the upgrade godwit version says %q, want %q", v, newer)
+	}
+	if b, _ := os.ReadFile(conf); string(b) != string(edited) {
+		t.Errorf("the upgrade did not keep the admin's config:\n%s", b)
+	}
+	if pids := w.ProcsNamed("godwit"); len(pids) > 0 {
+		t.Errorf("the upgrade started godwit without systemd (PIDs %v)", pids)
+	}
+	exited = w.Start(daemonLog+".2", argv...)
+	waitFor(t, w, 90*time.Second, "the upgraded daemon to answer", exited, debpkg.BinPath, "host", "show")
+	w.Must(20*time.Second, debpkg.BinPath, "vm", "show", "pkgtest")
+	stopDaemon()
+	step("upgraded to " + newer)
+
+	// Purge.
 	w.Must(2*time.Minute, "dpkg", "--purge", "godwit")
 	step("purged")
 	// Purged: dpkg knows it no more, or as not-installed ("pn").
