@@ -8,13 +8,28 @@ export CGO_ENABLED := 0
 export PATH := $(PATH):/usr/local/go/bin
 BIN     := bin/godwit
 GUEST   := .cache/guest
+# The version `godwit version` prints and the Debian package carries: one
+# string for both (scripts/version.sh says how it is made from git).
+ifndef VERSION
+VERSION := $(shell scripts/version.sh)
+endif
+LDFLAGS := -X github.com/godwit-project/godwit/internal/buildinfo.Version=$(VERSION)
+# Where make deb puts godwit_VERSION_amd64.deb.
+DEBDIR  ?= bin
 
-.PHONY: all build setup setup-tests guest demo tour demo-migrate demo-stop test test-unit test-e2e sweep fuzz promtool openapi-lint bench vet fmt-check clean python
+.PHONY: all build deb setup setup-tests guest demo tour demo-migrate demo-stop test test-unit test-e2e sweep fuzz promtool openapi-lint bench vet fmt-check clean python
 
 all: build
 
 build:
-	$(GO) build -o $(BIN) ./cmd/godwit
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/godwit
+
+# The Debian package (amd64): the binary, godwit.service, /etc/godwit,
+# man pages and shell completion from the command tree, Depends from
+# internal/prereq/programs.txt (see internal/debpkg). test/deb installs it
+# with apt in a fresh Debian 12 root.
+deb: build
+	$(GO) run ./tools/deb -binary $(BIN) -version '$(VERSION)' -out $(DEBDIR)
 
 # Install what godwit's features run (internal/prereq/programs.txt) if
 # missing, fix /dev/kvm, start virtlogd + libvirtd (+ Open vSwitch).

@@ -20,8 +20,8 @@ need_root() {
 # that brings it. Setup looks for the programs, not for package names, and
 # installs the packages of what is missing.
 TABLE="$(cd "$(dirname "$0")/.." && pwd)/internal/prereq/programs.txt"
-SCOPES="run setup"
-[ "${1:-}" = --tests ] && SCOPES="run setup test"
+SCOPES="run extra setup"
+[ "${1:-}" = --tests ] && SCOPES="run extra setup test"
 
 have() { # have PROG[|PROG...]: one of them is installed (or the path exists)
 	local p

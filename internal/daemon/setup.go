@@ -86,7 +86,7 @@ func withMissingPrograms(f func() []string) Option {
 // missingPrograms lists the features whose programs this host lacks.
 func missingPrograms() []string {
 	var out []string
-	for _, m := range prereq.Check(prereq.ScopeRun) {
+	for _, m := range prereq.Check(prereq.ScopeRun, prereq.ScopeExtra) {
 		out = append(out, m.String())
 	}
 	return out

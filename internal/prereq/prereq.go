@@ -16,10 +16,13 @@ import (
 //go:embed programs.txt
 var table string
 
-// Scopes of the table: what the daemon runs, what setup and the test
-// guest need, what only the tests need.
+// Scopes of the table: what the daemon needs to run VMs at all, what one
+// of its features runs, what setup and the test guest need, what only the
+// tests need. The Debian package (internal/debpkg) Depends on the run
+// rows' packages and Recommends the extra ones'.
 const (
 	ScopeRun   = "run"
+	ScopeExtra = "extra"
 	ScopeSetup = "setup"
 	ScopeTest  = "test"
 )
@@ -31,6 +34,20 @@ type Need struct {
 	Programs []string // any one will do; a path starting with / must exist
 	Package  string
 	Feature  string
+}
+
+// Packages returns the packages of the rows of one scope, each once, in
+// the table's order.
+func Packages(scope string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, n := range Needs() {
+		if n.Scope == scope && !seen[n.Package] {
+			seen[n.Package] = true
+			out = append(out, n.Package)
+		}
+	}
+	return out
 }
 
 // Needs are the table's rows in order.

@@ -15,7 +15,7 @@ func TestTable(t *testing.T) {
 	seen := map[string]bool{}
 	for _, n := range needs {
 		switch n.Scope {
-		case ScopeRun, ScopeSetup, ScopeTest:
+		case ScopeRun, ScopeExtra, ScopeSetup, ScopeTest:
 		default:
 			t.Errorf("%v: scope %q", n, n.Scope)
 		}
@@ -68,5 +68,17 @@ func TestFindAndMissing(t *testing.T) {
 	}
 	if err := Program("godwit-prereq-test"); err != nil {
 		t.Errorf("Program of an installed one: %v", err)
+	}
+}
+
+func TestPackages(t *testing.T) {
+	old := table
+	defer func() { table = old }()
+	table = "run a pkg-a A\nrun b pkg-b B\nextra c pkg-c C\nrun d pkg-a D\ntest e pkg-e E\n"
+	if got := strings.Join(Packages(ScopeRun), " "); got != "pkg-a pkg-b" {
+		t.Errorf("Packages(run) = %q, want pkg-a pkg-b (each once, in order)", got)
+	}
+	if got := strings.Join(Packages(ScopeExtra), " "); got != "pkg-c" {
+		t.Errorf("Packages(extra) = %q", got)
 	}
 }
