@@ -288,6 +288,7 @@ func showVM(w io.Writer, v api.VM) error {
 	default:
 		kv = append(kv, [2]string{"Boot", "BIOS from the first disk"})
 	}
+	kv = append(kv, tuningFields(v)...)
 	kv = append(kv, [2]string{"Autostart", fmt.Sprint(s.Autostart)}, [2]string{"Console log", orDash(v.ConsoleLog)})
 	if ci := s.CloudInit; ci != nil {
 		host := ci.Hostname

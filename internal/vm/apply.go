@@ -167,6 +167,9 @@ func (s *Service) planApply(ctx context.Context, spec api.VMSpec) (applyPlan, er
 		if err := hostLimits(spec, host); err != nil {
 			return p, err
 		}
+		if err := s.hostTuning(spec, host); err != nil {
+			return p, err
+		}
 		if p.newDisks, err = s.resolveDisks(ctx, spec.Name, p.diff.newDisks); err != nil {
 			return p, err
 		}
