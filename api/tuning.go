@@ -99,10 +99,10 @@ func MaxCPUsOf(s VMSpec) int { return max(s.MaxCPUs, s.CPUs) }
 func MaxMemoryOf(s VMSpec) Size { return max(s.MaxMemory, s.Memory) }
 
 // BalloonOf says whether the VM has a memory balloon: as the spec says,
-// by default when maxMemory is above memory.
+// by default when it has a maxMemory (its memory is meant to change).
 func BalloonOf(s VMSpec) bool {
 	if s.Balloon != nil {
 		return *s.Balloon
 	}
-	return s.MaxMemory > s.Memory
+	return s.MaxMemory != 0
 }

@@ -20,7 +20,7 @@ type VMSpec struct {
 	MaxCPUs   int        `json:"maxCpus,omitempty" yaml:"maxCpus,omitempty" doc:"The most vCPUs the VM can have: cpus can be raised to it live (CPU hot-add). Default: cpus."`
 	MaxMemory Size       `json:"maxMemory,omitempty" yaml:"maxMemory,omitempty" doc:"The most memory the VM can have: memory can change live up to it through the balloon. Default: memory."`
 	CPU       *CPUTuning `json:"cpu,omitempty" yaml:"cpu,omitempty" doc:"CPU model, topology and pinning."`
-	Balloon   *bool      `json:"balloon,omitempty" yaml:"balloon,omitempty" doc:"A virtio memory balloon, which live memory changes need (default: on when maxMemory is above memory)."`
+	Balloon   *bool      `json:"balloon,omitempty" yaml:"balloon,omitempty" doc:"A virtio memory balloon, which live memory changes need (default: on when maxMemory is set)."`
 	Hugepages *Hugepages `json:"hugepages,omitempty" yaml:"hugepages,omitempty" doc:"Back the memory with the host's huge pages."`
 	NUMA      *NUMA      `json:"numa,omitempty" yaml:"numa,omitempty" doc:"Guest NUMA nodes and their host node binding."`
 	IOThreads int        `json:"iothreads,omitempty" yaml:"iothreads,omitempty" doc:"I/O threads for the disks (disks[].iothread picks one)."`

@@ -200,6 +200,7 @@ func fakeAnswers() map[string]any {
 		"POST /v1/vms":                                                   running("op5", "vm.create", "vm/web1"),
 		"POST /v1/vms?start=true":                                        running("op5", "vm.create", "vm/web1"),
 		"PUT /v1/vms/web1":                                               running("op6", "vm.apply", "vm/web1"),
+		"POST /v1/vms/web1/set":                                          running("op9", "vm.apply", "vm/web1"),
 		"POST /v1/vms/web1/start":                                        running("op7", "vm.start", "vm/web1"),
 		"POST /v1/vms/web1/stop":                                         running("op7", "vm.stop", "vm/web1"),
 		"POST /v1/vms/web1/reboot":                                       running("op7", "vm.reboot", "vm/web1"),
@@ -220,6 +221,8 @@ func fakeAnswers() map[string]any {
 		"GET /v1/operations/op6/wait?timeout=30":                         done("op6", "vm.apply", "vm/web1", api.ApplyResult{VM: web1, Changes: []string{"memory: 512MiB -> 1GiB"}}),
 		"GET /v1/operations/op7/wait?timeout=30":                         done("op7", "vm.start", "vm/web1", api.StartResult{ConsoleOffset: 7}),
 		"GET /v1/operations/op8/wait?timeout=30":                         done("op8", "vm.nic.attach", "vm/web1", web1),
+		"GET /v1/operations/op9/wait?timeout=30": done("op9", "vm.apply", "vm/web1", api.ApplyResult{VM: web1,
+			Changes: []string{"cpus: 1 -> 2", "cpu.pin: vCPU 1 -> host CPUs 3"}, Live: []string{"cpus: 1 -> 2", "cpu.pin: vCPU 1 -> host CPUs 3"}}),
 	}
 	for key, v := range answers { // what progress polls for (without --quiet)
 		if id, ok := strings.CutSuffix(strings.TrimPrefix(key, "GET /v1/operations/"), "/wait?timeout=30"); ok {
@@ -302,6 +305,7 @@ func TestCommandOutput(t *testing.T) {
 		"image import /srv/tiny.raw --name tiny", "image import https://example.org/t.raw --name tiny --sha256 abc --no-wait",
 		"image convert debian --format raw --name tiny", "image build debian --name tiny --size 2GiB",
 		"vm create -f SPEC", "vm create -f SPEC --start", "vm create -f SPEC --no-wait", "vm apply -f SPEC",
+		"vm set web1 --cpus 2 --pin 1:3", "vm set web1 --pin 1", "vm set web1",
 		"vm adopt ghost --dry-run", "vm adopt ghost", "vm release old",
 		"vm start web1", "vm stop web1", "vm reboot web1", "vm delete web1 --keep-disks", "vm rm web1 --no-wait", "vm kill web1",
 		"vm nic attach web1 --network lab", "vm nic detach web1 lab", "vm disk attach web1 default/data", "vm disk detach web1 data",

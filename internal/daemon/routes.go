@@ -77,6 +77,7 @@ func (d *Daemon) vmRoutes() []route {
 		{Admin, withSpecExamples(accepted(op("create-vm", http.MethodPost, "/v1/vms", "Create a VM from a spec", "vms"))), handle(d.createVM)},
 		{Read, op("get-vm", http.MethodGet, "/v1/vms/{name}", "Show a VM", "vms"), handle(d.getVM)},
 		{Admin, withSpecExamples(accepted(op("apply-vm", http.MethodPut, "/v1/vms/{name}", "Make a VM match a spec (create it if missing)", "vms"))), handle(d.applyVM)},
+		{Admin, accepted(op("set-vm", http.MethodPost, "/v1/vms/{name}/set", "Change a VM's memory, vCPUs, pinning or disk I/O limits, live where QEMU can", "vms")), handle(d.setVM)},
 		{Admin, accepted(op("delete-vm", http.MethodDelete, "/v1/vms/{name}", "Delete a VM", "vms")), handle(d.deleteVM)},
 		{Admin, accepted(op("start-vm", http.MethodPost, "/v1/vms/{name}/start", "Start a VM", "vms")), handle(d.startVM)},
 		{Admin, accepted(op("stop-vm", http.MethodPost, "/v1/vms/{name}/stop", "Shut a VM down (ACPI), or destroy it with force", "vms")), handle(d.stopVM)},

@@ -240,6 +240,7 @@ type Hypervisor interface {
 	Migrator
 	Backups
 	Snapshots
+	Tuning
 }
 
 // Checkpoint is a libvirt checkpoint of a domain (dirty bitmaps in its

@@ -76,7 +76,7 @@ func (s *Service) planCreate(ctx context.Context, spec api.VMSpec) (createPlan, 
 	if err := hostLimits(spec, host); err != nil {
 		return createPlan{}, err
 	}
-	if err := s.hostTuning(spec, host); err != nil {
+	if err := s.hostTuning(spec, host, true); err != nil {
 		return createPlan{}, err
 	}
 	boot, err := s.planBoot(ctx, spec.Boot, host.QEMU)

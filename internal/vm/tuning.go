@@ -44,12 +44,6 @@ func HugepageSizeOf(s api.VMSpec) api.Size {
 
 // normalizeTuning drops empty tuning parts, so equal specs compare equal.
 func normalizeTuning(s *api.VMSpec) {
-	if s.MaxCPUs == s.CPUs {
-		s.MaxCPUs = 0
-	}
-	if s.MaxMemory == s.Memory {
-		s.MaxMemory = 0
-	}
 	if s.CPU != nil {
 		if len(s.CPU.Pin) == 0 {
 			s.CPU.Pin = nil
@@ -273,7 +267,7 @@ func validateHugepages(s api.VMSpec) error {
 		}
 	}
 	if api.BalloonOf(s) {
-		return api.BadRequest("hugepages: memory backed by huge pages cannot be ballooned (QEMU frees no huge pages); set balloon: false and drop maxMemory")
+		return api.BadRequest("hugepages: memory backed by huge pages cannot be ballooned (QEMU frees no huge pages); drop maxMemory, or set balloon: false")
 	}
 	return nil
 }
@@ -399,8 +393,9 @@ func (s *Service) probe() HostProbe {
 	return HostFiles("/")
 }
 
-// hostTuning checks the tuning fields against this host.
-func (s *Service) hostTuning(spec api.VMSpec, h hypervisor.HostInfo) error {
+// hostTuning checks the tuning fields against this host; hugepages says
+// whether to count the free huge pages (not for a VM that runs on them).
+func (s *Service) hostTuning(spec api.VMSpec, h hypervisor.HostInfo, hugepages bool) error {
 	if h.MaxVCPUs > 0 && spec.MaxCPUs > h.MaxVCPUs {
 		return api.BadRequest("maxCpus: %d is more than the %d vCPUs QEMU allows", spec.MaxCPUs, h.MaxVCPUs)
 	}
@@ -434,7 +429,7 @@ func (s *Service) hostTuning(spec api.VMSpec, h hypervisor.HostInfo) error {
 			}
 		}
 	}
-	if hp := spec.Hugepages; hp != nil && (hp.Reserved == nil || *hp.Reserved) {
+	if hp := spec.Hugepages; hp != nil && hugepages && (hp.Reserved == nil || *hp.Reserved) {
 		size := HugepageSizeOf(spec)
 		need := int(api.MaxMemoryOf(spec) / size)
 		free, err := s.probe().FreeHugepages(size)

@@ -2061,6 +2061,29 @@ class VMNIC(Model):
 
 
 @dataclass(kw_only=True)
+class VMSet(Model):
+    """The VMSet wire type."""
+    cpus: Optional[int] = None
+    """New number of vCPUs (hot-added up to maxCpus)."""
+    disk: Optional[str] = None
+    """The disk the limits are for (default: the first disk)."""
+    limits: Optional[DiskLimits] = None
+    """The disk's new I/O limits; 0 lifts a limit."""
+    memory: Optional[str] = None
+    """New memory (the balloon's target, up to maxMemory). Example: "512MiB"."""
+    pin: Optional[list[CPUPin]] = None
+    """vCPUs to pin (replacing their earlier pinning)."""
+
+    _fields = (
+        ("cpus", "cpus", "int"),
+        ("disk", "disk", "str"),
+        ("limits", "limits", "DiskLimits"),
+        ("memory", "memory", "str"),
+        ("pin", "pin", "[CPUPin]"),
+    )
+
+
+@dataclass(kw_only=True)
 class VMSpec(Model):
     """A VM: what godwit vm create -f reads from YAML. Unknown fields are errors. Example: {"name": "web1", "cpus": 2, "memory": "1GiB", "disks": [{"name": "root", "size": "10GiB", "image": "debian-12"}, {"name": "data", "volume": "default/web1-data"}], "nics": [{"network": "default"}], "cloudInit": {"sshKeys": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTheExample user@laptop"]}, "autostart": true, "labels": {"app": "web"}}."""
     cpus: int
@@ -2072,7 +2095,7 @@ class VMSpec(Model):
     autostart: Optional[bool] = None
     """Start the VM when libvirtd starts."""
     balloon: Optional[bool] = None
-    """A virtio memory balloon, which live memory changes need (default: on when maxMemory is above memory)."""
+    """A virtio memory balloon, which live memory changes need (default: on when maxMemory is set)."""
     boot: Optional[Boot] = None
     """Direct kernel boot or firmware; default: BIOS from the first disk."""
     cloud_init: Optional[CloudInit] = None
@@ -2342,6 +2365,7 @@ ROUTES: dict[str, Route] = {
     "revert-snapshot": Route("POST", "/v1/vms/{name}/snapshots/{snapshot}/revert", params=("name", "snapshot",), status=202, returns="Operation", content="application/json"),
     "revoke-token": Route("DELETE", "/v1/tokens/{id}", params=("id",), status=200, returns="Token", content="application/json"),
     "set-backup-schedule": Route("PUT", "/v1/vms/{name}/backup-schedule", params=("name",), body="ScheduleRequest", body_required=True, status=200, returns="BackupSchedule", content="application/json"),
+    "set-vm": Route("POST", "/v1/vms/{name}/set", params=("name",), body="VMSet", body_required=True, status=202, returns="Operation", content="application/json"),
     "start-vm": Route("POST", "/v1/vms/{name}/start", params=("name",), status=202, returns="Operation", content="application/json"),
     "stats": Route("GET", "/v1/stats", query={"vm": "str"}, status=200, returns="StatsSample", content="application/json"),
     "stop-vm": Route("POST", "/v1/vms/{name}/stop", params=("name",), body="StopRequest", status=202, returns="Operation", content="application/json"),
@@ -2449,6 +2473,7 @@ MODELS: dict[str, type[Model]] = {
     "VMDisk": VMDisk,
     "VMList": VMList,
     "VMNIC": VMNIC,
+    "VMSet": VMSet,
     "VMSpec": VMSpec,
     "VMStats": VMStats,
     "VerifyRequest": VerifyRequest,

@@ -271,6 +271,11 @@ class VMs(_Resource):
         name = spec.name if isinstance(spec, Model) else spec["name"]
         return self._c.call("apply-vm", {"name": name}, {"start": start}, body=spec)
 
+    def set(self, name: str, change: Union[m.VMSet, dict]) -> m.Operation:
+        """Changes a VM's memory, cpus, pin or a disk's limits, live where
+        QEMU can; the operation's result says which changes were live."""
+        return self._c.call("set-vm", {"name": name}, body=change)
+
     def delete(self, name: str, keep_disks: bool = False, force: bool = False) -> m.Operation:
         """Starts deleting a VM (force: a running one too)."""
         return self._c.call("delete-vm", {"name": name}, {"keepDisks": keep_disks, "force": force})
