@@ -58,6 +58,7 @@ func (d *Daemon) routes() []route {
 		d.vmRoutes(),
 		d.operationRoutes(),
 		d.hostRoutes(),
+		d.tuneRoutes(),
 		d.backupRoutes(),
 		d.snapshotRoutes(),
 		d.storageRoutes(),

@@ -1955,6 +1955,98 @@ class Transfer(Model):
 
 
 @dataclass(kw_only=True)
+class TuneChange(Model):
+    """The TuneChange wire type."""
+    from_: str
+    name: str
+    path: str
+    """The file written."""
+    to: str
+
+    _fields = (
+        ("from_", "from", "str"),
+        ("name", "name", "str"),
+        ("path", "path", "str"),
+        ("to", "to", "str"),
+    )
+
+
+@dataclass(kw_only=True)
+class TuneItem(Model):
+    """The TuneItem wire type."""
+    current: str
+    """Its value now (absent: the host does not have it). Example: "60"."""
+    name: str
+    """The setting, e.g. vm.swappiness, ksm, kvm. Example: "vm.swappiness"."""
+    recommended: str
+    """What the profile wants. Example: "10"."""
+    status: str
+    """ok: as recommended (or it does not apply); warning: VMs run, less well; critical: VMs cannot run as they should. One of: 'ok', 'warning', 'critical'."""
+    why: str
+    """Why the recommendation, and what the current value means here."""
+    path: Optional[str] = None
+    """The /proc or /sys file apply writes; absent for what only the admin can change (BIOS, kernel command line, packages)."""
+
+    _fields = (
+        ("current", "current", "str"),
+        ("name", "name", "str"),
+        ("recommended", "recommended", "str"),
+        ("status", "status", "str"),
+        ("why", "why", "str"),
+        ("path", "path", "str"),
+    )
+
+
+@dataclass(kw_only=True)
+class TuneReport(Model):
+    """The TuneReport wire type."""
+    items: Optional[list[TuneItem]] = None
+    profile: str
+    """Example: "virtual-host"."""
+    status: str
+    """The worst status of the items. One of: 'ok', 'warning', 'critical'."""
+
+    _fields = (
+        ("items", "items", "[TuneItem]"),
+        ("profile", "profile", "str"),
+        ("status", "status", "str"),
+    )
+
+
+@dataclass(kw_only=True)
+class TuneRequest(Model):
+    """The TuneRequest wire type."""
+    dry_run: Optional[bool] = None
+    """Only say what would change."""
+    persist: Optional[bool] = None
+    """Also write them under /etc/sysctl.d and /etc/modules-load.d, for the next boot."""
+    profile: Optional[str] = None
+    """The profile (default virtual-host)."""
+
+    _fields = (
+        ("dry_run", "dryRun", "bool"),
+        ("persist", "persist", "bool"),
+        ("profile", "profile", "str"),
+    )
+
+
+@dataclass(kw_only=True)
+class TuneResult(Model):
+    """The TuneResult wire type."""
+    changes: Optional[list[TuneChange]] = None
+    """Settings changed, in order."""
+    dry_run: Optional[bool] = None
+    files: Optional[list[str]] = None
+    """Files written (persist) or removed (revert)."""
+
+    _fields = (
+        ("changes", "changes", "[TuneChange]"),
+        ("dry_run", "dryRun", "bool"),
+        ("files", "files", "[str]"),
+    )
+
+
+@dataclass(kw_only=True)
 class VM(Model):
     """The VM wire type."""
     managed: bool
@@ -2287,6 +2379,7 @@ class Watchdog(Model):
 ROUTES: dict[str, Route] = {
     "add-host": Route("POST", "/v1/hosts", body="PeerAdd", body_required=True, status=200, returns="Peer", content="application/json"),
     "adopt-vm": Route("POST", "/v1/vms/{name}/adopt", params=("name",), body="AdoptRequest", status=200, returns="AdoptResult", content="application/json"),
+    "apply-host-tune": Route("POST", "/v1/host/tune/apply", body="TuneRequest", body_required=True, status=200, returns="TuneResult", content="application/json"),
     "apply-vm": Route("PUT", "/v1/vms/{name}", params=("name",), query={"start": "bool"}, body="VMSpec", body_required=True, status=202, returns="Operation", content="application/json"),
     "attach-disk": Route("POST", "/v1/vms/{name}/disks", params=("name",), body="DiskAttach", body_required=True, status=200, returns="VM", content="application/json"),
     "attach-nic": Route("POST", "/v1/vms/{name}/nics", params=("name",), body="NIC", body_required=True, status=202, returns="Operation", content="application/json"),
@@ -2323,6 +2416,7 @@ ROUTES: dict[str, Route] = {
     "get-audit": Route("GET", "/v1/audit", query={"limit": "int"}, status=200, returns="AuditList", content="application/json"),
     "get-backup": Route("GET", "/v1/backups/{id}", params=("id",), status=200, returns="Backup", content="application/json"),
     "get-host": Route("GET", "/v1/host", status=200, returns="Host", content="application/json"),
+    "get-host-tune": Route("GET", "/v1/host/tune", query={"profile": "str"}, status=200, returns="TuneReport", content="application/json"),
     "get-image": Route("GET", "/v1/images/{image}", params=("image",), status=200, returns="Image", content="application/json"),
     "get-network": Route("GET", "/v1/networks/{name}", params=("name",), status=200, returns="Network", content="application/json"),
     "get-operation": Route("GET", "/v1/operations/{id}", params=("id",), status=200, returns="Operation", content="application/json"),
@@ -2362,6 +2456,7 @@ ROUTES: dict[str, Route] = {
     "resize-volume": Route("POST", "/v1/pools/{pool}/volumes/{volume}/resize", params=("pool", "volume",), body="VolumeResize", body_required=True, status=200, returns="Volume", content="application/json"),
     "restore-backup": Route("POST", "/v1/backups/{id}/restore", params=("id",), body="RestoreRequest", status=202, returns="Operation", content="application/json"),
     "resume-vm": Route("POST", "/v1/vms/{name}/resume", params=("name",), status=200, returns="VM", content="application/json"),
+    "revert-host-tune": Route("POST", "/v1/host/tune/revert", status=200, returns="TuneResult", content="application/json"),
     "revert-snapshot": Route("POST", "/v1/vms/{name}/snapshots/{snapshot}/revert", params=("name", "snapshot",), status=202, returns="Operation", content="application/json"),
     "revoke-token": Route("DELETE", "/v1/tokens/{id}", params=("id",), status=200, returns="Token", content="application/json"),
     "set-backup-schedule": Route("PUT", "/v1/vms/{name}/backup-schedule", params=("name",), body="ScheduleRequest", body_required=True, status=200, returns="BackupSchedule", content="application/json"),
@@ -2469,6 +2564,11 @@ MODELS: dict[str, type[Model]] = {
     "TokenList": TokenList,
     "TokenRequest": TokenRequest,
     "Transfer": Transfer,
+    "TuneChange": TuneChange,
+    "TuneItem": TuneItem,
+    "TuneReport": TuneReport,
+    "TuneRequest": TuneRequest,
+    "TuneResult": TuneResult,
     "VM": VM,
     "VMDisk": VMDisk,
     "VMList": VMList,

@@ -589,6 +589,19 @@ class Hosts(_Resource):
         """This daemon's host."""
         return self._c.call("get-host")
 
+    def tune(self, profile: Optional[str] = None) -> m.TuneReport:
+        """Checks the host's settings for VMs against a profile (virtual-host)."""
+        return self._c.call("get-host-tune", query={"profile": profile})
+
+    def tune_apply(self, dry_run: bool = False, persist: bool = False, profile: Optional[str] = None) -> m.TuneResult:
+        """Sets the profile's runtime settings (dry_run: only says which);
+        persist also writes them for the next boot."""
+        return self._c.call("apply-host-tune", body=m.TuneRequest(profile=profile, dry_run=dry_run or None, persist=persist or None))
+
+    def tune_revert(self) -> m.TuneResult:
+        """Puts back the settings tune_apply changed."""
+        return self._c.call("revert-host-tune")
+
     def join_token(self, ttl_seconds: Optional[int] = None) -> m.JoinToken:
         """A one-time token another host joins this one with."""
         return self._c.call("create-join-token", body=m.JoinTokenRequest(ttl_seconds=ttl_seconds))
