@@ -169,7 +169,7 @@ func (s *Service) planApply(ctx context.Context, spec api.VMSpec) (applyPlan, er
 		for _, c := range p.live {
 			could = append(could, c.what)
 		}
-		msg := fmt.Sprintf("vm %s is %s; these changes wait for a restart, so apply refuses them while it runs (godwit vm stop %s, then apply again): %s",
+		msg := fmt.Sprintf("vm %s is %s; these changes need it stopped, as they wait for a restart (godwit vm stop %s, then apply again): %s",
 			spec.Name, stateOf(d), spec.Name, strings.Join(p.diff.offline, "; "))
 		if len(could) > 0 {
 			msg += "; these would be made live: " + strings.Join(could, "; ")

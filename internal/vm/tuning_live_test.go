@@ -86,7 +86,7 @@ func TestSetRefused(t *testing.T) {
 		{"cpus above maxCpus", api.VMSet{CPUs: 3}, 400, []string{"cpus:", "maxCpus (2)"}},
 		{"fewer cpus", api.VMSet{CPUs: 1, Pin: []api.CPUPin{{VCPU: 0, HostCPUs: "1"}}}, 0, nil},
 		{"pin to a host CPU the host lacks", api.VMSet{Pin: []api.CPUPin{{VCPU: 0, HostCPUs: "9"}}}, 400, []string{"cpu.pin[0].hostCpus", "4 CPUs"}},
-		{"pin a vCPU that is not online", api.VMSet{Pin: []api.CPUPin{{VCPU: 1, HostCPUs: "1"}}}, 409, []string{"vCPU 1 is not online", "wait for a restart"}},
+		{"pin a vCPU that is not online", api.VMSet{Pin: []api.CPUPin{{VCPU: 1, HostCPUs: "1"}}}, 409, []string{"vCPU 1 is not online", "need it stopped", "wait for a restart"}},
 		{"nothing", api.VMSet{}, 400, []string{"set: nothing"}},
 		{"limits of a disk the VM lacks", api.VMSet{Disk: "data", Limits: &api.DiskLimits{ReadIOPS: 1}}, 400, []string{"disk:", "data"}},
 	} {
