@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -11,7 +12,9 @@ import (
 	"time"
 
 	"github.com/godwit-project/godwit/api"
+	"github.com/godwit-project/godwit/client"
 	"github.com/godwit-project/godwit/internal/testenv"
+	"github.com/godwit-project/godwit/internal/vm"
 )
 
 // TestTuning is issue 13 on a real guest, one VM for every check (TCG):
@@ -47,6 +50,12 @@ func TestTuning(t *testing.T) {
 		}
 	}
 	pinned("0", "1")
+	// Under TCG vm show says which CPU the guest gets.
+	if host, _ := d.C.Host(ctxT(t, 10*time.Second)); host.Accel.Chosen == "tcg" {
+		if show := d.MustCLI("vm", "show", name); !strings.Contains(show, "QEMU's default CPU (qemu64), under TCG") {
+			t.Errorf("vm show does not say which CPU applies under TCG:\n%s", show)
+		}
+	}
 	if out := d.MustCLI("vm", "set", name, "--pin", "0:0"); !strings.Contains(out, "vCPU 0 -> host CPUs 0 (live)") {
 		t.Errorf("vm set --pin: %q", out)
 	}
@@ -159,6 +168,36 @@ func TestTuning(t *testing.T) {
 	if table, _, _ := d.CLI("host", "tune"); !strings.Contains(table, "no usable KVM") {
 		t.Errorf("host tune's table does not say there is no usable KVM:\n%s", table)
 	}
+
+	t.Run("virtiofs", func(t *testing.T) {
+		share := guestSpec(t, name+"-fs")
+		share.Shares = []api.Share{{Source: t.TempDir(), Tag: "data"}}
+		if _, lookErr := vm.HostFiles("/").Virtiofsd(); lookErr != nil {
+			// Create refuses, saying why, and makes nothing.
+			_, err := d.C.CreateVM(ctxT(t, time.Minute), share, client.CreateOptions{})
+			if api.Status(err) != 400 || !strings.HasPrefix(err.Error(), "shares: this host has no virtiofsd") {
+				t.Fatalf("create with shares on a host without virtiofsd: %v", err)
+			}
+			if _, gerr := d.C.GetVM(ctxT(t, 10*time.Second), share.Name); api.Status(gerr) != 404 {
+				t.Errorf("the refused create left a VM: %v", gerr)
+			}
+			testenv.SkipUnsupported(t, "no virtiofsd on this host, so no guest mounts a share ("+lookErr.Error()+")")
+		}
+		// This host has one (Debian 12's qemu-system-common ships QEMU's
+		// own): the guest mounts the share and reads what the host wrote.
+		if err := os.WriteFile(filepath.Join(share.Shares[0].Source, "hello"), []byte("from the host\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(share.Shares[0].Source, 0o755)
+		if op := d.createVM(share, true); op.State != api.OpSucceeded {
+			t.Fatalf("create with shares: %s %s", op.State, op.Error)
+		}
+		d.waitConsole(share.Name, `^tick 1 `, 0, time.Minute)
+		out, rc := d.guestExec(share.Name, "mkdir -p /mnt && mount -t virtiofs data /mnt && cat /mnt/hello", 30*time.Second)
+		if rc != 0 || strings.TrimSpace(out) != "from the host" {
+			t.Errorf("guest reading the share: %q rc=%d", out, rc)
+		}
+	})
 
 	t.Run("hugepages", func(t *testing.T) {
 		free := hugepagesFree(t)
