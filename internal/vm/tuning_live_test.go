@@ -160,3 +160,37 @@ func TestSetStopped(t *testing.T) {
 		t.Errorf("definition: %s", x)
 	}
 }
+
+// vm apply takes the same live paths: the emulator's pinning and a
+// disk's limits change on the running VM, and the result says they did.
+func TestApplyLiveTuning(t *testing.T) {
+	e := newEnv(t)
+	e.liveVM("web1")
+	v, _ := e.svc.Get(e.ctx, "web1")
+	next := *v.Spec
+	next.CPU = &api.CPUTuning{EmulatorPin: "2-3"}
+	next.Disks = []api.Disk{next.Disks[0]}
+	next.Disks[0].Limits = &api.DiskLimits{WriteIOPS: 50}
+	next.Labels = map[string]string{"tuned": "yes"}
+	op, err := e.svc.Apply(e.ctx, next, ApplyOptions{})
+	got := e.succeed(op, err)
+	var res api.ApplyResult
+	if err := json.Unmarshal(got.Result, &res); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Live) != 2 || len(res.Changes) != 3 {
+		t.Errorf("result: changes %q, live %q", res.Changes, res.Live)
+	}
+	x := e.xml("web1", false)
+	if !strings.Contains(x, `<emulatorpin cpuset="2,3">`) || !strings.Contains(x, `<write_iops_sec>50</write_iops_sec>`) {
+		t.Errorf("live XML: %s", x)
+	}
+	// Lifting them puts every host CPU back and no limit.
+	next.CPU, next.Disks[0].Limits = nil, nil
+	op, err = e.svc.Apply(e.ctx, next, ApplyOptions{})
+	e.succeed(op, err)
+	x = e.xml("web1", false)
+	if !strings.Contains(x, `<emulatorpin cpuset="0,1,2,3">`) || strings.Contains(x, "<iotune>") {
+		t.Errorf("after lifting: %s", x)
+	}
+}
