@@ -202,9 +202,9 @@ func TestTuning(t *testing.T) {
 	})
 
 	t.Run("hugepages", func(t *testing.T) {
-		free := hugepagesFree(t)
+		free, _ := vm.HostFiles("/").FreeHugepages(2 * api.MiB)
 		if free < 64 {
-			testenv.SkipUnsupported(t, fmt.Sprintf("the host has %d free 2 MiB huge pages (HugePages_Free), a VM needs 64; the tests never reserve them (that changes vm.nr_hugepages)", free))
+			testenv.SkipUnsupported(t, fmt.Sprintf("the host has %d free 2 MiB huge pages (/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages), a VM needs 64; the tests never reserve them (that changes vm.nr_hugepages)", free))
 		}
 		hp := guestSpec(t, name+"-hp")
 		hp.Memory = 128 * api.MiB
@@ -213,22 +213,8 @@ func TestTuning(t *testing.T) {
 			t.Fatalf("create: %s %s", op.State, op.Error)
 		}
 		d.waitConsole(hp.Name, `^tick 1 `, 0, time.Minute)
-		if left := hugepagesFree(t); free-left < 64 {
+		if left, _ := vm.HostFiles("/").FreeHugepages(2 * api.MiB); free-left < 64 {
 			t.Errorf("HugePages_Free %d -> %d while the VM runs: it does not use 64 huge pages", free, left)
 		}
 	})
-}
-
-// hugepagesFree is HugePages_Free of the host's /proc/meminfo.
-func hugepagesFree(t *testing.T) int {
-	b, err := os.ReadFile("/proc/meminfo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := regexp.MustCompile(`(?m)^HugePages_Free:\s+(\d+)`).FindSubmatch(b)
-	if m == nil {
-		return 0
-	}
-	n, _ := strconv.Atoi(string(m[1]))
-	return n
 }
