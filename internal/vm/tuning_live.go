@@ -50,6 +50,8 @@ func (s *Service) compareTuning(name string, old, new api.VMSpec, disks []api.VM
 	if old.CPUs != new.CPUs {
 		what := fmt.Sprintf("cpus: %d -> %d", old.CPUs, new.CPUs)
 		switch {
+		case !sameMaxCPUs && old.MaxCPUs == 0 && new.MaxCPUs == 0 && new.CPUs > old.CPUs:
+			off("%s (the VM has no spare vCPU slots to hot-add into: set maxCpus above cpus, which takes a restart)", what)
 		case !sameMaxCPUs:
 			off("%s", what)
 		case new.CPUs < old.CPUs:
@@ -65,6 +67,8 @@ func (s *Service) compareTuning(name string, old, new api.VMSpec, disks []api.VM
 	if old.Memory != new.Memory {
 		what := fmt.Sprintf("memory: %s -> %s", old.Memory, new.Memory)
 		switch {
+		case !sameMaxMem && old.MaxMemory == 0 && new.MaxMemory == 0 && new.Memory > old.Memory:
+			off("%s (the VM has no room to grow into live: set maxMemory above memory, which takes a restart)", what)
 		case !sameMaxMem:
 			off("%s", what)
 		case !api.BalloonOf(old) || !api.BalloonOf(new):

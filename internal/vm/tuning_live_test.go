@@ -112,6 +112,14 @@ func TestSetRefused(t *testing.T) {
 	if api.Status(err) != 409 || !strings.Contains(err.Error(), "balloon") || op.ID != "" {
 		t.Errorf("no balloon: %v", err)
 	}
+	op, err = e.svc.Set(e.ctx, "flat", api.VMSet{CPUs: 2})
+	if api.Status(err) != 409 || !strings.Contains(err.Error(), "no spare vCPU slots") || op.ID != "" {
+		t.Errorf("no room for more vCPUs: %v", err)
+	}
+	op, err = e.svc.Set(e.ctx, "flat", api.VMSet{Memory: 128 * api.MiB})
+	if api.Status(err) != 409 || !strings.Contains(err.Error(), "no room to grow into live") || op.ID != "" {
+		t.Errorf("no room for more memory: %v", err)
+	}
 	// apply: a change that waits for a restart names the live ones too.
 	v, _ := e.svc.Get(e.ctx, "web1")
 	next := *v.Spec
