@@ -13,6 +13,7 @@ type NIC struct {
 	Network string `json:"network" yaml:"network" doc:"Name of a godwit network." example:"default"`
 	MAC     string `json:"mac,omitempty" yaml:"mac,omitempty" doc:"MAC address (default: a random one in 52:54:00, QEMU's range)." example:"52:54:00:12:34:56"`
 	Model   string `json:"model,omitempty" yaml:"model,omitempty" enum:"virtio,e1000,e1000e,rtl8139" doc:"Device model (default virtio)."`
+	Queues  int    `json:"queues,omitempty" yaml:"queues,omitempty" doc:"virtio multiqueue: queue pairs, at most the vCPUs (default 1)."`
 }
 
 // VMNIC is a VM's network interface as it is: its MAC (generated when the

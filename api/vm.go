@@ -15,6 +15,18 @@ type VMSpec struct {
 	CloudInit *CloudInit        `json:"cloudInit,omitempty" yaml:"cloudInit,omitempty" doc:"cloud-init settings, given to the guest on a NoCloud seed CD-ROM."`
 	Autostart bool              `json:"autostart,omitempty" yaml:"autostart,omitempty" doc:"Start the VM when libvirtd starts."`
 	Labels    map[string]string `json:"labels,omitempty" yaml:"labels,omitempty" doc:"Free-form key/value labels."`
+
+	// Resources and tuning (types in tuning.go).
+	MaxCPUs   int        `json:"maxCpus,omitempty" yaml:"maxCpus,omitempty" doc:"The most vCPUs the VM can have: cpus can be raised to it live (CPU hot-add). Default: cpus."`
+	MaxMemory Size       `json:"maxMemory,omitempty" yaml:"maxMemory,omitempty" doc:"The most memory the VM can have: memory can change live up to it through the balloon. Default: memory."`
+	CPU       *CPUTuning `json:"cpu,omitempty" yaml:"cpu,omitempty" doc:"CPU model, topology and pinning."`
+	Balloon   *bool      `json:"balloon,omitempty" yaml:"balloon,omitempty" doc:"A virtio memory balloon, which live memory changes need (default: on when maxMemory is set)."`
+	Hugepages *Hugepages `json:"hugepages,omitempty" yaml:"hugepages,omitempty" doc:"Back the memory with the host's huge pages."`
+	NUMA      *NUMA      `json:"numa,omitempty" yaml:"numa,omitempty" doc:"Guest NUMA nodes and their host node binding."`
+	IOThreads int        `json:"iothreads,omitempty" yaml:"iothreads,omitempty" doc:"I/O threads for the disks (disks[].iothread picks one)."`
+	Watchdog  *Watchdog  `json:"watchdog,omitempty" yaml:"watchdog,omitempty" doc:"A watchdog device."`
+	RNG       *RNG       `json:"rng,omitempty" yaml:"rng,omitempty" doc:"The entropy device."`
+	Shares    []Share    `json:"shares,omitempty" yaml:"shares,omitempty" doc:"Host directories shared over virtiofs (the host needs virtiofsd)."`
 }
 
 // Boot says how the VM boots: from a kernel on the host (Kernel set, or
@@ -37,6 +49,12 @@ type Disk struct {
 	Image  string `json:"image,omitempty" yaml:"image,omitempty" doc:"A catalog image name, or the absolute path of an image file (qcow2 or raw)."`
 	Clone  string `json:"clone,omitempty" yaml:"clone,omitempty" enum:"overlay,full" doc:"overlay (default): a copy-on-write overlay on the image; full: an independent copy."`
 	Volume string `json:"volume,omitempty" yaml:"volume,omitempty" doc:"An existing volume, POOL/VOLUME; the VM's delete leaves it." example:"default/data1"`
+	// Tuning (tuning.go).
+	Cache    string      `json:"cache,omitempty" yaml:"cache,omitempty" enum:"none,writeback,writethrough,directsync,unsafe" doc:"Host page cache use (default none, which migration with shared storage needs)."`
+	IO       string      `json:"io,omitempty" yaml:"io,omitempty" enum:"native,threads,io_uring" doc:"How QEMU does the I/O (default: QEMU's, threads); native needs cache none or directsync."`
+	Discard  string      `json:"discard,omitempty" yaml:"discard,omitempty" enum:"unmap,ignore" doc:"Pass the guest's discards (TRIM) down to the file (default unmap)."`
+	IOThread int         `json:"iothread,omitempty" yaml:"iothread,omitempty" doc:"Run the disk's I/O in this I/O thread, 1 to iothreads."`
+	Limits   *DiskLimits `json:"limits,omitempty" yaml:"limits,omitempty" doc:"I/O limits (change live)."`
 }
 
 // CloudInit is what the guest's cloud-init gets on its NoCloud seed.
@@ -97,6 +115,8 @@ type VM struct {
 	Adopted bool `json:"adopted,omitempty" doc:"A libvirt domain godwit took under management (vm adopt): godwit never rewrites its definition; release hands it back."`
 	// Kept is what the spec does not express of an adopted domain.
 	Kept []string `json:"kept,omitempty" doc:"What the spec does not express of an adopted domain, left in it as it is: XML, one element or device each."`
+	// CPU is the CPU the guest gets (tuning.go).
+	CPU string `json:"cpu,omitempty" doc:"The CPU the guest gets: the spec's cpu.mode as it applies under this host's accelerator (under TCG, host-model and host-passthrough become QEMU's max CPU)."`
 }
 
 // VMDisk is a disk as created on the host.
@@ -150,4 +170,5 @@ type ApplyResult struct {
 	VM      VM       `json:"vm"`
 	Created bool     `json:"created,omitempty"`
 	Changes []string `json:"changes" doc:"What changed, one line each; empty when nothing did."`
+	Live    []string `json:"live,omitempty" doc:"The changes made to the running VM at once (the rest were made to its definition: a stopped VM gets them at its next start)."`
 }

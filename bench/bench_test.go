@@ -125,3 +125,16 @@ func TestRegistry(t *testing.T) {
 	}()
 	Register(Benchmark{Name: "zz-fake", Run: func(context.Context, *Env) ([]Result, error) { return nil, nil }})
 }
+
+func TestDiskTuningParse(t *testing.T) {
+	got, err := dtParse(strings.NewReader("tick 1\nIOBENCH seq-write 64 10.00 12.00\nIOBENCH rand-read-4k 256 12.0 14.0\nIOBENCH-DONE\n"))
+	if err != nil || got["seq-write"] != 32 || got["rand-read-4k"] != 128 {
+		t.Fatalf("dtParse = %v, %v", got, err)
+	}
+	if _, err := dtParse(strings.NewReader("IOBENCH seq-read 64 3 3\n")); err == nil {
+		t.Fatal("a workload that took no time: no error")
+	}
+	if _, err := dtParse(strings.NewReader("tick 1\n")); err == nil {
+		t.Fatal("no IOBENCH-DONE: no error")
+	}
+}

@@ -221,6 +221,14 @@ func (c *Client) ApplyVM(ctx context.Context, spec api.VMSpec, opts CreateOption
 	return out, err
 }
 
+// SetVM changes some settings of a VM, live where QEMU can (vm set); the
+// operation's result is an api.ApplyResult.
+func (c *Client) SetVM(ctx context.Context, name string, set api.VMSet) (api.Operation, error) {
+	var out api.Operation
+	err := c.do(ctx, http.MethodPost, "/v1/vms/"+url.PathEscape(name)+"/set", nil, set, &out)
+	return out, err
+}
+
 // DeleteOptions tune DeleteVM.
 type DeleteOptions struct {
 	KeepDisks bool

@@ -26,7 +26,7 @@ The daemons then trust each other's certificate authority and talk over
 mutual TLS; libvirtd never listens on the network.`,
 	}
 	cmd.AddCommand(hostListCmd(g), hostAddCmd(g), hostRemoveCmd(g), hostTokenCmd(g), hostEvacuateCmd(g))
-	cmd.AddCommand(hostCheckCmd(g))
+	cmd.AddCommand(hostCheckCmd(g), hostTuneCmd(g))
 	cmd.AddCommand(&cobra.Command{
 		Use:   "show",
 		Short: "Show this host: libvirt, accelerator, resources, warnings",

@@ -188,17 +188,7 @@ cannot be reached). The same checks are metrics (godwit_check_status).`,
 				}
 				rep.Checks, rep.Status = kept, api.WorstStatus(kept)
 			}
-			if g.output != "table" {
-				if err := printValue(g.out, g.output, rep); err != nil {
-					return err
-				}
-			} else {
-				printChecks(g.out, rep)
-			}
-			if code := api.CheckSeverity(rep.Status); code != 0 {
-				return exitCode{code: code}
-			}
-			return nil
+			return checkReport(g, rep, rep.Status, func(w io.Writer) { printChecks(w, rep) })
 		},
 	}
 	cmd.Flags().StringSliceVar(&only, "only", nil, "run only these checks (repeat or comma-separate)")
@@ -207,6 +197,22 @@ cannot be reached). The same checks are metrics (godwit_check_status).`,
 }
 
 // printChecks prints a Nagios-style first line, then one line per check.
+// checkReport prints a report of checks (as a table, or as -o asks) and
+// exits as a Nagios/Sensu plugin: 0 ok, 1 warning, 2 critical.
+func checkReport(g *globals, rep any, status string, tableOut func(io.Writer)) error {
+	if g.output != "table" {
+		if err := printValue(g.out, g.output, rep); err != nil {
+			return err
+		}
+	} else {
+		tableOut(g.out)
+	}
+	if code := api.CheckSeverity(status); code != 0 {
+		return exitCode{code: code}
+	}
+	return nil
+}
+
 func printChecks(w io.Writer, rep api.HealthReport) {
 	var bad []string
 	for _, ch := range rep.Checks {

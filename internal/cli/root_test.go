@@ -35,7 +35,7 @@ func TestExitCodes(t *testing.T) {
 		{"bad flag value", []string{"vm", "stop", "--timeout", "soon", "web1"}, ExitUsage, "soon"},
 		{"unknown command", []string{"frobnicate"}, ExitUsage, `unknown command "frobnicate"`},
 		{"unknown subcommand", []string{"vm", "frobnicate"}, ExitUsage, `unknown command "frobnicate" for "godwit vm"`},
-		{"misspelt subcommand", []string{"vm", "stp", "web1"}, ExitUsage, "did you mean stop?"},
+		{"misspelt subcommand", []string{"vm", "stp", "web1"}, ExitUsage, "or stop?"},
 		{"daemon unreachable", []string{"--socket", missing, "vm", "list"}, ExitError, "cannot reach the godwit daemon at " + missing},
 		{"daemon unreachable for an action", []string{"--socket", missing, "vm", "start", "web1"}, ExitError, "cannot reach the godwit daemon"},
 		{"missing spec file", []string{"--socket", missing, "vm", "create", "-f", filepath.Join(t.TempDir(), "nope.yaml")}, ExitError, "nope.yaml"},

@@ -57,7 +57,7 @@ func readInput(path string, stdin io.Reader) ([]byte, error) {
 }
 
 // sizeFields are the spec's fields that hold a size.
-var sizeFields = map[string]bool{"memory": true, "size": true}
+var sizeFields = map[string]bool{"memory": true, "size": true, "maxMemory": true, "readBytes": true, "writeBytes": true}
 
 // checkSizes parses every size in the document first, so that a bad one is
 // reported with its field and line (the decoder reports neither).
@@ -111,6 +111,10 @@ var (
 		"[]api.NIC": "a list of NICs", "api.NIC": "a NIC (a mapping of fields)",
 		"api.NetworkSpec": "a network spec (a mapping of fields)", "api.DHCP": "a mapping of fields",
 		"[]api.DHCPHost": "a list of static leases", "api.DHCPHost": "a static lease (a mapping of fields)",
+		"api.CPUTuning": "a mapping of fields", "[]api.CPUPin": "a list of pins", "api.CPUPin": "a pin (a mapping of vcpu and hostCpus)",
+		"api.Hugepages": "a mapping of fields", "api.NUMA": "a mapping of fields", "[]api.NUMANode": "a list of NUMA nodes",
+		"api.NUMANode": "a NUMA node (a mapping of fields)", "api.Watchdog": "a mapping of fields", "api.RNG": "a mapping of fields",
+		"[]api.Share": "a list of shares", "api.Share": "a share (a mapping of source and tag)", "api.DiskLimits": "a mapping of limits",
 	}
 )
 

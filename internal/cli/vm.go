@@ -43,7 +43,7 @@ the VM is deleted); otherwise a blank disk. cloudInit goes to the guest on
 a NoCloud seed CD-ROM. Unknown fields are errors.`,
 	}
 	cmd.AddCommand(vmCreateCmd(g), vmListCmd(g), vmShowCmd(g), vmStartCmd(g), vmStopCmd(g), vmKillCmd(g),
-		vmRebootCmd(g), vmPauseCmd(g), vmResumeCmd(g), vmDeleteCmd(g), vmConsoleCmd(g), vmApplyCmd(g), vmAdoptCmd(g), vmReleaseCmd(g))
+		vmRebootCmd(g), vmPauseCmd(g), vmResumeCmd(g), vmDeleteCmd(g), vmConsoleCmd(g), vmApplyCmd(g), vmSetCmd(g), vmAdoptCmd(g), vmReleaseCmd(g))
 	cmd.AddCommand(vmNICCmd(g))
 	cmd.AddCommand(vmDiskCmd(g))
 	return cmd
@@ -177,10 +177,15 @@ func vmApplyCmd(g *globals) *cobra.Command {
 		Use:   "apply -f SPEC.yaml",
 		Short: "Make a VM match a spec: create it, or apply what changed",
 		Long: `Apply compares the spec with the VM and changes what differs. Labels and
-autostart change at any time; CPUs, memory, boot, console, disks (added
-at the end, or grown) and NICs need the VM stopped, and apply says so when
-it runs ('godwit vm nic attach|detach' changes NICs of a running VM). Apply
-never removes or shrinks a disk. A VM that does not exist is created.`,
+autostart change at any time. On a running VM, what QEMU can change live
+is changed live (and in the definition), as vm set does: memory up to
+maxMemory (balloon), more CPUs up to maxCpus (hot-add), vCPU and emulator
+pinning, disk I/O limits; apply says which changes were live. The rest
+(boot, console, disks added at the end or grown, NICs, CPU model and
+topology, hugepages, NUMA...) waits for a restart: apply refuses it while
+the VM runs and says which changes those are ('godwit vm nic
+attach|detach' changes NICs of a running VM). Apply never removes or
+shrinks a disk. A VM that does not exist is created.`,
 		Args: exactArgs(0, "no arguments (the spec comes with -f)"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if file == "" {
@@ -200,22 +205,7 @@ never removes or shrinks a disk. A VM that does not exist is created.`,
 				fmt.Fprintf(g.out, "vm %s created\n", spec.Name)
 				return nil
 			}
-			var res api.ApplyResult
-			if err := decodeResult(final, &res); err != nil {
-				return err
-			}
-			if g.output != "table" {
-				return printValue(g.out, g.output, res)
-			}
-			if len(res.Changes) == 0 {
-				fmt.Fprintf(g.out, "vm %s: nothing to change\n", spec.Name)
-				return nil
-			}
-			fmt.Fprintf(g.out, "vm %s:\n", spec.Name)
-			for _, ch := range res.Changes {
-				fmt.Fprintf(g.out, "  %s\n", ch)
-			}
-			return nil
+			return printApplyResult(g, spec.Name, final)
 		},
 	}
 	cmd.Flags().StringVarP(&file, "file", "f", "", "the VM spec (YAML or JSON), - for stdin")
@@ -288,6 +278,7 @@ func showVM(w io.Writer, v api.VM) error {
 	default:
 		kv = append(kv, [2]string{"Boot", "BIOS from the first disk"})
 	}
+	kv = append(kv, tuningFields(v)...)
 	kv = append(kv, [2]string{"Autostart", fmt.Sprint(s.Autostart)}, [2]string{"Console log", orDash(v.ConsoleLog)})
 	if ci := s.CloudInit; ci != nil {
 		host := ci.Hostname

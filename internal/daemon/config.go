@@ -42,11 +42,14 @@ type Config struct {
 	// Listen, when set, also serves the API over TCP with TLS.
 	Listen string `yaml:"listen,omitempty"`
 	// Advertise is the URL peers reach this daemon at (default: from Listen).
-	Advertise string  `yaml:"advertise,omitempty"`
-	Libvirt   string  `yaml:"libvirt,omitempty"`
-	Accel     string  `yaml:"accel,omitempty"`
-	Pool      Pool    `yaml:"pool,omitempty"`
-	Network   Network `yaml:"network,omitempty"`
+	Advertise string `yaml:"advertise,omitempty"`
+	Libvirt   string `yaml:"libvirt,omitempty"`
+	Accel     string `yaml:"accel,omitempty"`
+	// TuneRoot is where host tune reads and writes /proc, /sys and /etc
+	// (default /; tests give a directory tree).
+	TuneRoot string  `yaml:"tuneRoot,omitempty"`
+	Pool     Pool    `yaml:"pool,omitempty"`
+	Network  Network `yaml:"network,omitempty"`
 	// LibvirtTimeout bounds one libvirt call (default 2m).
 	LibvirtTimeout time.Duration `yaml:"libvirtTimeout,omitempty"`
 	// QEMUTLSDir is where godwit puts the x509 files QEMU's native TLS uses

@@ -94,6 +94,16 @@ func (d *Daemon) applyVM(ctx context.Context, in *applyInput) (*opOutput, error)
 	return &opOutput{o}, nil
 }
 
+type setInput struct {
+	Name string `path:"name" doc:"VM name"`
+	Body api.VMSet
+}
+
+// setVM is vm set: a change made through apply, live where QEMU can.
+func (d *Daemon) setVM(ctx context.Context, in *setInput) (*opOutput, error) {
+	return d.opAction(ctx, func() (api.Operation, error) { return d.vms.Set(ctx, in.Name, in.Body) })
+}
+
 type deleteInput struct {
 	Name      string `path:"name" doc:"VM name"`
 	KeepDisks bool   `query:"keepDisks" doc:"Keep the VM's disk volumes."`

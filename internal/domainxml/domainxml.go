@@ -43,6 +43,10 @@ type Disk struct {
 	Path   string // a file, or a block device under /dev (LVM volumes)
 	Format string // qcow2 or raw
 	Target string // vda, vdb...
+	// Tuning from the spec's disk (tuning.go); empty: godwit's defaults.
+	Cache, IO, Discard string
+	IOThread           int
+	Limits             *api.DiskLimits
 }
 
 type step struct {
@@ -54,7 +58,12 @@ type step struct {
 var steps = []step{
 	{"basics", basics},
 	{"cpu", cpu},
+	{"cpu layout", cpuLayout},
+	{"cputune", cputune},
 	{"memory", memory},
+	{"numatune", numatune},
+	{"memory backing", memoryBacking},
+	{"iothreads", iothreads},
 	{"boot", boot},
 	{"features", features},
 	{"disks", disks},
@@ -62,6 +71,7 @@ var steps = []step{
 	{"seed", seed},
 	{"console", console},
 	{"devices", devices},
+	{"tuned devices", tuneDevices},
 	{"metadata", metadata},
 }
 
@@ -98,18 +108,20 @@ func basics(in *Input, d *libvirtxml.Domain) error {
 }
 
 func cpu(in *Input, d *libvirtxml.Domain) error {
-	d.VCPU = &libvirtxml.DomainVCPU{Placement: "static", Value: uint(in.Spec.CPUs)}
-	if in.VirtType == "kvm" {
-		// host-model keeps the guest migratable between similar hosts.
-		d.CPU = &libvirtxml.DomainCPU{Mode: "host-model"}
+	d.VCPU = &libvirtxml.DomainVCPU{Placement: "static", Value: uint(api.MaxCPUsOf(in.Spec))}
+	if in.Spec.MaxCPUs > in.Spec.CPUs {
+		// The rest are hot-added later (vm set --cpus).
+		d.VCPU.Current = uint(in.Spec.CPUs)
 	}
+	d.CPU = cpuModel(in)
 	return nil
 }
 
 func memory(in *Input, d *libvirtxml.Domain) error {
-	kib := uint(in.Spec.Memory / api.KiB)
-	d.Memory = &libvirtxml.DomainMemory{Value: kib, Unit: "KiB"}
-	d.CurrentMemory = &libvirtxml.DomainCurrentMemory{Value: kib, Unit: "KiB"}
+	// <memory> is the most the guest can have; the balloon gives back
+	// what is above currentMemory.
+	d.Memory = &libvirtxml.DomainMemory{Value: uint(api.MaxMemoryOf(in.Spec) / api.KiB), Unit: "KiB"}
+	d.CurrentMemory = &libvirtxml.DomainCurrentMemory{Value: uint(in.Spec.Memory / api.KiB), Unit: "KiB"}
 	return nil
 }
 
@@ -160,7 +172,7 @@ func DiskDevice(disk Disk) (libvirtxml.DomainDisk, error) {
 	if strings.HasPrefix(disk.Path, "/dev/") {
 		src = &libvirtxml.DomainDiskSource{Block: &libvirtxml.DomainDiskSourceBlock{Dev: disk.Path}}
 	}
-	return libvirtxml.DomainDisk{
+	dev := libvirtxml.DomainDisk{
 		Device: "disk",
 		// cache=none: the page cache is not shared between hosts, so
 		// migration with shared storage is only safe without it.
@@ -168,7 +180,9 @@ func DiskDevice(disk Disk) (libvirtxml.DomainDisk, error) {
 		Source: src,
 		Target: &libvirtxml.DomainDiskTarget{Dev: disk.Target, Bus: "virtio"},
 		Serial: disk.Name,
-	}, nil
+	}
+	diskTuning(disk, &dev)
+	return dev, nil
 }
 
 // DiskXML is DiskDevice as XML, for hot-plug.

@@ -13,6 +13,7 @@ type NIC struct {
 	Network string // the libvirt network's name
 	MAC     string
 	Model   string // virtio, e1000, e1000e, rtl8139
+	Queues  int    // virtio multiqueue; 0 or 1: one queue
 }
 
 // Interface returns the libvirt interface of a NIC, as the domain holds it
@@ -25,11 +26,13 @@ func Interface(n NIC) (libvirtxml.DomainInterface, error) {
 	if model == "" {
 		model = "virtio"
 	}
-	return libvirtxml.DomainInterface{
+	i := libvirtxml.DomainInterface{
 		MAC:    &libvirtxml.DomainInterfaceMAC{Address: n.MAC},
 		Source: &libvirtxml.DomainInterfaceSource{Network: &libvirtxml.DomainInterfaceSourceNetwork{Network: n.Network}},
 		Model:  &libvirtxml.DomainInterfaceModel{Type: model},
-	}, nil
+	}
+	nicQueues(n, &i)
+	return i, nil
 }
 
 // InterfaceXML is Interface as XML, for attaching and detaching.

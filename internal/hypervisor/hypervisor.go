@@ -205,6 +205,8 @@ type HostInfo struct {
 	VirtTypes []string
 	// MaxVCPUs is the most vCPUs one domain may have.
 	MaxVCPUs int
+	// NUMANodes is the host's number of NUMA nodes (0: not known).
+	NUMANodes int
 	// QEMU is who QEMU processes run as (libvirt's DAC base label, from
 	// qemu.conf's user and group); nil when libvirt does not say.
 	QEMU *DACLabel
@@ -238,6 +240,7 @@ type Hypervisor interface {
 	Migrator
 	Backups
 	Snapshots
+	Tuning
 }
 
 // Checkpoint is a libvirt checkpoint of a domain (dirty bitmaps in its

@@ -31,12 +31,7 @@ func (d diff) changes() []string {
 // disks holds the current disks as created (their real sizes).
 func compare(old, new api.VMSpec, disks []api.VMDisk) diff {
 	d := diff{growDisks: map[string]api.Size{}}
-	if old.CPUs != new.CPUs {
-		d.offline = append(d.offline, fmt.Sprintf("cpus: %d -> %d", old.CPUs, new.CPUs))
-	}
-	if old.Memory != new.Memory {
-		d.offline = append(d.offline, fmt.Sprintf("memory: %s -> %s", old.Memory, new.Memory))
-	}
+	// cpus, memory and the rest of the tuning: compareTuning.
 	if !reflect.DeepEqual(old.Boot, new.Boot) {
 		d.offline = append(d.offline, "boot: changed")
 	}
@@ -128,8 +123,9 @@ type applyPlan struct {
 	newDisks []resolvedDisk
 	boot     plannedBoot
 	virtType string
-	nics     []nicRecord // the NICs after apply, when they change
-	release  func()      // lets go of the NICs' networks
+	nics     []nicRecord  // the NICs after apply, when they change
+	release  func()       // lets go of the NICs' networks
+	live     []liveChange // made to the running VM (tuning)
 }
 
 func (s *Service) planApply(ctx context.Context, spec api.VMSpec) (applyPlan, error) {
@@ -155,16 +151,41 @@ func (s *Service) planApply(ctx context.Context, spec api.VMSpec) (applyPlan, er
 	if len(p.diff.refused) > 0 {
 		return p, api.Conflict("vm %s: %s", spec.Name, strings.Join(p.diff.refused, "; "))
 	}
+	host, err := s.hv.HostInfo(ctx)
+	if err != nil {
+		return p, mapHypervisorError(err)
+	}
+	td := s.compareTuning(spec.Name, rec.Spec, spec, rec.Disks, host.CPUs)
+	p.diff.offline = append(p.diff.offline, td.offline...)
+	if p.active {
+		p.live = td.live
+	} else {
+		for _, c := range td.live {
+			p.diff.offline = append(p.diff.offline, c.what) // the redefine makes them
+		}
+	}
 	if p.active && len(p.diff.offline) > 0 {
-		return p, api.Conflict("vm %s is %s; these changes need it stopped (godwit vm stop %s, then apply again): %s",
+		var could []string
+		for _, c := range p.live {
+			could = append(could, c.what)
+		}
+		msg := fmt.Sprintf("vm %s is %s; these changes need it stopped, as they wait for a restart (godwit vm stop %s, then apply again): %s",
 			spec.Name, stateOf(d), spec.Name, strings.Join(p.diff.offline, "; "))
+		if len(could) > 0 {
+			msg += "; these would be made live: " + strings.Join(could, "; ")
+		}
+		return p, api.Conflict("%s", msg)
+	}
+	if len(p.live) > 0 {
+		if err := s.hostTuning(spec, host, false); err != nil {
+			return p, err
+		}
 	}
 	if len(p.diff.offline) > 0 {
-		host, err := s.hv.HostInfo(ctx)
-		if err != nil {
-			return p, mapHypervisorError(err)
-		}
 		if err := hostLimits(spec, host); err != nil {
+			return p, err
+		}
+		if err := s.hostTuning(spec, host, true); err != nil {
 			return p, err
 		}
 		if p.newDisks, err = s.resolveDisks(ctx, spec.Name, p.diff.newDisks); err != nil {
@@ -195,6 +216,10 @@ func (s *Service) planApply(ctx context.Context, spec api.VMSpec) (applyPlan, er
 
 func (s *Service) apply(ctx context.Context, o *ops.Op, p applyPlan) error {
 	result := api.ApplyResult{Changes: p.diff.changes()}
+	for _, c := range p.live {
+		result.Changes = append(result.Changes, c.what)
+		result.Live = append(result.Live, c.what)
+	}
 	if len(result.Changes) == 0 {
 		o.Progress("nothing to change", 0, 0, "")
 		vm, err := s.Get(ctx, p.spec.Name)
@@ -263,6 +288,17 @@ func (s *Service) apply(ctx context.Context, o *ops.Op, p applyPlan) error {
 			return opError("redefine", rec.Name, err)
 		}
 		r.Add(func() { _, _ = s.hv.Define(undo, oldXML) })
+	}
+	for _, c := range p.live {
+		o.Progress("live: "+c.what, 0, 0, "")
+		if err := c.do(ctx); err != nil {
+			return opError("change live ("+c.what+")", rec.Name, err)
+		}
+		r.Add(func() {
+			if err := c.undo(undo); err != nil {
+				s.log.Error("revert apply: undo a live change", "vm", rec.Name, "change", c.what, "err", err)
+			}
+		})
 	}
 	if p.rec.Spec.Autostart != p.spec.Autostart {
 		if err := s.hv.SetAutostart(ctx, rec.Name, p.spec.Autostart); err != nil {

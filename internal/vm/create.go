@@ -76,6 +76,9 @@ func (s *Service) planCreate(ctx context.Context, spec api.VMSpec) (createPlan, 
 	if err := hostLimits(spec, host); err != nil {
 		return createPlan{}, err
 	}
+	if err := s.hostTuning(spec, host, true); err != nil {
+		return createPlan{}, err
+	}
 	boot, err := s.planBoot(ctx, spec.Boot, host.QEMU)
 	if err != nil {
 		return createPlan{}, err
@@ -213,7 +216,12 @@ func (s *Service) domainXML(rec record, virtType string) (string, error) {
 		in.Spec.Boot = rec.Boot
 	}
 	for _, d := range rec.Disks {
-		in.Disks = append(in.Disks, domainDisk(d))
+		in.Disks = append(in.Disks, tunedDisk(domainDisk(d), rec.Spec))
+	}
+	for i := range in.NICs {
+		if i < len(rec.Spec.NICs) {
+			in.NICs[i].Queues = rec.Spec.NICs[i].Queues
+		}
 	}
 	return domainxml.Marshal(in)
 }

@@ -91,6 +91,9 @@ type Config struct {
 	// BootFiles keeps the copies of the kernels and initrds VMs boot (nil:
 	// VMs boot the spec's files in place).
 	BootFiles *image.BootFiles
+	// Probe tells free huge pages and whether virtiofsd exists (nil:
+	// the host's own files).
+	Probe HostProbe
 }
 
 // Images resolves catalog image names (internal/image's Catalog).
@@ -316,6 +319,11 @@ func (s *Service) Get(ctx context.Context, name string) (api.VM, error) {
 	}
 	v := s.view(r, d, true)
 	s.addressesOne(ctx, &v, r)
+	if s.cfg.VirtType != nil && !r.Adopted {
+		if vt, err := s.cfg.VirtType(ctx); err == nil {
+			v.CPU = CPUApplies(r.Spec, vt)
+		}
+	}
 	return v, nil
 }
 

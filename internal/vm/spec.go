@@ -70,6 +70,7 @@ func Normalize(s *api.VMSpec) {
 	for i := range s.NICs {
 		normalizeNIC(&s.NICs[i])
 	}
+	normalizeTuning(s)
 }
 
 // ConsoleLogged reports whether the spec keeps a console log (default yes).
@@ -122,6 +123,9 @@ func ValidateStatic(s api.VMSpec) error {
 		return err
 	}
 	if err := cloudinit.Validate(s.CloudInit); err != nil {
+		return err
+	}
+	if err := validateTuning(s); err != nil {
 		return err
 	}
 	if (s.Boot == nil || (s.Boot.Kernel == "" && s.Boot.Image == "")) && len(s.Disks) == 0 {

@@ -37,7 +37,7 @@ cp "$file_bb" root/bin/busybox
 for m in drivers/virtio/virtio_ring drivers/virtio/virtio drivers/virtio/virtio_pci_legacy_dev \
 	drivers/virtio/virtio_pci_modern_dev drivers/virtio/virtio_pci drivers/block/virtio_blk \
 	net/core/failover drivers/net/net_failover drivers/net/virtio_net \
-	drivers/acpi/button drivers/input/evdev; do
+	drivers/acpi/button drivers/input/evdev drivers/virtio/virtio_balloon fs/fuse/fuse fs/fuse/virtiofs; do
 	f=$mods/$m.ko
 	[ -f "$f" ] || f=$(ls "$f".* 2>/dev/null | head -1)
 	[ -n "$f" ] && [ -f "$f" ] || { echo "guest: module $m missing in $pkg" >&2; exit 1; }

@@ -282,6 +282,49 @@ class Boot(Model):
 
 
 @dataclass(kw_only=True)
+class CPUPin(Model):
+    """The CPUPin wire type."""
+    host_cpus: str
+    """Host CPUs as a list: 1, 0-3, 0,2. Example: "1"."""
+    vcpu: int
+    """The vCPU, from 0."""
+
+    _fields = (
+        ("host_cpus", "hostCpus", "str"),
+        ("vcpu", "vcpu", "int"),
+    )
+
+
+@dataclass(kw_only=True)
+class CPUTuning(Model):
+    """The CPUTuning wire type."""
+    cores: Optional[int] = None
+    """Topology: cores per socket."""
+    emulator_pin: Optional[str] = None
+    """Host CPUs QEMU's emulator threads run on, as a CPU list (changes live). Example: "0"."""
+    mode: Optional[str] = None
+    """host-passthrough: the host's CPU as it is (KVM only; not migratable between different CPUs); host-model: the closest named model with the host's features; custom: model. Default: host-model under KVM, QEMU's default CPU under TCG. Under TCG, host-passthrough and host-model become QEMU's 'max' CPU (every feature TCG emulates). One of: 'host-passthrough', 'host-model', 'custom'."""
+    model: Optional[str] = None
+    """A named CPU model (mode custom, implied when set), e.g. Skylake-Client or qemu64. Example: "qemu64"."""
+    pin: Optional[list[CPUPin]] = None
+    """Pin vCPUs to host CPUs (changes live)."""
+    sockets: Optional[int] = None
+    """Topology: sockets; sockets x cores x threads must be maxCpus (or cpus)."""
+    threads: Optional[int] = None
+    """Topology: threads per core."""
+
+    _fields = (
+        ("cores", "cores", "int"),
+        ("emulator_pin", "emulatorPin", "str"),
+        ("mode", "mode", "str"),
+        ("model", "model", "str"),
+        ("pin", "pin", "[CPUPin]"),
+        ("sockets", "sockets", "int"),
+        ("threads", "threads", "int"),
+    )
+
+
+@dataclass(kw_only=True)
 class CertRequest(Model):
     """The CertRequest wire type."""
     name: str
@@ -598,10 +641,20 @@ class Disk(Model):
     """The Disk wire type."""
     name: str
     """Disk name, unique in the VM. Example: "root"."""
+    cache: Optional[str] = None
+    """Host page cache use (default none, which migration with shared storage needs). One of: 'none', 'writeback', 'writethrough', 'directsync', 'unsafe'."""
     clone: Optional[str] = None
     """overlay (default): a copy-on-write overlay on the image; full: an independent copy. One of: 'overlay', 'full'."""
+    discard: Optional[str] = None
+    """Pass the guest's discards (TRIM) down to the file (default unmap). One of: 'unmap', 'ignore'."""
     image: Optional[str] = None
     """A catalog image name, or the absolute path of an image file (qcow2 or raw)."""
+    io: Optional[str] = None
+    """How QEMU does the I/O (default: QEMU's, threads); native needs cache none or directsync. One of: 'native', 'threads', 'io_uring'."""
+    iothread: Optional[int] = None
+    """Run the disk's I/O in this I/O thread, 1 to iothreads."""
+    limits: Optional[DiskLimits] = None
+    """I/O limits (change live)."""
     size: Optional[str] = None
     """Virtual size; for an image disk at least the image's size (default: the image's)."""
     volume: Optional[str] = None
@@ -609,8 +662,13 @@ class Disk(Model):
 
     _fields = (
         ("name", "name", "str"),
+        ("cache", "cache", "str"),
         ("clone", "clone", "str"),
+        ("discard", "discard", "str"),
         ("image", "image", "str"),
+        ("io", "io", "str"),
+        ("iothread", "iothread", "int"),
+        ("limits", "limits", "DiskLimits"),
         ("size", "size", "str"),
         ("volume", "volume", "str"),
     )
@@ -627,6 +685,26 @@ class DiskAttach(Model):
     _fields = (
         ("volume", "volume", "str"),
         ("name", "name", "str"),
+    )
+
+
+@dataclass(kw_only=True)
+class DiskLimits(Model):
+    """The DiskLimits wire type."""
+    read_bytes: Optional[str] = None
+    """Read bytes per second. Example: "50MiB"."""
+    read_iops: Optional[int] = None
+    """Read operations per second."""
+    write_bytes: Optional[str] = None
+    """Written bytes per second. Example: "50MiB"."""
+    write_iops: Optional[int] = None
+    """Write operations per second."""
+
+    _fields = (
+        ("read_bytes", "readBytes", "str"),
+        ("read_iops", "readIops", "int"),
+        ("write_bytes", "writeBytes", "str"),
+        ("write_iops", "writeIops", "int"),
     )
 
 
@@ -804,6 +882,20 @@ class Host(Model):
         ("cpu_model", "cpuModel", "str"),
         ("url", "url", "str"),
         ("warnings", "warnings", "[str]"),
+    )
+
+
+@dataclass(kw_only=True)
+class Hugepages(Model):
+    """The Hugepages wire type."""
+    reserved: Optional[bool] = None
+    """The pages must be reserved on the host beforehand (default true): create and start refuse when the host's pool has too few free pages. false: the host grows its pool on demand (vm.nr_overcommit_hugepages)."""
+    size: Optional[str] = None
+    """Page size: 2MiB (default) or 1GiB. Example: "2MiB"."""
+
+    _fields = (
+        ("reserved", "reserved", "bool"),
+        ("size", "size", "str"),
     )
 
 
@@ -1144,11 +1236,14 @@ class NIC(Model):
     """MAC address (default: a random one in 52:54:00, QEMU's range). Example: "52:54:00:12:34:56"."""
     model: Optional[str] = None
     """Device model (default virtio). One of: 'virtio', 'e1000', 'e1000e', 'rtl8139'."""
+    queues: Optional[int] = None
+    """virtio multiqueue: queue pairs, at most the vCPUs (default 1)."""
 
     _fields = (
         ("network", "network", "str"),
         ("mac", "mac", "str"),
         ("model", "model", "str"),
+        ("queues", "queues", "int"),
     )
 
 
@@ -1167,6 +1262,34 @@ class NICStats(Model):
         ("rx_packets", "rxPackets", "int"),
         ("tx_bytes", "txBytes", "int"),
         ("tx_packets", "txPackets", "int"),
+    )
+
+
+@dataclass(kw_only=True)
+class NUMA(Model):
+    """The NUMA wire type."""
+    nodes: Optional[list[NUMANode]] = None
+    """Guest NUMA nodes: their vCPUs together are every vCPU up to maxCpus, their memory adds up to maxMemory (or memory)."""
+
+    _fields = (
+        ("nodes", "nodes", "[NUMANode]"),
+    )
+
+
+@dataclass(kw_only=True)
+class NUMANode(Model):
+    """The NUMANode wire type."""
+    cpus: str
+    """The node's vCPUs as a list. Example: "0-1"."""
+    memory: str
+    """The node's memory. Example: "512MiB"."""
+    host_nodes: Optional[str] = None
+    """Host NUMA nodes the node's memory must come from (strict), as a list. Example: "0"."""
+
+    _fields = (
+        ("cpus", "cpus", "str"),
+        ("memory", "memory", "str"),
+        ("host_nodes", "hostNodes", "str"),
     )
 
 
@@ -1589,6 +1712,20 @@ class PruneRequest(Model):
 
 
 @dataclass(kw_only=True)
+class RNG(Model):
+    """The RNG wire type."""
+    bytes_per_second: Optional[int] = None
+    """Limit on what the guest may draw, bytes per second (default: no limit)."""
+    source: Optional[str] = None
+    """Host entropy source (default /dev/urandom); none: no RNG device. One of: '/dev/urandom', '/dev/random', 'none'."""
+
+    _fields = (
+        ("bytes_per_second", "bytesPerSecond", "int"),
+        ("source", "source", "str"),
+    )
+
+
+@dataclass(kw_only=True)
 class ReadyOutputBody(Model):
     """The ReadyOutputBody wire type."""
     status: str
@@ -1633,6 +1770,20 @@ class ScheduleRequest(Model):
         ("keep_daily", "keepDaily", "int"),
         ("keep_last", "keepLast", "int"),
         ("keep_weekly", "keepWeekly", "int"),
+    )
+
+
+@dataclass(kw_only=True)
+class Share(Model):
+    """The Share wire type."""
+    source: str
+    """Absolute path of the host directory. Example: "/srv/data"."""
+    tag: str
+    """Name the guest mounts it by. Example: "data"."""
+
+    _fields = (
+        ("source", "source", "str"),
+        ("tag", "tag", "str"),
     )
 
 
@@ -1804,6 +1955,98 @@ class Transfer(Model):
 
 
 @dataclass(kw_only=True)
+class TuneChange(Model):
+    """The TuneChange wire type."""
+    from_: str
+    name: str
+    path: str
+    """The file written."""
+    to: str
+
+    _fields = (
+        ("from_", "from", "str"),
+        ("name", "name", "str"),
+        ("path", "path", "str"),
+        ("to", "to", "str"),
+    )
+
+
+@dataclass(kw_only=True)
+class TuneItem(Model):
+    """The TuneItem wire type."""
+    current: str
+    """Its value now (absent: the host does not have it). Example: "60"."""
+    name: str
+    """The setting, e.g. vm.swappiness, ksm, kvm. Example: "vm.swappiness"."""
+    recommended: str
+    """What the profile wants. Example: "10"."""
+    status: str
+    """ok: as recommended (or it does not apply); warning: VMs run, less well; critical: VMs cannot run as they should. One of: 'ok', 'warning', 'critical'."""
+    why: str
+    """Why the recommendation, and what the current value means here."""
+    path: Optional[str] = None
+    """The /proc or /sys file apply writes; absent for what only the admin can change (BIOS, kernel command line, packages)."""
+
+    _fields = (
+        ("current", "current", "str"),
+        ("name", "name", "str"),
+        ("recommended", "recommended", "str"),
+        ("status", "status", "str"),
+        ("why", "why", "str"),
+        ("path", "path", "str"),
+    )
+
+
+@dataclass(kw_only=True)
+class TuneReport(Model):
+    """The TuneReport wire type."""
+    items: Optional[list[TuneItem]] = None
+    profile: str
+    """Example: "virtual-host"."""
+    status: str
+    """The worst status of the items. One of: 'ok', 'warning', 'critical'."""
+
+    _fields = (
+        ("items", "items", "[TuneItem]"),
+        ("profile", "profile", "str"),
+        ("status", "status", "str"),
+    )
+
+
+@dataclass(kw_only=True)
+class TuneRequest(Model):
+    """The TuneRequest wire type."""
+    dry_run: Optional[bool] = None
+    """Only say what would change."""
+    persist: Optional[bool] = None
+    """Also write them under /etc/sysctl.d and /etc/modules-load.d, for the next boot."""
+    profile: Optional[str] = None
+    """The profile (default virtual-host)."""
+
+    _fields = (
+        ("dry_run", "dryRun", "bool"),
+        ("persist", "persist", "bool"),
+        ("profile", "profile", "str"),
+    )
+
+
+@dataclass(kw_only=True)
+class TuneResult(Model):
+    """The TuneResult wire type."""
+    changes: Optional[list[TuneChange]] = None
+    """Settings changed, in order."""
+    dry_run: Optional[bool] = None
+    files: Optional[list[str]] = None
+    """Files written (persist) or removed (revert)."""
+
+    _fields = (
+        ("changes", "changes", "[TuneChange]"),
+        ("dry_run", "dryRun", "bool"),
+        ("files", "files", "[str]"),
+    )
+
+
+@dataclass(kw_only=True)
 class VM(Model):
     """The VM wire type."""
     managed: bool
@@ -1814,6 +2057,8 @@ class VM(Model):
     """A libvirt domain godwit took under management (vm adopt): godwit never rewrites its definition; release hands it back."""
     console_log: Optional[str] = None
     """Path of the console log on the host."""
+    cpu: Optional[str] = None
+    """The CPU the guest gets: the spec's cpu.mode as it applies under this host's accelerator (under TCG, host-model and host-passthrough become QEMU's max CPU)."""
     created_at: Optional[str] = None
     """RFC 3339 time."""
     disks: Optional[list[VMDisk]] = None
@@ -1833,6 +2078,7 @@ class VM(Model):
         ("state", "state", "str"),
         ("adopted", "adopted", "bool"),
         ("console_log", "consoleLog", "str"),
+        ("cpu", "cpu", "str"),
         ("created_at", "createdAt", "str"),
         ("disks", "disks", "[VMDisk]"),
         ("host", "host", "str"),
@@ -1907,6 +2153,29 @@ class VMNIC(Model):
 
 
 @dataclass(kw_only=True)
+class VMSet(Model):
+    """The VMSet wire type."""
+    cpus: Optional[int] = None
+    """New number of vCPUs (hot-added up to maxCpus)."""
+    disk: Optional[str] = None
+    """The disk the limits are for (default: the first disk)."""
+    limits: Optional[DiskLimits] = None
+    """The disk's new I/O limits; 0 lifts a limit."""
+    memory: Optional[str] = None
+    """New memory (the balloon's target, up to maxMemory). Example: "512MiB"."""
+    pin: Optional[list[CPUPin]] = None
+    """vCPUs to pin (replacing their earlier pinning)."""
+
+    _fields = (
+        ("cpus", "cpus", "int"),
+        ("disk", "disk", "str"),
+        ("limits", "limits", "DiskLimits"),
+        ("memory", "memory", "str"),
+        ("pin", "pin", "[CPUPin]"),
+    )
+
+
+@dataclass(kw_only=True)
 class VMSpec(Model):
     """A VM: what godwit vm create -f reads from YAML. Unknown fields are errors. Example: {"name": "web1", "cpus": 2, "memory": "1GiB", "disks": [{"name": "root", "size": "10GiB", "image": "debian-12"}, {"name": "data", "volume": "default/web1-data"}], "nics": [{"network": "default"}], "cloudInit": {"sshKeys": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTheExample user@laptop"]}, "autostart": true, "labels": {"app": "web"}}."""
     cpus: int
@@ -1917,30 +2186,60 @@ class VMSpec(Model):
     """VM name; also the libvirt domain name. Example: "web1"."""
     autostart: Optional[bool] = None
     """Start the VM when libvirtd starts."""
+    balloon: Optional[bool] = None
+    """A virtio memory balloon, which live memory changes need (default: on when maxMemory is set)."""
     boot: Optional[Boot] = None
     """Direct kernel boot or firmware; default: BIOS from the first disk."""
     cloud_init: Optional[CloudInit] = None
     """cloud-init settings, given to the guest on a NoCloud seed CD-ROM."""
     console: Optional[Console] = None
     """Serial console settings."""
+    cpu: Optional[CPUTuning] = None
+    """CPU model, topology and pinning."""
     disks: Optional[list[Disk]] = None
     """Disks in order: the first is vda."""
+    hugepages: Optional[Hugepages] = None
+    """Back the memory with the host's huge pages."""
+    iothreads: Optional[int] = None
+    """I/O threads for the disks (disks[].iothread picks one)."""
     labels: Optional[dict[str, str]] = None
     """Free-form key/value labels."""
+    max_cpus: Optional[int] = None
+    """The most vCPUs the VM can have: cpus can be raised to it live (CPU hot-add). Default: cpus."""
+    max_memory: Optional[str] = None
+    """The most memory the VM can have: memory can change live up to it through the balloon. Default: memory."""
     nics: Optional[list[NIC]] = None
     """Network interfaces in order: the first is eth0 in most guests."""
+    numa: Optional[NUMA] = None
+    """Guest NUMA nodes and their host node binding."""
+    rng: Optional[RNG] = None
+    """The entropy device."""
+    shares: Optional[list[Share]] = None
+    """Host directories shared over virtiofs (the host needs virtiofsd)."""
+    watchdog: Optional[Watchdog] = None
+    """A watchdog device."""
 
     _fields = (
         ("cpus", "cpus", "int"),
         ("memory", "memory", "str"),
         ("name", "name", "str"),
         ("autostart", "autostart", "bool"),
+        ("balloon", "balloon", "bool"),
         ("boot", "boot", "Boot"),
         ("cloud_init", "cloudInit", "CloudInit"),
         ("console", "console", "Console"),
+        ("cpu", "cpu", "CPUTuning"),
         ("disks", "disks", "[Disk]"),
+        ("hugepages", "hugepages", "Hugepages"),
+        ("iothreads", "iothreads", "int"),
         ("labels", "labels", "{str}"),
+        ("max_cpus", "maxCpus", "int"),
+        ("max_memory", "maxMemory", "str"),
         ("nics", "nics", "[NIC]"),
+        ("numa", "numa", "NUMA"),
+        ("rng", "rng", "RNG"),
+        ("shares", "shares", "[Share]"),
+        ("watchdog", "watchdog", "Watchdog"),
     )
 
 
@@ -2062,10 +2361,25 @@ class VolumeResize(Model):
     )
 
 
+@dataclass(kw_only=True)
+class Watchdog(Model):
+    """The Watchdog wire type."""
+    action: Optional[str] = None
+    """What QEMU does when it fires (default reset). One of: 'reset', 'poweroff', 'shutdown', 'pause', 'dump', 'inject-nmi', 'none'."""
+    model: Optional[str] = None
+    """Device model (default i6300esb, a PCI card every Linux has a driver for). One of: 'i6300esb', 'itco'."""
+
+    _fields = (
+        ("action", "action", "str"),
+        ("model", "model", "str"),
+    )
+
+
 # Every operation of the API by its operationId.
 ROUTES: dict[str, Route] = {
     "add-host": Route("POST", "/v1/hosts", body="PeerAdd", body_required=True, status=200, returns="Peer", content="application/json"),
     "adopt-vm": Route("POST", "/v1/vms/{name}/adopt", params=("name",), body="AdoptRequest", status=200, returns="AdoptResult", content="application/json"),
+    "apply-host-tune": Route("POST", "/v1/host/tune/apply", body="TuneRequest", body_required=True, status=200, returns="TuneResult", content="application/json"),
     "apply-vm": Route("PUT", "/v1/vms/{name}", params=("name",), query={"start": "bool"}, body="VMSpec", body_required=True, status=202, returns="Operation", content="application/json"),
     "attach-disk": Route("POST", "/v1/vms/{name}/disks", params=("name",), body="DiskAttach", body_required=True, status=200, returns="VM", content="application/json"),
     "attach-nic": Route("POST", "/v1/vms/{name}/nics", params=("name",), body="NIC", body_required=True, status=202, returns="Operation", content="application/json"),
@@ -2102,6 +2416,7 @@ ROUTES: dict[str, Route] = {
     "get-audit": Route("GET", "/v1/audit", query={"limit": "int"}, status=200, returns="AuditList", content="application/json"),
     "get-backup": Route("GET", "/v1/backups/{id}", params=("id",), status=200, returns="Backup", content="application/json"),
     "get-host": Route("GET", "/v1/host", status=200, returns="Host", content="application/json"),
+    "get-host-tune": Route("GET", "/v1/host/tune", query={"profile": "str"}, status=200, returns="TuneReport", content="application/json"),
     "get-image": Route("GET", "/v1/images/{image}", params=("image",), status=200, returns="Image", content="application/json"),
     "get-network": Route("GET", "/v1/networks/{name}", params=("name",), status=200, returns="Network", content="application/json"),
     "get-operation": Route("GET", "/v1/operations/{id}", params=("id",), status=200, returns="Operation", content="application/json"),
@@ -2141,9 +2456,11 @@ ROUTES: dict[str, Route] = {
     "resize-volume": Route("POST", "/v1/pools/{pool}/volumes/{volume}/resize", params=("pool", "volume",), body="VolumeResize", body_required=True, status=200, returns="Volume", content="application/json"),
     "restore-backup": Route("POST", "/v1/backups/{id}/restore", params=("id",), body="RestoreRequest", status=202, returns="Operation", content="application/json"),
     "resume-vm": Route("POST", "/v1/vms/{name}/resume", params=("name",), status=200, returns="VM", content="application/json"),
+    "revert-host-tune": Route("POST", "/v1/host/tune/revert", status=200, returns="TuneResult", content="application/json"),
     "revert-snapshot": Route("POST", "/v1/vms/{name}/snapshots/{snapshot}/revert", params=("name", "snapshot",), status=202, returns="Operation", content="application/json"),
     "revoke-token": Route("DELETE", "/v1/tokens/{id}", params=("id",), status=200, returns="Token", content="application/json"),
     "set-backup-schedule": Route("PUT", "/v1/vms/{name}/backup-schedule", params=("name",), body="ScheduleRequest", body_required=True, status=200, returns="BackupSchedule", content="application/json"),
+    "set-vm": Route("POST", "/v1/vms/{name}/set", params=("name",), body="VMSet", body_required=True, status=202, returns="Operation", content="application/json"),
     "start-vm": Route("POST", "/v1/vms/{name}/start", params=("name",), status=202, returns="Operation", content="application/json"),
     "stats": Route("GET", "/v1/stats", query={"vm": "str"}, status=200, returns="StatsSample", content="application/json"),
     "stop-vm": Route("POST", "/v1/vms/{name}/stop", params=("name",), body="StopRequest", status=202, returns="Operation", content="application/json"),
@@ -2168,6 +2485,8 @@ MODELS: dict[str, type[Model]] = {
     "BackupScheduleList": BackupScheduleList,
     "BackupStats": BackupStats,
     "Boot": Boot,
+    "CPUPin": CPUPin,
+    "CPUTuning": CPUTuning,
     "CertRequest": CertRequest,
     "Check": Check,
     "CloudInit": CloudInit,
@@ -2184,6 +2503,7 @@ MODELS: dict[str, type[Model]] = {
     "DHCPHost": DHCPHost,
     "Disk": Disk,
     "DiskAttach": DiskAttach,
+    "DiskLimits": DiskLimits,
     "DiskStats": DiskStats,
     "EvacuateRequest": EvacuateRequest,
     "Event": Event,
@@ -2191,6 +2511,7 @@ MODELS: dict[str, type[Model]] = {
     "FinishRequest": FinishRequest,
     "HealthReport": HealthReport,
     "Host": Host,
+    "Hugepages": Hugepages,
     "Image": Image,
     "ImageBuild": ImageBuild,
     "ImageConvert": ImageConvert,
@@ -2207,6 +2528,8 @@ MODELS: dict[str, type[Model]] = {
     "MigrationOffer": MigrationOffer,
     "NIC": NIC,
     "NICStats": NICStats,
+    "NUMA": NUMA,
+    "NUMANode": NUMANode,
     "Network": Network,
     "NetworkList": NetworkList,
     "NetworkSpec": NetworkSpec,
@@ -2226,9 +2549,11 @@ MODELS: dict[str, type[Model]] = {
     "PrepareAnswer": PrepareAnswer,
     "Progress": Progress,
     "PruneRequest": PruneRequest,
+    "RNG": RNG,
     "ReadyOutputBody": ReadyOutputBody,
     "RestoreRequest": RestoreRequest,
     "ScheduleRequest": ScheduleRequest,
+    "Share": Share,
     "Snapshot": Snapshot,
     "SnapshotList": SnapshotList,
     "SnapshotRequest": SnapshotRequest,
@@ -2239,10 +2564,16 @@ MODELS: dict[str, type[Model]] = {
     "TokenList": TokenList,
     "TokenRequest": TokenRequest,
     "Transfer": Transfer,
+    "TuneChange": TuneChange,
+    "TuneItem": TuneItem,
+    "TuneReport": TuneReport,
+    "TuneRequest": TuneRequest,
+    "TuneResult": TuneResult,
     "VM": VM,
     "VMDisk": VMDisk,
     "VMList": VMList,
     "VMNIC": VMNIC,
+    "VMSet": VMSet,
     "VMSpec": VMSpec,
     "VMStats": VMStats,
     "VerifyRequest": VerifyRequest,
@@ -2251,4 +2582,5 @@ MODELS: dict[str, type[Model]] = {
     "VolumeCreate": VolumeCreate,
     "VolumeList": VolumeList,
     "VolumeResize": VolumeResize,
+    "Watchdog": Watchdog,
 }

@@ -271,6 +271,11 @@ class VMs(_Resource):
         name = spec.name if isinstance(spec, Model) else spec["name"]
         return self._c.call("apply-vm", {"name": name}, {"start": start}, body=spec)
 
+    def set(self, name: str, change: Union[m.VMSet, dict]) -> m.Operation:
+        """Changes a VM's memory, cpus, pin or a disk's limits, live where
+        QEMU can; the operation's result says which changes were live."""
+        return self._c.call("set-vm", {"name": name}, body=change)
+
     def delete(self, name: str, keep_disks: bool = False, force: bool = False) -> m.Operation:
         """Starts deleting a VM (force: a running one too)."""
         return self._c.call("delete-vm", {"name": name}, {"keepDisks": keep_disks, "force": force})
@@ -583,6 +588,19 @@ class Hosts(_Resource):
     def get(self) -> m.Host:
         """This daemon's host."""
         return self._c.call("get-host")
+
+    def tune(self, profile: Optional[str] = None) -> m.TuneReport:
+        """Checks the host's settings for VMs against a profile (virtual-host)."""
+        return self._c.call("get-host-tune", query={"profile": profile})
+
+    def tune_apply(self, dry_run: bool = False, persist: bool = False, profile: Optional[str] = None) -> m.TuneResult:
+        """Sets the profile's runtime settings (dry_run: only says which);
+        persist also writes them for the next boot."""
+        return self._c.call("apply-host-tune", body=m.TuneRequest(profile=profile, dry_run=dry_run or None, persist=persist or None))
+
+    def tune_revert(self) -> m.TuneResult:
+        """Puts back the settings tune_apply changed."""
+        return self._c.call("revert-host-tune")
 
     def join_token(self, ttl_seconds: Optional[int] = None) -> m.JoinToken:
         """A one-time token another host joins this one with."""

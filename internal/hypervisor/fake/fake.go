@@ -135,7 +135,7 @@ func New() *Fake {
 		host: hypervisor.HostInfo{
 			Hostname: "fakehost", LibvirtVersion: "9.0.0", QEMUVersion: "7.2.0",
 			CPUs: 4, CPUModel: "fake", MemoryBytes: uint64(8 * api.GiB), FreeBytes: uint64(6 * api.GiB),
-			VirtTypes: []string{"qemu"}, MaxVCPUs: 255,
+			VirtTypes: []string{"qemu"}, MaxVCPUs: 255, NUMANodes: 1,
 		},
 		domains:  map[string]*domain{},
 		pools:    map[string]*pool{},

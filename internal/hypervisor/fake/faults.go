@@ -76,6 +76,7 @@ var methods = map[string]bool{
 	"BeginBackup": true, "ActiveJob": true, "Checkpoints": true, "DeleteCheckpoint": true, "StartPaused": true,
 	"OpenExport": true, "ReadExport": true,
 	"CreateSnapshot": true, "Snapshots": true, "RevertSnapshot": true, "DeleteSnapshot": true, "MakeCurrent": true,
+	"SetMemory": true, "SetVCPUs": true, "SetBlockLimits": true, "PinVCPU": true, "PinEmulator": true,
 }
 
 // streaming are the methods that move bytes, where Fault.Bytes applies.

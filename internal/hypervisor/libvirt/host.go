@@ -87,11 +87,11 @@ func readHostInfo(l *golibvirt.Libvirt) (hypervisor.HostInfo, error) {
 	if qemu, err := l.ConnectGetVersion(); err == nil {
 		info.QEMUVersion = version(qemu)
 	}
-	model, memKiB, cpus, _, _, _, _, _, err := l.NodeGetInfo()
+	model, memKiB, cpus, _, nodes, _, _, _, err := l.NodeGetInfo()
 	if err != nil {
 		return info, err
 	}
-	info.MemoryBytes, info.CPUs = memKiB*1024, int(cpus)
+	info.MemoryBytes, info.CPUs, info.NUMANodes = memKiB*1024, int(cpus), int(nodes)
 	info.CPUModel = int8String(model[:])
 
 	capsXML, err := l.Capabilities()
