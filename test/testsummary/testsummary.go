@@ -1,7 +1,7 @@
 // Package testsummary reads the event stream of `go test -json` and writes
 // what plain `go test` would have shown (a line per package, the output of
-// what failed), then the skipped tests with their reasons and how long
-// each package took, slowest first. `make test` pipes the suite through
+// what failed), then the skipped tests with their reasons, the slowest
+// tests, and how long each package took, slowest first. `make test` pipes the suite through
 // it. It only reads and writes text; it runs nothing.
 package testsummary
 
@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -35,12 +36,22 @@ type Skip struct {
 	Package, Test, Reason string
 }
 
+// Test is how long one top-level test took.
+type Test struct {
+	Package, Name, Action string
+	Elapsed               float64
+}
+
 // Summary is what the stream held.
 type Summary struct {
 	Packages []Package // in the order they ended
+	Tests    []Test    // top-level tests that passed or failed
 	Skips    []Skip
 	Failed   bool
 }
+
+// slowTests is how many of the slowest tests Write lists.
+const slowTests = 15
 
 // pkgState buffers one package's output until it ends.
 type pkgState struct {
@@ -94,6 +105,9 @@ func Copy(r io.Reader, w io.Writer) (Summary, error) {
 			}
 			if !sub {
 				delete(st.pending, top)
+				if e.Action != "skip" {
+					sum.Tests = append(sum.Tests, Test{e.Package, e.Test, e.Action, e.Elapsed})
+				}
 			}
 		case e.Test == "" && (e.Action == "pass" || e.Action == "skip" || e.Action == "fail"):
 			st := state(e.Package)
@@ -165,15 +179,27 @@ func reason(out []string) string {
 	return strings.Join(parts, " ")
 }
 
-// Write writes the skipped tests and the packages' times, slowest first
-// (the top of them; top <= 0: all).
+// Write writes the skipped tests, the slowest tests, and the packages'
+// times, slowest first (the top of them; top <= 0: all).
 func (s Summary) Write(w io.Writer, top int) {
+	defer s.writePackages(w, top)
 	if len(s.Skips) > 0 {
 		fmt.Fprintf(w, "\nskipped tests (%d):\n", len(s.Skips))
 		for _, k := range s.Skips {
 			fmt.Fprintf(w, "  %s %s: %s\n", strings.TrimPrefix(k.Package, commonPrefix(s.Packages)), k.Test, k.Reason)
 		}
 	}
+	tests := slices.Clone(s.Tests)
+	sort.SliceStable(tests, func(i, j int) bool { return tests[i].Elapsed > tests[j].Elapsed })
+	if n := min(len(tests), slowTests); n > 0 {
+		fmt.Fprintf(w, "\nslowest tests (%d of %d):\n", n, len(tests))
+		for _, t := range tests[:n] {
+			fmt.Fprintf(w, "  %8.2fs  %s %s%s\n", t.Elapsed, strings.TrimPrefix(t.Package, commonPrefix(s.Packages)), t.Name, failMark(t.Action))
+		}
+	}
+}
+
+func (s Summary) writePackages(w io.Writer, top int) {
 	var pk []Package
 	for _, p := range s.Packages {
 		if p.Action != "skip" { // no test files
@@ -194,12 +220,15 @@ func (s Summary) Write(w io.Writer, top int) {
 		if top > 0 && i >= top {
 			break
 		}
-		mark := ""
-		if p.Action == "fail" {
-			mark = "  FAIL"
-		}
-		fmt.Fprintf(w, "  %8.2fs  %s%s\n", p.Elapsed, p.Name, mark)
+		fmt.Fprintf(w, "  %8.2fs  %s%s\n", p.Elapsed, p.Name, failMark(p.Action))
 	}
+}
+
+func failMark(action string) string {
+	if action == "fail" {
+		return "  FAIL"
+	}
+	return ""
 }
 
 // commonPrefix is the module path the package names share ("" if none),

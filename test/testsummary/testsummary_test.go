@@ -50,9 +50,9 @@ func TestCopyAndWrite(t *testing.T) {
 		[]any{"output", m + "b", "TestBad/sub", "    --- FAIL: TestBad/sub (0.00s)\n"},
 		[]any{"fail", m + "b", "TestBad/sub", 0.0},
 		[]any{"output", m + "b", "TestBad", "--- FAIL: TestBad (0.00s)\n"},
-		[]any{"fail", m + "b", "TestBad", 0.0},
+		[]any{"fail", m + "b", "TestBad", 5.0},
 		[]any{"output", m + "b", "TestFine", "--- PASS: TestFine (0.00s)\n"},
-		[]any{"pass", m + "b", "TestFine", 0.0},
+		[]any{"pass", m + "b", "TestFine", 2.25},
 		[]any{"output", m + "b", "", "FAIL\n"},
 		[]any{"output", m + "b", "", "FAIL\texample.org/m/b\t7.25s\n"},
 		[]any{"fail", m + "b", "", 7.25},
@@ -81,6 +81,11 @@ FAIL	example.org/m/d (no result: the run ended first)
 
 skipped tests (1):
   a TestLVM: s_test.go:9: unsupported by this machine's kernel: no device-mapper
+
+slowest tests (3 of 3):
+      5.00s  b TestBad  FAIL
+      2.25s  b TestFine
+      0.00s  a TestOK
 
 package times, slowest first (2 packages, 8.8s summed):
       7.25s  example.org/m/b  FAIL
