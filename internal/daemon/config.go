@@ -95,6 +95,8 @@ type ClusterConfig struct {
 type Pool struct {
 	Name string `yaml:"name,omitempty"`
 	Path string `yaml:"path,omitempty"`
+	// Shared: Path is the same shared filesystem on every host.
+	Shared bool `yaml:"shared,omitempty"`
 }
 
 // Network configures godwit's networks.

@@ -279,6 +279,8 @@ func (d *Daemon) startServices(ctx context.Context) error {
 func (d *Daemon) startStorage() error {
 	d.storage = storage.New(d.hv, d.store, d.cfg.Pool.Name, d.log)
 	d.storage.SetUsers(d.vms)
+	d.storage.SetDefaultShared(d.cfg.Pool.Shared)
+	d.vms.SetSharedPools(d.storage)
 	// Volume data through libvirt's RPC streams moves ~300 MiB/s here;
 	// GODWIT_VOLUME_IO=libvirt keeps them for every volume (tests).
 	d.storage.SetDirectIO(os.Getenv("GODWIT_VOLUME_IO") != "libvirt")

@@ -87,6 +87,9 @@ func (s *Service) planCreate(ctx context.Context, spec api.VMSpec) (createPlan, 
 	if err := reachDisks(disks, host.QEMU); err != nil {
 		return createPlan{}, err
 	}
+	if err := s.haDisks(ctx, spec, s.diskPools(disks)); err != nil {
+		return createPlan{}, err
+	}
 	for _, d := range disks {
 		if d.Volume != "" {
 			continue
@@ -107,6 +110,19 @@ func (s *Service) planCreate(ctx context.Context, spec api.VMSpec) (createPlan, 
 		return createPlan{}, err
 	}
 	return createPlan{spec: spec, disks: disks, boot: boot, nics: nics, virtType: virtType, release: release}, nil
+}
+
+// diskPools names the pool of each disk, by disk name: its volume's, or
+// the pool new disks go to.
+func (s *Service) diskPools(disks []resolvedDisk) map[string]string {
+	out := map[string]string{}
+	for _, d := range disks {
+		out[d.Name] = s.cfg.Pool
+		if d.Volume != "" {
+			out[d.Name] = d.Pool
+		}
+	}
+	return out
 }
 
 func volumeName(vm, disk string) string { return vm + "-" + disk + ".qcow2" }

@@ -95,13 +95,14 @@ type Images interface {
 
 // Service runs VMs.
 type Service struct {
-	hv    hypervisor.Hypervisor
-	store store.Store
-	ops   *ops.Manager
-	img   image.Inspector
-	cat   Images
-	cfg   Config
-	log   *slog.Logger
+	hv     hypervisor.Hypervisor
+	store  store.Store
+	ops    *ops.Manager
+	img    image.Inspector
+	cat    Images
+	shared SharedPools
+	cfg    Config
+	log    *slog.Logger
 
 	// onDeleted are told of each VM deleted (what others keep per VM,
 	// like a backup schedule, goes with it).
@@ -127,6 +128,16 @@ func (s *Service) OnDeleted(f func(ctx context.Context, name string)) {
 // SetImages gives the service the image catalog, for disks and boots that
 // name catalog images.
 func (s *Service) SetImages(c Images) { s.cat = c }
+
+// SharedPools says which pools are shared: the same filesystem, at the
+// same path, on every host (internal/storage).
+type SharedPools interface {
+	IsShared(ctx context.Context, pool string) (bool, error)
+}
+
+// SetSharedPools tells the service which pools are shared, for VMs the
+// cluster restarts elsewhere (ha: restart), whose disks must be on one.
+func (s *Service) SetSharedPools(p SharedPools) { s.shared = p }
 
 // Cluster is what the service needs of the cluster its host is in.
 type Cluster interface {
