@@ -43,6 +43,7 @@ import (
 
 	"github.com/godwit-project/godwit/api"
 	"github.com/godwit-project/godwit/internal/cluster/member"
+	"github.com/godwit-project/godwit/internal/cluster/placement"
 	"github.com/godwit-project/godwit/internal/pki"
 	"github.com/godwit-project/godwit/internal/revert"
 	"github.com/godwit-project/godwit/internal/store/etcd"
@@ -93,7 +94,17 @@ type Config struct {
 	// Capacity reports the host's CPUs and memory for the registry (nil:
 	// none).
 	Capacity func(ctx context.Context) (cpus int, memory int64, err error)
-	Log      *slog.Logger
+	// Pool is the pool new VM disks go to here; Labels the host's labels
+	// for placement's host selectors (nil: keep those it has);
+	// CPUOvercommit and MemoryOvercommit what it offers per CPU and byte
+	// (0: placement's defaults).
+	Pool                            string
+	Labels                          map[string]string
+	CPUOvercommit, MemoryOvercommit float64
+	// NeedOf reads what a VM record needs of its host, for the host's
+	// reservation record (nil: records count for nothing).
+	NeedOf func(record []byte) (placement.Need, error)
+	Log    *slog.Logger
 }
 
 func (c *Config) complete() error {
@@ -123,6 +134,9 @@ func (c *Config) complete() error {
 	}
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
+	}
+	if c.NeedOf == nil {
+		c.NeedOf = func([]byte) (placement.Need, error) { return placement.Need{}, nil }
 	}
 	return nil
 }
@@ -188,12 +202,18 @@ type Node struct {
 	m      *member.Member
 	cli    *clientv3.Client
 	dialed *etcd.Store
-	// own is this host's namespace, shared the cluster-wide keys.
-	own, shared *etcd.Store
+	// own is this host's namespace, shared the cluster-wide keys, root
+	// the whole store (for transactions that span both).
+	own, shared, root *etcd.Store
+	// hostStores are the other hosts' namespaces, by host.
+	hostStores sync.Map
 
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	// opts are the store options of every namespace.
+	opts etcd.Options
 
 	mu      sync.Mutex
 	sess    *session
@@ -382,9 +402,10 @@ func newNode(cfg Config, st state, ca *pki.Identity, files pki.TLSFiles, m *memb
 	} else {
 		n.cli = dialed.Client()
 	}
-	own, shared := o, o
-	own.Prefix, shared.Prefix = HostPrefix(cfg.Name), sharedPrefix
-	n.own, n.shared = etcd.New(n.cli, own), etcd.New(n.cli, shared)
+	own, shared, root := o, o, o
+	own.Prefix, shared.Prefix, root.Prefix = HostPrefix(cfg.Name), sharedPrefix, etcd.DefaultPrefix
+	n.own, n.shared, n.root = etcd.New(n.cli, own), etcd.New(n.cli, shared), etcd.New(n.cli, root)
+	n.opts = o
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.reg = newRegistry()
 	return n
@@ -393,9 +414,28 @@ func newNode(cfg Config, st state, ca *pki.Identity, files pki.TLSFiles, m *memb
 // run starts the node's background work: the session (lease, heartbeat)
 // and the watches.
 func (n *Node) run() {
-	n.wg.Add(2)
+	n.wg.Add(3)
 	go func() { defer n.wg.Done(); n.keepSession(n.ctx) }()
 	go func() { defer n.wg.Done(); n.followRegistry(n.ctx) }()
+	go func() { defer n.wg.Done(); n.keepReservation(n.ctx, reservationResync) }()
+}
+
+// reservationResync is how often this host's reservation record is
+// brought up to date with its VM records.
+const reservationResync = 5 * time.Second
+
+// hostStore is host's namespace.
+func (n *Node) hostStore(host string) *etcd.Store {
+	if host == n.cfg.Name {
+		return n.own
+	}
+	if s, ok := n.hostStores.Load(host); ok {
+		return s.(*etcd.Store)
+	}
+	o := n.opts
+	o.Prefix = HostPrefix(host)
+	s, _ := n.hostStores.LoadOrStore(host, etcd.New(n.cli, o))
+	return s.(*etcd.Store)
 }
 
 // ID is the cluster's id.
@@ -441,6 +481,8 @@ func (n *Node) Close() error {
 	n.reg.closeAll()
 	n.own.Close()
 	n.shared.Close()
+	n.root.Close()
+	n.hostStores.Range(func(_, s any) bool { s.(*etcd.Store).Close(); return true })
 	var err error
 	if n.m != nil {
 		err = n.m.Close()

@@ -14,6 +14,8 @@ import (
 	"github.com/godwit-project/godwit/api"
 	"github.com/godwit-project/godwit/internal/buildinfo"
 	"github.com/godwit-project/godwit/internal/cluster"
+	"github.com/godwit-project/godwit/internal/cluster/lock"
+	"github.com/godwit-project/godwit/internal/cluster/placement"
 	"github.com/godwit-project/godwit/internal/health"
 	"github.com/godwit-project/godwit/internal/store"
 	"github.com/godwit-project/godwit/internal/vm"
@@ -75,6 +77,11 @@ func (d *Daemon) clusterConfig() (cluster.Config, error) {
 		Capacity: func(ctx context.Context) (int, int64, error) {
 			info, err := d.hv.HostInfo(ctx)
 			return info.CPUs, int64(info.MemoryBytes), err
+		},
+		Pool: d.cfg.Pool.Name, Labels: c.Labels, CPUOvercommit: c.CPUOvercommit, MemoryOvercommit: c.MemoryOvercommit,
+		NeedOf: func(raw []byte) (placement.Need, error) {
+			spec, err := vm.RecordSpec(raw)
+			return placement.NeedOf(spec), err
 		},
 		Log: d.log.With("component", "cluster"),
 	}, nil
@@ -159,6 +166,22 @@ func (c clusterVMs) Lock(ctx context.Context, name, what string) (vm.ClusterLock
 
 func (c clusterVMs) Owner(ctx context.Context, name string) (string, error) {
 	return c.n.Owner(ctx, name)
+}
+
+func (c clusterVMs) Claim(ctx context.Context, l vm.ClusterLock, name string, record []byte, spec api.VMSpec) error {
+	held, ok := l.(*lock.Held)
+	if !ok {
+		return fmt.Errorf("claim vm %s: its create holds no cluster lock", name)
+	}
+	return c.n.Claim(ctx, held, name, record, placement.NeedOf(spec))
+}
+
+// Released resyncs this host's reservations now (the resync every few
+// seconds would do it too).
+func (c clusterVMs) Released(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_ = c.n.Resync(ctx, c.n.Name())
 }
 
 // daemonIDFile keeps the daemon's id outside the cluster store, for a

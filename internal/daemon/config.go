@@ -16,8 +16,10 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/godwit-project/godwit/internal/accel"
+	"github.com/godwit-project/godwit/internal/cluster/placement"
 	"github.com/godwit-project/godwit/internal/health"
 	"github.com/godwit-project/godwit/internal/migrate"
+	"github.com/godwit-project/godwit/internal/vm"
 )
 
 // Defaults of a daemon that is given no flags.
@@ -89,6 +91,18 @@ type ClusterConfig struct {
 	// ReadyTimeout is how long the daemon waits at start for the store's
 	// quorum before it serves without (default 10s).
 	ReadyTimeout time.Duration `yaml:"readyTimeout,omitempty"`
+	// Labels are this host's, for placement's host selectors (none: keep
+	// what the registry has).
+	Labels map[string]string `yaml:"labels,omitempty"`
+	// CPUOvercommit and MemoryOvercommit are what this host offers
+	// placement: vCPUs per CPU (default 4) and memory per byte of its
+	// memory (default 1; below 1 keeps some for the host itself).
+	CPUOvercommit    float64 `yaml:"cpuOvercommit,omitempty"`
+	MemoryOvercommit float64 `yaml:"memoryOvercommit,omitempty"`
+	// Placement is how this host places the VMs created through it:
+	// spread (default: the host with the most room left) or pack (the
+	// least).
+	Placement string `yaml:"placement,omitempty"`
 }
 
 // Pool is the libvirt storage pool that holds VM disks.
@@ -194,6 +208,23 @@ func (c *Config) Complete() error {
 	}
 	if !filepath.IsAbs(c.BackupRepo) {
 		return fmt.Errorf("backupRepo: %q must be absolute", c.BackupRepo)
+	}
+	return c.Cluster.complete()
+}
+
+func (c *ClusterConfig) complete() error {
+	switch c.Placement {
+	case "":
+		c.Placement = placement.Spread
+	case placement.Spread, placement.Pack:
+	default:
+		return fmt.Errorf("cluster.placement: %q is not spread or pack", c.Placement)
+	}
+	if c.CPUOvercommit < 0 || c.MemoryOvercommit < 0 {
+		return fmt.Errorf("cluster: cpuOvercommit %g and memoryOvercommit %g must not be negative", c.CPUOvercommit, c.MemoryOvercommit)
+	}
+	if err := vm.ValidateLabels("cluster.labels", c.Labels); err != nil {
+		return err
 	}
 	return nil
 }

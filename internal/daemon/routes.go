@@ -68,6 +68,7 @@ func (d *Daemon) routes() []route {
 		d.monitorRoutes(),
 		d.networkRoutes(),
 		d.clusterRoutes(),
+		d.placementRoutes(),
 	)
 }
 

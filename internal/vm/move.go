@@ -195,6 +195,7 @@ func (s *Service) ForgetMoved(ctx context.Context, name string) error {
 	if err := s.store.Delete(ctx, bucket, name); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
+	s.released(ctx)
 	return nil
 }
 

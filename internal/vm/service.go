@@ -147,6 +147,13 @@ type Cluster interface {
 	Lock(ctx context.Context, vm, what string) (ClusterLock, error)
 	// Owner names the host whose state holds the VM ("" for none).
 	Owner(ctx context.Context, vm string) (string, error)
+	// Claim writes the VM's first record (a create's) with its
+	// reservation on this host, guarded by the create's lock: a 409
+	// when this host has no room for it.
+	Claim(ctx context.Context, lock ClusterLock, vm string, record []byte, spec api.VMSpec) error
+	// Released says a VM's record left this host (deleted, moved): its
+	// reservation goes.
+	Released(ctx context.Context)
 }
 
 // ClusterLock is a held cluster-wide VM lock.
@@ -462,6 +469,16 @@ func opError(action, name string, err error) error {
 		return err
 	}
 	return fmt.Errorf("%s vm %s: %w", action, name, mapHypervisorError(err))
+}
+
+// RecordSpec is the spec a VM record holds (the record's format stays
+// this package's).
+func RecordSpec(raw []byte) (api.VMSpec, error) {
+	var r record
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return api.VMSpec{}, fmt.Errorf("vm record: %w", err)
+	}
+	return r.Spec, nil
 }
 
 // RecordView is the VM a record of another host says, as far as a

@@ -22,6 +22,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/godwit-project/godwit/api"
 )
@@ -44,6 +45,10 @@ type Entry struct {
 	Memory int64 `json:"memory"`
 	// Group is the VM's anti-affinity group.
 	Group string `json:"group,omitempty"`
+	// Pending: the VM is on its way to the host (since Since), which has
+	// no record of it yet.
+	Pending bool      `json:"pending,omitempty"`
+	Since   time.Time `json:"since,omitzero"`
 }
 
 // Reservation is a host's reservation record: the VMs placed on it.
