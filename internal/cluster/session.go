@@ -91,6 +91,19 @@ func (n *Node) register(ctx context.Context) error {
 	})
 }
 
+// SetSchedulable marks a host schedulable (placement may put VMs there)
+// or not (drained).
+func (n *Node) SetSchedulable(ctx context.Context, host string, on bool) error {
+	return n.updateHost(ctx, host, func(old *Host) (Host, error) {
+		if old == nil {
+			return Host{}, api.NotFound("host %s is not in the cluster registry", host)
+		}
+		next := *old
+		next.Schedulable = on
+		return next, nil
+	})
+}
+
 // updateHost rewrites name's registry record with what f makes of it (old
 // is nil when there is none), guarded by its revision: read again and
 // retried when it changed in between. Nothing is written when the record

@@ -98,6 +98,12 @@ func (d *Daemon) ownerOf(ctx huma.Context) (string, error) {
 		return n.Owner(ctx.Context(), ctx.Query("vm"))
 	case op.OperationID == "events" || op.OperationID == "list-vms" || op.OperationID == "list-operations":
 		return ctx.Query("host"), nil
+	case op.OperationID == "drain-host":
+		if h := ctx.Param("name"); h != "" {
+			if _, ok := n.Host(h); ok {
+				return h, nil
+			}
+		}
 	case op.OperationID == "create-vm":
 		// Pinned to a host of the cluster (an unknown one: 404 here).
 		if h := ctx.Query("host"); h != "" {

@@ -168,3 +168,50 @@ func TestPlacementExplainsAndPins(t *testing.T) {
 		t.Fatalf("dry run on an unknown host: %v", err)
 	}
 }
+
+// host drain, asked on c, is served by a: a turns unschedulable, its two
+// VMs move to the hosts placement picks (spread: one each to b and c),
+// with a summary, and new VMs go elsewhere until undrain.
+func TestDrainMovesVMsWherePlacementPicks(t *testing.T) {
+	hosts := clusterOf(t, "a", "b", "c")
+	a, c := hosts[0], hosts[2]
+	ctx := context.Background()
+	a.wait(a.c.CreateVM(ctx, smallVM(t, a, "web1"), client.CreateOptions{Host: "a", Start: true}))
+	op, err := c.c.DrainHost(ctx, "a", api.EvacuateRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	final := c.wait(op, nil)
+	var rep api.EvacuationReport
+	if err := json.Unmarshal(final.Result, &rep); err != nil || final.State != api.OpSucceeded || !strings.HasSuffix(final.ID, "@a") {
+		t.Fatalf("drain: %s %q %v (%s)", final.State, final.Error, err, final.ID)
+	}
+	if len(rep.Moved) != 2 || len(rep.Failed) != 0 {
+		t.Fatalf("drain report: %+v", rep)
+	}
+	if rep.Moved[0].To == rep.Moved[1].To {
+		t.Errorf("both VMs moved to %s; spread puts the second on the other host", rep.Moved[0].To)
+	}
+	for _, m := range rep.Moved {
+		v, err := c.c.GetVM(ctx, m.VM)
+		if err != nil || v.Host != m.To || m.To == "a" {
+			t.Fatalf("%s moved to %s, now on %q (%v)", m.VM, m.To, v.Host, err)
+		}
+		t.Logf("%s moved %s to %s", m.VM, m.Mode, m.To)
+	}
+	st, err := c.c.ClusterStatus(ctx)
+	if ha, _ := hostIn(st, "a"); err != nil || ha.Schedulable || ha.VMs != 0 {
+		t.Fatalf("a after its drain: %+v %v", ha, err)
+	}
+	dec, err := a.c.Place(ctx, smallVM(t, c, "new1"), "")
+	if err != nil || dec.Picked == "a" || !strings.Contains(dec.Explanation, "a: unschedulable (drained)") {
+		t.Fatalf("placement with a drained: %+v %v", dec, err)
+	}
+	if err := c.c.UndrainHost(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a to be schedulable again", func() bool {
+		dec, err := c.c.Place(ctx, smallVM(t, c, "new1"), "")
+		return err == nil && dec.Picked == "a"
+	})
+}

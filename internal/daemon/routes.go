@@ -69,6 +69,7 @@ func (d *Daemon) routes() []route {
 		d.networkRoutes(),
 		d.clusterRoutes(),
 		d.placementRoutes(),
+		d.drainRoutes(),
 	)
 }
 
