@@ -62,8 +62,8 @@ func HostPrefix(host string) string { return hostsPrefix + host + "/" }
 const (
 	DefaultPeerPort       = 2380
 	DefaultClientPort     = 2379
-	DefaultLeaseTTL       = 10 * time.Second
-	DefaultHeartbeatEvery = 3 * time.Second
+	DefaultLeaseTTL       = 6 * time.Second
+	DefaultHeartbeatEvery = 2 * time.Second
 )
 
 // Config is this host's cluster setup.
@@ -101,10 +101,24 @@ type Config struct {
 	Pool                            string
 	Labels                          map[string]string
 	CPUOvercommit, MemoryOvercommit float64
-	// NeedOf reads what a VM record needs of its host, for the host's
-	// reservation record (nil: records count for nothing).
-	NeedOf func(record []byte) (placement.Need, error)
-	Log    *slog.Logger
+	// ReadVM reads what a VM record says for placement and HA (nil:
+	// records count for nothing).
+	ReadVM func(record []byte) (VMInfo, error)
+	// The HA timings (0: derived from LeaseTTL; see docs/cluster.md):
+	// a host that has not renewed its lease for FenceAfter, or has lost
+	// it, stops its HA VMs within FenceStop; the other hosts restart a
+	// host's HA VMs RestartDelay after they saw its lease gone, which
+	// must be at least FenceAfter + FenceStop + FenceMargin.
+	FenceAfter, FenceStop, FenceMargin, RestartDelay time.Duration
+	Log                                              *slog.Logger
+}
+
+// VMInfo is what a VM record says for placement and HA.
+type VMInfo struct {
+	Need placement.Need
+	// HA: the VM is restarted elsewhere when its host is lost; Run: it
+	// should run.
+	HA, Run bool
 }
 
 func (c *Config) complete() error {
@@ -135,10 +149,10 @@ func (c *Config) complete() error {
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
 	}
-	if c.NeedOf == nil {
-		c.NeedOf = func([]byte) (placement.Need, error) { return placement.Need{}, nil }
+	if c.ReadVM == nil {
+		c.ReadVM = func([]byte) (VMInfo, error) { return VMInfo{}, nil }
 	}
-	return nil
+	return c.haTimings()
 }
 
 func url(ip string, port int) string { return "https://" + net.JoinHostPort(ip, strconv.Itoa(port)) }
@@ -219,6 +233,7 @@ type Node struct {
 	sess    *session
 	reg     registry
 	onHosts []func([]Host)
+	ha      haState
 }
 
 // memberConfig is the member of this host.
@@ -408,16 +423,19 @@ func newNode(cfg Config, st state, ca *pki.Identity, files pki.TLSFiles, m *memb
 	n.opts = o
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.reg = newRegistry()
+	n.ha.init(cfg)
 	return n
 }
 
 // run starts the node's background work: the session (lease, heartbeat)
 // and the watches.
 func (n *Node) run() {
-	n.wg.Add(3)
+	n.wg.Add(5)
 	go func() { defer n.wg.Done(); n.keepSession(n.ctx) }()
 	go func() { defer n.wg.Done(); n.followRegistry(n.ctx) }()
 	go func() { defer n.wg.Done(); n.keepReservation(n.ctx, reservationResync) }()
+	go func() { defer n.wg.Done(); n.keepFence(n.ctx) }()
+	go func() { defer n.wg.Done(); n.keepRestarting(n.ctx) }()
 }
 
 // reservationResync is how often this host's reservation record is

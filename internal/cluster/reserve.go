@@ -166,12 +166,12 @@ func (n *Node) entriesOf(ctx context.Context, host string, res placement.Reserva
 	next := map[string]placement.Entry{}
 	for _, it := range items {
 		name := it.Key
-		need, err := n.cfg.NeedOf(it.Value)
+		info, err := n.cfg.ReadVM(it.Value)
 		if err != nil {
 			n.cfg.Log.Warn("cluster: a VM record placement cannot read", "host", host, "vm", name, "err", err)
 			continue
 		}
-		next[name] = need.Entry()
+		next[name] = info.Need.Entry()
 	}
 	for name, e := range res.VMs {
 		if _, ok := next[name]; !ok && e.Pending && time.Since(e.Since) < pendingTTL {

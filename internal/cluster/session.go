@@ -170,6 +170,7 @@ func (n *Node) keepSession(ctx context.Context) {
 		n.mu.Lock()
 		n.sess = &session{lease: l, locker: lock.New(n.shared, n.cfg.Name, l)}
 		n.mu.Unlock()
+		n.thaw(ctx)
 		n.cfg.Log.Info("cluster: lease granted", "lease", fmt.Sprintf("%x", int64(l.ID())), "ttl", l.TTL())
 		n.heartbeats(ctx, l)
 		n.mu.Lock()
@@ -177,6 +178,9 @@ func (n *Node) keepSession(ctx context.Context) {
 		n.mu.Unlock()
 		if ctx.Err() == nil {
 			n.cfg.Log.Warn("cluster: lease lost; locks held under it are gone; granting a new one", "lease", fmt.Sprintf("%x", int64(l.ID())))
+			// Before any new lease: the others restart this host's HA
+			// VMs once they see it gone (RestartDelay after).
+			n.fence(ctx, "this host's lease is gone")
 		}
 	}
 }

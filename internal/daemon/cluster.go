@@ -79,10 +79,11 @@ func (d *Daemon) clusterConfig() (cluster.Config, error) {
 			return info.CPUs, int64(info.MemoryBytes), err
 		},
 		Pool: d.cfg.Pool.Name, Labels: c.Labels, CPUOvercommit: c.CPUOvercommit, MemoryOvercommit: c.MemoryOvercommit,
-		NeedOf: func(raw []byte) (placement.Need, error) {
-			spec, err := vm.RecordSpec(raw)
-			return placement.NeedOf(spec), err
+		ReadVM: func(raw []byte) (cluster.VMInfo, error) {
+			spec, run, err := vm.RecordInfo(raw)
+			return cluster.VMInfo{Need: placement.NeedOf(spec), HA: vm.HARestart(spec), Run: run}, err
 		},
+		FenceAfter: c.FenceAfter, FenceStop: c.FenceStop, FenceMargin: c.FenceMargin, RestartDelay: c.RestartDelay,
 		Log: d.log.With("component", "cluster"),
 	}, nil
 }
@@ -145,6 +146,7 @@ func (d *Daemon) adoptCluster(ctx context.Context, n *cluster.Node) {
 func (d *Daemon) wireCluster(n *cluster.Node) {
 	d.ops.SetHost(d.cfg.Name)
 	d.vms.SetCluster(clusterVMs{n})
+	d.wireHA(n)
 	n.OnHosts(d.trustClusterHosts)
 	if d.id != "" {
 		if err := os.WriteFile(d.daemonIDFile(), []byte(d.id), 0o600); err != nil {

@@ -99,6 +99,17 @@ type ClusterConfig struct {
 	// memory (default 1; below 1 keeps some for the host itself).
 	CPUOvercommit    float64 `yaml:"cpuOvercommit,omitempty"`
 	MemoryOvercommit float64 `yaml:"memoryOvercommit,omitempty"`
+	// The HA timings (default: from LeaseTTL; docs/cluster.md has the
+	// arithmetic): FenceAfter, how long this host goes without renewing
+	// its lease before it stops its HA VMs (default 2/3 of the TTL);
+	// FenceStop, what that stop may take (default 1/3 of the TTL, at
+	// least 1s); FenceMargin, for clocks and late timers (the same);
+	// RestartDelay, how long after a host's lease is gone the others
+	// restart its HA VMs (default, and at least, the sum of the three).
+	FenceAfter   time.Duration `yaml:"fenceAfter,omitempty"`
+	FenceStop    time.Duration `yaml:"fenceStop,omitempty"`
+	FenceMargin  time.Duration `yaml:"fenceMargin,omitempty"`
+	RestartDelay time.Duration `yaml:"restartDelay,omitempty"`
 	// Placement is how this host places the VMs created through it:
 	// spread (default: the host with the most room left) or pack (the
 	// least).

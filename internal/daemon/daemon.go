@@ -351,6 +351,13 @@ func (d *Daemon) shutdown() {
 	}
 	d.ops.Shutdown(sctx)
 	d.wg.Wait()
+	if n := d.clusterNode(); n != nil {
+		// A clean stop leaves the HA VMs running: the others must not
+		// restart them when this host's lease runs out.
+		if err := n.Freeze(sctx); err != nil {
+			d.log.Warn("cluster: cannot mark this host frozen; its HA VMs may be restarted elsewhere", "err", err)
+		}
+	}
 	d.Close()
 }
 

@@ -247,7 +247,7 @@ func (s *Service) create(ctx context.Context, o *ops.Op, p createPlan, rec recor
 		}
 	}
 
-	rec.Status = statusReady
+	rec.Status, rec.Run = statusReady, opts.Start
 	if err := s.putRecord(ctx, rec); err != nil {
 		return err
 	}

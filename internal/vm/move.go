@@ -25,6 +25,8 @@ type Moving struct {
 	Boot *api.Boot
 	// Seed is the path of the cloud-init seed ISO here ("" for none).
 	Seed string
+	// Run: the VM runs once moved.
+	Run bool
 }
 
 // HoldForMove locks a managed VM for a migration and returns it with its
@@ -176,7 +178,7 @@ func (s *Service) AbandonArrival(a *Arrival) {
 
 // AdoptMoved records a VM whose domain now runs (or is defined) here.
 func (s *Service) AdoptMoved(ctx context.Context, m Moving, a *Arrival) error {
-	rec := record{Name: m.Name, UUID: m.UUID, Spec: m.Spec, Status: statusReady, Disks: m.Disks, CreatedAt: m.CreatedAt, Boot: m.Boot}
+	rec := record{Name: m.Name, UUID: m.UUID, Spec: m.Spec, Status: statusReady, Disks: m.Disks, CreatedAt: m.CreatedAt, Boot: m.Boot, Run: m.Run}
 	if m.ConsoleLogged {
 		rec.ConsoleLog = s.consolePath(m.Name)
 	}

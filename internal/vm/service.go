@@ -56,6 +56,9 @@ type record struct {
 	CreatedAt time.Time `json:"createdAt"`
 	// KeepDisks is set with status deleting: what the delete was asked.
 	KeepDisks bool `json:"keepDisks,omitempty"`
+	// Run: the VM should run (its last start went through, no stop or
+	// kill since). An HA restart starts only such VMs.
+	Run bool `json:"run,omitempty"`
 }
 
 // reporter is where a step reports progress: an *ops.Op, or nothing.
@@ -469,16 +472,6 @@ func opError(action, name string, err error) error {
 		return err
 	}
 	return fmt.Errorf("%s vm %s: %w", action, name, mapHypervisorError(err))
-}
-
-// RecordSpec is the spec a VM record holds (the record's format stays
-// this package's).
-func RecordSpec(raw []byte) (api.VMSpec, error) {
-	var r record
-	if err := json.Unmarshal(raw, &r); err != nil {
-		return api.VMSpec{}, fmt.Errorf("vm record: %w", err)
-	}
-	return r.Spec, nil
 }
 
 // RecordView is the VM a record of another host says, as far as a
