@@ -9,7 +9,7 @@ export PATH := $(PATH):/usr/local/go/bin
 BIN     := bin/godwit
 GUEST   := .cache/guest
 
-.PHONY: all build setup setup-tests guest demo tour demo-migrate demo-stop test test-unit test-e2e sweep fuzz promtool bench vet fmt-check clean
+.PHONY: all build setup setup-tests guest demo tour demo-migrate demo-stop test test-unit test-e2e sweep fuzz promtool openapi-lint bench vet fmt-check clean python
 
 all: build
 
@@ -55,7 +55,7 @@ vet:
 # prints the usual output, then the skipped tests and each package's time.
 # TESTFLAGS adds go test flags (make test TESTFLAGS=-short: no e2e tests).
 TESTFLAGS ?=
-test: setup-tests guest build fmt-check vet promtool
+test: setup-tests guest build fmt-check vet promtool openapi-lint
 	$(GO) run ./test/sweep/cmd/sweep
 	set -o pipefail; $(GO) test -json -count=1 -p 2 -timeout 35m $(TESTFLAGS) ./... | $(GO) run ./test/testsummary/cmd/testsummary
 	$(MAKE) fuzz
@@ -74,6 +74,11 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseSize$$' -fuzztime $(FUZZTIME) -parallel 2 ./api
 	$(GO) test -run '^$$' -fuzz '^FuzzReadSpec$$' -fuzztime $(FUZZTIME) -parallel 2 ./internal/cli
 	$(GO) test -run '^$$' -fuzz '^FuzzAPIDecode$$' -fuzztime $(FUZZTIME) -parallel 2 ./internal/daemon
+
+# Redocly's OpenAPI linter from its lockfile (node_modules is git-ignored);
+# internal/daemon's TestOpenAPILint runs it offline on /openapi.json.
+openapi-lint:
+	cd tools/openapi-lint && npm ci --no-audit --no-fund --loglevel=error
 
 # promtool (from Debian's prometheus package, extracted, not installed: no
 # server is started) checks docs/alerts.yml in the tests.
@@ -94,6 +99,12 @@ test-e2e: setup-tests guest build
 BENCH   ?= -all
 bench: setup guest build
 	$(GO) run ./bench/cmd/bench $(BENCH)
+
+# The Python client's wheel (clients/python, standard library only) in
+# bin/, built with Debian's python3 and nothing from PyPI.
+PYTHON  ?= /usr/bin/python3
+python:
+	$(PYTHON) clients/python/tools/build_wheel.py bin
 
 clean:
 	rm -rf bin

@@ -113,10 +113,14 @@ type MigrationOffer struct {
 	Boot *Boot `json:"boot,omitempty"`
 	// Seed is the cloud-init seed ISO's path on the source ("" for none);
 	// the destination renders its own from the spec.
-	Seed     string `json:"seed,omitempty"`
-	VirtType string `json:"virtType" doc:"kvm or qemu: the domain type."`
-	CPUXML   string `json:"cpuXML,omitempty"`
-	TLS      bool   `json:"tls,omitempty" doc:"The stream uses QEMU's native TLS."`
+	Seed string `json:"seed,omitempty"`
+	// Adopted VMs keep their own definition (and metadata) wherever they
+	// go; Kept is what their spec does not express.
+	Adopted  bool     `json:"adopted,omitempty" doc:"The VM is an adopted libvirt domain."`
+	Kept     []string `json:"kept,omitempty" doc:"What an adopted VM's spec does not express."`
+	VirtType string   `json:"virtType" doc:"kvm or qemu: the domain type."`
+	CPUXML   string   `json:"cpuXML,omitempty"`
+	TLS      bool     `json:"tls,omitempty" doc:"The stream uses QEMU's native TLS."`
 	// Prepare only:
 	XML          string `json:"xml,omitempty" doc:"Begin3's domain XML (live) or the inactive XML."`
 	Cookie       []byte `json:"cookie,omitempty"`

@@ -106,6 +106,11 @@ type VM struct {
 	ConsoleLog string    `json:"consoleLog,omitempty" doc:"Path of the console log on the host."`
 	CreatedAt  time.Time `json:"createdAt,omitzero"`
 	Host       string    `json:"host,omitempty"`
+	// Adopted VMs are libvirt domains godwit took under management (vm
+	// adopt) rather than defined: their definition stays their own.
+	Adopted bool `json:"adopted,omitempty" doc:"A libvirt domain godwit took under management (vm adopt): godwit never rewrites its definition; release hands it back."`
+	// Kept is what the spec does not express of an adopted domain.
+	Kept []string `json:"kept,omitempty" doc:"What the spec does not express of an adopted domain, left in it as it is: XML, one element or device each."`
 }
 
 // VMDisk is a disk as created on the host.
@@ -140,6 +145,18 @@ type StartResult struct {
 	// ConsoleOffset is the size of the console log just before the VM
 	// started: read from there to see only this boot's output.
 	ConsoleOffset int64 `json:"consoleOffset"`
+}
+
+// AdoptRequest asks godwit to take a libvirt domain it did not define
+// under management.
+type AdoptRequest struct {
+	DryRun bool `json:"dryRun,omitempty" doc:"Show the spec godwit would derive and what it would keep as it is; record nothing."`
+}
+
+// AdoptResult is the VM as adopting makes it (or, with dryRun, would).
+type AdoptResult struct {
+	DryRun bool `json:"dryRun,omitempty"`
+	VM     VM   `json:"vm" doc:"The adopted VM: its derived spec, disks, NICs, and kept, what the spec does not express."`
 }
 
 // ApplyResult says what an apply changed.

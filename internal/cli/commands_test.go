@@ -110,6 +110,10 @@ func fakeAnswers() map[string]any {
 			Addresses: []api.Address{{IP: "10.20.30.11/24", Source: "lease"}, {IP: "fe80::1/64", Source: "agent"}}}},
 	}
 	ghost := api.VM{Name: "ghost", State: api.VMStopped, Managed: false}
+	old := api.VM{Name: "old", UUID: "8f0a", State: api.VMRunning, Managed: true, Adopted: true, Host: "h1",
+		Spec:  &api.VMSpec{Name: "old", CPUs: 1, Memory: 256 << 20, Disks: []api.Disk{{Name: "vda", Volume: "images/old.qcow2"}}},
+		Disks: []api.VMDisk{{Name: "vda", Target: "vda", Pool: "images", Volume: "old.qcow2", Size: 8 << 30, External: true}},
+		Kept:  []string{`<graphics type="vnc" port="-1" autoport="yes"/>`, `<input type="tablet" bus="usb"/>`}}
 	debian := api.Image{Name: "debian", Format: "qcow2", VirtualSize: 4 << 30, ActualSize: 700 << 20, Path: "/var/lib/godwit/images/debian.qcow2",
 		Source: "debootstrap bookworm", Boot: &api.Boot{Kernel: "/k", Initrd: "/i"}, UsedBy: []string{"web1"}}
 	tiny := api.Image{Name: "tiny", Format: "raw", VirtualSize: 1 << 20, ActualSize: 1 << 20, Path: "/var/lib/godwit/images/tiny.raw",
@@ -139,6 +143,9 @@ func fakeAnswers() map[string]any {
 		"GET /v1/vms":                                     api.VMList{VMs: []api.VM{web1, ghost}},
 		"GET /v1/vms/web1":                                web1,
 		"GET /v1/vms/ghost":                               ghost,
+		"GET /v1/vms/old":                                 old,
+		"POST /v1/vms/ghost/adopt":                        api.AdoptResult{DryRun: true, VM: old},
+		"POST /v1/vms/old/release":                        api.VM{Name: "old", State: api.VMRunning},
 		"GET /v1/images":                                  api.ImageList{Images: []api.Image{debian, tiny}},
 		"GET /v1/images/debian":                           debian,
 		"GET /v1/images/tiny":                             tiny,
@@ -250,7 +257,7 @@ func TestCommandOutput(t *testing.T) {
 		"vm list", "vm ls", "image list", "pool list", "network list", "net ls", "volume list", "volume list --pool default",
 		"volume list --pool empty", "op list", "op list --active --target vm/web1", "token list", "audit", "audit --limit 1",
 		"host list", "vm nic list web1",
-		"vm show web1", "vm show ghost", "image show debian", "image show tiny", "pool show default", "pool show nfs",
+		"vm show web1", "vm show ghost", "vm show old", "image show debian", "image show tiny", "pool show default", "pool show nfs",
 		"network show lab", "network show ext", "volume show default/data", "op show op1", "op show op2",
 	} {
 		for _, f := range formats {
@@ -295,6 +302,7 @@ func TestCommandOutput(t *testing.T) {
 		"image import /srv/tiny.raw --name tiny", "image import https://example.org/t.raw --name tiny --sha256 abc --no-wait",
 		"image convert debian --format raw --name tiny", "image build debian --name tiny --size 2GiB",
 		"vm create -f SPEC", "vm create -f SPEC --start", "vm create -f SPEC --no-wait", "vm apply -f SPEC",
+		"vm adopt ghost --dry-run", "vm adopt ghost", "vm release old",
 		"vm start web1", "vm stop web1", "vm reboot web1", "vm delete web1 --keep-disks", "vm rm web1 --no-wait", "vm kill web1",
 		"vm nic attach web1 --network lab", "vm nic detach web1 lab", "vm disk attach web1 default/data", "vm disk detach web1 data",
 		"token create --name ci", "host token", "op wait op1", "op wait op2",

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,12 +14,17 @@ import (
 
 // printValue prints v as JSON or YAML (the API's field names either way).
 func printValue(w io.Writer, format string, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
+	// Not HTML-escaped: an adopted VM's kept XML reads as XML.
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
 		return err
 	}
+	b := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 	if format == "json" {
-		_, err = fmt.Fprintln(w, string(b))
+		_, err := fmt.Fprintln(w, string(b))
 		return err
 	}
 	// JSON is YAML: decode into a node (keeps field order) and print it in
@@ -28,12 +34,12 @@ func printValue(w io.Writer, format string, v any) error {
 		return err
 	}
 	blockStyle(&n)
-	enc := yaml.NewEncoder(w)
-	enc.SetIndent(2)
-	if err := enc.Encode(&n); err != nil {
+	ye := yaml.NewEncoder(w)
+	ye.SetIndent(2)
+	if err := ye.Encode(&n); err != nil {
 		return err
 	}
-	return enc.Close()
+	return ye.Close()
 }
 
 func blockStyle(n *yaml.Node) {

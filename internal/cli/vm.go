@@ -43,7 +43,7 @@ the VM is deleted); otherwise a blank disk. cloudInit goes to the guest on
 a NoCloud seed CD-ROM. Unknown fields are errors.`,
 	}
 	cmd.AddCommand(vmCreateCmd(g), vmListCmd(g), vmShowCmd(g), vmStartCmd(g), vmStopCmd(g), vmKillCmd(g),
-		vmRebootCmd(g), vmPauseCmd(g), vmResumeCmd(g), vmDeleteCmd(g), vmConsoleCmd(g), vmApplyCmd(g))
+		vmRebootCmd(g), vmPauseCmd(g), vmResumeCmd(g), vmDeleteCmd(g), vmConsoleCmd(g), vmApplyCmd(g), vmAdoptCmd(g), vmReleaseCmd(g))
 	cmd.AddCommand(vmNICCmd(g))
 	cmd.AddCommand(vmDiskCmd(g))
 	return cmd
@@ -283,6 +283,8 @@ func vmListCmd(g *globals) *cobra.Command {
 			}
 			if !v.Managed {
 				note = "unmanaged (not created by godwit)"
+			} else if v.Adopted {
+				note = "adopted"
 			} else if v.State == api.VMMissing {
 				note = "libvirt domain missing"
 			} else if v.Reason != "" && v.State == api.VMUnknown {
@@ -310,10 +312,13 @@ func showVM(w io.Writer, v api.VM) error {
 	}
 	kv := [][2]string{{"Name", v.Name}, {"State", state}, {"UUID", orDash(v.UUID)}, {"Host", orDash(v.Host)}}
 	if !v.Managed {
-		kv = append(kv, [2]string{"Managed", "no: a libvirt domain godwit did not create (read-only here)"})
+		kv = append(kv, [2]string{"Managed", "no: a libvirt domain godwit did not create (read-only here; vm adopt takes it)"})
 		return fields(w, kv)
 	}
 	s := v.Spec
+	if v.Adopted {
+		kv = append(kv, [2]string{"Adopted", adoptedNote(v)})
+	}
 	kv = append(kv, [2]string{"Created", v.CreatedAt.Local().Format(time.RFC3339) + " (" + age(v.CreatedAt) + " ago)"},
 		[2]string{"CPUs", fmt.Sprint(s.CPUs)}, [2]string{"Memory", s.Memory.Human()})
 	switch {
@@ -351,6 +356,7 @@ func showVM(w io.Writer, v api.VM) error {
 			return err
 		}
 	}
+	defer printKept(w, v.Kept)
 	if len(v.Disks) == 0 {
 		return nil
 	}
@@ -361,6 +367,8 @@ func showVM(w io.Writer, v api.VM) error {
 		switch {
 		case d.Image != "":
 			backing = "image " + d.Image
+		case d.External && v.Adopted:
+			backing = "(the adopted domain's volume)"
 		case d.External:
 			backing = "(attached volume)"
 		}

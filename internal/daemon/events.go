@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -102,8 +103,11 @@ type eventsInput struct {
 // registerEvents streams events as server-sent events.
 func (d *Daemon) registerEvents(a huma.API, o huma.Operation) {
 	o.Responses = map[string]*huma.Response{"200": {
-		Description: "A stream of server-sent events: 'event: vm|operation|lost', 'id: N', 'data: <api.Event JSON>'",
-		Content:     map[string]*huma.MediaType{"text/event-stream": {}},
+		Description: "A stream of server-sent events: 'event: vm|operation|lost', 'id: N', 'data: <an Event as JSON>'",
+		// The schema is that of each event's data line.
+		Content: map[string]*huma.MediaType{"text/event-stream": {
+			Schema: a.OpenAPI().Components.Schemas.Schema(reflect.TypeOf(api.Event{}), true, "Event"),
+		}},
 	}}
 	huma.Register(a, o, func(ctx context.Context, in *eventsInput) (*huma.StreamResponse, error) {
 		after := in.After

@@ -90,7 +90,7 @@ func (d *Daemon) createVM(ctx context.Context, in *createInput) (*opOutput, erro
 }
 
 type applyInput struct {
-	Name  string `path:"name"`
+	Name  string `path:"name" doc:"VM name"`
 	Start bool   `query:"start" doc:"Start the VM if apply creates it."`
 	Body  api.VMSpec
 }
@@ -110,7 +110,7 @@ func (d *Daemon) applyVM(ctx context.Context, in *applyInput) (*opOutput, error)
 }
 
 type deleteInput struct {
-	Name      string `path:"name"`
+	Name      string `path:"name" doc:"VM name"`
 	KeepDisks bool   `query:"keepDisks" doc:"Keep the VM's disk volumes."`
 	Force     bool   `query:"force" doc:"Delete a running VM (it is destroyed first)."`
 }
@@ -155,7 +155,7 @@ func (d *Daemon) startVM(ctx context.Context, in *nameInput) (*opOutput, error) 
 }
 
 type stopInput struct {
-	Name string `path:"name"`
+	Name string `path:"name" doc:"VM name"`
 	Body *api.StopRequest
 }
 
@@ -188,8 +188,29 @@ func (d *Daemon) resumeVM(ctx context.Context, in *nameInput) (*vmOutput, error)
 	return d.vmAction(ctx, func() (api.VM, error) { return d.vms.Resume(ctx, in.Name) })
 }
 
+type adoptInput struct {
+	Name string `path:"name" doc:"The libvirt domain's name"`
+	Body *api.AdoptRequest
+}
+
+func (d *Daemon) adoptVM(ctx context.Context, in *adoptInput) (*struct{ Body api.AdoptResult }, error) {
+	if err := d.host.ensure(ctx); err != nil {
+		return nil, err
+	}
+	dry := in.Body != nil && in.Body.DryRun
+	res, err := d.vms.Adopt(ctx, in.Name, dry)
+	if err != nil {
+		return nil, err
+	}
+	return &struct{ Body api.AdoptResult }{res}, nil
+}
+
+func (d *Daemon) releaseVM(ctx context.Context, in *nameInput) (*vmOutput, error) {
+	return d.vmAction(ctx, func() (api.VM, error) { return d.vms.Release(ctx, in.Name) })
+}
+
 type consoleInput struct {
-	Name   string `path:"name"`
+	Name   string `path:"name" doc:"VM name"`
 	Follow bool   `query:"follow" doc:"Keep the response open and stream new output."`
 	Lines  int    `query:"lines" minimum:"0" doc:"Start with only the last N lines."`
 	Offset int64  `query:"offset" minimum:"0" doc:"Start at this byte of the log (a start operation's result.consoleOffset)."`
@@ -252,7 +273,7 @@ func (d *Daemon) listOps(ctx context.Context, in *listOpsInput) (*struct{ Body a
 }
 
 type opIDInput struct {
-	ID string `path:"id"`
+	ID string `path:"id" doc:"Operation id"`
 }
 
 func (d *Daemon) getOp(ctx context.Context, in *opIDInput) (*opOutput, error) {
@@ -264,7 +285,7 @@ func (d *Daemon) getOp(ctx context.Context, in *opIDInput) (*opOutput, error) {
 }
 
 type waitInput struct {
-	ID      string `path:"id"`
+	ID      string `path:"id" doc:"Operation id"`
 	Timeout int    `query:"timeout" minimum:"0" maximum:"3600" doc:"Seconds to wait at most (default 60); the operation is returned as it is then."`
 }
 

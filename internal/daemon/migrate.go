@@ -22,7 +22,7 @@ func (d *Daemon) migrationRoutes() []route {
 }
 
 type migrateInput struct {
-	Name string `path:"name"`
+	Name string `path:"name" doc:"VM name"`
 	Body api.MigrateRequest
 }
 
@@ -57,7 +57,7 @@ func (d *Daemon) peerPrepare(ctx context.Context, in *struct{ Body api.Migration
 }
 
 type peerFinishInput struct {
-	ID   string `path:"id"`
+	ID   string `path:"id" doc:"Migration id"`
 	Body api.FinishRequest
 }
 
@@ -69,13 +69,17 @@ func (d *Daemon) peerFinish(ctx context.Context, in *peerFinishInput) (*struct{ 
 	return &struct{ Body api.FinishAnswer }{a}, nil
 }
 
-func (d *Daemon) peerKeepalive(ctx context.Context, in *opIDInput) (*struct{}, error) {
+type migrationIDInput struct {
+	ID string `path:"id" doc:"Migration id"`
+}
+
+func (d *Daemon) peerKeepalive(ctx context.Context, in *migrationIDInput) (*struct{}, error) {
 	return &struct{}{}, d.migrations.Keepalive(callerPeer(ctx), in.ID)
 }
 
 type uploadInput struct {
-	ID     string `path:"id"`
-	File   string `path:"file"`
+	ID     string `path:"id" doc:"Migration id"`
+	File   string `path:"file" doc:"File of the move: state, or a disk name"`
 	SHA256 string `header:"X-Godwit-SHA256" required:"true" doc:"SHA-256 of the file, hex."`
 }
 

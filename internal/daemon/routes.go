@@ -76,9 +76,9 @@ func (d *Daemon) routes() []route {
 func (d *Daemon) vmRoutes() []route {
 	return []route{
 		{Read, op("list-vms", http.MethodGet, "/v1/vms", "List VMs", "vms"), handle(d.listVMs)},
-		{Admin, accepted(op("create-vm", http.MethodPost, "/v1/vms", "Create a VM from a spec", "vms")), handle(d.createVM)},
+		{Admin, withSpecExamples(accepted(op("create-vm", http.MethodPost, "/v1/vms", "Create a VM from a spec", "vms"))), handle(d.createVM)},
 		{Read, op("get-vm", http.MethodGet, "/v1/vms/{name}", "Show a VM", "vms"), handle(d.getVM)},
-		{Admin, accepted(op("apply-vm", http.MethodPut, "/v1/vms/{name}", "Make a VM match a spec (create it if missing)", "vms")), handle(d.applyVM)},
+		{Admin, withSpecExamples(accepted(op("apply-vm", http.MethodPut, "/v1/vms/{name}", "Make a VM match a spec (create it if missing)", "vms"))), handle(d.applyVM)},
 		{Admin, accepted(op("delete-vm", http.MethodDelete, "/v1/vms/{name}", "Delete a VM", "vms")), handle(d.deleteVM)},
 		{Admin, accepted(op("start-vm", http.MethodPost, "/v1/vms/{name}/start", "Start a VM", "vms")), handle(d.startVM)},
 		{Admin, accepted(op("stop-vm", http.MethodPost, "/v1/vms/{name}/stop", "Shut a VM down (ACPI), or destroy it with force", "vms")), handle(d.stopVM)},
@@ -87,6 +87,8 @@ func (d *Daemon) vmRoutes() []route {
 		{Admin, op("pause-vm", http.MethodPost, "/v1/vms/{name}/pause", "Pause a VM's vCPUs", "vms"), handle(d.pauseVM)},
 		{Admin, op("resume-vm", http.MethodPost, "/v1/vms/{name}/resume", "Resume a paused VM", "vms"), handle(d.resumeVM)},
 		{Read, op("vm-console", http.MethodGet, "/v1/vms/{name}/console", "Read (and follow) a VM's serial console log", "vms"), d.registerConsole},
+		{Admin, op("adopt-vm", http.MethodPost, "/v1/vms/{name}/adopt", "Take a libvirt domain godwit did not define under management, changing nothing in it", "vms"), handle(d.adoptVM)},
+		{Admin, op("release-vm", http.MethodPost, "/v1/vms/{name}/release", "Hand an adopted VM back to plain libvirt, as it is", "vms"), handle(d.releaseVM)},
 	}
 }
 
@@ -130,6 +132,7 @@ func (d *Daemon) handler() http.Handler {
 		}
 		r.register(a, o)
 	}
+	documentAPI(a.OpenAPI())
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, api.NotFound("no such endpoint: %s %s (see /openapi.json)", r.Method, r.URL.Path))
 	})

@@ -45,12 +45,12 @@ func (d *Daemon) storageRoutes() []route {
 }
 
 type poolInput struct {
-	Pool string `path:"pool"`
+	Pool string `path:"pool" doc:"Storage pool name"`
 }
 
 type volumeInput struct {
-	Pool   string `path:"pool"`
-	Volume string `path:"volume"`
+	Pool   string `path:"pool" doc:"Storage pool name"`
+	Volume string `path:"volume" doc:"Volume name, unique in its pool"`
 }
 
 func (d *Daemon) listPools(ctx context.Context, _ *struct{}) (*struct{ Body api.PoolList }, error) {
@@ -106,7 +106,7 @@ func (d *Daemon) listVolumes(ctx context.Context, in *listVolumesInput) (*struct
 }
 
 func (d *Daemon) createVolume(ctx context.Context, in *struct {
-	Pool string `path:"pool"`
+	Pool string `path:"pool" doc:"Storage pool name"`
 	Body api.VolumeCreate
 }) (*struct{ Body api.Volume }, error) {
 	if err := d.host.ensure(ctx); err != nil {
@@ -132,8 +132,8 @@ func (d *Daemon) deleteVolume(ctx context.Context, in *volumeInput) (*struct{}, 
 }
 
 func (d *Daemon) resizeVolume(ctx context.Context, in *struct {
-	Pool   string `path:"pool"`
-	Volume string `path:"volume"`
+	Pool   string `path:"pool" doc:"Storage pool name"`
+	Volume string `path:"volume" doc:"Volume name, unique in its pool"`
 	Body   api.VolumeResize
 }) (*struct{ Body api.Volume }, error) {
 	v, err := d.storage.ResizeVolume(ctx, in.Pool, in.Volume, in.Body.Size)
@@ -144,8 +144,8 @@ func (d *Daemon) resizeVolume(ctx context.Context, in *struct {
 }
 
 func (d *Daemon) cloneVolume(ctx context.Context, in *struct {
-	Pool   string `path:"pool"`
-	Volume string `path:"volume"`
+	Pool   string `path:"pool" doc:"Storage pool name"`
+	Volume string `path:"volume" doc:"Volume name, unique in its pool"`
 	Body   api.VolumeClone
 }) (*opOutput, error) {
 	if err := d.storage.CheckClone(ctx, in.Pool, in.Volume, in.Body); err != nil {
@@ -170,8 +170,8 @@ func (d *Daemon) cloneVolume(ctx context.Context, in *struct {
 // volumeUploadInput takes the request body as a stream: huma reads no body for
 // an input without Body, and Resolve hands over the reader.
 type volumeUploadInput struct {
-	Pool   string `path:"pool"`
-	Volume string `path:"volume"`
+	Pool   string `path:"pool" doc:"Storage pool name"`
+	Volume string `path:"volume" doc:"Volume name, unique in its pool"`
 	Create bool   `query:"create" doc:"Create the volume (Content-Length bytes) when missing."`
 	Format string `query:"format" enum:"qcow2,raw," doc:"Format of a volume made with create (default raw)."`
 	SHA256 string `header:"X-Godwit-Sha256" doc:"Expected hex SHA-256 of the body; a mismatch fails the upload."`
@@ -246,7 +246,7 @@ func (d *Daemon) registerVolumeDownload(a huma.API, o huma.Operation) {
 }
 
 type imageInput struct {
-	Image string `path:"image"`
+	Image string `path:"image" doc:"Catalog image name"`
 }
 
 func (d *Daemon) listImages(ctx context.Context, _ *struct{}) (*struct{ Body api.ImageList }, error) {
@@ -286,7 +286,7 @@ func (d *Daemon) buildImage(ctx context.Context, in *struct{ Body api.ImageBuild
 }
 
 func (d *Daemon) convertImage(ctx context.Context, in *struct {
-	Image string `path:"image"`
+	Image string `path:"image" doc:"Catalog image name"`
 	Body  api.ImageConvert
 }) (*opOutput, error) {
 	o, err := d.images.Convert(ctx, in.Image, in.Body)
@@ -297,15 +297,15 @@ func (d *Daemon) convertImage(ctx context.Context, in *struct {
 }
 
 func (d *Daemon) attachDisk(ctx context.Context, in *struct {
-	Name string `path:"name"`
+	Name string `path:"name" doc:"VM name"`
 	Body api.DiskAttach
 }) (*vmOutput, error) {
 	return d.vmAction(ctx, func() (api.VM, error) { return d.vms.AttachDisk(ctx, in.Name, in.Body) })
 }
 
 func (d *Daemon) detachDisk(ctx context.Context, in *struct {
-	Name string `path:"name"`
-	Disk string `path:"disk"`
+	Name string `path:"name" doc:"VM name"`
+	Disk string `path:"disk" doc:"Disk name in the VM"`
 }) (*vmOutput, error) {
 	return d.vmAction(ctx, func() (api.VM, error) { return d.vms.DetachDisk(ctx, in.Name, in.Disk) })
 }

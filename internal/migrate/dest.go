@@ -25,7 +25,7 @@ import (
 // moving is the VM of an offer, with its disks as they are here.
 func moving(o api.MigrationOffer, disks []api.VMDisk) vm.Moving {
 	return vm.Moving{Name: o.VM, UUID: o.UUID, Spec: o.Spec, Disks: disks, NICs: o.NICs,
-		ConsoleLogged: logsConsole(o.Spec), CreatedAt: o.CreatedAt, Boot: o.Boot, Seed: o.Seed,
+		ConsoleLogged: logsConsole(o.Spec), CreatedAt: o.CreatedAt, Boot: o.Boot, Seed: o.Seed, Adopted: o.Adopted, Kept: o.Kept,
 		Run: o.Mode != api.MigrateCold}
 }
 
@@ -239,8 +239,12 @@ func (s *Service) Prepare(ctx context.Context, from string, offer api.MigrationO
 	for _, n := range offer.NICs {
 		nets[n.Libvirt] = in.arrival.Libvirt[n.Network]
 	}
+	owner := s.vms.Owner()
+	if offer.Adopted {
+		owner = "" // an adopted domain's metadata is its own
+	}
 	in.rec.XML, err = rewriteXML(offer.XML, rewrite{disks: disks, nets: nets, seedFrom: offer.Seed, seedTo: in.arrival.Seed,
-		console: console, owner: s.vms.Owner(), boot: in.arrival.BootFiles})
+		console: console, owner: owner, boot: in.arrival.BootFiles})
 	if err != nil {
 		return api.PrepareAnswer{}, err
 	}
@@ -459,6 +463,14 @@ func (s *Service) Finish(ctx context.Context, from, id string, req api.FinishReq
 			return api.FinishAnswer{}, fmt.Errorf("finish on %s: %w", s.cfg.Self, err)
 		}
 		ans.Cookie = cookie
+		// libvirt makes the persistent definition here from the source's
+		// (the migration cookie carries it): its owner is the source
+		// daemon, which would leave this host unable to delete the VM once
+		// stopped, and its disks and networks are named as there. Redefine
+		// it from the XML this host rewrote, which the guest runs with.
+		if _, err := s.hv.Define(ctx, in.rec.XML); err != nil {
+			s.log.Error("redefine the migrated VM's persistent definition", "vm", offer.VM, "err", err)
+		}
 		if st, err := s.hv.JobStats(ctx, offer.VM, true); err == nil {
 			ans.DowntimeMs, ans.TotalMs = st.DowntimeMs, st.ElapsedMs
 			ans.Bytes, ans.MemoryBytes, ans.DiskBytes = st.DataProcessed, st.MemProcessed, st.DiskProcessed

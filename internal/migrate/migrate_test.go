@@ -72,6 +72,12 @@ func TestRewriteXML(t *testing.T) {
 	if strings.Contains(out, "<log") {
 		t.Errorf("log kept without a console log")
 	}
+	// An adopted domain (no owner given) keeps its metadata as it is.
+	foreign := strings.Replace(liveXML, "<devices>", `<metadata><app:x xmlns:app="urn:app">1</app:x></metadata><devices>`, 1)
+	out, err = rewriteXML(foreign, rewrite{disks: []api.MigrationDisk{{Target: "vda", DestPath: "/x"}}})
+	if err != nil || domainxml.OwnerOf(out) != "" || !strings.Contains(out, "urn:app") {
+		t.Errorf("an adopted domain's metadata: %v\n%s", err, out)
+	}
 	// A copied disk without a destination path is a bug, not a guess.
 	if _, err := rewriteXML(liveXML, rewrite{disks: []api.MigrationDisk{{Name: "root", Target: "vda"}}}); err == nil {
 		t.Error("a copied disk without a destination path was accepted")

@@ -274,7 +274,8 @@ func (s *Service) makeOffer(ctx context.Context, mv *move) error {
 		return err
 	}
 	mv.offer = api.MigrationOffer{ID: mv.id, Mode: mv.req.Mode, VM: m.Name, UUID: m.UUID, Spec: m.Spec,
-		CreatedAt: m.CreatedAt, VirtType: virtType, NICs: m.NICs, Boot: m.Boot, Seed: m.Seed, CPUXML: cpuXML, TLS: mv.req.TLS}
+		CreatedAt: m.CreatedAt, VirtType: virtType, NICs: m.NICs, Boot: m.Boot, Seed: m.Seed, CPUXML: cpuXML, TLS: mv.req.TLS,
+		Adopted: m.Adopted, Kept: m.Kept}
 	for _, d := range m.Disks {
 		md := api.MigrationDisk{Name: d.Name, Target: d.Target, Size: d.Size, Path: d.Path, Pool: d.Pool, Volume: d.Volume}
 		if s.cfg.Shared != nil && d.Pool != "" {

@@ -25,7 +25,8 @@ type rewrite struct {
 // is flat), NICs plug into the destination's networks, the seed CD-ROM and
 // the console log and the boot files move to the destination's
 // directories, and the metadata
-// names the destination daemon as the owner.
+// names the destination daemon as the owner (with an owner: an adopted
+// domain's metadata stays as it is).
 func rewriteXML(domXML string, rw rewrite) (string, error) {
 	disks, consoleLog, owner := rw.disks, rw.console, rw.owner
 	var d libvirtxml.Domain
@@ -76,6 +77,9 @@ func rewriteXML(domXML string, rw rewrite) (string, error) {
 				d.Devices.Serials[i].Log.File = consoleLog
 			}
 		}
+	}
+	if owner == "" {
+		return d.Marshal()
 	}
 	b, err := xml.Marshal(domainxml.Metadata{NS: domainxml.MetadataNS, Owner: owner})
 	if err != nil {

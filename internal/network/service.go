@@ -390,6 +390,22 @@ func (s *Service) Pin(ctx context.Context, names []string, field func(i int) str
 	return refs, release, nil
 }
 
+// ByLibvirt returns the network of this daemon whose libvirt network is
+// libvirtName; a 404 when it is none of this daemon's (vm adopt reads a
+// domain's NICs with it).
+func (s *Service) ByLibvirt(ctx context.Context, libvirtName string) (Ref, error) {
+	recs, err := store.ListJSON[record](ctx, s.store, bucket)
+	if err != nil {
+		return Ref{}, err
+	}
+	for _, r := range recs {
+		if r.Libvirt == libvirtName && r.Status == statusReady {
+			return Ref{Name: r.Name, Libvirt: r.Libvirt, Type: r.Spec.Type}, nil
+		}
+	}
+	return Ref{}, api.NotFound("libvirt network %s is none of godwit's", libvirtName)
+}
+
 // Delete removes a network nothing uses: no VM of this daemon has a NIC on
 // it, and no running domain is plugged into it.
 func (s *Service) Delete(ctx context.Context, name string) error {

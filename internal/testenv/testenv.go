@@ -55,6 +55,21 @@ func RequireCommand(t testing.TB, name string) {
 	}
 }
 
+// RequirePython needs the python3 the Python client must work with:
+// Debian 12's /usr/bin/python3, not whichever one PATH finds first (a
+// developer's pyenv). GODWIT_PYTHON names another. It returns its path.
+func RequirePython(t testing.TB) string {
+	t.Helper()
+	py := os.Getenv("GODWIT_PYTHON")
+	if py == "" {
+		py = "/usr/bin/python3"
+	}
+	if _, err := os.Stat(py); err != nil {
+		Skip(t, "the Python client's tests need Debian's python3 (apt-get install python3): "+err.Error())
+	}
+	return py
+}
+
 // LibvirtSocket is the system libvirtd's socket.
 const LibvirtSocket = "/var/run/libvirt/libvirt-sock"
 

@@ -164,6 +164,11 @@ func (s *Service) planApply(ctx context.Context, spec api.VMSpec) (applyPlan, er
 	if err != nil {
 		return applyPlan{}, err
 	}
+	if rec.Adopted {
+		// Apply rewrites the definition from the spec, which would drop
+		// what the spec does not express of the domain.
+		return applyPlan{}, api.Conflict("vm %s is adopted: godwit does not rewrite its definition from a spec; change it with virsh edit (then release and adopt it again to refresh its spec), or attach disks and NICs with godwit", spec.Name)
+	}
 	d, err := s.hv.Lookup(ctx, spec.Name)
 	if errors.Is(err, hypervisor.ErrNotFound) {
 		return applyPlan{}, api.Conflict("vm %s has no libvirt domain (undefined outside godwit?); delete the VM and create it again", spec.Name)

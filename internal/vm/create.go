@@ -347,7 +347,7 @@ func (s *Service) delete(ctx context.Context, o reporter, rec record, opts Delet
 		// was undefined outside godwit, or by a delete cut off after
 		// that): leave that one alone.
 		var xml string
-		if xml, err = s.hv.XML(ctx, rec.Name, true); err == nil && domainxml.OwnerOf(xml) != s.cfg.Owner {
+		if xml, err = s.hv.XML(ctx, rec.Name, true); err == nil && domainxml.OwnerOf(xml) != s.cfg.Owner && !adoptedDomain(rec, d) {
 			s.log.Warn("leaving alone a libvirt domain of the VM's name that godwit did not define", "vm", rec.Name)
 			err = hypervisor.ErrNotFound
 		}

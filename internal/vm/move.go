@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/godwit-project/godwit/api"
@@ -27,6 +28,9 @@ type Moving struct {
 	Seed string
 	// Run: the VM runs once moved.
 	Run bool
+	// Adopted and Kept: an adopted domain stays one where it goes.
+	Adopted bool
+	Kept    []string
 }
 
 // HoldForMove locks a managed VM for a migration and returns it with its
@@ -45,7 +49,7 @@ func (s *Service) HoldForMove(ctx context.Context, name, holder string) (Moving,
 		return Moving{}, d, nil, mapHypervisorError(err)
 	}
 	m := Moving{Name: rec.Name, UUID: rec.UUID, Spec: rec.Spec, Disks: rec.Disks, ConsoleLogged: rec.ConsoleLog != "",
-		CreatedAt: rec.CreatedAt, Boot: rec.Boot, Seed: rec.Seed}
+		CreatedAt: rec.CreatedAt, Boot: rec.Boot, Seed: rec.Seed, Adopted: rec.Adopted, Kept: rec.Kept}
 	for _, n := range rec.NICs {
 		m.NICs = append(m.NICs, api.MigrationNIC{Network: n.Network, MAC: n.MAC, Model: n.Model, Libvirt: n.Libvirt})
 	}
@@ -178,7 +182,21 @@ func (s *Service) AbandonArrival(a *Arrival) {
 
 // AdoptMoved records a VM whose domain now runs (or is defined) here.
 func (s *Service) AdoptMoved(ctx context.Context, m Moving, a *Arrival) error {
-	rec := record{Name: m.Name, UUID: m.UUID, Spec: m.Spec, Status: statusReady, Disks: m.Disks, CreatedAt: m.CreatedAt, Boot: m.Boot, Run: m.Run}
+	rec := record{Name: m.Name, UUID: m.UUID, Spec: m.Spec, Status: statusReady, Disks: m.Disks, CreatedAt: m.CreatedAt, Boot: m.Boot,
+		Adopted: m.Adopted, Kept: m.Kept, Run: m.Run}
+	if m.Adopted {
+		// Its disks stay the VM's own, and its spec names them where
+		// they are now.
+		rec.Spec.Disks = slices.Clone(m.Spec.Disks)
+		for i := range rec.Disks {
+			rec.Disks[i].External = true
+			for j := range rec.Spec.Disks {
+				if rec.Spec.Disks[j].Name == rec.Disks[i].Name && rec.Disks[i].Pool != "" {
+					rec.Spec.Disks[j].Volume = rec.Disks[i].Pool + "/" + rec.Disks[i].Volume
+				}
+			}
+		}
+	}
 	if m.ConsoleLogged {
 		rec.ConsoleLog = s.consolePath(m.Name)
 	}

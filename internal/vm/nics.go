@@ -25,6 +25,9 @@ type Networks interface {
 	// Pin holds networks while a VM action relies on them and resolves
 	// them; unknown ones are 400s naming field(i).
 	Pin(ctx context.Context, names []string, field func(i int) string) ([]network.Ref, func(), error)
+	// ByLibvirt names the network whose libvirt network is libvirtName;
+	// a 404 when it is none of godwit's.
+	ByLibvirt(ctx context.Context, libvirtName string) (network.Ref, error)
 }
 
 // nicRecord is a NIC as created: the MAC it got, and the libvirt network

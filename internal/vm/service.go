@@ -59,6 +59,11 @@ type record struct {
 	// Run: the VM should run (its last start went through, no stop or
 	// kill since). An HA restart starts only such VMs.
 	Run bool `json:"run,omitempty"`
+	// Adopted is a domain godwit did not define (vm adopt): its
+	// definition is never rewritten from the spec, and Kept lists what
+	// the spec does not express of it.
+	Adopted bool     `json:"adopted,omitempty"`
+	Kept    []string `json:"kept,omitempty"`
 }
 
 // reporter is where a step reports progress: an *ops.Op, or nothing.
@@ -339,7 +344,7 @@ func (s *Service) view(r record, d hypervisor.Domain, exists bool) api.VM {
 	spec := r.Spec
 	v := api.VM{
 		Name: r.Name, UUID: r.UUID, Managed: true, Spec: &spec, Disks: r.Disks, NICs: apiNICs(r.NICs),
-		ConsoleLog: r.ConsoleLog, CreatedAt: r.CreatedAt, Host: s.cfg.Host,
+		ConsoleLog: r.ConsoleLog, CreatedAt: r.CreatedAt, Host: s.cfg.Host, Adopted: r.Adopted, Kept: r.Kept,
 	}
 	switch {
 	case r.Status == statusCreating:
