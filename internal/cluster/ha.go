@@ -78,6 +78,17 @@ func (c *Config) haTimings() error {
 	return nil
 }
 
+// HATimings are the lease and HA timings a node runs with.
+type HATimings struct {
+	LeaseTTL, FenceAfter, FenceStop, FenceMargin, RestartDelay time.Duration
+}
+
+// HATimings are the timings this node runs with (the defaults filled in).
+func (n *Node) HATimings() HATimings {
+	c := n.cfg
+	return HATimings{LeaseTTL: c.LeaseTTL, FenceAfter: c.FenceAfter, FenceStop: c.FenceStop, FenceMargin: c.FenceMargin, RestartDelay: c.RestartDelay}
+}
+
 // HAHooks are what the daemon does for HA.
 type HAHooks struct {
 	// Fence stops the HA VMs named, at once (ctx ends at FenceStop):
@@ -154,8 +165,49 @@ func (n *Node) ownHA() []string {
 // keepFence fences this host when it has not renewed its lease for
 // FenceAfter, keeps the list of its HA VMs on disk, and runs Rejoined
 // once it holds a lease again, until ctx ends.
-func (n *Node) keepFence(ctx context.Context) {
-	t := time.NewTicker(haTick)
+func (n *Node) keepFence(ctx context.Context) { every(ctx, haTick, func() { n.checkFence(ctx) }) }
+
+// checkFence is one round of keepFence.
+func (n *Node) checkFence(ctx context.Context) {
+	l := n.Lease()
+	lost := false
+	if l != nil {
+		select {
+		case <-l.Done():
+			lost = true
+		default:
+		}
+	}
+	n.ha.mu.Lock()
+	if l != nil && !lost && l.Renewed().After(n.ha.renewed) {
+		n.ha.renewed = l.Renewed()
+	}
+	late := time.Since(n.ha.renewed) > n.cfg.FenceAfter
+	rejoin := !late && !lost && l != nil && n.ha.rejoin && n.ha.hooks != nil
+	if rejoin {
+		n.ha.rejoin, n.ha.fenced = false, false
+	}
+	hooks := n.ha.hooks
+	n.ha.mu.Unlock()
+	switch {
+	case lost:
+		n.fence(ctx, "this host's lease is gone")
+	case late:
+		n.fence(ctx, fmt.Sprintf("this host has not renewed its lease for %s (fenceAfter)", n.cfg.FenceAfter))
+	case rejoin:
+		n.cfg.Log.Info("cluster: this host holds a lease again; taking back its HA VMs")
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			hooks.Rejoined(ctx)
+		}()
+	}
+	n.keepOwnHA()
+}
+
+// every runs f every d until ctx ends.
+func every(ctx context.Context, d time.Duration, f func()) {
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
@@ -163,40 +215,7 @@ func (n *Node) keepFence(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		l := n.Lease()
-		lost := false
-		if l != nil {
-			select {
-			case <-l.Done():
-				lost = true
-			default:
-			}
-		}
-		n.ha.mu.Lock()
-		if l != nil && !lost && l.Renewed().After(n.ha.renewed) {
-			n.ha.renewed = l.Renewed()
-		}
-		late := time.Since(n.ha.renewed) > n.cfg.FenceAfter
-		rejoin := !late && !lost && l != nil && n.ha.rejoin && n.ha.hooks != nil
-		if rejoin {
-			n.ha.rejoin, n.ha.fenced = false, false
-		}
-		hooks := n.ha.hooks
-		n.ha.mu.Unlock()
-		switch {
-		case lost:
-			n.fence(ctx, "this host's lease is gone")
-		case late:
-			n.fence(ctx, fmt.Sprintf("this host has not renewed its lease for %s (fenceAfter)", n.cfg.FenceAfter))
-		case rejoin:
-			n.cfg.Log.Info("cluster: this host holds a lease again; taking back its HA VMs")
-			n.wg.Add(1)
-			go func() {
-				defer n.wg.Done()
-				hooks.Rejoined(ctx)
-			}()
-		}
-		n.keepOwnHA()
+		f()
 	}
 }
 
@@ -252,46 +271,42 @@ func (n *Node) fence(ctx context.Context, why string) {
 // lease has been gone for RestartDelay, when placement picks this host
 // for them (a host it ranks k-th waits k times haStagger more).
 func (n *Node) keepRestarting(ctx context.Context) {
-	t := time.NewTicker(5 * haTick)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+	every(ctx, 5*haTick, func() { n.checkRestarts(ctx) })
+}
+
+// checkRestarts is one round of keepRestarting.
+func (n *Node) checkRestarts(ctx context.Context) {
+	n.ha.mu.Lock()
+	fenced, hooks := n.ha.fenced || n.ha.rejoin, n.ha.hooks
+	n.ha.mu.Unlock()
+	if n.Lease() == nil || fenced || hooks == nil {
+		return
+	}
+	n.reg.mu.Lock()
+	alive := map[string]bool{}
+	for h := range n.reg.beats {
+		alive[h] = true
+	}
+	n.reg.mu.Unlock()
+	var due []string
+	n.ha.mu.Lock()
+	for _, h := range n.Hosts() {
+		switch {
+		case h.Name == n.cfg.Name:
+		case alive[h.Name]:
+			delete(n.ha.gone, h.Name)
+		case n.ha.gone[h.Name].IsZero():
+			n.ha.gone[h.Name] = time.Now()
+			n.cfg.Log.Warn("cluster: a host's lease is gone; its HA VMs restart elsewhere unless it comes back", "host", h.Name, "restartDelay", n.cfg.RestartDelay)
+		default:
+			due = append(due, h.Name)
 		}
-		n.ha.mu.Lock()
-		fenced, hooks := n.ha.fenced || n.ha.rejoin, n.ha.hooks
-		n.ha.mu.Unlock()
-		if n.Lease() == nil || fenced || hooks == nil {
-			continue
-		}
-		n.reg.mu.Lock()
-		alive := map[string]bool{}
-		for h := range n.reg.beats {
-			alive[h] = true
-		}
-		n.reg.mu.Unlock()
-		var due []string
-		n.ha.mu.Lock()
-		for _, h := range n.Hosts() {
-			switch {
-			case h.Name == n.cfg.Name:
-			case alive[h.Name]:
-				delete(n.ha.gone, h.Name)
-			case n.ha.gone[h.Name].IsZero():
-				n.ha.gone[h.Name] = time.Now()
-				n.cfg.Log.Warn("cluster: a host's lease is gone; its HA VMs restart elsewhere unless it comes back", "host", h.Name, "restartDelay", n.cfg.RestartDelay)
-			default:
-				due = append(due, h.Name)
-			}
-		}
-		n.ha.mu.Unlock()
-		for _, h := range due {
-			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			n.restartFrom(cctx, ctx, h, hooks)
-			cancel()
-		}
+	}
+	n.ha.mu.Unlock()
+	for _, h := range due {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		n.restartFrom(cctx, ctx, h, hooks)
+		cancel()
 	}
 }
 

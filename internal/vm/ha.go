@@ -78,6 +78,10 @@ func (s *Service) restartHere(ctx context.Context, o *ops.Op, rec record, from s
 	defer r.Fail()
 	undo := context.Background()
 	o.Progress(fmt.Sprintf("restarting vm %s here: host %s was lost", rec.Name, from), 1, 3, "steps")
+	if rec.Adopted {
+		// Its definition is libvirt's on the lost host, not the spec's.
+		return api.Conflict("vm %s is adopted: godwit restarts only the VMs it defined from their spec", rec.Name)
+	}
 	for _, d := range rec.Disks {
 		if _, err := os.Stat(d.Path); err != nil {
 			return api.Conflict("disk %s of vm %s: %s is not on this host (is the shared pool mounted here?)", d.Name, rec.Name, d.Path)
