@@ -27,7 +27,7 @@ const (
 
 // Placement says which hosts of a cluster may take a VM.
 type Placement struct {
-	HostSelector map[string]string `json:"hostSelector,omitempty" yaml:"hostSelector,omitempty" doc:"Labels the host must have, every one (godwit host label)."`
+	HostSelector map[string]string `json:"hostSelector,omitempty" yaml:"hostSelector,omitempty" doc:"Labels the host must have, every one (cluster.labels in its daemon config)."`
 	AntiAffinity string            `json:"antiAffinity,omitempty" yaml:"antiAffinity,omitempty" doc:"A group: no two VMs of one group on one host." example:"web"`
 }
 

@@ -135,7 +135,7 @@ func TestPlacementExplainsAndPins(t *testing.T) {
 	// b is full now (1 + 3 vCPUs) and runs web1 of group web.
 	spec2 := spec
 	spec2.Name, spec2.CPUs = "web2", 1
-	if _, err := a.c.CreateVM(ctx, spec2, client.CreateOptions{Host: "b"}); api.Status(err) != 409 || err.Error() != "host b cannot take vm web2: runs web1 of anti-affinity group web" {
+	if _, err := a.c.CreateVM(ctx, spec2, client.CreateOptions{Host: "b"}); api.Status(err) != 409 || err.Error() != "host b cannot take vm web2: runs web1 of placement.antiAffinity group web" {
 		t.Fatalf("create of web2 pinned to b: %v", err)
 	}
 	spec2.Placement = nil
@@ -144,7 +144,7 @@ func TestPlacementExplainsAndPins(t *testing.T) {
 	}
 	spec2.Placement = &api.Placement{AntiAffinity: "web", HostSelector: map[string]string{"rack": "a"}}
 	dec, err = b.c.Place(ctx, spec2, "")
-	want := "c: picked (7.9GiB and 3 vCPUs free); a: no label rack (the host selector wants rack=a); b: no label rack (the host selector wants rack=a)"
+	want := "c: picked (7.9GiB and 3 vCPUs free); a: no label rack (placement.hostSelector wants rack=a); b: no label rack (placement.hostSelector wants rack=a)"
 	if err != nil || dec.Explanation != want {
 		t.Fatalf("dry run with a selector and a group:\n%s\nwant\n%s (%v)", dec.Explanation, want, err)
 	}

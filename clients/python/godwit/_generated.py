@@ -1447,7 +1447,7 @@ class Placement(Model):
     anti_affinity: Optional[str] = None
     """A group: no two VMs of one group on one host. Example: "web"."""
     host_selector: Optional[dict[str, str]] = None
-    """Labels the host must have, every one (godwit host label)."""
+    """Labels the host must have, every one (cluster.labels in its daemon config)."""
 
     _fields = (
         ("anti_affinity", "antiAffinity", "str"),

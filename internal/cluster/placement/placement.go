@@ -169,15 +169,15 @@ func Check(h Host, n Need) string {
 	for _, k := range slices.Sorted(maps.Keys(n.Selector)) {
 		want := n.Selector[k]
 		if got, ok := h.Labels[k]; !ok {
-			return fmt.Sprintf("no label %s (the host selector wants %s=%s)", k, k, want)
+			return fmt.Sprintf("no label %s (placement.hostSelector wants %s=%s)", k, k, want)
 		} else if got != want {
-			return fmt.Sprintf("label %s=%s, the host selector wants %s", k, got, want)
+			return fmt.Sprintf("label %s=%s, placement.hostSelector wants %s", k, got, want)
 		}
 	}
 	if n.Group != "" {
 		for _, name := range slices.Sorted(maps.Keys(h.Reserved.VMs)) {
 			if name != n.VM && h.Reserved.VMs[name].Group == n.Group {
-				return fmt.Sprintf("runs %s of anti-affinity group %s", name, n.Group)
+				return fmt.Sprintf("runs %s of placement.antiAffinity group %s", name, n.Group)
 			}
 		}
 	}
