@@ -132,7 +132,9 @@ placement picks (hosts that are up and not drained, with the labels of the
 spec's placement.hostSelector, no VM of its placement.antiAffinity group,
 its networks, pools and images, and room for its CPUs and memory; then the
 one with the most room left, or the least with placement: pack), unless
---host names one. --dry-run says which host and why, creating nothing.`,
+--host names one. --dry-run says which host and why, creating nothing.
+A VM with ha: restart (its disks on a shared pool) is restarted on another
+host when its host is lost; docs/cluster.md has the timings.`,
 		Example: `  godwit vm create -f web1.yaml
   godwit vm create -f web1.yaml --start --wait
   godwit vm create -f web1.yaml --dry-run

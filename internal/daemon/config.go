@@ -83,9 +83,9 @@ type ClusterConfig struct {
 	// timeout (default 100 and 1000); every host must use the same.
 	TickMs     uint `yaml:"tickMs,omitempty"`
 	ElectionMs uint `yaml:"electionMs,omitempty"`
-	// LeaseTTL is the host's heartbeat lease (default 10s): the locks it
+	// LeaseTTL is the host's heartbeat lease (default 6s): the locks it
 	// holds go when it is not renewed for this long. HeartbeatEvery is
-	// how often the heartbeat is written (default 3s).
+	// how often the heartbeat is written (default 2s).
 	LeaseTTL       time.Duration `yaml:"leaseTTL,omitempty"`
 	HeartbeatEvery time.Duration `yaml:"heartbeatEvery,omitempty"`
 	// ReadyTimeout is how long the daemon waits at start for the store's
