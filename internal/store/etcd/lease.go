@@ -15,7 +15,7 @@ import (
 )
 
 // lease is a store.Lease kept alive by renewals of its own, one every
-// third of its TTL, each timed from when it was sent: the server renewed
+// sixth of its TTL, each timed from when it was sent: the server renewed
 // the lease after that moment, so it lives at least a TTL past it (its
 // Renewed). etcd's keepalive stream times a renewal from when its answer
 // arrives, later than the server's renewal: a holder that fences itself
@@ -63,20 +63,26 @@ func (s *Store) Grant(ctx context.Context, ttl time.Duration) (store.Lease, erro
 	return l, nil
 }
 
-// keep renews the lease every third of its TTL until ctx ends, the server
-// says it is gone, or no renewal went through for a whole TTL.
+// keep renews the lease every sixth of its TTL until ctx ends, the server
+// says it is gone, or no renewal went through for a whole TTL. A renewal
+// that fails is tried again soon: each try may go to another member (the
+// client balances over them), and one that does not answer (cut off) must
+// not cost the lease, nor make a holder that fences itself on a late
+// renewal fence while the rest of the cluster is fine.
 func (l *lease) keep(ctx context.Context) {
-	every := max(l.ttl/3, 200*time.Millisecond)
+	every := max(l.ttl/6, 200*time.Millisecond)
+	next := every
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(every):
+		case <-time.After(next):
 		}
 		sent := time.Now()
 		cctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(ctx), every)
 		resp, err := l.s.cli.KeepAliveOnce(cctx, clientv3.LeaseID(l.id))
 		cancel()
+		next = every
 		switch {
 		case err == nil && resp.TTL > 0:
 			l.mu.Lock()
@@ -84,6 +90,8 @@ func (l *lease) keep(ctx context.Context) {
 			l.mu.Unlock()
 		case err == nil, errors.Is(err, rpctypes.ErrLeaseNotFound):
 			return // expired or revoked
+		default:
+			next = every / 5
 		}
 		if time.Since(l.Renewed()) >= l.ttl {
 			return // not renewed for a whole TTL: it may have expired
