@@ -101,6 +101,12 @@ func TestClusterHA(t *testing.T) {
 		return to != nil
 	})
 	eventually(t, 2*time.Minute, name+" to boot on "+to.Name, func() bool {
+		mu.Lock()
+		seen := slices.Clone(problems)
+		mu.Unlock()
+		if len(seen) > 0 {
+			t.Fatalf("two writers: %v", seen)
+		}
 		out, err := to.CLI("vm", "console", name, "--no-follow")
 		return err == nil && strings.Contains(out, "GODWIT-GUEST-UP") && lastTick(out) >= 1
 	})
@@ -112,6 +118,11 @@ func TestClusterHA(t *testing.T) {
 		fenced.Round(time.Millisecond), fenceLine, to.Name, started.Round(time.Millisecond), failover.Round(time.Millisecond))
 	if len(seen) > 0 {
 		t.Fatalf("two writers: %v", seen)
+	}
+	for _, l := range strings.Split(to.DaemonLog(), "\n") {
+		if strings.Contains(l, "HA") || strings.Contains(l, "lease is gone") {
+			t.Logf("%s: %s", to.Name, l)
+		}
 	}
 	if fencedAt.IsZero() || fenced >= started {
 		t.Fatalf("hosta's QEMU gone at %s, %s's started at %s: hosta must stop its copy first", fenced, to.Name, started)
