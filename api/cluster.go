@@ -107,3 +107,23 @@ type ClusterMember struct {
 	Alarms       []string `json:"alarms,omitempty"`
 	Error        string   `json:"error,omitempty"`
 }
+
+// PlacementDecision is where a cluster would place a VM, and why: every
+// host's verdict, the picked one first (vm create --dry-run).
+type PlacementDecision struct {
+	VM       string             `json:"vm"`
+	Picked   string             `json:"picked,omitempty" doc:"The host placement picked; empty when none can take the VM."`
+	Verdicts []PlacementVerdict `json:"verdicts"`
+	// Explanation is the verdicts in a line: "h2: picked (...); h1:
+	// 1.2GiB free, needs 2GiB; h3: no network lab".
+	Explanation string `json:"explanation"`
+	TookMs      int64  `json:"tookMs" doc:"How long placement took."`
+}
+
+// PlacementVerdict is one host's answer for a VM.
+type PlacementVerdict struct {
+	Host   string `json:"host"`
+	Fits   bool   `json:"fits" doc:"The host passed every filter."`
+	Picked bool   `json:"picked,omitempty"`
+	Reason string `json:"reason" doc:"Why it does not fit, or how much room it has."`
+}

@@ -12,8 +12,17 @@ import (
 type StatusError struct {
 	Message string `json:"error" doc:"What went wrong, for people."`
 	Code    int    `json:"code" doc:"The HTTP status code."`
-	err     error
+	// Reason tells programs apart errors of one status (ReasonNoRoom).
+	Reason string `json:"reason,omitempty" doc:"For programs: which error of its status this is, when it matters (no-room)." enum:"no-room"`
+	err    error
 }
+
+// Reasons of errors.
+const (
+	// ReasonNoRoom: the host (409) cannot take the VM: no room, drained,
+	// or its anti-affinity group is there. Placement tries another.
+	ReasonNoRoom = "no-room"
+)
 
 // StatusErrorf makes a StatusError; %w in format wraps like fmt.Errorf.
 func StatusErrorf(code int, format string, args ...any) *StatusError {

@@ -15,6 +15,8 @@ type VMSpec struct {
 	CloudInit *CloudInit        `json:"cloudInit,omitempty" yaml:"cloudInit,omitempty" doc:"cloud-init settings, given to the guest on a NoCloud seed CD-ROM."`
 	Autostart bool              `json:"autostart,omitempty" yaml:"autostart,omitempty" doc:"Start the VM when libvirtd starts."`
 	Labels    map[string]string `json:"labels,omitempty" yaml:"labels,omitempty" doc:"Free-form key/value labels."`
+	Placement *Placement        `json:"placement,omitempty" yaml:"placement,omitempty" doc:"Where a cluster may place the VM when vm create names no host."`
+	HA        string            `json:"ha,omitempty" yaml:"ha,omitempty" enum:"restart,off" doc:"restart: when the VM's host is lost, the cluster restarts it on another host (its disks must be on a shared pool); off (default): it waits for its host."`
 
 	// Resources and tuning (types in tuning.go).
 	MaxCPUs   int        `json:"maxCpus,omitempty" yaml:"maxCpus,omitempty" doc:"The most vCPUs the VM can have: cpus can be raised to it live (CPU hot-add). Default: cpus."`
@@ -27,6 +29,18 @@ type VMSpec struct {
 	Watchdog  *Watchdog  `json:"watchdog,omitempty" yaml:"watchdog,omitempty" doc:"A watchdog device."`
 	RNG       *RNG       `json:"rng,omitempty" yaml:"rng,omitempty" doc:"The entropy device."`
 	Shares    []Share    `json:"shares,omitempty" yaml:"shares,omitempty" doc:"Host directories shared over virtiofs (the host needs virtiofsd)."`
+}
+
+// HA policies of a VM.
+const (
+	HAOff     = "off"
+	HARestart = "restart"
+)
+
+// Placement says which hosts of a cluster may take a VM.
+type Placement struct {
+	HostSelector map[string]string `json:"hostSelector,omitempty" yaml:"hostSelector,omitempty" doc:"Labels the host must have, every one (cluster.labels in its daemon config)."`
+	AntiAffinity string            `json:"antiAffinity,omitempty" yaml:"antiAffinity,omitempty" doc:"A group: no two VMs of one group on one host." example:"web"`
 }
 
 // Boot says how the VM boots: from a kernel on the host (Kernel set, or

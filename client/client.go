@@ -201,14 +201,32 @@ func (c *Client) GetVM(ctx context.Context, name string) (api.VM, error) {
 // CreateOptions tune CreateVM and ApplyVM.
 type CreateOptions struct {
 	Start bool
+	// Host pins the VM to a host of the cluster ("": placement picks one).
+	Host string
 }
 
-// CreateVM starts creating a VM and returns the operation.
+// CreateVM starts creating a VM and returns the operation (in a cluster,
+// of the host that creates it).
 func (c *Client) CreateVM(ctx context.Context, spec api.VMSpec, opts CreateOptions) (api.Operation, error) {
 	q := url.Values{}
 	flag(q, "start", opts.Start)
+	if opts.Host != "" {
+		q.Set("host", opts.Host)
+	}
 	var out api.Operation
 	err := c.do(ctx, http.MethodPost, "/v1/vms", q, spec, &out)
+	return out, err
+}
+
+// Place says where vm create would put a VM of spec, and why, without
+// creating it (host: only that host is asked).
+func (c *Client) Place(ctx context.Context, spec api.VMSpec, host string) (api.PlacementDecision, error) {
+	q := url.Values{}
+	if host != "" {
+		q.Set("host", host)
+	}
+	var out api.PlacementDecision
+	err := c.do(ctx, http.MethodPost, "/v1/placement", q, spec, &out)
 	return out, err
 }
 

@@ -73,3 +73,17 @@ func (c *Client) MigrationUpload(ctx context.Context, id, file string, size int6
 	_, _ = io.Copy(io.Discard, resp.Body)
 	return nil
 }
+
+// DrainHost marks a host of the cluster unschedulable and moves its VMs
+// to the hosts placement picks, in an operation of that host whose
+// result is an api.EvacuationReport.
+func (c *Client) DrainHost(ctx context.Context, host string, req api.EvacuateRequest) (api.Operation, error) {
+	var out api.Operation
+	err := c.do(ctx, http.MethodPost, "/v1/cluster/hosts/"+url.PathEscape(host)+"/drain", nil, req, &out)
+	return out, err
+}
+
+// UndrainHost makes a drained host schedulable again.
+func (c *Client) UndrainHost(ctx context.Context, host string) error {
+	return c.do(ctx, http.MethodPost, "/v1/cluster/hosts/"+url.PathEscape(host)+"/undrain", nil, nil, nil)
+}

@@ -78,6 +78,7 @@ state directory. Several daemons can run side by side with different
 	f.StringVar(&flags.Accel, "accel", "", "accelerator: auto, kvm or tcg (default auto)")
 	f.StringVar(&flags.Pool.Name, "pool", "", "libvirt storage pool for VM disks")
 	f.StringVar(&flags.Pool.Path, "pool-path", "", "directory of that pool (default STATE-DIR/pool)")
+	f.BoolVar(&flags.Pool.Shared, "pool-shared", false, "that pool's path is the same shared filesystem on every host (migration copies no disk; ha: restart VMs can live there)")
 	f.StringVar(&flags.BackupRepo, "backup-repo", "", "backup repository directory (default STATE-DIR/backups)")
 	f.BoolVar(&flags.Network.NoDefault, "no-default-network", false, "do not make the 'default' NAT network at first start")
 	f.StringVar(&flags.Network.Prefix, "network-prefix", "", "prefix of the libvirt names of this daemon's networks")
@@ -107,6 +108,9 @@ func overlay(cfg *daemon.Config, f daemon.Config, cmd *cobra.Command) {
 	set("accel", &cfg.Accel, f.Accel)
 	set("pool", &cfg.Pool.Name, f.Pool.Name)
 	set("pool-path", &cfg.Pool.Path, f.Pool.Path)
+	if cmd.Flags().Changed("pool-shared") {
+		cfg.Pool.Shared = f.Pool.Shared
+	}
 	set("backup-repo", &cfg.BackupRepo, f.BackupRepo)
 	set("network-prefix", &cfg.Network.Prefix, f.Network.Prefix)
 	if cmd.Flags().Changed("no-default-network") {

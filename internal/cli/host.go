@@ -25,7 +25,7 @@ between them. To join host B from host A (both daemons started with
 The daemons then trust each other's certificate authority and talk over
 mutual TLS; libvirtd never listens on the network.`,
 	}
-	cmd.AddCommand(hostListCmd(g), hostAddCmd(g), hostRemoveCmd(g), hostTokenCmd(g), hostEvacuateCmd(g))
+	cmd.AddCommand(hostListCmd(g), hostAddCmd(g), hostRemoveCmd(g), hostTokenCmd(g), hostEvacuateCmd(g), hostDrainCmd(g), hostUndrainCmd(g))
 	cmd.AddCommand(hostCheckCmd(g), hostTuneCmd(g))
 	cmd.AddCommand(&cobra.Command{
 		Use:   "show",

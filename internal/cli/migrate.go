@@ -115,6 +115,86 @@ func migrationLine(r api.MigrationReport) string {
 	return line + extra
 }
 
+// evacuationReport follows an evacuation or drain and prints what moved
+// where and what did not, and why.
+func evacuationReport(ctx context.Context, g *globals, c *client.Client, op api.Operation, w waitFlags) error {
+	final, ferr := follow(ctx, g, c, op, w)
+	if w.noWait || (ferr != nil && len(final.Result) == 0) {
+		return ferr // no report to print: only the error says what happened
+	}
+	var rep api.EvacuationReport
+	if err := decodeResult(final, &rep); err != nil {
+		return err
+	}
+	if g.output != "table" {
+		if err := printValue(g.out, g.output, rep); err != nil {
+			return err
+		}
+		return ferr
+	}
+	for _, m := range rep.Moved {
+		fmt.Fprintln(g.out, migrationLine(m))
+	}
+	for _, m := range rep.Failed {
+		to := ""
+		if m.To != "" {
+			to = " to " + m.To
+		}
+		fmt.Fprintf(g.out, "did not move %s%s: %s\n", m.VM, to, m.Reason)
+	}
+	fmt.Fprintf(g.out, "%d moved, %d did not\n", len(rep.Moved), len(rep.Failed))
+	return ferr
+}
+
+func hostDrainCmd(g *globals) *cobra.Command {
+	var req api.EvacuateRequest
+	var w waitFlags
+	cmd := &cobra.Command{
+		Use:   "drain HOST",
+		Short: "Mark a host of the cluster unschedulable and move its VMs where placement picks",
+		Long: `Drain marks HOST unschedulable (placement puts no new VM there) and moves
+each of its VMs, running ones live and stopped ones cold, to the host
+placement picks for it (room is reserved there first), N at a time. It
+ends with a summary of what moved where, and what did not, and why. The
+host stays drained until 'godwit host undrain HOST'.`,
+		Args: exactArgs(1, "HOST"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			op, err := c.DrainHost(cmd.Context(), args[0], req)
+			if err != nil {
+				return err
+			}
+			return evacuationReport(cmd.Context(), g, c, op, w)
+		},
+	}
+	cmd.Flags().IntVar(&req.Parallel, "parallel", 1, "migrations at once")
+	cmd.Flags().StringVar(&req.Policy, "policy", "auto", "live convergence policy: auto, precopy or postcopy")
+	w.add(cmd.Flags())
+	return cmd
+}
+
+func hostUndrainCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "undrain HOST",
+		Short: "Make a drained host schedulable again",
+		Args:  exactArgs(1, "HOST"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			if err := c.UndrainHost(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.out, "host %s is schedulable\n", args[0])
+			return nil
+		},
+	}
+}
+
 func hostEvacuateCmd(g *globals) *cobra.Command {
 	var req api.EvacuateRequest
 	var w waitFlags
@@ -144,32 +224,7 @@ and why. HOST, when given, must be this host's name.`,
 			if err != nil {
 				return err
 			}
-			final, ferr := follow(cmd.Context(), g, c, op, w)
-			if w.noWait || (ferr != nil && len(final.Result) == 0) {
-				return ferr // no report to print: only the error says what happened
-			}
-			var rep api.EvacuationReport
-			if err := decodeResult(final, &rep); err != nil {
-				return err
-			}
-			if g.output != "table" {
-				if err := printValue(g.out, g.output, rep); err != nil {
-					return err
-				}
-				return ferr
-			}
-			for _, m := range rep.Moved {
-				fmt.Fprintln(g.out, migrationLine(m))
-			}
-			for _, m := range rep.Failed {
-				to := ""
-				if m.To != "" {
-					to = " to " + m.To
-				}
-				fmt.Fprintf(g.out, "did not move %s%s: %s\n", m.VM, to, m.Reason)
-			}
-			fmt.Fprintf(g.out, "%d moved, %d did not\n", len(rep.Moved), len(rep.Failed))
-			return ferr
+			return evacuationReport(cmd.Context(), g, c, op, w)
 		},
 	}
 	cmd.Flags().StringVar(&req.To, "to", "", "move every VM to this host (default: the best peer per VM)")

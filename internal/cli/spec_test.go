@@ -37,16 +37,25 @@ disks:
   - {name: data, image: /srv/data.qcow2, size: 10GiB}
 autostart: true
 labels: {app: web}
+placement: {hostSelector: {rack: a}, antiAffinity: web}
 `
 	want := api.VMSpec{
 		Name: "web1", CPUs: 2, Memory: api.GiB,
 		Boot:      &api.Boot{Kernel: "/srv/vmlinuz", Cmdline: "console=ttyS0"},
 		Disks:     []api.Disk{{Name: "root", Size: api.GiB}, {Name: "data", Image: "/srv/data.qcow2", Size: 10 * api.GiB}},
 		Autostart: true, Labels: map[string]string{"app": "web"},
+		Placement: &api.Placement{HostSelector: map[string]string{"rack": "a"}, AntiAffinity: "web"},
 	}
 	got, err := readSpec(specFile(t, yamlSpec), nil)
 	if err != nil || !reflect.DeepEqual(got, want) {
 		t.Fatalf("YAML spec = %+v, %v\nwant %+v", got, err, want)
+	}
+	// ha, and a misspelt placement field, which strict YAML refuses with its line.
+	if got, err := readSpec(specFile(t, "name: a\nha: restart\n"), nil); err != nil || got.HA != api.HARestart {
+		t.Fatalf("ha: restart = %+v, %v", got, err)
+	}
+	if _, err := readSpec(specFile(t, "name: a\nplacement:\n  hostSelectr: {rack: a}\n"), nil); err == nil || !strings.Contains(err.Error(), "line 3") || !strings.Contains(err.Error(), "hostSelectr") {
+		t.Fatalf("misspelt placement field: %v", err)
 	}
 	// JSON is YAML: the same spec as JSON reads the same, from stdin too.
 	b, _ := json.Marshal(want)

@@ -120,15 +120,25 @@ func (b bootWait) run(ctx context.Context, g *globals, c *client.Client, name st
 }
 
 func vmCreateCmd(g *globals) *cobra.Command {
-	var file string
-	var start bool
+	var file, host string
+	var start, dryRun bool
 	var w waitFlags
 	var bw bootWait
 	cmd := &cobra.Command{
 		Use:   "create -f SPEC.yaml",
 		Short: "Create a VM from a YAML spec",
+		Long: `Create makes a VM from a spec. In a cluster, the VM goes to the host
+placement picks (hosts that are up and not drained, with the labels of the
+spec's placement.hostSelector, no VM of its placement.antiAffinity group,
+its networks, pools and images, and room for its CPUs and memory; then the
+one with the most room left, or the least with placement: pack), unless
+--host names one. --dry-run says which host and why, creating nothing.
+A VM with ha: restart (its disks on a shared pool) is restarted on another
+host when its host is lost; docs/cluster.md has the timings.`,
 		Example: `  godwit vm create -f web1.yaml
   godwit vm create -f web1.yaml --start --wait
+  godwit vm create -f web1.yaml --dry-run
+  godwit vm create -f web1.yaml --host hostb
   cat web1.yaml | godwit vm create -f - --start --wait-for 'login:'`,
 		Args: exactArgs(0, "no arguments (the spec comes with -f)"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -145,8 +155,11 @@ func vmCreateCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if dryRun {
+				return placeDryRun(cmd.Context(), g, spec, host)
+			}
 			c, final, err := startOp(cmd.Context(), g, w, func(c *client.Client, ctx context.Context) (api.Operation, error) {
-				return c.CreateVM(ctx, spec, client.CreateOptions{Start: start})
+				return c.CreateVM(ctx, spec, client.CreateOptions{Start: start, Host: host})
 			})
 			if err != nil || w.noWait {
 				return err
@@ -163,10 +176,42 @@ func vmCreateCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&file, "file", "f", "", "the VM spec (YAML or JSON), - for stdin")
 	cmd.Flags().BoolVar(&start, "start", false, "start the VM once created")
+	cmd.Flags().StringVar(&host, "host", "", "in a cluster: create it on this host (default: the one placement picks)")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "say which host placement picks and why; create nothing")
 	w.add(cmd.Flags())
 	bw.add(cmd)
 	_ = cmd.MarkFlagFilename("file", "yaml", "yml", "json")
 	return cmd
+}
+
+// placeDryRun prints where the VM would go: a line per host, the picked
+// one first.
+func placeDryRun(ctx context.Context, g *globals, spec api.VMSpec, host string) error {
+	c, err := g.client()
+	if err != nil {
+		return err
+	}
+	dec, err := c.Place(ctx, spec, host)
+	if err != nil {
+		return err
+	}
+	if g.output != "table" {
+		return printValue(g.out, g.output, dec)
+	}
+	for _, v := range dec.Verdicts {
+		what := v.Reason
+		switch {
+		case v.Picked:
+			what = "picked (" + v.Reason + ")"
+		case v.Fits:
+			what = "fits, ranked lower (" + v.Reason + ")"
+		}
+		fmt.Fprintf(g.out, "%s: %s\n", v.Host, what)
+	}
+	if dec.Picked == "" {
+		return fmt.Errorf("no host can take vm %s", spec.Name)
+	}
+	return nil
 }
 
 func vmApplyCmd(g *globals) *cobra.Command {

@@ -43,6 +43,7 @@ import (
 
 	"github.com/godwit-project/godwit/api"
 	"github.com/godwit-project/godwit/internal/cluster/member"
+	"github.com/godwit-project/godwit/internal/cluster/placement"
 	"github.com/godwit-project/godwit/internal/pki"
 	"github.com/godwit-project/godwit/internal/revert"
 	"github.com/godwit-project/godwit/internal/store/etcd"
@@ -61,8 +62,8 @@ func HostPrefix(host string) string { return hostsPrefix + host + "/" }
 const (
 	DefaultPeerPort       = 2380
 	DefaultClientPort     = 2379
-	DefaultLeaseTTL       = 10 * time.Second
-	DefaultHeartbeatEvery = 3 * time.Second
+	DefaultLeaseTTL       = 6 * time.Second
+	DefaultHeartbeatEvery = 2 * time.Second
 )
 
 // Config is this host's cluster setup.
@@ -93,7 +94,31 @@ type Config struct {
 	// Capacity reports the host's CPUs and memory for the registry (nil:
 	// none).
 	Capacity func(ctx context.Context) (cpus int, memory int64, err error)
-	Log      *slog.Logger
+	// Pool is the pool new VM disks go to here; Labels the host's labels
+	// for placement's host selectors (nil: keep those it has);
+	// CPUOvercommit and MemoryOvercommit what it offers per CPU and byte
+	// (0: placement's defaults).
+	Pool                            string
+	Labels                          map[string]string
+	CPUOvercommit, MemoryOvercommit float64
+	// ReadVM reads what a VM record says for placement and HA (nil:
+	// records count for nothing).
+	ReadVM func(record []byte) (VMInfo, error)
+	// The HA timings (0: derived from LeaseTTL; see docs/cluster.md):
+	// a host that has not renewed its lease for FenceAfter, or has lost
+	// it, stops its HA VMs within FenceStop; the other hosts restart a
+	// host's HA VMs RestartDelay after they saw its lease gone, which
+	// must be at least FenceAfter + FenceStop + FenceMargin.
+	FenceAfter, FenceStop, FenceMargin, RestartDelay time.Duration
+	Log                                              *slog.Logger
+}
+
+// VMInfo is what a VM record says for placement and HA.
+type VMInfo struct {
+	Need placement.Need
+	// HA: the VM is restarted elsewhere when its host is lost; Run: it
+	// should run.
+	HA, Run bool
 }
 
 func (c *Config) complete() error {
@@ -124,7 +149,10 @@ func (c *Config) complete() error {
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
 	}
-	return nil
+	if c.ReadVM == nil {
+		c.ReadVM = func([]byte) (VMInfo, error) { return VMInfo{}, nil }
+	}
+	return c.haTimings()
 }
 
 func url(ip string, port int) string { return "https://" + net.JoinHostPort(ip, strconv.Itoa(port)) }
@@ -188,17 +216,24 @@ type Node struct {
 	m      *member.Member
 	cli    *clientv3.Client
 	dialed *etcd.Store
-	// own is this host's namespace, shared the cluster-wide keys.
-	own, shared *etcd.Store
+	// own is this host's namespace, shared the cluster-wide keys, root
+	// the whole store (for transactions that span both).
+	own, shared, root *etcd.Store
+	// hostStores are the other hosts' namespaces, by host.
+	hostStores sync.Map
 
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	// opts are the store options of every namespace.
+	opts etcd.Options
+
 	mu      sync.Mutex
 	sess    *session
 	reg     registry
 	onHosts []func([]Host)
+	ha      haState
 }
 
 // memberConfig is the member of this host.
@@ -382,20 +417,43 @@ func newNode(cfg Config, st state, ca *pki.Identity, files pki.TLSFiles, m *memb
 	} else {
 		n.cli = dialed.Client()
 	}
-	own, shared := o, o
-	own.Prefix, shared.Prefix = HostPrefix(cfg.Name), sharedPrefix
-	n.own, n.shared = etcd.New(n.cli, own), etcd.New(n.cli, shared)
+	own, shared, root := o, o, o
+	own.Prefix, shared.Prefix, root.Prefix = HostPrefix(cfg.Name), sharedPrefix, etcd.DefaultPrefix
+	n.own, n.shared, n.root = etcd.New(n.cli, own), etcd.New(n.cli, shared), etcd.New(n.cli, root)
+	n.opts = o
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.reg = newRegistry()
+	n.ha.init(cfg)
 	return n
 }
 
 // run starts the node's background work: the session (lease, heartbeat)
 // and the watches.
 func (n *Node) run() {
-	n.wg.Add(2)
+	n.wg.Add(5)
 	go func() { defer n.wg.Done(); n.keepSession(n.ctx) }()
 	go func() { defer n.wg.Done(); n.followRegistry(n.ctx) }()
+	go func() { defer n.wg.Done(); n.keepReservation(n.ctx, reservationResync) }()
+	go func() { defer n.wg.Done(); n.keepFence(n.ctx) }()
+	go func() { defer n.wg.Done(); n.keepRestarting(n.ctx) }()
+}
+
+// reservationResync is how often this host's reservation record is
+// brought up to date with its VM records.
+const reservationResync = 5 * time.Second
+
+// hostStore is host's namespace.
+func (n *Node) hostStore(host string) *etcd.Store {
+	if host == n.cfg.Name {
+		return n.own
+	}
+	if s, ok := n.hostStores.Load(host); ok {
+		return s.(*etcd.Store)
+	}
+	o := n.opts
+	o.Prefix = HostPrefix(host)
+	s, _ := n.hostStores.LoadOrStore(host, etcd.New(n.cli, o))
+	return s.(*etcd.Store)
 }
 
 // ID is the cluster's id.
@@ -441,6 +499,8 @@ func (n *Node) Close() error {
 	n.reg.closeAll()
 	n.own.Close()
 	n.shared.Close()
+	n.root.Close()
+	n.hostStores.Range(func(_, s any) bool { s.(*etcd.Store).Close(); return true })
 	var err error
 	if n.m != nil {
 		err = n.m.Close()

@@ -36,8 +36,14 @@ type Host struct {
 	// registers again).
 	Labels      map[string]string `json:"labels,omitempty"`
 	Schedulable bool              `json:"schedulable"`
-	Version     string            `json:"version,omitempty"`
-	JoinedAt    time.Time         `json:"joinedAt"`
+	// Pools are the pools every VM can use here (the daemon's own);
+	// CPUOvercommit and MemoryOvercommit what the host offers per CPU
+	// and per byte of memory.
+	Pools            []string  `json:"pools,omitempty"`
+	CPUOvercommit    float64   `json:"cpuOvercommit,omitempty"`
+	MemoryOvercommit float64   `json:"memoryOvercommit,omitempty"`
+	Version          string    `json:"version,omitempty"`
+	JoinedAt         time.Time `json:"joinedAt"`
 }
 
 // Heartbeat is what a host writes under its lease.
@@ -52,11 +58,16 @@ type session struct {
 	locker *lock.Locker
 }
 
-// register writes this host's registry record, keeping the labels and
-// schedulability it had.
+// register writes this host's registry record, keeping the labels (unless
+// the config gives some) and schedulability it had. The write is guarded
+// by the record's revision, so a drain's change in between is not lost.
 func (n *Node) register(ctx context.Context) error {
 	h := Host{Name: n.cfg.Name, URL: n.cfg.URL, CA: n.cfg.CA, Client: n.m == nil, Schedulable: true,
-		Version: n.cfg.Version, JoinedAt: n.st.JoinedAt}
+		Version: n.cfg.Version, JoinedAt: n.st.JoinedAt, CPUOvercommit: n.cfg.CPUOvercommit, MemoryOvercommit: n.cfg.MemoryOvercommit,
+		Labels: n.cfg.Labels}
+	if n.cfg.Pool != "" {
+		h.Pools = []string{n.cfg.Pool}
+	}
 	if n.m != nil {
 		h.PeerURL, h.ClientURL = n.cfg.PeerURL(), n.cfg.ClientURL()
 	}
@@ -65,26 +76,74 @@ func (n *Node) register(ctx context.Context) error {
 		h.CPUs, h.Memory, _ = n.cfg.Capacity(cctx)
 		cancel()
 	}
-	it, err := n.shared.GetItem(ctx, hostsBucket, n.cfg.Name)
-	switch {
-	case err == nil:
-		var old Host
-		if json.Unmarshal(it.Value, &old) == nil {
-			h.Labels, h.Schedulable = old.Labels, old.Schedulable
-			if h.CPUs == 0 {
-				h.CPUs, h.Memory = old.CPUs, old.Memory
+	return n.updateHost(ctx, n.cfg.Name, func(old *Host) (Host, error) {
+		next := h
+		if old != nil {
+			next.Schedulable = old.Schedulable
+			if n.cfg.Labels == nil {
+				next.Labels = old.Labels
 			}
-			if nb, _ := json.Marshal(h); bytes.Equal(nb, it.Value) {
-				return nil
+			if next.CPUs == 0 {
+				next.CPUs, next.Memory = old.CPUs, old.Memory
 			}
 		}
-	case !errors.Is(err, store.ErrNotFound):
-		return fmt.Errorf("register this host in the cluster: %w", err)
+		return next, nil
+	})
+}
+
+// SetSchedulable marks a host schedulable (placement may put VMs there)
+// or not (drained).
+func (n *Node) SetSchedulable(ctx context.Context, host string, on bool) error {
+	return n.updateHost(ctx, host, func(old *Host) (Host, error) {
+		if old == nil {
+			return Host{}, api.NotFound("host %s is not in the cluster registry", host)
+		}
+		next := *old
+		next.Schedulable = on
+		return next, nil
+	})
+}
+
+// updateHost rewrites name's registry record with what f makes of it (old
+// is nil when there is none), guarded by its revision: read again and
+// retried when it changed in between. Nothing is written when the record
+// stays the same.
+func (n *Node) updateHost(ctx context.Context, name string, f func(old *Host) (Host, error)) error {
+	for range 10 {
+		var old *Host
+		var rev int64
+		it, err := n.shared.GetItem(ctx, hostsBucket, name)
+		switch {
+		case err == nil:
+			var h Host
+			if json.Unmarshal(it.Value, &h) == nil {
+				old = &h
+			}
+			rev = it.Rev
+		case !errors.Is(err, store.ErrNotFound):
+			return fmt.Errorf("update host %s in the cluster registry: %w", name, err)
+		}
+		next, err := f(old)
+		if err != nil {
+			return err
+		}
+		b, err := json.Marshal(next)
+		if err != nil {
+			return err
+		}
+		if old != nil && bytes.Equal(b, it.Value) {
+			return nil
+		}
+		_, err = store.PutIf(ctx, n.shared, hostsBucket, name, b, rev)
+		if errors.Is(err, store.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("update host %s in the cluster registry: %w", name, err)
+		}
+		return nil
 	}
-	if err := store.PutJSON(ctx, n.shared, hostsBucket, n.cfg.Name, h); err != nil {
-		return fmt.Errorf("register this host in the cluster: %w", err)
-	}
-	return nil
+	return api.StatusErrorf(http.StatusConflict, "host %s's registry record kept changing while this host updated it", name)
 }
 
 // keepSession keeps this host's lease, and its heartbeat under it, until
@@ -111,6 +170,7 @@ func (n *Node) keepSession(ctx context.Context) {
 		n.mu.Lock()
 		n.sess = &session{lease: l, locker: lock.New(n.shared, n.cfg.Name, l)}
 		n.mu.Unlock()
+		n.thaw(ctx)
 		n.cfg.Log.Info("cluster: lease granted", "lease", fmt.Sprintf("%x", int64(l.ID())), "ttl", l.TTL())
 		n.heartbeats(ctx, l)
 		n.mu.Lock()
@@ -118,6 +178,9 @@ func (n *Node) keepSession(ctx context.Context) {
 		n.mu.Unlock()
 		if ctx.Err() == nil {
 			n.cfg.Log.Warn("cluster: lease lost; locks held under it are gone; granting a new one", "lease", fmt.Sprintf("%x", int64(l.ID())))
+			// Before any new lease: the others restart this host's HA
+			// VMs once they see it gone (RestartDelay after).
+			n.fence(ctx, "this host's lease is gone")
 		}
 	}
 }

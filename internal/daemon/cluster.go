@@ -14,6 +14,8 @@ import (
 	"github.com/godwit-project/godwit/api"
 	"github.com/godwit-project/godwit/internal/buildinfo"
 	"github.com/godwit-project/godwit/internal/cluster"
+	"github.com/godwit-project/godwit/internal/cluster/lock"
+	"github.com/godwit-project/godwit/internal/cluster/placement"
 	"github.com/godwit-project/godwit/internal/health"
 	"github.com/godwit-project/godwit/internal/store"
 	"github.com/godwit-project/godwit/internal/vm"
@@ -76,6 +78,12 @@ func (d *Daemon) clusterConfig() (cluster.Config, error) {
 			info, err := d.hv.HostInfo(ctx)
 			return info.CPUs, int64(info.MemoryBytes), err
 		},
+		Pool: d.cfg.Pool.Name, Labels: c.Labels, CPUOvercommit: c.CPUOvercommit, MemoryOvercommit: c.MemoryOvercommit,
+		ReadVM: func(raw []byte) (cluster.VMInfo, error) {
+			spec, run, err := vm.RecordInfo(raw)
+			return cluster.VMInfo{Need: placement.NeedOf(spec), HA: vm.HARestart(spec), Run: run}, err
+		},
+		FenceAfter: c.FenceAfter, FenceStop: c.FenceStop, FenceMargin: c.FenceMargin, RestartDelay: c.RestartDelay,
 		Log: d.log.With("component", "cluster"),
 	}, nil
 }
@@ -138,6 +146,7 @@ func (d *Daemon) adoptCluster(ctx context.Context, n *cluster.Node) {
 func (d *Daemon) wireCluster(n *cluster.Node) {
 	d.ops.SetHost(d.cfg.Name)
 	d.vms.SetCluster(clusterVMs{n})
+	d.wireHA(n)
 	n.OnHosts(d.trustClusterHosts)
 	if d.id != "" {
 		if err := os.WriteFile(d.daemonIDFile(), []byte(d.id), 0o600); err != nil {
@@ -159,6 +168,22 @@ func (c clusterVMs) Lock(ctx context.Context, name, what string) (vm.ClusterLock
 
 func (c clusterVMs) Owner(ctx context.Context, name string) (string, error) {
 	return c.n.Owner(ctx, name)
+}
+
+func (c clusterVMs) Claim(ctx context.Context, l vm.ClusterLock, name string, record []byte, spec api.VMSpec) error {
+	held, ok := l.(*lock.Held)
+	if !ok {
+		return fmt.Errorf("claim vm %s: its create holds no cluster lock", name)
+	}
+	return c.n.Claim(ctx, held, name, record, placement.NeedOf(spec))
+}
+
+// Released resyncs this host's reservations now (the resync every few
+// seconds would do it too).
+func (c clusterVMs) Released(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_ = c.n.Resync(ctx, c.n.Name())
 }
 
 // daemonIDFile keeps the daemon's id outside the cluster store, for a

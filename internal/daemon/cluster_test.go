@@ -34,6 +34,13 @@ func inCluster(t *testing.T) func(*Config) {
 // (vm-NAME, running), and forms a cluster of them.
 func clusterOf(t *testing.T, names ...string) []*host {
 	t.Helper()
+	return clusterWith(t, nil, names...)
+}
+
+// clusterWith is clusterOf with edit changing each host's config (nil:
+// none) after inCluster.
+func clusterWith(t *testing.T, edit func(*Config), names ...string) []*host {
+	t.Helper()
 	dir := tempDir(t)
 	kernel := filepath.Join(dir, "vmlinuz")
 	if err := os.WriteFile(kernel, []byte("kernel"), 0o644); err != nil {
@@ -42,7 +49,11 @@ func clusterOf(t *testing.T, names ...string) []*host {
 	ctx := context.Background()
 	var hosts []*host
 	for _, n := range names {
-		h := newHost(t, dir, n, inCluster(t))
+		edits := []func(*Config){inCluster(t)}
+		if edit != nil {
+			edits = append(edits, edit)
+		}
+		h := newHost(t, dir, n, edits...)
 		h.wait(h.c.CreateVM(ctx, api.VMSpec{Name: "vm-" + n, CPUs: 1, Memory: 64 * api.MiB, Boot: &api.Boot{Kernel: kernel},
 			Disks: []api.Disk{{Name: "root", Size: api.GiB}}}, client.CreateOptions{Start: true}))
 		hosts = append(hosts, h)

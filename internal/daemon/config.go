@@ -16,8 +16,10 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/godwit-project/godwit/internal/accel"
+	"github.com/godwit-project/godwit/internal/cluster/placement"
 	"github.com/godwit-project/godwit/internal/health"
 	"github.com/godwit-project/godwit/internal/migrate"
+	"github.com/godwit-project/godwit/internal/vm"
 )
 
 // Defaults of a daemon that is given no flags.
@@ -84,20 +86,45 @@ type ClusterConfig struct {
 	// timeout (default 100 and 1000); every host must use the same.
 	TickMs     uint `yaml:"tickMs,omitempty"`
 	ElectionMs uint `yaml:"electionMs,omitempty"`
-	// LeaseTTL is the host's heartbeat lease (default 10s): the locks it
+	// LeaseTTL is the host's heartbeat lease (default 6s): the locks it
 	// holds go when it is not renewed for this long. HeartbeatEvery is
-	// how often the heartbeat is written (default 3s).
+	// how often the heartbeat is written (default 2s).
 	LeaseTTL       time.Duration `yaml:"leaseTTL,omitempty"`
 	HeartbeatEvery time.Duration `yaml:"heartbeatEvery,omitempty"`
 	// ReadyTimeout is how long the daemon waits at start for the store's
 	// quorum before it serves without (default 10s).
 	ReadyTimeout time.Duration `yaml:"readyTimeout,omitempty"`
+	// Labels are this host's, for placement's host selectors (none: keep
+	// what the registry has).
+	Labels map[string]string `yaml:"labels,omitempty"`
+	// CPUOvercommit and MemoryOvercommit are what this host offers
+	// placement: vCPUs per CPU (default 4) and memory per byte of its
+	// memory (default 1; below 1 keeps some for the host itself).
+	CPUOvercommit    float64 `yaml:"cpuOvercommit,omitempty"`
+	MemoryOvercommit float64 `yaml:"memoryOvercommit,omitempty"`
+	// The HA timings (default: from LeaseTTL; docs/cluster.md has the
+	// arithmetic): FenceAfter, how long this host goes without renewing
+	// its lease before it stops its HA VMs (default 2/3 of the TTL);
+	// FenceStop, what that stop may take (default 1/3 of the TTL, at
+	// least 1s); FenceMargin, for clocks and late timers (the same);
+	// RestartDelay, how long after a host's lease is gone the others
+	// restart its HA VMs (default, and at least, the sum of the three).
+	FenceAfter   time.Duration `yaml:"fenceAfter,omitempty"`
+	FenceStop    time.Duration `yaml:"fenceStop,omitempty"`
+	FenceMargin  time.Duration `yaml:"fenceMargin,omitempty"`
+	RestartDelay time.Duration `yaml:"restartDelay,omitempty"`
+	// Placement is how this host places the VMs created through it:
+	// spread (default: the host with the most room left) or pack (the
+	// least).
+	Placement string `yaml:"placement,omitempty"`
 }
 
 // Pool is the libvirt storage pool that holds VM disks.
 type Pool struct {
 	Name string `yaml:"name,omitempty"`
 	Path string `yaml:"path,omitempty"`
+	// Shared: Path is the same shared filesystem on every host.
+	Shared bool `yaml:"shared,omitempty"`
 }
 
 // Network configures godwit's networks.
@@ -195,6 +222,23 @@ func (c *Config) Complete() error {
 	}
 	if !filepath.IsAbs(c.BackupRepo) {
 		return fmt.Errorf("backupRepo: %q must be absolute", c.BackupRepo)
+	}
+	return c.Cluster.complete()
+}
+
+func (c *ClusterConfig) complete() error {
+	switch c.Placement {
+	case "":
+		c.Placement = placement.Spread
+	case placement.Spread, placement.Pack:
+	default:
+		return fmt.Errorf("cluster.placement: %q is not spread or pack", c.Placement)
+	}
+	if c.CPUOvercommit < 0 || c.MemoryOvercommit < 0 {
+		return fmt.Errorf("cluster: cpuOvercommit %g and memoryOvercommit %g must not be negative", c.CPUOvercommit, c.MemoryOvercommit)
+	}
+	if err := vm.ValidateLabels("cluster.labels", c.Labels); err != nil {
+		return err
 	}
 	return nil
 }

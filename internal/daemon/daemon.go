@@ -282,6 +282,8 @@ func (d *Daemon) startServices(ctx context.Context) error {
 func (d *Daemon) startStorage() error {
 	d.storage = storage.New(d.hv, d.store, d.cfg.Pool.Name, d.log)
 	d.storage.SetUsers(d.vms)
+	d.storage.SetDefaultShared(d.cfg.Pool.Shared)
+	d.vms.SetSharedPools(d.storage)
 	// Volume data through libvirt's RPC streams moves ~300 MiB/s here;
 	// GODWIT_VOLUME_IO=libvirt keeps them for every volume (tests).
 	d.storage.SetDirectIO(os.Getenv("GODWIT_VOLUME_IO") != "libvirt")
@@ -352,6 +354,13 @@ func (d *Daemon) shutdown() {
 	}
 	d.ops.Shutdown(sctx)
 	d.wg.Wait()
+	if n := d.clusterNode(); n != nil {
+		// A clean stop leaves the HA VMs running: the others must not
+		// restart them when this host's lease runs out.
+		if err := n.Freeze(sctx); err != nil {
+			d.log.Warn("cluster: cannot mark this host frozen; its HA VMs may be restarted elsewhere", "err", err)
+		}
+	}
 	d.Close()
 }
 

@@ -23,7 +23,7 @@ func toStatus(err error) error {
 	if errors.As(hypervisor.APIError(err), &se) {
 		if se.Message != err.Error() {
 			// Keep the outer context ("start vm x: ...") with the status.
-			return &api.StatusError{Message: err.Error(), Code: se.Code}
+			return &api.StatusError{Message: err.Error(), Code: se.Code, Reason: se.Reason}
 		}
 		return se
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 
 	"github.com/godwit-project/godwit/api"
+	"github.com/godwit-project/godwit/client"
 	"github.com/godwit-project/godwit/internal/auth"
 	"github.com/godwit-project/godwit/internal/ops"
 )
@@ -97,8 +98,50 @@ func (d *Daemon) ownerOf(ctx huma.Context) (string, error) {
 		return n.Owner(ctx.Context(), ctx.Query("vm"))
 	case op.OperationID == "events" || op.OperationID == "list-vms" || op.OperationID == "list-operations":
 		return ctx.Query("host"), nil
+	case op.OperationID == "drain-host":
+		if h := ctx.Param("name"); h != "" {
+			if _, ok := n.Host(h); ok {
+				return h, nil
+			}
+		}
+	case op.OperationID == "create-vm":
+		// Pinned to a host of the cluster (an unknown one: 404 here).
+		if h := ctx.Query("host"); h != "" {
+			if _, ok := n.Host(h); ok {
+				return h, nil
+			}
+		}
 	}
 	return "", nil
+}
+
+// forwardClient is a client of host's daemon that asks for this
+// request's caller, as forwarding does: the host serves it for that
+// caller (its scope), trusting this host as one of its cluster.
+func (d *Daemon) forwardClient(ctx context.Context, host string) (*client.Client, error) {
+	e, err := d.peers.Endpoint(ctx, host)
+	if err != nil {
+		return nil, api.StatusErrorf(http.StatusBadGateway, "forward to host %s: %w", host, err)
+	}
+	who := principalOf(ctx)
+	hc := &http.Client{Transport: forwarding{base: &http.Transport{TLSClientConfig: e.TLS}, headers: http.Header{
+		headerForwardedBy: {d.cfg.Name}, headerFor: {who.String()}, headerForScope: {who.Scope},
+	}}}
+	return client.New(client.Options{URL: e.URL, HTTPClient: hc})
+}
+
+// forwarding adds the forwarding headers to every request.
+type forwarding struct {
+	base    http.RoundTripper
+	headers http.Header
+}
+
+func (f forwarding) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	for k, v := range f.headers {
+		r.Header[k] = v
+	}
+	return f.base.RoundTrip(r)
 }
 
 // proxies keeps one reverse proxy per host (and its URL and CA), so that

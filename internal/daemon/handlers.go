@@ -59,11 +59,26 @@ func (d *Daemon) getVM(ctx context.Context, in *nameInput) (*vmOutput, error) {
 }
 
 type createInput struct {
-	Start bool `query:"start" doc:"Start the VM once created."`
+	Start bool   `query:"start" doc:"Start the VM once created."`
+	Host  string `query:"host" doc:"In a cluster: the host to create it on (default: the one placement picks)."`
 	Body  api.VMSpec
 }
 
 func (d *Daemon) createVM(ctx context.Context, in *createInput) (*opOutput, error) {
+	n := d.clusterNode()
+	switch {
+	case n != nil && in.Host == "":
+		o, err := d.placeAndCreate(ctx, n, in.Body, in.Start)
+		if err != nil {
+			return nil, err
+		}
+		return &opOutput{o}, nil
+	case n == nil && in.Host != "" && in.Host != d.cfg.Name:
+		return nil, api.BadRequest("host: this host is %s, in no cluster", d.cfg.Name)
+	case n != nil && in.Host != d.cfg.Name:
+		// Forwarding sent a create for a host of the cluster there.
+		return nil, api.NotFound("host: %s is no host of this cluster (godwit cluster status lists them)", in.Host)
+	}
 	if err := d.host.ensure(ctx); err != nil {
 		return nil, err
 	}

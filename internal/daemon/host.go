@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -207,6 +208,9 @@ func (h *hostState) describe(ctx context.Context) api.Host {
 		out.Cluster = n.Role() + " in cluster " + n.ID() + ": " + msg
 		if !ready {
 			out.Warnings = append(out.Warnings, msg)
+		}
+		if fenced, at, why := n.Fenced(); fenced {
+			out.Warnings = append(out.Warnings, fmt.Sprintf("this host fenced (stopped) its HA VMs at %s: %s; it takes back those no other host restarted once it holds a lease again", at.Format(time.RFC3339), why))
 		}
 	}
 	if n, err := d.vms.Count(ctx); err == nil {

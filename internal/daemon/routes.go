@@ -69,6 +69,8 @@ func (d *Daemon) routes() []route {
 		d.monitorRoutes(),
 		d.networkRoutes(),
 		d.clusterRoutes(),
+		d.placementRoutes(),
+		d.drainRoutes(),
 	)
 }
 

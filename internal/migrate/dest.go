@@ -25,7 +25,8 @@ import (
 // moving is the VM of an offer, with its disks as they are here.
 func moving(o api.MigrationOffer, disks []api.VMDisk) vm.Moving {
 	return vm.Moving{Name: o.VM, UUID: o.UUID, Spec: o.Spec, Disks: disks, NICs: o.NICs,
-		ConsoleLogged: logsConsole(o.Spec), CreatedAt: o.CreatedAt, Boot: o.Boot, Seed: o.Seed, Adopted: o.Adopted, Kept: o.Kept}
+		ConsoleLogged: logsConsole(o.Spec), CreatedAt: o.CreatedAt, Boot: o.Boot, Seed: o.Seed, Adopted: o.Adopted, Kept: o.Kept,
+		Run: o.Mode != api.MigrateCold}
 }
 
 // incoming is a move this host is receiving.

@@ -11,10 +11,34 @@ import (
 	"github.com/godwit-project/godwit/internal/ops"
 )
 
+// Placer picks the destinations of a drain: a cluster's placement.
+type Placer interface {
+	// Targets are the hosts that can take the VM, best first; an error
+	// says why none can.
+	Targets(ctx context.Context, vm string) ([]string, error)
+	// Reserve holds room for the VM on host before it moves there: a 409
+	// when host has none left (another VM took it first).
+	Reserve(ctx context.Context, host, vm string) error
+}
+
 // Evacuate moves every running VM off this host, N at a time, and reports
 // what moved where and what did not, and why. Each move is an operation of
 // its own (godwit op list shows them); the evacuation is one more.
 func (s *Service) Evacuate(ctx context.Context, req api.EvacuateRequest) (api.Operation, error) {
+	return s.evacuation(ctx, req, nil)
+}
+
+// Drain moves every VM off this host, running ones live and stopped ones
+// cold, each to the host p picks for it (with room reserved there first),
+// N at a time, and reports as Evacuate does.
+func (s *Service) Drain(ctx context.Context, req api.EvacuateRequest, p Placer) (api.Operation, error) {
+	if req.To != "" {
+		return api.Operation{}, api.BadRequest("to: a drain moves each VM where placement picks")
+	}
+	return s.evacuation(ctx, req, p)
+}
+
+func (s *Service) evacuation(ctx context.Context, req api.EvacuateRequest, p Placer) (api.Operation, error) {
 	if req.Parallel < 0 || req.Parallel > 16 {
 		return api.Operation{}, api.BadRequest("parallel: %d is not between 1 and 16", req.Parallel)
 	}
@@ -24,14 +48,19 @@ func (s *Service) Evacuate(ctx context.Context, req api.EvacuateRequest) (api.Op
 	if req.To == s.cfg.Self {
 		return api.Operation{}, api.BadRequest("to: %s is the host being evacuated", req.To)
 	}
-	if req.To != "" {
+	switch {
+	case req.To != "":
 		if _, err := s.peers.Client(ctx, req.To); err != nil {
 			return api.Operation{}, err
 		}
-	} else if names, err := s.peers.Names(ctx); err != nil {
-		return api.Operation{}, err
-	} else if len(names) == 0 {
-		return api.Operation{}, api.Conflict("this host has no peers to evacuate to (godwit host add)")
+	case p == nil:
+		names, err := s.peers.Names(ctx)
+		if err != nil {
+			return api.Operation{}, err
+		}
+		if len(names) == 0 {
+			return api.Operation{}, api.Conflict("this host has no peers to evacuate to (godwit host add)")
+		}
 	}
 	vms, err := s.vms.List(ctx)
 	if err != nil {
@@ -39,12 +68,16 @@ func (s *Service) Evacuate(ctx context.Context, req api.EvacuateRequest) (api.Op
 	}
 	var todo []string
 	for _, v := range vms {
-		if v.Managed && (v.State == api.VMRunning || v.State == api.VMPaused) {
+		if v.Managed && (v.State == api.VMRunning || v.State == api.VMPaused || (p != nil && v.State == api.VMStopped)) {
 			todo = append(todo, v.Name)
 		}
 	}
-	return s.ops.Start("host.evacuate", "host/"+s.cfg.Self, func(ctx context.Context, o *ops.Op) error {
-		rep := s.evacuate(ctx, o, todo, req)
+	kind := "host.evacuate"
+	if p != nil {
+		kind = "host.drain"
+	}
+	return s.ops.Start(kind, "host/"+s.cfg.Self, func(ctx context.Context, o *ops.Op) error {
+		rep := s.evacuate(ctx, o, todo, req, p)
 		o.SetResult(rep)
 		if len(rep.Failed) > 0 {
 			return api.Conflict("%d of %d VMs did not move: %s", len(rep.Failed), len(todo), missSummary(rep.Failed))
@@ -64,7 +97,7 @@ func missSummary(m []api.EvacuationMiss) string {
 	return out
 }
 
-func (s *Service) evacuate(ctx context.Context, o *ops.Op, todo []string, req api.EvacuateRequest) api.EvacuationReport {
+func (s *Service) evacuate(ctx context.Context, o *ops.Op, todo []string, req api.EvacuateRequest, p Placer) api.EvacuationReport {
 	var mu sync.Mutex
 	rep := api.EvacuationReport{Moved: []api.MigrationReport{}, Failed: []api.EvacuationMiss{}}
 	done := 0
@@ -75,7 +108,7 @@ func (s *Service) evacuate(ctx context.Context, o *ops.Op, todo []string, req ap
 		go func() {
 			defer wg.Done()
 			for name := range work {
-				moved, miss := s.evacuateOne(ctx, name, req)
+				moved, miss := s.evacuateOne(ctx, name, req, p)
 				mu.Lock()
 				if miss != nil {
 					rep.Failed = append(rep.Failed, *miss)
@@ -101,18 +134,30 @@ func (s *Service) evacuate(ctx context.Context, o *ops.Op, todo []string, req ap
 	return rep
 }
 
-// evacuateOne moves one VM: to req.To, or to the first peer, by free
-// memory, that accepts it.
-func (s *Service) evacuateOne(ctx context.Context, name string, req api.EvacuateRequest) (api.MigrationReport, *api.EvacuationMiss) {
+// evacuateOne moves one VM: to req.To, to the first host p picks that
+// still has room, or to the first peer, by free memory, that accepts it.
+func (s *Service) evacuateOne(ctx context.Context, name string, req api.EvacuateRequest, p Placer) (api.MigrationReport, *api.EvacuationMiss) {
 	if err := ctx.Err(); err != nil {
 		return api.MigrationReport{}, &api.EvacuationMiss{VM: name, Reason: "cancelled"}
 	}
 	targets := []string{req.To}
-	if req.To == "" {
+	switch {
+	case p != nil:
+		var err error
+		if targets, err = p.Targets(ctx, name); err != nil {
+			return api.MigrationReport{}, &api.EvacuationMiss{VM: name, Reason: err.Error()}
+		}
+	case req.To == "":
 		targets = s.peersByFreeMemory(ctx)
 	}
 	var reasons []string
 	for _, to := range targets {
+		if p != nil {
+			if err := p.Reserve(ctx, to, name); err != nil {
+				reasons = append(reasons, to+": "+err.Error())
+				continue
+			}
+		}
 		mr := req.MigrateRequest
 		mr.To, mr.Mode = to, ""
 		op, err := s.Migrate(ctx, name, mr)

@@ -36,8 +36,11 @@ type Service struct {
 	hv          hypervisor.Hypervisor
 	store       store.Store
 	defaultPool string
-	users       Users
-	log         *slog.Logger
+	// defaultShared: the daemon's pool is on a shared filesystem
+	// (--pool-shared).
+	defaultShared bool
+	users         Users
+	log           *slog.Logger
 	// direct: volumes that are files on this host are read and written
 	// by the daemon itself, ~10x faster than libvirt's RPC streams (which
 	// remain for block devices).
@@ -48,6 +51,10 @@ type Service struct {
 func New(hv hypervisor.Hypervisor, st store.Store, defaultPool string, log *slog.Logger) *Service {
 	return &Service{hv: hv, store: st, defaultPool: defaultPool, log: log}
 }
+
+// SetDefaultShared marks the daemon's own pool shared: its path is the
+// same shared filesystem on every host.
+func (s *Service) SetDefaultShared(on bool) { s.defaultShared = on }
 
 // SetDirectIO lets uploads and downloads of file volumes bypass libvirt's
 // streams.
@@ -67,6 +74,9 @@ type meta struct {
 // IsShared reports whether a pool is marked shared: its path is the same
 // shared filesystem on every host, so migration moves no disk data.
 func (s *Service) IsShared(ctx context.Context, pool string) (bool, error) {
+	if pool == s.defaultPool && s.defaultShared {
+		return true, nil
+	}
 	m, err := store.GetJSON[meta](ctx, s.store, bucket, pool)
 	if errors.Is(err, store.ErrNotFound) {
 		return false, nil
@@ -301,7 +311,7 @@ func (s *Service) metas(ctx context.Context) (map[string]meta, error) {
 func (s *Service) view(_ context.Context, info hypervisor.PoolInfo, m meta, volumes int) api.Pool {
 	p := api.Pool{
 		Name: info.Name, Type: info.Type, Path: info.Path, Source: info.Source, Active: info.Active,
-		Autostart: info.Autostart, Shared: m.Shared, Default: info.Name == s.defaultPool,
+		Autostart: info.Autostart, Shared: m.Shared || (info.Name == s.defaultPool && s.defaultShared), Default: info.Name == s.defaultPool,
 		Capacity: api.Size(info.Capacity), Allocation: api.Size(info.Allocation), Available: api.Size(info.Available),
 	}
 	if volumes >= 0 {

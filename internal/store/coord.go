@@ -82,6 +82,11 @@ type Lease interface {
 	// renewed for a whole TTL (the store unreachable). A holder of
 	// anything under the lease must stop acting on it then.
 	Done() <-chan struct{}
+	// Renewed is when the last renewal the store accepted was sent (at
+	// first, the grant): the store keeps the lease at least TTL past it,
+	// unless it is revoked. A holder that must stop acting before
+	// another may (fencing) times its deadline from here.
+	Renewed() time.Time
 	// Revoke ends the lease now, deleting its keys.
 	Revoke(ctx context.Context) error
 }

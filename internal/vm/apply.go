@@ -47,6 +47,12 @@ func compare(old, new api.VMSpec, disks []api.VMDisk) diff {
 	if !maps.Equal(old.Labels, new.Labels) {
 		d.live = append(d.live, "labels: changed")
 	}
+	if !reflect.DeepEqual(old.Placement, new.Placement) {
+		d.live = append(d.live, "placement: changed (for the next placement: drain, HA restart)")
+	}
+	if old.HA != new.HA {
+		d.live = append(d.live, fmt.Sprintf("ha: %s -> %s", orOff(old.HA), orOff(new.HA)))
+	}
 
 	for i, od := range old.Disks {
 		if i >= len(new.Disks) {
@@ -79,6 +85,13 @@ func compare(old, new api.VMSpec, disks []api.VMDisk) diff {
 		d.newDisks = append(d.newDisks, new.Disks[i])
 	}
 	return d
+}
+
+func orOff(ha string) string {
+	if ha == "" {
+		return api.HAOff
+	}
+	return ha
 }
 
 // ApplyOptions tune Apply.
@@ -128,6 +141,20 @@ type applyPlan struct {
 	live     []liveChange // made to the running VM (tuning)
 }
 
+// newDisksPlanned are the disks apply adds, before they are resolved (new
+// disks are blank or images: they go to the VM pool; volumes name theirs).
+func (p applyPlan) newDisksPlanned() []resolvedDisk {
+	var out []resolvedDisk
+	for _, d := range p.diff.newDisks {
+		r := resolvedDisk{Disk: d}
+		if d.Volume != "" {
+			r.Pool, _, _ = strings.Cut(d.Volume, "/")
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
 func (s *Service) planApply(ctx context.Context, spec api.VMSpec) (applyPlan, error) {
 	rec, err := s.managed(ctx, spec.Name)
 	if err != nil {
@@ -150,6 +177,13 @@ func (s *Service) planApply(ctx context.Context, spec api.VMSpec) (applyPlan, er
 	p.diff.offline = append(p.diff.offline, nicChanges...)
 	if len(p.diff.refused) > 0 {
 		return p, api.Conflict("vm %s: %s", spec.Name, strings.Join(p.diff.refused, "; "))
+	}
+	pools := s.diskPools(p.newDisksPlanned())
+	for _, d := range rec.Disks {
+		pools[d.Name] = d.Pool
+	}
+	if err := s.haDisks(ctx, spec, pools); err != nil {
+		return p, err
 	}
 	host, err := s.hv.HostInfo(ctx)
 	if err != nil {

@@ -51,6 +51,18 @@ func (c *fakeCluster) Owner(_ context.Context, vm string) (string, error) {
 	return c.other[vm], nil
 }
 
+func (c *fakeCluster) Claim(_ context.Context, l ClusterLock, vm string, _ []byte, _ api.VMSpec) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if fl, ok := l.(*fakeLock); !ok || fl.vm != vm || c.locks[vm] == "" {
+		return api.Conflict("claim of %s without its lock", vm)
+	}
+	c.log = append(c.log, "claim "+vm)
+	return nil
+}
+
+func (c *fakeCluster) Released(context.Context) {}
+
 func (l *fakeLock) Relabel(_ context.Context, what string) error {
 	l.c.mu.Lock()
 	defer l.c.mu.Unlock()

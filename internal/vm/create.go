@@ -3,6 +3,7 @@ package vm
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -35,10 +36,16 @@ func (s *Service) Create(ctx context.Context, spec api.VMSpec, opts CreateOption
 		unlock()
 		return api.Operation{}, err
 	}
+	rec := s.newRecord(plan)
+	if err := s.claimCluster(ctx, rec); err != nil {
+		plan.release()
+		unlock()
+		return api.Operation{}, err
+	}
 	op := s.ops.Start("vm.create", target(spec.Name), func(ctx context.Context, o *ops.Op) error {
 		defer unlock()
 		defer plan.release()
-		return s.create(ctx, o, plan, opts)
+		return s.create(ctx, o, plan, rec, opts)
 	})
 	s.relabel(spec.Name, "vm.create", "operation "+op.ID+" (vm.create)")
 	return op, nil
@@ -90,6 +97,9 @@ func (s *Service) planCreate(ctx context.Context, spec api.VMSpec) (createPlan, 
 	if err := reachDisks(disks, host.QEMU); err != nil {
 		return createPlan{}, err
 	}
+	if err := s.haDisks(ctx, spec, s.diskPools(disks)); err != nil {
+		return createPlan{}, err
+	}
 	for _, d := range disks {
 		if d.Volume != "" {
 			continue
@@ -112,17 +122,25 @@ func (s *Service) planCreate(ctx context.Context, spec api.VMSpec) (createPlan, 
 	return createPlan{spec: spec, disks: disks, boot: boot, nics: nics, virtType: virtType, release: release}, nil
 }
 
+// diskPools names the pool of each disk, by disk name: its volume's, or
+// the pool new disks go to.
+func (s *Service) diskPools(disks []resolvedDisk) map[string]string {
+	out := map[string]string{}
+	for _, d := range disks {
+		out[d.Name] = s.cfg.Pool
+		if d.Volume != "" {
+			out[d.Name] = d.Pool
+		}
+	}
+	return out
+}
+
 func volumeName(vm, disk string) string { return vm + "-" + disk + ".qcow2" }
 
-// create makes the VM. Every side effect registers its undo first, so a
-// failure at any step leaves no record, no domain, no volume, no log.
-func (s *Service) create(ctx context.Context, o *ops.Op, p createPlan, opts CreateOptions) error {
+// newRecord is the first record of the VM a plan creates, marked
+// creating.
+func (s *Service) newRecord(p createPlan) record {
 	spec := p.spec
-	r := revert.New()
-	defer r.Fail()
-	// Undo must run even when ctx was cancelled: use a fresh context.
-	undo := context.Background()
-
 	rec := record{Name: spec.Name, UUID: newUUID(), Spec: spec, NICs: p.nics, Status: statusCreating, CreatedAt: s.clock().UTC(),
 		Boot: p.boot.boot, BootFiles: p.boot.files}
 	if ConsoleLogged(spec) {
@@ -134,8 +152,51 @@ func (s *Service) create(ctx context.Context, o *ops.Op, p createPlan, opts Crea
 	if spec.CloudInit != nil {
 		rec.Seed = s.seedPath(spec.Name)
 	}
-	// The record goes first, marked creating: a crash from here on leaves
-	// something Reconcile can find and undo.
+	return rec
+}
+
+// claimCluster writes, on a host of a cluster, the VM's first record
+// with its reservation on this host, in one transaction guarded by the
+// VM's cluster lock (held by the create) and the host's reservation
+// record: a 409 when this host has no room for it. Elsewhere it does
+// nothing (create writes the record).
+func (s *Service) claimCluster(ctx context.Context, rec record) error {
+	s.mu.Lock()
+	c, held := s.cl, s.held[rec.Name]
+	s.mu.Unlock()
+	if c == nil {
+		return nil
+	}
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	return c.Claim(ctx, held, rec.Name, b, rec.Spec)
+}
+
+// released tells the cluster a VM's record is gone from this host (its
+// reservation goes).
+func (s *Service) released(ctx context.Context) {
+	s.mu.Lock()
+	c := s.cl
+	s.mu.Unlock()
+	if c != nil {
+		c.Released(ctx)
+	}
+}
+
+// create makes the VM. Every side effect registers its undo first, so a
+// failure at any step leaves no record, no domain, no volume, no log.
+func (s *Service) create(ctx context.Context, o *ops.Op, p createPlan, rec record, opts CreateOptions) error {
+	spec := p.spec
+	r := revert.New()
+	defer r.Fail()
+	// Undo must run even when ctx was cancelled: use a fresh context.
+	undo := context.Background()
+
+	// The record goes first, marked creating (in a cluster, claimCluster
+	// wrote it): a crash from here on leaves something Reconcile can
+	// find and undo.
 	if err := s.putRecord(ctx, rec); err != nil {
 		return err
 	}
@@ -143,6 +204,7 @@ func (s *Service) create(ctx context.Context, o *ops.Op, p createPlan, opts Crea
 		if err := s.store.Delete(undo, bucket, spec.Name); err != nil {
 			s.log.Error("revert create: delete record", "vm", spec.Name, "err", err)
 		}
+		s.released(undo)
 	})
 
 	total := int64(len(p.disks) + 2)
@@ -188,7 +250,7 @@ func (s *Service) create(ctx context.Context, o *ops.Op, p createPlan, opts Crea
 		}
 	}
 
-	rec.Status = statusReady
+	rec.Status, rec.Run = statusReady, opts.Start
 	if err := s.putRecord(ctx, rec); err != nil {
 		return err
 	}
@@ -329,6 +391,7 @@ func (s *Service) delete(ctx context.Context, o reporter, rec record, opts Delet
 	if err := s.store.Delete(ctx, bucket, rec.Name); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
+	s.released(ctx)
 	if err := s.PruneBootFiles(ctx); err != nil {
 		s.log.Warn("remove boot files no VM uses", "err", err)
 	}

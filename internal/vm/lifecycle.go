@@ -113,7 +113,11 @@ func (s *Service) runNow(ctx context.Context, name string, a action, f func(ctx 
 func (s *Service) Start(ctx context.Context, name string) (api.Operation, error) {
 	return s.runOp(ctx, name, actStart, func(ctx context.Context, o *ops.Op, rec record) error {
 		o.Progress("starting", 0, 0, "")
-		return s.start(ctx, o, rec)
+		if err := s.start(ctx, o, rec); err != nil {
+			return err
+		}
+		s.setRun(ctx, name, true)
+		return nil
 	})
 }
 
@@ -144,11 +148,17 @@ func (s *Service) Stop(ctx context.Context, name string, opts StopOptions) (api.
 		opts.Timeout = DefaultStopTimeout
 	}
 	return s.runOp(ctx, name, actStop, func(ctx context.Context, o *ops.Op, rec record) error {
+		var err error
 		if opts.Force {
 			o.Progress("destroying", 0, 0, "")
-			return opError("stop", name, s.hv.Destroy(ctx, name))
+			err = opError("stop", name, s.hv.Destroy(ctx, name))
+		} else {
+			err = s.shutdown(ctx, o, name, opts.Timeout)
 		}
-		return s.shutdown(ctx, o, name, opts.Timeout)
+		if err == nil {
+			s.setRun(ctx, name, false)
+		}
+		return err
 	})
 }
 
@@ -198,7 +208,13 @@ func (s *Service) Reboot(ctx context.Context, name string) (api.Operation, error
 
 // Kill destroys a running VM at once.
 func (s *Service) Kill(ctx context.Context, name string) (api.VM, error) {
-	return s.runNow(ctx, name, actKill, func(ctx context.Context) error { return s.hv.Destroy(ctx, name) })
+	return s.runNow(ctx, name, actKill, func(ctx context.Context) error {
+		if err := s.hv.Destroy(ctx, name); err != nil {
+			return err
+		}
+		s.setRun(ctx, name, false)
+		return nil
+	})
 }
 
 // Pause freezes the VM's vCPUs.

@@ -26,6 +26,8 @@ type Moving struct {
 	Boot *api.Boot
 	// Seed is the path of the cloud-init seed ISO here ("" for none).
 	Seed string
+	// Run: the VM runs once moved.
+	Run bool
 	// Adopted and Kept: an adopted domain stays one where it goes.
 	Adopted bool
 	Kept    []string
@@ -181,7 +183,7 @@ func (s *Service) AbandonArrival(a *Arrival) {
 // AdoptMoved records a VM whose domain now runs (or is defined) here.
 func (s *Service) AdoptMoved(ctx context.Context, m Moving, a *Arrival) error {
 	rec := record{Name: m.Name, UUID: m.UUID, Spec: m.Spec, Status: statusReady, Disks: m.Disks, CreatedAt: m.CreatedAt, Boot: m.Boot,
-		Adopted: m.Adopted, Kept: m.Kept}
+		Adopted: m.Adopted, Kept: m.Kept, Run: m.Run}
 	if m.Adopted {
 		// Its disks stay the VM's own, and its spec names them where
 		// they are now.
@@ -213,6 +215,7 @@ func (s *Service) ForgetMoved(ctx context.Context, name string) error {
 	if err := s.store.Delete(ctx, bucket, name); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
+	s.released(ctx)
 	return nil
 }
 

@@ -56,6 +56,9 @@ type record struct {
 	CreatedAt time.Time `json:"createdAt"`
 	// KeepDisks is set with status deleting: what the delete was asked.
 	KeepDisks bool `json:"keepDisks,omitempty"`
+	// Run: the VM should run (its last start went through, no stop or
+	// kill since). An HA restart starts only such VMs.
+	Run bool `json:"run,omitempty"`
 	// Adopted is a domain godwit did not define (vm adopt): its
 	// definition is never rewritten from the spec, and Kept lists what
 	// the spec does not express of it.
@@ -103,13 +106,14 @@ type Images interface {
 
 // Service runs VMs.
 type Service struct {
-	hv    hypervisor.Hypervisor
-	store store.Store
-	ops   *ops.Manager
-	img   image.Inspector
-	cat   Images
-	cfg   Config
-	log   *slog.Logger
+	hv     hypervisor.Hypervisor
+	store  store.Store
+	ops    *ops.Manager
+	img    image.Inspector
+	cat    Images
+	shared SharedPools
+	cfg    Config
+	log    *slog.Logger
 
 	// onDeleted are told of each VM deleted (what others keep per VM,
 	// like a backup schedule, goes with it).
@@ -136,6 +140,16 @@ func (s *Service) OnDeleted(f func(ctx context.Context, name string)) {
 // name catalog images.
 func (s *Service) SetImages(c Images) { s.cat = c }
 
+// SharedPools says which pools are shared: the same filesystem, at the
+// same path, on every host (internal/storage).
+type SharedPools interface {
+	IsShared(ctx context.Context, pool string) (bool, error)
+}
+
+// SetSharedPools tells the service which pools are shared, for VMs the
+// cluster restarts elsewhere (ha: restart), whose disks must be on one.
+func (s *Service) SetSharedPools(p SharedPools) { s.shared = p }
+
 // Cluster is what the service needs of the cluster its host is in.
 type Cluster interface {
 	// Lock takes the VM's cluster-wide lock for what, at once or not at
@@ -144,6 +158,13 @@ type Cluster interface {
 	Lock(ctx context.Context, vm, what string) (ClusterLock, error)
 	// Owner names the host whose state holds the VM ("" for none).
 	Owner(ctx context.Context, vm string) (string, error)
+	// Claim writes the VM's first record (a create's) with its
+	// reservation on this host, guarded by the create's lock: a 409
+	// when this host has no room for it.
+	Claim(ctx context.Context, lock ClusterLock, vm string, record []byte, spec api.VMSpec) error
+	// Released says a VM's record left this host (deleted, moved): its
+	// reservation goes.
+	Released(ctx context.Context)
 }
 
 // ClusterLock is a held cluster-wide VM lock.

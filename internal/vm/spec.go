@@ -67,6 +67,19 @@ func Normalize(s *api.VMSpec) {
 	if len(s.NICs) == 0 {
 		s.NICs = nil
 	}
+	if s.Placement != nil {
+		p := *s.Placement
+		if len(p.HostSelector) == 0 {
+			p.HostSelector = nil
+		}
+		s.Placement = &p
+		if p.HostSelector == nil && p.AntiAffinity == "" {
+			s.Placement = nil
+		}
+	}
+	if s.HA == api.HAOff {
+		s.HA = ""
+	}
 	for i := range s.NICs {
 		normalizeNIC(&s.NICs[i])
 	}
@@ -131,19 +144,89 @@ func ValidateStatic(s api.VMSpec) error {
 	if (s.Boot == nil || (s.Boot.Kernel == "" && s.Boot.Image == "")) && len(s.Disks) == 0 {
 		return api.BadRequest("boot: the VM boots from its first disk, but it has no disks (add a disk or a boot.kernel)")
 	}
-	if len(s.Labels) > MaxLabels {
-		return api.BadRequest("labels: %d labels is more than %d", len(s.Labels), MaxLabels)
+	if err := ValidateLabels("labels", s.Labels); err != nil {
+		return err
 	}
-	for k, v := range s.Labels {
+	if err := validatePlacement(s.Placement); err != nil {
+		return err
+	}
+	return validateHA(s)
+}
+
+// ValidateLabels checks labels (a VM's, a host's, a selector of them):
+// at most MaxLabels, keys of 1-63 letters, digits, '.', '_', '/' or '-',
+// values of at most MaxLabelLen. Errors name field.
+func ValidateLabels(field string, labels map[string]string) error {
+	if len(labels) > MaxLabels {
+		return api.BadRequest("%s: %d labels is more than %d", field, len(labels), MaxLabels)
+	}
+	for k, v := range labels {
 		if !labelKeyRE.MatchString(k) {
-			return api.BadRequest("labels: key %q must be 1-63 letters, digits, '.', '_', '/' or '-'", k)
+			return api.BadRequest("%s: key %q must be 1-63 letters, digits, '.', '_', '/' or '-'", field, k)
 		}
 		if len(v) > MaxLabelLen {
-			return api.BadRequest("labels.%s: value longer than %d characters", k, MaxLabelLen)
+			return api.BadRequest("%s.%s: value longer than %d characters", field, k, MaxLabelLen)
 		}
 	}
 	return nil
 }
+
+// validatePlacement checks where a cluster may place the VM: a host
+// selector of host labels, an anti-affinity group.
+func validatePlacement(p *api.Placement) error {
+	if p == nil {
+		return nil
+	}
+	if err := ValidateLabels("placement.hostSelector", p.HostSelector); err != nil {
+		return err
+	}
+	if p.AntiAffinity != "" && !labelKeyRE.MatchString(p.AntiAffinity) {
+		return api.BadRequest("placement.antiAffinity: %q must be 1-63 letters, digits, '.', '_', '/' or '-' (a group name, e.g. web)", p.AntiAffinity)
+	}
+	return nil
+}
+
+// validateHA checks the HA policy. A VM the cluster restarts is started
+// by the cluster only: libvirt's autostart would start it on a host that
+// lost it (whose libvirtd restarts) while another host runs it.
+func validateHA(s api.VMSpec) error {
+	switch s.HA {
+	case "", api.HAOff:
+		return nil
+	case api.HARestart:
+	default:
+		return api.BadRequest("ha: %q is not restart or off", s.HA)
+	}
+	if s.Autostart {
+		return api.BadRequest("ha: restart VMs are started by the cluster, never by libvirt's autostart (which could start one on a host that lost it while another host runs it): drop autostart")
+	}
+	return nil
+}
+
+// haDisks refuses ha: restart for a VM with a disk on a pool that is not
+// shared: another host could not open it.
+func (s *Service) haDisks(ctx context.Context, spec api.VMSpec, pools map[string]string) error {
+	if !HARestart(spec) {
+		return nil
+	}
+	for disk, pool := range pools {
+		shared := false
+		if s.shared != nil {
+			var err error
+			if shared, err = s.shared.IsShared(ctx, pool); err != nil {
+				return err
+			}
+		}
+		if !shared {
+			return api.BadRequest("ha: restart needs every disk on a shared pool (one every host sees at the same path), and disk %s is on pool %s, which is not marked shared (godwit pool create --shared, or the daemon's --pool-shared)", disk, pool)
+		}
+	}
+	return nil
+}
+
+// HARestart says whether the cluster restarts the VM elsewhere when its
+// host is lost.
+func HARestart(s api.VMSpec) bool { return s.HA == api.HARestart }
 
 // validateDisk checks one disk: a blank disk (size), an image (overlay
 // or full copy), or an existing volume.

@@ -1,6 +1,8 @@
 package vm
 
 import (
+	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -45,6 +47,16 @@ func TestValidationNamesTheField(t *testing.T) {
 		{"no disks and no kernel", "boot:", func(s *api.VMSpec) { s.Boot = nil; s.Disks = nil }},
 		{"bad label key", "labels:", func(s *api.VMSpec) { s.Labels = map[string]string{"-app": "web"} }},
 		{"label key with a space", "labels:", func(s *api.VMSpec) { s.Labels = map[string]string{"my app": "web"} }},
+		{"bad host selector key", "placement.hostSelector:", func(s *api.VMSpec) {
+			s.Placement = &api.Placement{HostSelector: map[string]string{"rack a": "1"}}
+		}},
+		{"long host selector value", "placement.hostSelector.rack:", func(s *api.VMSpec) {
+			s.Placement = &api.Placement{HostSelector: map[string]string{"rack": strings.Repeat("a", 300)}}
+		}},
+		{"bad anti-affinity group", "placement.antiAffinity:", func(s *api.VMSpec) { s.Placement = &api.Placement{AntiAffinity: "web servers"} }},
+		{"unknown ha", "ha:", func(s *api.VMSpec) { s.HA = "migrate" }},
+		{"ha with autostart", "ha:", func(s *api.VMSpec) { s.HA = api.HARestart; s.Autostart = true }},
+		{"ha on a pool not shared", "ha:", func(s *api.VMSpec) { s.HA = api.HARestart }},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -110,11 +122,53 @@ func TestImageDiskSizes(t *testing.T) {
 	}
 }
 
+// ha: restart takes a VM whose disks are on a shared pool; placement
+// and ha change with apply, live.
+func TestHAAndPlacementSpec(t *testing.T) {
+	e := newEnv(t)
+	e.svc.SetSharedPools(sharedPools{testPool: true})
+	spec := e.spec("web1")
+	spec.HA = api.HARestart
+	spec.Placement = &api.Placement{HostSelector: map[string]string{"rack": "a"}, AntiAffinity: "web"}
+	e.create(spec, true)
+	v, err := e.svc.Get(e.ctx, "web1")
+	if err != nil || v.Spec.HA != api.HARestart || v.Spec.Placement.AntiAffinity != "web" {
+		t.Fatalf("vm: %+v %v", v.Spec, err)
+	}
+	spec.HA, spec.Placement = "off", &api.Placement{HostSelector: map[string]string{"rack": "b"}}
+	op, err := e.svc.Apply(e.ctx, spec, ApplyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	final := e.wait(op)
+	var res api.ApplyResult
+	if err := json.Unmarshal(final.Result, &res); err != nil || final.State != api.OpSucceeded {
+		t.Fatalf("apply: %s %s %v", final.State, final.Error, err)
+	}
+	if got := strings.Join(res.Changes, "; "); got != "placement: changed (for the next placement: drain, HA restart); ha: restart -> off" {
+		t.Fatalf("apply changes: %q", got)
+	}
+	if v, _ := e.svc.Get(e.ctx, "web1"); v.Spec.HA != "" || v.Spec.Placement.HostSelector["rack"] != "b" {
+		t.Fatalf("after apply: %+v", v.Spec)
+	}
+	// Back to restart, with a disk on a pool that is not shared: refused.
+	e.svc.SetSharedPools(sharedPools{})
+	spec.HA = api.HARestart
+	if _, err := e.svc.Apply(e.ctx, spec, ApplyOptions{}); api.Status(err) != 400 || !strings.Contains(err.Error(), "disk root is on pool "+testPool) {
+		t.Fatalf("apply ha: restart off a shared pool: %v", err)
+	}
+}
+
+type sharedPools map[string]bool
+
+func (p sharedPools) IsShared(_ context.Context, pool string) (bool, error) { return p[pool], nil }
+
 // Normalize drops empty optional parts; a minimal spec passes.
 func TestMinimalSpec(t *testing.T) {
-	s := api.VMSpec{Name: "a", CPUs: 1, Memory: 64 * api.MiB, Disks: []api.Disk{{Name: "root", Size: api.GiB}}, Boot: &api.Boot{}, Labels: map[string]string{}}
+	s := api.VMSpec{Name: "a", CPUs: 1, Memory: 64 * api.MiB, Disks: []api.Disk{{Name: "root", Size: api.GiB}}, Boot: &api.Boot{}, Labels: map[string]string{},
+		Placement: &api.Placement{HostSelector: map[string]string{}}, HA: "off"}
 	Normalize(&s)
-	if s.Boot != nil || s.Labels != nil {
+	if s.Boot != nil || s.Labels != nil || s.Placement != nil || s.HA != "" {
 		t.Fatalf("normalized = %+v", s)
 	}
 	if err := ValidateStatic(s); err != nil {

@@ -413,7 +413,7 @@ func (h *Host) StartDaemon(ctx context.Context) error {
 	args := append([]string{"daemon", "--name", h.Name, "--state-dir", HostStateDir, "--socket", h.Socket,
 		"--listen", fmt.Sprintf("%s:%d", h.IP, h.Port), "--accel", "tcg", "--qemu-tls-dir", filepath.Join(h.Dir, "pki")}, h.bed.opts.DaemonArgs...)
 	if h.bed.opts.SharedPool {
-		args = append(args, "--pool", "shared", "--pool-path", filepath.Join(h.bed.Shared, "pool"))
+		args = append(args, "--pool", "shared", "--pool-path", filepath.Join(h.bed.Shared, "pool"), "--pool-shared")
 	}
 	h.daemon = h.Command(h.bed.opts.Godwit, args...)
 	logf, err := os.OpenFile(h.DaemonLogPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)

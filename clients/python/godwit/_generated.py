@@ -1565,6 +1565,58 @@ class PeerList(Model):
 
 
 @dataclass(kw_only=True)
+class Placement(Model):
+    """The Placement wire type."""
+    anti_affinity: Optional[str] = None
+    """A group: no two VMs of one group on one host. Example: "web"."""
+    host_selector: Optional[dict[str, str]] = None
+    """Labels the host must have, every one (cluster.labels in its daemon config)."""
+
+    _fields = (
+        ("anti_affinity", "antiAffinity", "str"),
+        ("host_selector", "hostSelector", "{str}"),
+    )
+
+
+@dataclass(kw_only=True)
+class PlacementDecision(Model):
+    """The PlacementDecision wire type."""
+    explanation: str
+    took_ms: int
+    """How long placement took."""
+    verdicts: Optional[list[PlacementVerdict]] = None
+    vm: str
+    picked: Optional[str] = None
+    """The host placement picked; empty when none can take the VM."""
+
+    _fields = (
+        ("explanation", "explanation", "str"),
+        ("took_ms", "tookMs", "int"),
+        ("verdicts", "verdicts", "[PlacementVerdict]"),
+        ("vm", "vm", "str"),
+        ("picked", "picked", "str"),
+    )
+
+
+@dataclass(kw_only=True)
+class PlacementVerdict(Model):
+    """The PlacementVerdict wire type."""
+    fits: bool
+    """The host passed every filter."""
+    host: str
+    reason: str
+    """Why it does not fit, or how much room it has."""
+    picked: Optional[bool] = None
+
+    _fields = (
+        ("fits", "fits", "bool"),
+        ("host", "host", "str"),
+        ("reason", "reason", "str"),
+        ("picked", "picked", "bool"),
+    )
+
+
+@dataclass(kw_only=True)
 class Pool(Model):
     """The Pool wire type."""
     active: bool
@@ -1874,10 +1926,13 @@ class StatusError(Model):
     """The HTTP status code."""
     error: str
     """What went wrong, for people."""
+    reason: Optional[str] = None
+    """For programs: which error of its status this is, when it matters (no-room). One of: 'no-room'."""
 
     _fields = (
         ("code", "code", "int"),
         ("error", "error", "str"),
+        ("reason", "reason", "str"),
     )
 
 
@@ -2198,6 +2253,8 @@ class VMSpec(Model):
     """CPU model, topology and pinning."""
     disks: Optional[list[Disk]] = None
     """Disks in order: the first is vda."""
+    ha: Optional[str] = None
+    """restart: when the VM's host is lost, the cluster restarts it on another host (its disks must be on a shared pool); off (default): it waits for its host. One of: 'restart', 'off'."""
     hugepages: Optional[Hugepages] = None
     """Back the memory with the host's huge pages."""
     iothreads: Optional[int] = None
@@ -2212,6 +2269,8 @@ class VMSpec(Model):
     """Network interfaces in order: the first is eth0 in most guests."""
     numa: Optional[NUMA] = None
     """Guest NUMA nodes and their host node binding."""
+    placement: Optional[Placement] = None
+    """Where a cluster may place the VM when vm create names no host."""
     rng: Optional[RNG] = None
     """The entropy device."""
     shares: Optional[list[Share]] = None
@@ -2230,6 +2289,7 @@ class VMSpec(Model):
         ("console", "console", "Console"),
         ("cpu", "cpu", "CPUTuning"),
         ("disks", "disks", "[Disk]"),
+        ("ha", "ha", "str"),
         ("hugepages", "hugepages", "Hugepages"),
         ("iothreads", "iothreads", "int"),
         ("labels", "labels", "{str}"),
@@ -2237,6 +2297,7 @@ class VMSpec(Model):
         ("max_memory", "maxMemory", "str"),
         ("nics", "nics", "[NIC]"),
         ("numa", "numa", "NUMA"),
+        ("placement", "placement", "Placement"),
         ("rng", "rng", "RNG"),
         ("shares", "shares", "[Share]"),
         ("watchdog", "watchdog", "Watchdog"),
@@ -2399,7 +2460,7 @@ ROUTES: dict[str, Route] = {
     "create-pool": Route("POST", "/v1/pools", body="PoolCreate", body_required=True, status=200, returns="Pool", content="application/json"),
     "create-snapshot": Route("POST", "/v1/vms/{name}/snapshots", params=("name",), body="SnapshotRequest", body_required=True, status=202, returns="Operation", content="application/json"),
     "create-token": Route("POST", "/v1/tokens", body="TokenRequest", body_required=True, status=200, returns="NewToken", content="application/json"),
-    "create-vm": Route("POST", "/v1/vms", query={"start": "bool"}, body="VMSpec", body_required=True, status=202, returns="Operation", content="application/json"),
+    "create-vm": Route("POST", "/v1/vms", query={"start": "bool", "host": "str"}, body="VMSpec", body_required=True, status=202, returns="Operation", content="application/json"),
     "create-volume": Route("POST", "/v1/pools/{pool}/volumes", params=("pool",), body="VolumeCreate", body_required=True, status=200, returns="Volume", content="application/json"),
     "delete-backup-schedule": Route("DELETE", "/v1/vms/{name}/backup-schedule", params=("name",), status=204),
     "delete-image": Route("DELETE", "/v1/images/{image}", params=("image",), status=204),
@@ -2411,6 +2472,7 @@ ROUTES: dict[str, Route] = {
     "detach-disk": Route("DELETE", "/v1/vms/{name}/disks/{disk}", params=("name", "disk",), status=200, returns="VM", content="application/json"),
     "detach-nic": Route("DELETE", "/v1/vms/{name}/nics/{nic}", params=("name", "nic",), status=202, returns="Operation", content="application/json"),
     "download-volume": Route("GET", "/v1/pools/{pool}/volumes/{volume}/data", params=("pool", "volume",), status=200, content="application/octet-stream"),
+    "drain-host": Route("POST", "/v1/cluster/hosts/{name}/drain", params=("name",), body="EvacuateRequest", status=202, returns="Operation", content="application/json"),
     "evacuate-host": Route("POST", "/v1/host/evacuate", body="EvacuateRequest", body_required=True, status=202, returns="Operation", content="application/json"),
     "events": Route("GET", "/v1/events", query={"vm": "str", "host": "str", "type": "str", "after": "int"}, headers=("Last-Event-ID",), status=200, returns="Event", content="text/event-stream"),
     "get-audit": Route("GET", "/v1/audit", query={"limit": "int"}, status=200, returns="AuditList", content="application/json"),
@@ -2448,6 +2510,7 @@ ROUTES: dict[str, Route] = {
     "peer-migration-preflight": Route("POST", "/v1/peer/migrations/preflight", body="MigrationOffer", body_required=True, status=200, returns="PreflightAnswer", content="application/json"),
     "peer-migration-prepare": Route("POST", "/v1/peer/migrations", body="MigrationOffer", body_required=True, status=200, returns="PrepareAnswer", content="application/json"),
     "peer-migration-upload": Route("PUT", "/v1/peer/migrations/{id}/files/{file}", params=("id", "file",), headers=("X-Godwit-SHA256",), body="bytes", status=204),
+    "place-vm": Route("POST", "/v1/placement", query={"host": "str"}, body="VMSpec", body_required=True, status=200, returns="PlacementDecision", content="application/json"),
     "prune-backups": Route("POST", "/v1/backups/prune", body="PruneRequest", body_required=True, status=202, returns="Operation", content="application/json"),
     "readyz": Route("GET", "/readyz", status=200, returns="ReadyOutputBody", content="application/json"),
     "reboot-vm": Route("POST", "/v1/vms/{name}/reboot", params=("name",), status=202, returns="Operation", content="application/json"),
@@ -2464,6 +2527,7 @@ ROUTES: dict[str, Route] = {
     "start-vm": Route("POST", "/v1/vms/{name}/start", params=("name",), status=202, returns="Operation", content="application/json"),
     "stats": Route("GET", "/v1/stats", query={"vm": "str"}, status=200, returns="StatsSample", content="application/json"),
     "stop-vm": Route("POST", "/v1/vms/{name}/stop", params=("name",), body="StopRequest", status=202, returns="Operation", content="application/json"),
+    "undrain-host": Route("POST", "/v1/cluster/hosts/{name}/undrain", params=("name",), status=204),
     "upload-volume": Route("PUT", "/v1/pools/{pool}/volumes/{volume}/data", params=("pool", "volume",), query={"create": "bool", "format": "str"}, headers=("X-Godwit-Sha256",), body="bytes", status=200, returns="Transfer", content="application/json"),
     "verify-backups": Route("POST", "/v1/backups/verify", body="VerifyRequest", status=202, returns="Operation", content="application/json"),
     "vm-console": Route("GET", "/v1/vms/{name}/console", params=("name",), query={"follow": "bool", "lines": "int", "offset": "int"}, status=200, content="text/plain"),
@@ -2542,6 +2606,9 @@ MODELS: dict[str, type[Model]] = {
     "PeerJoin": PeerJoin,
     "PeerJoined": PeerJoined,
     "PeerList": PeerList,
+    "Placement": Placement,
+    "PlacementDecision": PlacementDecision,
+    "PlacementVerdict": PlacementVerdict,
     "Pool": Pool,
     "PoolCreate": PoolCreate,
     "PoolList": PoolList,

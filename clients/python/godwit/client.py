@@ -261,9 +261,15 @@ class VMs(_Resource):
         """One VM (NotFound if there is none)."""
         return self._c.call("get-vm", {"name": name})
 
-    def create(self, spec: Union[m.VMSpec, dict], start: bool = False) -> m.Operation:
-        """Starts creating a VM from its spec (a VMSpec or its JSON dict)."""
-        return self._c.call("create-vm", query={"start": start}, body=spec)
+    def create(self, spec: Union[m.VMSpec, dict], start: bool = False, host: Optional[str] = None) -> m.Operation:
+        """Starts creating a VM from its spec (a VMSpec or its JSON dict);
+        in a cluster on host, or where placement picks when host is None."""
+        return self._c.call("create-vm", query={"start": start, "host": host}, body=spec)
+
+    def place(self, spec: Union[m.VMSpec, dict], host: Optional[str] = None) -> m.PlacementDecision:
+        """Where create would place the VM, with every host's verdict
+        (vm create --dry-run); creates nothing."""
+        return self._c.call("place-vm", query={"host": host}, body=spec)
 
     def apply(self, spec: Union[m.VMSpec, dict], start: bool = False) -> m.Operation:
         """Makes a VM match spec, creating it when missing; the operation's
@@ -637,6 +643,15 @@ class Cluster(_Resource):
     def remove(self, name: str) -> None:
         """Takes a dead host out of the cluster."""
         self._c.call("cluster-remove-host", {"name": name})
+
+    def drain(self, name: str, parallel: Optional[int] = None, **options) -> m.Operation:
+        """Marks host name unschedulable and moves its VMs where placement
+        picks; options are MigrateRequest's fields."""
+        return self._c.call("drain-host", {"name": name}, body=m.EvacuateRequest(parallel=parallel, **options))
+
+    def undrain(self, name: str) -> None:
+        """Makes a drained host schedulable again."""
+        self._c.call("undrain-host", {"name": name})
 
 
 class Tokens(_Resource):

@@ -49,6 +49,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/godwit-project/godwit/internal/pki"
+	"github.com/godwit-project/godwit/internal/store/etcd"
 )
 
 // MaxLearners is how many learners a cluster may hold at once. Every
@@ -289,6 +290,9 @@ func start(ctx context.Context, cfg Config, ec *embed.Config, eps []string, lear
 		DialTimeout:      5 * time.Second,
 		Logger:           zap.NewNop(),
 		AutoSyncInterval: 30 * time.Second,
+		// Drop a voter cut off from the balancer (see etcd.KeepAliveTime).
+		DialKeepAliveTime:    etcd.KeepAliveTime,
+		DialKeepAliveTimeout: etcd.KeepAliveTimeout,
 	})
 	if err != nil {
 		e.Close()

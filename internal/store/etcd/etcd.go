@@ -101,6 +101,14 @@ type DialConfig struct {
 	DialTimeout time.Duration
 }
 
+// KeepAliveTime and KeepAliveTimeout are the gRPC pings of a client's
+// connection to each member (10 s is gRPC's least; the members accept
+// pings every 5 s).
+const (
+	KeepAliveTime    = 10 * time.Second
+	KeepAliveTimeout = 3 * time.Second
+)
+
 // Dial connects to the cluster and returns a Store that owns the client:
 // a plain client host (one that runs no member) uses this.
 func Dial(c DialConfig, o Options) (*Store, error) {
@@ -114,6 +122,11 @@ func Dial(c DialConfig, o Options) (*Store, error) {
 		Logger:      zap.NewNop(),
 		// Learn members added or removed after this dial.
 		AutoSyncInterval: time.Minute,
+		// Ping each member's connection, so that one cut off (no RST:
+		// its packets are lost) leaves the balancer within 13 s instead
+		// of taking its share of the calls until TCP gives up.
+		DialKeepAliveTime:    KeepAliveTime,
+		DialKeepAliveTimeout: KeepAliveTimeout,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("etcd store: connect to %s: %w", strings.Join(c.Endpoints, ","), err)

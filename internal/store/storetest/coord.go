@@ -19,6 +19,7 @@ func Coord[S store.Coord](t *testing.T, open Opener[S]) {
 	t.Run("TxnIsAtomic", func(t *testing.T) { testTxnAtomic(t, open(t)) })
 	t.Run("FencingToken", func(t *testing.T) { testFencing(t, open(t)) })
 	t.Run("LeaseExpiresWithItsHolder", func(t *testing.T) { testLeaseExpiry(t, open(t), open(t)) })
+	t.Run("LeaseRenewedFromItsSend", func(t *testing.T) { testLeaseRenewed(t, open(t)) })
 	t.Run("WatchOrder", func(t *testing.T) { testWatchOrder(t, open(t)) })
 	t.Run("WatchResume", func(t *testing.T) { testWatchResume(t, open(t)) })
 	t.Run("ListThenWatch", func(t *testing.T) { testListThenWatch(t, open(t), open(t)) })
@@ -135,6 +136,35 @@ func testTxnAtomic(t *testing.T, s store.Coord) {
 	}
 	if _, err := s.Get(ctx, b, "gone"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("Txn did not delete: %v", err)
+	}
+}
+
+// testLeaseRenewed: a lease says when its last renewal was sent (the
+// grant's, at first), no later than the store renewed it, and it moves on
+// while the lease is kept; a revoked lease is Done.
+func testLeaseRenewed(t *testing.T, s store.Coord) {
+	ctx := Bounded(t, 20*time.Second)
+	before := time.Now()
+	l, err := s.Grant(ctx, 3*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := l.Renewed(); r.Before(before) || r.After(time.Now()) {
+		t.Fatalf("a new lease was renewed at %s, not between %s and now", r, before)
+	}
+	first := l.Renewed()
+	for deadline := time.Now().Add(5 * time.Second); !l.Renewed().After(first); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("a lease of 3s kept alive was not renewed within 5s")
+		}
+	}
+	if err := l.Revoke(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-l.Done():
+	default:
+		t.Fatal("a revoked lease is not Done")
 	}
 }
 
