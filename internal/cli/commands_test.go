@@ -302,7 +302,7 @@ func TestCommandOutput(t *testing.T) {
 
 	// commands that change something; SPEC, FILE and OUT stand for files
 	for _, cmd := range []string{
-		"pool create fast --path /srv/fast", "network create lab --subnet 10.20.30.0/24 --host 52:54:00:00:00:11=10.20.30.11=web1",
+		"pool create fast --path /srv/fast", "network create lab --subnet 10.20.30.0/24 --lease 52:54:00:00:00:11=10.20.30.11=web1",
 		"volume create default/data --size 1GiB", "volume create default/data --size 1GiB --format raw",
 		"volume resize default/data --size 2GiB", "volume clone default/data copy", "volume clone default/data other/copy",
 		"volume clone default/data copy --no-wait", "volume upload default/data FILE", "volume upload default/data FILE --create --format raw",

@@ -147,7 +147,8 @@ func networkCreateCmd(g *globals) *cobra.Command {
 	f.StringVar(&dhcpStart, "dhcp-start", "", "first address DHCP hands out")
 	f.StringVar(&dhcpEnd, "dhcp-end", "", "last address DHCP hands out")
 	f.BoolVar(&noDHCP, "no-dhcp", false, "serve no DHCP")
-	f.StringArrayVar(&hosts, "host", nil, "a static lease MAC=IP[=NAME]; repeat for more")
+	// Not --host: that is every command's daemon URL.
+	f.StringArrayVar(&hosts, "lease", nil, "a static lease MAC=IP[=NAME]; repeat for more")
 	f.StringVar(&spec.Bridge, "bridge", "", "the existing host bridge (bridge and ovs networks)")
 	_ = cmd.RegisterFlagCompletionFunc("type", cobra.FixedCompletions([]string{"nat", "isolated", "bridge", "ovs"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd

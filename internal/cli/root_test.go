@@ -3,9 +3,13 @@ package cli
 import (
 	"bytes"
 	"context"
+	"io"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // run runs the command line and returns its exit code and stderr.
@@ -61,4 +65,38 @@ func TestExitCodes(t *testing.T) {
 	if code, out, _ := run(t); code != ExitOK || !strings.Contains(out, "Available Commands") {
 		t.Errorf("no arguments: exit %d, want 0 with the help; output %q", code, out)
 	}
+}
+
+// No command's own flag hides a flag every command has (--host, --token,
+// -o...): cobra lets it, and the global one then silently stops working
+// for that command (a `--host URL` read as a placement host sent the
+// request to the local socket instead).
+func TestNoFlagShadowsAGlobalOne(t *testing.T) {
+	root := NewRoot(io.Discard, io.Discard)
+	global := map[string]bool{}
+	root.PersistentFlags().VisitAll(func(f *pflag.Flag) {
+		global["--"+f.Name] = true
+		if f.Shorthand != "" {
+			global["-"+f.Shorthand] = true
+		}
+	})
+	// Meant: the daemon's --socket is where it serves (the same thing);
+	// a join's --token is the one-time join token (host add, cluster
+	// join run on the host that joins: GODWIT_TOKEN still sets the other).
+	meant := map[string]bool{"godwit daemon --socket": true, "godwit host add --token": true, "godwit cluster join --token": true}
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		c.LocalNonPersistentFlags().VisitAll(func(f *pflag.Flag) {
+			if meant[c.CommandPath()+" --"+f.Name] {
+				return
+			}
+			if global["--"+f.Name] || (f.Shorthand != "" && global["-"+f.Shorthand]) {
+				t.Errorf("%s: its flag --%s (-%s) hides the global one", c.CommandPath(), f.Name, f.Shorthand)
+			}
+		})
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(root)
 }

@@ -132,13 +132,13 @@ placement picks (hosts that are up and not drained, with the labels of the
 spec's placement.hostSelector, no VM of its placement.antiAffinity group,
 its networks, pools and images, and room for its CPUs and memory; then the
 one with the most room left, or the least with placement: pack), unless
---host names one. --dry-run says which host and why, creating nothing.
+--on names one. --dry-run says which host and why, creating nothing.
 A VM with ha: restart (its disks on a shared pool) is restarted on another
 host when its host is lost; docs/cluster.md has the timings.`,
 		Example: `  godwit vm create -f web1.yaml
   godwit vm create -f web1.yaml --start --wait
   godwit vm create -f web1.yaml --dry-run
-  godwit vm create -f web1.yaml --host hostb
+  godwit vm create -f web1.yaml --on hostb
   cat web1.yaml | godwit vm create -f - --start --wait-for 'login:'`,
 		Args: exactArgs(0, "no arguments (the spec comes with -f)"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -176,7 +176,8 @@ host when its host is lost; docs/cluster.md has the timings.`,
 	}
 	cmd.Flags().StringVarP(&file, "file", "f", "", "the VM spec (YAML or JSON), - for stdin")
 	cmd.Flags().BoolVar(&start, "start", false, "start the VM once created")
-	cmd.Flags().StringVar(&host, "host", "", "in a cluster: create it on this host (default: the one placement picks)")
+	// Not --host: that is every command's daemon URL.
+	cmd.Flags().StringVar(&host, "on", "", "in a cluster: create it on this host (default: the one placement picks)")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "say which host placement picks and why; create nothing")
 	w.add(cmd.Flags())
 	bw.add(cmd)

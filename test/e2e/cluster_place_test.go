@@ -76,7 +76,7 @@ func createOn(t *testing.T, h *testbed.Host, spec api.VMSpec, start bool) {
 	}
 }
 
-// A VM created without --host goes to the host the spread score picks
+// A VM created without --on goes to the host the spread score picks
 // (the one with the most room: hostc, which runs nothing) and boots
 // there; the dry run names every host with its verdict; a host selector
 // no host matches is a 409 naming placement.hostSelector for each host;
@@ -108,7 +108,7 @@ func TestClusterPlacement(t *testing.T) {
 
 	t0 = time.Now()
 	out := mustCLI(t, a, "vm", "create", "-f", specFile(t, spec), "--start")
-	t.Logf("vm create on hosta without --host took %s: %s", time.Since(t0).Round(time.Millisecond), strings.TrimSpace(out))
+	t.Logf("vm create on hosta without --on took %s: %s", time.Since(t0).Round(time.Millisecond), strings.TrimSpace(out))
 	if h := hostOfVM(t, a, spec.Name); h != dec.Picked {
 		t.Fatalf("%s was created on %s; the dry run picked %s", spec.Name, h, dec.Picked)
 	}
