@@ -203,30 +203,18 @@ func backupVerifyCmd(g *globals) *cobra.Command {
 			_, final, ferr := startOp(cmd.Context(), g, w, func(c *client.Client, ctx context.Context) (api.Operation, error) {
 				return c.VerifyBackups(ctx, args)
 			})
-			if w.noWait || len(final.Result) == 0 {
-				return ferr
-			}
-			var rep api.VerifyReport
-			if err := decodeResult(final, &rep); err != nil {
-				return err
-			}
-			if g.output != "table" {
-				if err := printValue(g.out, g.output, rep); err != nil {
-					return err
+			return printReport(g, w, final, ferr, func(rep api.VerifyReport) {
+				fmt.Fprintf(g.out, "%d backup(s), %d chunk(s), %s checked\n", rep.Backups, rep.ChunksChecked, rep.BytesChecked.Human())
+				for _, d := range rep.Damaged {
+					fmt.Fprintf(g.out, "DAMAGED %s (vm %s): %d bad chunk(s)\n", d.ID, d.VM, d.BadChunks)
+					for _, p := range d.Problems {
+						fmt.Fprintf(g.out, "  %s\n", p)
+					}
 				}
-				return ferr
-			}
-			fmt.Fprintf(g.out, "%d backup(s), %d chunk(s), %s checked\n", rep.Backups, rep.ChunksChecked, rep.BytesChecked.Human())
-			for _, d := range rep.Damaged {
-				fmt.Fprintf(g.out, "DAMAGED %s (vm %s): %d bad chunk(s)\n", d.ID, d.VM, d.BadChunks)
-				for _, p := range d.Problems {
-					fmt.Fprintf(g.out, "  %s\n", p)
+				if rep.OK {
+					fmt.Fprintln(g.out, "ok: every chunk matches its hash")
 				}
-			}
-			if rep.OK {
-				fmt.Fprintln(g.out, "ok: every chunk matches its hash")
-			}
-			return ferr
+			})
 		},
 	}
 	w.add(cmd.Flags())

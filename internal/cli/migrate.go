@@ -119,31 +119,19 @@ func migrationLine(r api.MigrationReport) string {
 // where and what did not, and why.
 func evacuationReport(ctx context.Context, g *globals, c *client.Client, op api.Operation, w waitFlags) error {
 	final, ferr := follow(ctx, g, c, op, w)
-	if w.noWait || (ferr != nil && len(final.Result) == 0) {
-		return ferr // no report to print: only the error says what happened
-	}
-	var rep api.EvacuationReport
-	if err := decodeResult(final, &rep); err != nil {
-		return err
-	}
-	if g.output != "table" {
-		if err := printValue(g.out, g.output, rep); err != nil {
-			return err
+	return printReport(g, w, final, ferr, func(rep api.EvacuationReport) {
+		for _, m := range rep.Moved {
+			fmt.Fprintln(g.out, migrationLine(m))
 		}
-		return ferr
-	}
-	for _, m := range rep.Moved {
-		fmt.Fprintln(g.out, migrationLine(m))
-	}
-	for _, m := range rep.Failed {
-		to := ""
-		if m.To != "" {
-			to = " to " + m.To
+		for _, m := range rep.Failed {
+			to := ""
+			if m.To != "" {
+				to = " to " + m.To
+			}
+			fmt.Fprintf(g.out, "did not move %s%s: %s\n", m.VM, to, m.Reason)
 		}
-		fmt.Fprintf(g.out, "did not move %s%s: %s\n", m.VM, to, m.Reason)
-	}
-	fmt.Fprintf(g.out, "%d moved, %d did not\n", len(rep.Moved), len(rep.Failed))
-	return ferr
+		fmt.Fprintf(g.out, "%d moved, %d did not\n", len(rep.Moved), len(rep.Failed))
+	})
 }
 
 func hostDrainCmd(g *globals) *cobra.Command {

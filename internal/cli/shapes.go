@@ -143,6 +143,28 @@ func opResult[T any](ctx context.Context, g *globals, w waitFlags, start func(c 
 	return res, decodeResult(final, &res)
 }
 
+// printReport prints the report an operation ended with, a failed one's
+// too (a verify that found damage, a drain that left VMs behind still say
+// what they found): as the API has it with -o json|yaml, else what table
+// prints. It returns the operation's own error, ferr, after the report.
+func printReport[T any](g *globals, w waitFlags, final api.Operation, ferr error, table func(T)) error {
+	if w.noWait || len(final.Result) == 0 {
+		return ferr // no report to print: only the error says what happened
+	}
+	var rep T
+	if err := decodeResult(final, &rep); err != nil {
+		return err
+	}
+	if g.output != "table" {
+		if err := printValue(g.out, g.output, rep); err != nil {
+			return err
+		}
+		return ferr
+	}
+	table(rep)
+	return ferr
+}
+
 // printMade prints what a command made: as the API has it with -o
 // json|yaml, quiet alone with --quiet (its name, or its secret), else
 // what say prints.
