@@ -92,6 +92,30 @@ fix_kvm_permissions() {
 
 libvirt_up() { virsh -c qemu:///system uri >/dev/null 2>&1; }
 
+# libvirt backs a VM's memory with huge pages only on a hugetlbfs mount it
+# found when it started (else: "hugetlbfs filesystem is not mounted").
+# systemd mounts /dev/hugepages; without systemd nobody does. Mount it, and
+# restart a system libvirtd that started before the mount (its VMs keep
+# running: QEMU does not depend on libvirtd).
+mount_hugetlbfs() {
+	grep -q ' hugetlbfs ' /proc/mounts && return 0
+	grep -q hugetlbfs /proc/filesystems || return 0
+	log "mounting hugetlbfs on /dev/hugepages (what systemd's dev-hugepages.mount does)"
+	mkdir -p /dev/hugepages
+	mount -t hugetlbfs hugetlbfs /dev/hugepages
+	local pid
+	pid=$(cat /run/libvirtd.pid 2>/dev/null) || return 0
+	[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
+	log "restarting libvirtd (pid $pid) so that it sees the mount"
+	kill -TERM "$pid"
+	for _ in $(seq 60); do
+		kill -0 "$pid" 2>/dev/null || return 0
+		sleep 0.5
+	done
+	echo "host-setup: libvirtd (pid $pid) did not stop within 30 s" >&2
+	exit 1
+}
+
 start_libvirt() {
 	if libvirt_up; then
 		return 0
@@ -101,7 +125,9 @@ start_libvirt() {
 		log "starting virtlogd"
 		virtlogd -d
 	fi
-	if ! pidof libvirtd >/dev/null 2>&1; then
+	# The system libvirtd's pid file, not pidof: the test bed's libvirtds
+	# (one per simulated host) are libvirtds too.
+	if ! kill -0 "$(cat /run/libvirtd.pid 2>/dev/null)" 2>/dev/null; then
 		log "starting libvirtd"
 		libvirtd -d
 	fi
@@ -139,5 +165,6 @@ start_ovs() {
 need_root
 install_packages
 fix_kvm_permissions
+mount_hugetlbfs
 start_libvirt
 start_ovs

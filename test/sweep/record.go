@@ -63,6 +63,15 @@ type Record struct {
 	Netns      []string `json:"netns,omitempty"`
 	Links      []string `json:"links,omitempty"`
 	OVSBridges []string `json:"ovs_bridges,omitempty"`
+	// Restores are files the run changed (kernel settings under /proc/sys
+	// or /sys) and what they held before: written back.
+	Restores []Restore `json:"restores,omitempty"`
+}
+
+// Restore is a file's content to write back.
+type Restore struct {
+	Path  string `json:"path"`
+	Value string `json:"value"`
 }
 
 // PIDFile is a glob of pid files and what their processes are called:

@@ -164,6 +164,15 @@ func (s *sweeper) sweep(ctx context.Context) bool {
 		s.networks(ctx)
 		s.pools(ctx)
 	}
+	// After the processes: a setting like vm.nr_hugepages goes back only
+	// once the QEMUs that use the pages are gone.
+	for _, r := range rec.Restores {
+		if err := os.WriteFile(r.Path, []byte(r.Value), 0o644); err != nil {
+			s.fail("write back %s: %v", r.Path, err)
+		} else {
+			s.logf("wrote %q back to %s", r.Value, r.Path)
+		}
+	}
 	mounted := s.unmount()
 	s.loops(ctx)
 	for _, br := range rec.OVSBridges {

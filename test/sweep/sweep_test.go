@@ -208,6 +208,9 @@ func TestSweepDeadRun(t *testing.T) {
 	for name, pid := range map[string]int{"mine": qemu.Process.Pid, "sleep": notMine.Process.Pid, "other": strangeQEMU.Process.Pid, "driver": daemon.Process.Pid} {
 		os.WriteFile(filepath.Join(dir, "run", name+".pid"), []byte(fmt.Sprint(pid)), 0o644)
 	}
+	// A kernel setting the run raised (vm.nr_hugepages), here a file.
+	setting := filepath.Join(t.TempDir(), "nr_hugepages")
+	os.WriteFile(setting, []byte("64"), 0o644)
 	wrong := snap(t, "libvirtd", notMine)
 	wrong.Cmdline = []string{"libvirtd", "--pid-file", "x"} // what it is not
 	rec := Record{
@@ -216,6 +219,7 @@ func TestSweepDeadRun(t *testing.T) {
 		PIDFiles: []PIDFile{{Glob: filepath.Join(dir, "run", "*.pid"), Comms: []string{"dnsmasq", "qemu-system"}}},
 		Pool:     "godwit-aaaa1111", NetPrefix: "godwit-aaaa1111",
 		Netns: []string{"gwtns1"}, Links: []string{"gwv1"}, OVSBridges: []string{"gwo1"},
+		Restores: []Restore{{Path: setting, Value: "0"}},
 	}
 	r := &Recorder{path: filepath.Join(dir, File), rec: rec}
 	if err := r.Update(func(*Record) {}); err != nil {
@@ -276,6 +280,9 @@ func TestSweepDeadRun(t *testing.T) {
 	}
 	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("dir still there: %v", err)
+	}
+	if b, _ := os.ReadFile(setting); string(b) != "0" {
+		t.Errorf("the setting holds %q, not the 0 it held before the run", b)
 	}
 	if strings.Count(out.String(), fmt.Sprintf("pid %d ", daemon.Process.Pid)) != 1 {
 		t.Error("a pid file naming a recorded process made it a stranger too")
