@@ -12,14 +12,13 @@ import (
 
 	"github.com/godwit-project/godwit/api"
 	"github.com/godwit-project/godwit/client"
-	"github.com/godwit-project/godwit/internal/vm"
 )
 
 func init() {
 	Register(Benchmark{
 		Name: "disk-tuning",
 		Summary: "I/O inside the test guest (dd, O_DIRECT): a disk with io=native and an I/O thread " +
-			"vs godwit's default disk (cache=none, QEMU's thread pool); hugepages boot and footprint where the host has huge pages",
+			"vs godwit's default disk (cache=none, QEMU's thread pool); huge pages: see the hugepages benchmark",
 		Run: runDiskTuning,
 	})
 }
@@ -88,9 +87,6 @@ func runDiskTuning(ctx context.Context, env *Env) ([]Result, error) {
 		out = append(out, Result{Metric: w.metric, Godwit: Median(rates["tuned"][w.name]), Baseline: Median(rates["default"][w.name]),
 			BaselineName: "godwit's default disk (cache=none, io=threads, no I/O thread)"})
 	}
-	free, _ := vm.HostFiles("/").FreeHugepages(2 * api.MiB)
-	env.Logf("hugepages: boot time and memory footprint not measured: the host has %d free 2 MiB huge pages, a %s VM needs %d, and the benchmark does not reserve them (that changes vm.nr_hugepages)",
-		free, dtMemory, dtMemory/(2*api.MiB))
 	return out, nil
 }
 
