@@ -29,21 +29,36 @@ type MigrateRequest struct {
 
 // MigrationReport is the result of a vm.migrate operation.
 type MigrationReport struct {
-	VM           string `json:"vm"`
-	From         string `json:"from"`
-	To           string `json:"to"`
-	Mode         string `json:"mode"`
-	Policy       string `json:"policy,omitempty"`
-	SharedDisks  int    `json:"sharedDisks"`
-	CopiedDisks  int    `json:"copiedDisks"`
-	TotalMs      uint64 `json:"totalMs" doc:"From the start of the move until the VM ran on the destination."`
-	DowntimeMs   uint64 `json:"downtimeMs" doc:"How long the guest was paused (libvirt's job stats for live moves; 0 when a postcopy switchover was not measured)."`
-	Bytes        uint64 `json:"bytes" doc:"Bytes sent: memory and disks."`
-	MemoryBytes  uint64 `json:"memoryBytes"`
-	DiskBytes    uint64 `json:"diskBytes"`
-	Iterations   uint64 `json:"iterations,omitempty"`
-	Postcopy     bool   `json:"postcopy,omitempty" doc:"The migration switched to postcopy."`
-	AutoConverge uint64 `json:"autoConvergePercent,omitempty" doc:"The highest CPU throttle auto-converge applied."`
+	VM           string           `json:"vm"`
+	From         string           `json:"from"`
+	To           string           `json:"to"`
+	Mode         string           `json:"mode"`
+	Policy       string           `json:"policy,omitempty"`
+	SharedDisks  int              `json:"sharedDisks"`
+	CopiedDisks  int              `json:"copiedDisks"`
+	TotalMs      uint64           `json:"totalMs" doc:"From the start of the move until the VM ran on the destination."`
+	DowntimeMs   uint64           `json:"downtimeMs" doc:"How long the guest was paused (libvirt's job stats for live moves; 0 when a postcopy switchover was not measured)."`
+	Bytes        uint64           `json:"bytes" doc:"Bytes sent: memory and disks."`
+	MemoryBytes  uint64           `json:"memoryBytes"`
+	DiskBytes    uint64           `json:"diskBytes"`
+	Iterations   uint64           `json:"iterations,omitempty"`
+	Postcopy     bool             `json:"postcopy,omitempty" doc:"The migration switched to postcopy."`
+	AutoConverge uint64           `json:"autoConvergePercent,omitempty" doc:"The highest CPU throttle auto-converge applied."`
+	Phases       *MigrationPhases `json:"phases,omitempty" doc:"Where a live move's time went, phase by phase."`
+}
+
+// MigrationPhases is where a live migration's time went: libvirt's v3
+// protocol, which the source and destination daemons relay. The guest is
+// paused from the end of Perform (QEMU's stop-and-copy) until the
+// destination's Finish resumes it: its downtime is the tail of Perform
+// plus FinishMs.
+type MigrationPhases struct {
+	BeginMs       uint64 `json:"beginMs" doc:"Begin on the source: the domain XML and cookie."`
+	PrepareMs     uint64 `json:"prepareMs" doc:"Prepare, asked of the destination daemon: its incoming QEMU started."`
+	PerformMs     uint64 `json:"performMs" doc:"Perform on the source: the memory (and disks) sent, ending with the stop-and-copy."`
+	FinishMs      uint64 `json:"finishMs" doc:"From the end of Perform until the destination daemon answered Finish (the guest resumed there)."`
+	DestFinishMs  uint64 `json:"destFinishMs" doc:"libvirt's Finish on the destination (it resumes the guest), within FinishMs."`
+	DestHandlerMs uint64 `json:"destHandlerMs" doc:"The destination daemon's whole answer to Finish: libvirt's Finish, then recording the VM (after the guest resumed); FinishMs less this is the relay between the daemons."`
 }
 
 // EvacuateRequest asks to move every running VM off this host.
@@ -158,4 +173,8 @@ type FinishAnswer struct {
 	Bytes       uint64 `json:"bytes"`
 	MemoryBytes uint64 `json:"memoryBytes"`
 	DiskBytes   uint64 `json:"diskBytes"`
+	// Finish3Ms is how long libvirt's Finish took here (it resumes the
+	// guest); HandlerMs the whole answer (the VM recorded after).
+	Finish3Ms uint64 `json:"finish3Ms,omitempty"`
+	HandlerMs uint64 `json:"handlerMs,omitempty"`
 }

@@ -424,6 +424,7 @@ func (s *Service) keepAlive(in *incoming) func() {
 // Finish ends an incoming move: Finish3 (live), restore (offline) or
 // define (cold), then the VM is recorded here. Cancelled undoes it.
 func (s *Service) Finish(ctx context.Context, from, id string, req api.FinishRequest) (api.FinishAnswer, error) {
+	arrived := time.Now()
 	in, err := s.get(from, id)
 	if err != nil {
 		return api.FinishAnswer{}, err
@@ -458,6 +459,7 @@ func (s *Service) Finish(ctx context.Context, from, id string, req api.FinishReq
 		t0 := time.Now()
 		defer func() { s.log.Debug("finish3 took", "vm", offer.VM, "ms", time.Since(t0).Milliseconds()) }()
 		cookie, err := in.sess.Finish(ctx, hypervisor.MigrateParams{DestXML: in.rec.XML, DestName: offer.VM}, req.Cookie, destFlags(offer.Flags), false)
+		ans.Finish3Ms = uint64(time.Since(t0).Milliseconds())
 		if err != nil {
 			s.cleanUp(ctx, id, in)
 			return api.FinishAnswer{}, fmt.Errorf("finish on %s: %w", s.cfg.Self, err)
@@ -495,6 +497,7 @@ func (s *Service) Finish(ctx context.Context, from, id string, req api.FinishReq
 		// The VM runs here; the record is what failed. Keep the migration
 		// record: the janitor adopts it later.
 		s.log.Error("record the migrated VM", "vm", offer.VM, "err", err)
+		ans.HandlerMs = uint64(time.Since(arrived).Milliseconds())
 		return ans, err
 	}
 	for i, x := range req.Snapshots {
@@ -507,6 +510,7 @@ func (s *Service) Finish(ctx context.Context, from, id string, req api.FinishReq
 	}
 	s.finishUp(id, in)
 	s.log.Info("incoming migration finished", "id", id, "vm", offer.VM, "from", from, "mode", offer.Mode)
+	ans.HandlerMs = uint64(time.Since(arrived).Milliseconds())
 	return ans, nil
 }
 

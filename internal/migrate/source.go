@@ -442,6 +442,7 @@ func (s *Service) runLive(ctx context.Context, o *ops.Op, mv *move, rep *api.Mig
 		return fmt.Errorf("begin: %w", err)
 	}
 	s.log.Debug("migration begun", "vm", mv.m.Name, "ms", time.Since(start).Milliseconds())
+	begun := time.Now()
 	mv.offer.XML, mv.offer.Cookie, mv.offer.Flags = xml, cookie, flags
 	mv.offer.BandwidthMiB, mv.offer.Parallel = params.BandwidthMiB, params.Parallel
 	o.Progress("prepare on "+mv.req.To, 0, 0, "")
@@ -452,6 +453,7 @@ func (s *Service) runLive(ctx context.Context, o *ops.Op, mv *move, rep *api.Mig
 	}
 	params.URI = prep.URI
 	s.log.Debug("migration prepared", "vm", mv.m.Name, "ms", time.Since(start).Milliseconds())
+	prepared := time.Now()
 
 	// From Perform on the VM may end up there: a restart must ask.
 	if err := s.setPhase(ctx, mv, "performing"); err != nil {
@@ -479,6 +481,10 @@ func (s *Service) runLive(ctx context.Context, o *ops.Op, mv *move, rep *api.Mig
 	fctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeouts.finish(true))
 	fin, ferr := mv.peer.MigrationFinish(fctx, mv.id, api.FinishRequest{Cookie: cookie, Snapshots: snaps})
 	cancel()
+	rep.Phases = &api.MigrationPhases{
+		BeginMs: ms(begun.Sub(start)), PrepareMs: ms(prepared.Sub(begun)), PerformMs: ms(performed.Sub(prepared)),
+		FinishMs: ms(time.Since(performed)), DestFinishMs: fin.Finish3Ms, DestHandlerMs: fin.HandlerMs,
+	}
 	src, _ := s.hv.JobStats(context.Background(), mv.m.Name, true)
 	// The move is done when the guest runs there; Confirm below only
 	// tidies up here (the source QEMU takes a while to exit).
@@ -624,3 +630,5 @@ func (s *Service) dropSourceDomain(name string) {
 		}
 	}
 }
+
+func ms(d time.Duration) uint64 { return uint64(d.Milliseconds()) }

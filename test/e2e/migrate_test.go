@@ -162,6 +162,14 @@ func TestMigrateLiveShared(t *testing.T) {
 	if rep.SharedDisks != 1 || rep.CopiedDisks != 0 || rep.Mode != "live" || rep.DowntimeMs == 0 || rep.DiskBytes != 0 {
 		t.Fatalf("report %+v", rep)
 	}
+	// The phases add up to the move, and the destination's own Finish
+	// lies within the source's wait for it.
+	if p := rep.Phases; p == nil || p.PerformMs == 0 || p.FinishMs == 0 || p.DestFinishMs > p.DestHandlerMs || p.DestHandlerMs > p.FinishMs ||
+		p.BeginMs+p.PrepareMs+p.PerformMs+p.FinishMs > rep.TotalMs {
+		t.Errorf("phases %+v of a %d ms move", rep.Phases, rep.TotalMs)
+	} else {
+		t.Logf("phases: %+v", *p)
+	}
 	checkMoved(t, a, bb, name, before, sum)
 }
 

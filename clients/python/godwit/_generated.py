@@ -800,6 +800,8 @@ class FinishAnswer(Model):
     downtime_ms: int
     memory_bytes: int
     total_ms: int
+    finish3_ms: Optional[int] = None
+    handler_ms: Optional[int] = None
 
     _fields = (
         ("bytes", "bytes", "int"),
@@ -808,6 +810,8 @@ class FinishAnswer(Model):
         ("downtime_ms", "downtimeMs", "int"),
         ("memory_bytes", "memoryBytes", "int"),
         ("total_ms", "totalMs", "int"),
+        ("finish3_ms", "finish3Ms", "int"),
+        ("handler_ms", "handlerMs", "int"),
     )
 
 
