@@ -2,7 +2,10 @@ package client
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"hash"
 	"io"
 	"net/http"
 	"net/url"
@@ -53,25 +56,47 @@ func (c *Client) MigrationKeepalive(ctx context.Context, id string) error {
 }
 
 // MigrationUpload streams a file of a moving VM (a disk, or the saved
-// memory state) to the destination, which checks its SHA-256.
-func (c *Client) MigrationUpload(ctx context.Context, id, file string, size int64, sha256 string, r io.Reader) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, c.base+"/v1/peer/migrations/"+url.PathEscape(id)+"/files/"+url.PathEscape(file), r)
+// memory state) to the destination. Its SHA-256, counted as the bytes go
+// out, follows them as a trailer (so the file is read once, not hashed
+// first), and the destination checks it. It returns that sum.
+func (c *Client) MigrationUpload(ctx context.Context, id, file string, r io.Reader) (string, error) {
+	body := &summingBody{r: r, h: sha256.New(), trailer: http.Header{api.HeaderSHA256: nil}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, c.base+"/v1/peer/migrations/"+url.PathEscape(id)+"/files/"+url.PathEscape(file), body)
 	if err != nil {
-		return err
+		return "", err
 	}
-	req.ContentLength = size
+	req.ContentLength = -1 // chunked: a trailer follows
+	req.Trailer = body.trailer
 	req.Header.Set("Content-Type", "application/octet-stream")
-	req.Header.Set("X-Godwit-SHA256", sha256)
 	resp, err := c.stream.Do(req)
 	if err != nil {
-		return fmt.Errorf("upload %s to %s: %w", file, c.where, err)
+		return "", fmt.Errorf("upload %s to %s: %w", file, c.where, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 300 {
-		return decodeError(resp)
+		return "", decodeError(resp)
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
-	return nil
+	return body.sum, nil
+}
+
+// summingBody hashes what is read through it and, at the end, puts the
+// sum in the request's trailer (which the transport sends after the body).
+type summingBody struct {
+	r       io.Reader
+	h       hash.Hash
+	trailer http.Header
+	sum     string
+}
+
+func (b *summingBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	b.h.Write(p[:n])
+	if err == io.EOF {
+		b.sum = hex.EncodeToString(b.h.Sum(nil))
+		b.trailer.Set(api.HeaderSHA256, b.sum)
+	}
+	return n, err
 }
 
 // DrainHost marks a host of the cluster unschedulable and moves its VMs

@@ -234,6 +234,49 @@ type link struct {
 	mu    sync.Mutex
 	rules []*loss
 	dead  bool
+	// flips: requests whose body arrives with one byte changed.
+	flips []*loss
+}
+
+// flip changes a byte in the body of the next times requests of method to
+// a path ending in suffix, as a faulty link or disk would.
+func (l *link) flip(method, suffix string, times int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.flips = append(l.flips, &loss{method: method, suffix: suffix, times: times})
+}
+
+// flipped says whether r's body is to be changed.
+func (l *link) flipped(r *http.Request) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, x := range l.flips {
+		if x.times != 0 && r.Method == x.method && strings.HasSuffix(r.URL.Path, x.suffix) {
+			x.times--
+			return true
+		}
+	}
+	return false
+}
+
+// flipReader changes the 100th byte of what it reads (or the last of a
+// shorter body).
+type flipReader struct {
+	io.ReadCloser
+	n int
+}
+
+func (f *flipReader) Read(p []byte) (int, error) {
+	n, err := f.ReadCloser.Read(p)
+	for i := 0; i < n; i++ {
+		if f.n == 99 || (err == io.EOF && i == n-1 && f.n < 99) {
+			p[i] ^= 0xff
+			f.n = 1 << 30
+			break
+		}
+		f.n++
+	}
+	return n, err
 }
 
 type loss struct {
@@ -293,6 +336,9 @@ func (l *link) wrap(next http.Handler) http.Handler {
 		}
 		if lost {
 			panic(http.ErrAbortHandler) // the connection drops, no answer
+		}
+		if l.flipped(r) {
+			r.Body = &flipReader{ReadCloser: r.Body}
 		}
 		next.ServeHTTP(w, r)
 	})

@@ -80,7 +80,7 @@ func (d *Daemon) peerKeepalive(ctx context.Context, in *migrationIDInput) (*stru
 type uploadInput struct {
 	ID     string `path:"id" doc:"Migration id"`
 	File   string `path:"file" doc:"File of the move: state, or a disk name"`
-	SHA256 string `header:"X-Godwit-SHA256" required:"true" doc:"SHA-256 of the file, hex."`
+	SHA256 string `header:"X-Godwit-SHA256" doc:"SHA-256 of the file, hex; or, usually, the same as an HTTP trailer after the body."`
 }
 
 // registerUpload streams the request body to disk: it must not go through
@@ -93,7 +93,14 @@ func (d *Daemon) registerUpload(a huma.API, o huma.Operation) {
 		if r == nil {
 			return nil, toStatus(api.BadRequest("no request body"))
 		}
-		if err := d.migrations.Upload(ctx, callerPeer(ctx), in.ID, in.File, in.SHA256, r.Body); err != nil {
+		// The trailer is there once the body has been read to its end.
+		sum := func() string {
+			if in.SHA256 != "" {
+				return in.SHA256
+			}
+			return r.Trailer.Get(api.HeaderSHA256)
+		}
+		if err := d.migrations.Upload(ctx, callerPeer(ctx), in.ID, in.File, sum, r.Body); err != nil {
 			return nil, toStatus(err)
 		}
 		return &struct{}{}, nil

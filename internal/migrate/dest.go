@@ -342,8 +342,9 @@ func (s *Service) Keepalive(from, id string) error {
 }
 
 // Upload receives a file of an offline or cold move: "state" (the saved
-// memory) or "disk-NAME". It checks the SHA-256 the source sent.
-func (s *Service) Upload(ctx context.Context, from, id, file, sum string, body io.Reader) error {
+// memory) or "disk-NAME". It checks the SHA-256 the source sent, which sum
+// returns once the body has been read (it comes in a trailer).
+func (s *Service) Upload(ctx context.Context, from, id, file string, sum func() string, body io.Reader) error {
 	in, err := s.get(from, id)
 	if err != nil {
 		return err
@@ -364,9 +365,6 @@ func (s *Service) Upload(ctx context.Context, from, id, file, sum string, body i
 	default:
 		return api.BadRequest("file: %q is not state or disk-NAME", file)
 	}
-	if len(sum) != 64 {
-		return api.BadRequest("X-Godwit-SHA256: missing or malformed")
-	}
 	tmp := path + ".part"
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
@@ -386,9 +384,14 @@ func (s *Service) Upload(ctx context.Context, from, id, file, sum string, body i
 		os.Remove(tmp)
 		return fmt.Errorf("receive %s: %w", file, err)
 	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != sum {
+	want := sum()
+	if len(want) != 64 {
 		os.Remove(tmp)
-		return api.BadRequest("%s: checksum mismatch: received %s, the source sent %s", file, got, sum)
+		return api.BadRequest("%s: the source sent no SHA-256 (%s, as a header or a trailer), or a malformed one: %q", file, api.HeaderSHA256, want)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != want {
+		os.Remove(tmp)
+		return api.BadRequest("%s: checksum mismatch: received %s, the source sent %s", file, got, want)
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		return err
@@ -482,6 +485,13 @@ func (s *Service) Finish(ctx context.Context, from, id string, req api.FinishReq
 		if _, err := os.Stat(state); err != nil {
 			s.cleanUp(ctx, id, in)
 			return api.FinishAnswer{}, api.Conflict("the memory state of migration %s never arrived", id)
+		}
+		// Defined first: a restore alone makes a transient domain, which
+		// libvirt forgets once it stops. Restored over the definition, it
+		// stays persistent (cleanUp undefines it if the restore fails).
+		if _, err := s.hv.Define(ctx, in.rec.XML); err != nil {
+			s.cleanUp(ctx, id, in)
+			return api.FinishAnswer{}, fmt.Errorf("define on %s: %w", s.cfg.Self, err)
 		}
 		if err := s.hv.Restore(ctx, state, in.rec.XML, req.Paused); err != nil {
 			s.cleanUp(ctx, id, in)

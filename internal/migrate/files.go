@@ -2,8 +2,6 @@ package migrate
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -36,28 +34,41 @@ func (s *Service) runFiles(ctx context.Context, o *ops.Op, mv *move, rep *api.Mi
 		os.Remove(statePath)
 		return fmt.Errorf("vm %s was restored and runs on %s again: %w", name, s.cfg.Self, cause)
 	}
-	xml, err := s.hv.XML(ctx, name, !offline)
+	// The inactive definition: what the destination defines (and, for an
+	// offline move, restores with); saving does not change it.
+	xml, err := s.hv.XML(ctx, name, true)
 	if err != nil {
 		return err
 	}
-	if offline {
-		o.Progress("saving the memory state", 0, 0, "")
-		if err := s.hv.Save(ctx, name, statePath); err != nil {
-			return fmt.Errorf("save vm %s: %w", name, err)
-		}
-		// The saved XML is the live one; restore there with its inactive
-		// definition rewritten (the same devices).
-		if xml, err = s.hv.XML(ctx, name, true); err != nil {
-			return restoreHere(err)
-		}
-	}
 	mv.offer.XML = xml
-	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
-	_, err = mv.peer.MigrationPrepare(pctx, mv.offer)
-	cancel()
-	if err != nil {
+	prepare := func() error {
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+		defer cancel()
+		_, err := mv.peer.MigrationPrepare(pctx, mv.offer)
+		return err
+	}
+	if offline {
+		// The destination prepares while the memory is saved here: neither
+		// needs the other, and both take seconds.
+		o.Progress("saving the memory state", 0, 0, "")
+		prepared := make(chan error, 1)
+		go func() { prepared <- prepare() }()
+		serr := s.hv.Save(ctx, name, statePath)
+		perr := <-prepared
+		switch {
+		case serr != nil && perr != nil:
+			s.prepareFailed(mv, perr)
+			return fmt.Errorf("save vm %s: %w", name, serr)
+		case serr != nil:
+			s.cancelThere(mv)
+			return fmt.Errorf("save vm %s: %w", name, serr)
+		case perr != nil:
+			s.prepareFailed(mv, perr)
+			return restoreHere(fmt.Errorf("prepare on %s: %w", mv.req.To, perr))
+		}
+	} else if err := prepare(); err != nil {
 		s.prepareFailed(mv, err)
-		return restoreHere(fmt.Errorf("prepare on %s: %w", mv.req.To, err))
+		return fmt.Errorf("prepare on %s: %w", mv.req.To, err)
 	}
 	files, err := s.filesToSend(ctx, mv, offline, statePath)
 	if err != nil {
@@ -117,7 +128,6 @@ type fileToSend struct {
 	file string // state or disk-NAME
 	path string
 	size int64
-	sum  string
 	temp bool
 }
 
@@ -144,24 +154,13 @@ func (s *Service) filesToSend(ctx context.Context, mv *move, offline bool, state
 		out = append(out, f)
 	}
 	for i := range out {
-		sum, size, err := hashFile(out[i].path)
+		st, err := os.Stat(out[i].path)
 		if err != nil {
 			return nil, err
 		}
-		out[i].sum, out[i].size = sum, size
+		out[i].size = st.Size()
 	}
 	return out, nil
-}
-
-func hashFile(path string) (string, int64, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", 0, err
-	}
-	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	return hex.EncodeToString(h.Sum(nil)), n, err
 }
 
 // send streams one file to the destination with byte progress.
@@ -179,9 +178,11 @@ func (s *Service) send(ctx context.Context, o *ops.Op, mv *move, f fileToSend, s
 		*sent += n
 		o.Progress(what, *sent, total, "bytes")
 	}}
-	if err := mv.peer.MigrationUpload(ctx, mv.id, f.file, f.size, f.sum, pr); err != nil {
+	sum, err := mv.peer.MigrationUpload(ctx, mv.id, f.file, pr)
+	if err != nil {
 		return fmt.Errorf("%s to %s: %w", what, mv.req.To, err)
 	}
+	s.log.Debug("file sent", "vm", mv.m.Name, "file", f.file, "bytes", f.size, "sha256", sum)
 	return nil
 }
 

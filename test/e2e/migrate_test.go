@@ -115,6 +115,11 @@ func checkMoved(t *testing.T, from, to *testbed.Host, vm string, before int, sum
 	if out, err := from.Virsh("domstate", vm); err == nil {
 		t.Fatalf("libvirt on %s still has %s: %s", from.Name, vm, out)
 	}
+	// Persistent there: a transient domain vanishes from libvirt once it
+	// stops (and dumpxml --inactive of one shows the live definition).
+	if info, err := to.Virsh("dominfo", vm); err != nil || !regexp.MustCompile(`(?m)^Persistent:\s+yes$`).MatchString(info) {
+		t.Fatalf("on %s the domain is not persistent: %v\n%s", to.Name, err, info)
+	}
 	// The persistent definition is the destination's own, not the one
 	// libvirt carried over: else, once stopped, the VM is not godwit's.
 	live, _ := to.Virsh("dumpxml", vm)
