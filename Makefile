@@ -17,7 +17,7 @@ LDFLAGS := -X github.com/godwit-project/godwit/internal/buildinfo.Version=$(VERS
 # Where make deb puts godwit_VERSION_amd64.deb.
 DEBDIR  ?= bin
 
-.PHONY: all build deb setup setup-tests guest demo tour demo-migrate demo-stop test test-unit test-e2e sweep fuzz promtool openapi-lint bench vet fmt-check clean python
+.PHONY: all build deb setup setup-tests setup-bench guest demo tour demo-migrate demo-stop test test-unit test-e2e sweep fuzz promtool openapi-lint bench vet fmt-check clean python
 
 all: build
 
@@ -39,6 +39,10 @@ setup:
 # The same, plus the programs only the tests run.
 setup-tests:
 	scripts/host-setup.sh --tests
+
+# The same, plus the benchmarks' baselines (rsync, restic, borg).
+setup-bench:
+	scripts/host-setup.sh --bench
 
 # The tiny test guest: Debian kernel + busybox initramfs (.cache/guest).
 guest:
@@ -112,7 +116,7 @@ test-e2e: setup-tests guest build
 # Benchmarks print "bench <name>: <metric> godwit=<v> baseline=<v> ratio=<r>".
 # BENCH='-run create-boot -runs 9' picks some (see bench/README.md).
 BENCH   ?= -all
-bench: setup guest build
+bench: setup-bench guest build
 	$(GO) run ./bench/cmd/bench $(BENCH)
 
 # The Python client's wheel (clients/python, standard library only) in

@@ -20,8 +20,16 @@ need_root() {
 # that brings it. Setup looks for the programs, not for package names, and
 # installs the packages of what is missing.
 TABLE="$(cd "$(dirname "$0")/.." && pwd)/internal/prereq/programs.txt"
+# --tests adds what only the tests run, --bench what only the benchmarks'
+# baselines run (rsync, restic, borg).
 SCOPES="run extra setup"
-[ "${1:-}" = --tests ] && SCOPES="run extra setup test"
+for arg in "$@"; do
+	case $arg in
+	--tests) SCOPES="$SCOPES test" ;;
+	--bench) SCOPES="$SCOPES bench" ;;
+	*) echo "host-setup: unknown argument $arg (--tests, --bench)" >&2; exit 2 ;;
+	esac
+done
 
 have() { # have PROG[|PROG...]: one of them is installed (or the path exists)
 	local p

@@ -18,13 +18,14 @@ var table string
 
 // Scopes of the table: what the daemon needs to run VMs at all, what one
 // of its features runs, what setup and the test guest need, what only the
-// tests need. The Debian package (internal/debpkg) Depends on the run
+// tests need, what only the benchmarks' baselines need. The Debian package (internal/debpkg) Depends on the run
 // rows' packages and Recommends the extra ones'.
 const (
 	ScopeRun   = "run"
 	ScopeExtra = "extra"
 	ScopeSetup = "setup"
 	ScopeTest  = "test"
+	ScopeBench = "bench"
 )
 
 // Need is one row: a feature runs a program (or one of alternatives),

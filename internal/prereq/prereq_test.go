@@ -15,7 +15,7 @@ func TestTable(t *testing.T) {
 	seen := map[string]bool{}
 	for _, n := range needs {
 		switch n.Scope {
-		case ScopeRun, ScopeExtra, ScopeSetup, ScopeTest:
+		case ScopeRun, ScopeExtra, ScopeSetup, ScopeTest, ScopeBench:
 		default:
 			t.Errorf("%v: scope %q", n, n.Scope)
 		}
