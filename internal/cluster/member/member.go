@@ -46,6 +46,7 @@ import (
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
+	"go.etcd.io/etcd/server/v3/etcdserver/api/v3client"
 	"go.uber.org/zap"
 
 	"github.com/godwit-project/godwit/internal/pki"
@@ -169,10 +170,15 @@ type Member struct {
 	stop     chan struct{} // closed by Close
 	wg       sync.WaitGroup
 
+	local *clientv3.Client // in-process client of this member alone (v3client)
+
 	mu     sync.Mutex
 	failed error // etcd stopped by itself
 	closed bool
 	probe  probeCache
+	// lostAt is when this member, once in a quorum, last saw it go
+	// (zero while it has a leader, or before it ever had one).
+	lostAt time.Time
 }
 
 // Init starts the first member of a new cluster in an empty DataDir.
@@ -298,6 +304,7 @@ func start(ctx context.Context, cfg Config, ec *embed.Config, eps []string, lear
 		e.Close()
 		return nil, fmt.Errorf("cluster store client: %w", err)
 	}
+	m.local = v3client.New(e.Server)
 	m.wg.Add(1)
 	go m.watchServer()
 	if learner {
@@ -331,13 +338,62 @@ func (m *Member) watchServer() {
 	case <-m.stop:
 		return
 	}
-	select {
-	case err := <-m.e.Err():
-		m.setFailed(err)
-	case <-m.e.Server.StopNotify():
-		m.setFailed(errors.New("etcd stopped (was this member removed from the cluster?)"))
-	case <-m.stop:
+	tick := time.NewTicker(lostCheck)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-m.e.Err():
+			m.setFailed(err)
+			return
+		case <-m.e.Server.StopNotify():
+			m.setFailed(errors.New("etcd stopped (was this member removed from the cluster?)"))
+			return
+		case <-m.stop:
+			return
+		case <-tick.C:
+			m.noteLeader(m.e.Server.Leader() != 0)
+		}
 	}
+}
+
+// lostCheck is how often a ready member looks whether it still has a
+// leader, to say since when it has none.
+const lostCheck = 100 * time.Millisecond
+
+func (m *Member) noteLeader(has bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch {
+	case has:
+		m.lostAt = time.Time{}
+	case m.lostAt.IsZero():
+		m.lostAt = time.Now()
+		m.log.Warn("cluster store: this member lost its quorum (no leader)", "member", m.cfg.Name)
+	}
+}
+
+// QuorumLostAt is when this member, once in a quorum, lost it (zero while
+// it has a leader or never had one).
+func (m *Member) QuorumLostAt() time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.lostAt
+}
+
+// Local is an in-process client of this member alone: a read through it
+// with clientv3.WithSerializable is what this member holds, answered
+// without a quorum (its last view, maybe behind the cluster's).
+func (m *Member) Local() *clientv3.Client { return m.local }
+
+// LastView is for internal/store/etcd's Options.Stale: the local client,
+// and since when this member has had no quorum (when it lost it, else
+// when it started: what it holds is from before).
+func (m *Member) LastView() (*clientv3.Client, time.Time) {
+	since := m.QuorumLostAt()
+	if since.IsZero() {
+		since = m.started
+	}
+	return m.local, since
 }
 
 func (m *Member) setFailed(err error) {
@@ -405,6 +461,7 @@ func (m *Member) Close() error {
 	close(m.stop)
 	m.wg.Wait()
 	err := m.cli.Close()
+	m.local.Close()
 	m.e.Close()
 	if errors.Is(err, context.Canceled) {
 		err = nil
