@@ -475,7 +475,7 @@ func newNode(cfg Config, st state, ca *pki.Identity, files pki.TLSFiles, m *memb
 	n := &Node{cfg: cfg, st: st, ca: ca, tls: files, m: m, dialed: dialed}
 	var o etcd.Options
 	if m != nil {
-		n.cli, o.Explain, o.Ready, o.Stale = m.Client(), m.Explain, m.HasLeader, m.LastView
+		n.cli, o.Explain, o.Ready, o.Stale, o.Lost = m.Client(), m.Explain, m.HasLeader, m.LastView, m.LostNotify
 	} else {
 		n.cli = dialed.Client()
 	}

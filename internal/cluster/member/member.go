@@ -179,6 +179,9 @@ type Member struct {
 	// lostAt is when this member, once in a quorum, last saw it go
 	// (zero while it has a leader, or before it ever had one).
 	lostAt time.Time
+	// lost is closed when the member loses its leader, and replaced
+	// when it has one again.
+	lost chan struct{}
 }
 
 // Init starts the first member of a new cluster in an empty DataDir.
@@ -280,7 +283,7 @@ func start(ctx context.Context, cfg Config, ec *embed.Config, eps []string, lear
 		return nil, fmt.Errorf("start cluster store member %s: %w", cfg.Name, err)
 	}
 	m := &Member{cfg: cfg, e: e, tls: tlsCfg, log: cfg.Log, started: time.Now(),
-		promoted: make(chan struct{}), stop: make(chan struct{})}
+		promoted: make(chan struct{}), stop: make(chan struct{}), lost: make(chan struct{})}
 	// A joining member knows it is a learner before its etcd does (etcd
 	// learns it replaying the log); a restarted one, from its data.
 	learner = learner || e.Server.IsLearner()
@@ -364,12 +367,24 @@ func (m *Member) noteLeader(has bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	switch {
-	case has:
+	case has && !m.lostAt.IsZero():
 		m.lostAt = time.Time{}
-	case m.lostAt.IsZero():
+		m.lost = make(chan struct{})
+	case !has && m.lostAt.IsZero():
 		m.lostAt = time.Now()
+		close(m.lost)
 		m.log.Warn("cluster store: this member lost its quorum (no leader)", "member", m.cfg.Name)
 	}
+}
+
+// LostNotify is closed when this member, in a quorum now, loses it
+// (already closed while it has none since it had one): for
+// internal/store/etcd's Options.Lost, so that calls under way fail then
+// instead of at their timeout.
+func (m *Member) LostNotify() <-chan struct{} {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.lost
 }
 
 // QuorumLostAt is when this member, once in a quorum, lost it (zero while

@@ -45,7 +45,7 @@ func newHost(t *testing.T, ca *pki.Identity, name string) *host {
 }
 
 func (h *host) store() *etcd.Store {
-	return etcd.New(h.m.Client(), etcd.Options{Explain: h.m.Explain, Ready: h.m.HasLeader, Stale: h.m.LastView, Timeout: 2 * time.Second})
+	return etcd.New(h.m.Client(), etcd.Options{Explain: h.m.Explain, Ready: h.m.HasLeader, Stale: h.m.LastView, Lost: h.m.LostNotify, Timeout: 2 * time.Second})
 }
 
 // learnerState asks the cluster (through m) whether name is a learner.

@@ -62,6 +62,10 @@ type Options struct {
 	// serializable read of local (no quorum needed), and noted stale
 	// since the time Stale gives.
 	Stale func() (local *clientv3.Client, since time.Time)
+	// Lost, when set, is closed when the store loses its quorum: calls
+	// under way then fail as unavailable at once, instead of at their
+	// Timeout (a request sent just before a cut would wait for it).
+	Lost func() <-chan struct{}
 }
 
 // Store is a store.Coord on an etcd client.
@@ -73,6 +77,7 @@ type Store struct {
 	explain func(error) error
 	ready   func() bool
 	stale   func() (*clientv3.Client, time.Time)
+	lost    func() <-chan struct{}
 
 	// base ends with Close: it carries the leases' keepalives.
 	base   context.Context
@@ -85,7 +90,7 @@ var _ store.Coord = (*Store)(nil)
 // New is a Store on an existing client, which it does not close: Close
 // only ends the leases and watches it started.
 func New(cli *clientv3.Client, o Options) *Store {
-	s := &Store{cli: cli, prefix: o.Prefix, timeout: o.Timeout, explain: o.Explain, ready: o.Ready, stale: o.Stale}
+	s := &Store{cli: cli, prefix: o.Prefix, timeout: o.Timeout, explain: o.Explain, ready: o.Ready, stale: o.Stale, lost: o.Lost}
 	if s.prefix == "" {
 		s.prefix = DefaultPrefix
 	}
@@ -174,6 +179,18 @@ func (s *Store) call(ctx context.Context) (context.Context, context.CancelFunc) 
 		timeout = 0
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
+	if s.lost != nil && timeout > 0 {
+		lost := s.lost()
+		lctx, lcancel := context.WithCancel(ctx)
+		go func() {
+			select {
+			case <-lost:
+				lcancel()
+			case <-lctx.Done():
+			}
+		}()
+		return clientv3.WithRequireLeader(lctx), func() { lcancel(); cancel() }
+	}
 	return clientv3.WithRequireLeader(ctx), cancel
 }
 
@@ -215,7 +232,11 @@ func (s *Store) fail(parent context.Context, what string, err error) error {
 	if errors.Is(err, rpctypes.ErrLeaseNotFound) {
 		return fmt.Errorf("etcd store: %s: %w", what, store.ErrLeaseGone)
 	}
-	if Unavailable(err) {
+	// The caller's context is alive: a cancel is call's, the quorum lost.
+	if errors.Is(err, context.Canceled) || status.Code(err) == codes.Canceled {
+		err = errLostUnderWay
+	}
+	if Unavailable(err) || err == errLostUnderWay {
 		err = fmt.Errorf("etcd store: %s: %w: %v", what, store.ErrUnavailable, err)
 		if s.explain != nil {
 			err = s.explain(err)
@@ -224,6 +245,8 @@ func (s *Store) fail(parent context.Context, what string, err error) error {
 	}
 	return fmt.Errorf("etcd store: %s: %w", what, err)
 }
+
+var errLostUnderWay = errors.New("the member lost its leader while the call was under way")
 
 // Unavailable says whether an etcd client error means the cluster cannot
 // serve now (rather than that the request was wrong).
