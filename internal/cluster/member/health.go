@@ -106,6 +106,9 @@ func (m *Member) Health(ctx context.Context) Health {
 		ready = true
 	default:
 	}
+	if ready {
+		m.noteLeader(lead != 0) // the same view as the messages below
+	}
 	if ready && lead != 0 {
 		h.Phase = PhaseReady
 		h.Message = fmt.Sprintf("cluster store ready: leader %s, %d of %d voters reachable", h.Leader, h.Reachable, h.Voters)

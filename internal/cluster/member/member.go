@@ -179,9 +179,10 @@ type Member struct {
 	// lostAt is when this member, once in a quorum, last saw it go
 	// (zero while it has a leader, or before it ever had one).
 	lostAt time.Time
-	// lost is closed when the member loses its leader, and replaced
-	// when it has one again.
-	lost chan struct{}
+	// lost is closed once the member has had no leader for lostGrace,
+	// and replaced when it has one again.
+	lost       chan struct{}
+	lostClosed bool
 }
 
 // Init starts the first member of a new cluster in an empty DataDir.
@@ -369,16 +370,33 @@ func (m *Member) noteLeader(has bool) {
 	switch {
 	case has && !m.lostAt.IsZero():
 		m.lostAt = time.Time{}
-		m.lost = make(chan struct{})
+		if m.lostClosed {
+			m.lost, m.lostClosed = make(chan struct{}), false
+		}
 	case !has && m.lostAt.IsZero():
 		m.lostAt = time.Now()
+		m.log.Warn("cluster store: this member has no leader", "member", m.cfg.Name)
+	case !has && !m.lostClosed && time.Since(m.lostAt) >= m.lostGrace():
 		close(m.lost)
-		m.log.Warn("cluster store: this member lost its quorum (no leader)", "member", m.cfg.Name)
+		m.lostClosed = true
 	}
 }
 
-// LostNotify is closed when this member, in a quorum now, loses it
-// (already closed while it has none since it had one): for
+// lostGrace is how long a member is without a leader before the calls
+// under way are ended: longer than an election (a leader that stepped
+// down is replaced within an election timeout or so, and the calls
+// waiting then go through).
+func (m *Member) lostGrace() time.Duration {
+	e := time.Duration(m.cfg.ElectionMs) * time.Millisecond
+	if e == 0 {
+		e = time.Second
+	}
+	return 2 * e
+}
+
+// LostNotify is closed once this member, in a quorum now, has had no
+// leader for longer than an election takes (already closed while that
+// lasts): for
 // internal/store/etcd's Options.Lost, so that calls under way fail then
 // instead of at their timeout.
 func (m *Member) LostNotify() <-chan struct{} {
@@ -503,7 +521,9 @@ func (m *Member) HasLeader() bool {
 	default:
 		return false
 	}
-	return m.e.Server.Leader() != 0
+	has := m.e.Server.Leader() != 0
+	m.noteLeader(has)
+	return has
 }
 
 // ClusterID is the cluster's id, hex.
