@@ -127,3 +127,8 @@ type PlacementVerdict struct {
 	Picked bool   `json:"picked,omitempty"`
 	Reason string `json:"reason" doc:"Why it does not fit, or how much room it has."`
 }
+
+// HeaderStale is set on a GET answered, on a host of a cluster whose
+// store has no quorum, from that host's last view of the store: it says
+// since when ("cluster store has no quorum since ...").
+const HeaderStale = "X-Godwit-Stale"

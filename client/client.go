@@ -41,6 +41,10 @@ type Options struct {
 	Token string
 	// HTTPClient overrides the transport entirely.
 	HTTPClient *http.Client
+	// OnStale, when set, hears the api.HeaderStale of every answer that
+	// has one: a host of a cluster without a quorum answered a read from
+	// its last view.
+	OnStale func(msg string)
 }
 
 // Client talks to one daemon.
@@ -50,6 +54,7 @@ type Client struct {
 	http   *http.Client
 	stream *http.Client // no timeout: console follow and long waits
 	token  string
+	stale  func(string)
 }
 
 // New returns a client. It does not connect yet.
@@ -69,7 +74,7 @@ func New(opts Options) (*Client, error) {
 			}
 			hc = &http.Client{Transport: &http.Transport{TLSClientConfig: opts.TLS}}
 		}
-		return &Client{base: strings.TrimRight(opts.URL, "/"), where: opts.URL, http: hc, stream: hc, token: opts.Token}, nil
+		return &Client{base: strings.TrimRight(opts.URL, "/"), where: opts.URL, http: hc, stream: hc, token: opts.Token, stale: opts.OnStale}, nil
 	}
 	sock := opts.Socket
 	if sock == "" {
@@ -85,7 +90,7 @@ func New(opts Options) (*Client, error) {
 	if hc == nil {
 		hc = &http.Client{Transport: tr}
 	}
-	return &Client{base: "http://godwit", where: sock, http: hc, stream: hc}, nil
+	return &Client{base: "http://godwit", where: sock, http: hc, stream: hc, stale: opts.OnStale}, nil
 }
 
 // do sends a request with a JSON body (if any) and decodes a JSON answer
@@ -141,6 +146,9 @@ func (c *Client) send(ctx context.Context, method, path string, q url.Values, bo
 	if resp.StatusCode >= 300 {
 		defer resp.Body.Close()
 		return nil, decodeError(resp)
+	}
+	if msg := resp.Header.Get(api.HeaderStale); msg != "" && c.stale != nil {
+		c.stale(msg)
 	}
 	return resp, nil
 }

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 
 	"github.com/spf13/cobra"
 
@@ -46,7 +47,7 @@ type globals struct {
 }
 
 func (g *globals) client() (*client.Client, error) {
-	opts := client.Options{Socket: g.socket, URL: g.host, Token: g.token}
+	opts := client.Options{Socket: g.socket, URL: g.host, Token: g.token, OnStale: g.staleOnce()}
 	if g.host != "" && g.tlsDir != "" {
 		cfg, err := pki.ClientTLS(g.tlsDir)
 		if err != nil {
@@ -55,6 +56,16 @@ func (g *globals) client() (*client.Client, error) {
 		opts.TLS = cfg
 	}
 	return client.New(opts)
+}
+
+// staleOnce prints, once per command, that the daemon answered from a
+// stale view (a host of a cluster without a quorum): on stderr, so that
+// -o json stays what it was.
+func (g *globals) staleOnce() func(string) {
+	var once sync.Once
+	return func(msg string) {
+		once.Do(func() { fmt.Fprintf(g.errOut, "stale: %s\n", msg) })
+	}
 }
 
 // Main runs the command line and returns the process exit code.

@@ -35,6 +35,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -169,7 +170,8 @@ type state struct {
 	ClusterID string `json:"clusterID"`
 	// Client: the host runs no member (the voters were full).
 	Client bool `json:"client,omitempty"`
-	// Endpoints are the voters' client URLs, for a client host.
+	// Endpoints are the voters' client URLs: a client host's store, and
+	// where a member that lost its data joins again (kept up to date).
 	Endpoints []string  `json:"endpoints,omitempty"`
 	JoinedAt  time.Time `json:"joinedAt"`
 }
@@ -388,6 +390,10 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		if dialed, err = dial(cfg, files, st.Endpoints); err != nil {
 			return nil, err
 		}
+	} else if !member.Exists(cfg.DataDir) {
+		if m, err = rejoin(ctx, cfg, files, st); err != nil {
+			return nil, err
+		}
 	} else if m, err = member.Start(ctx, cfg.memberConfig(files, 0)); err != nil {
 		return nil, err
 	}
@@ -395,6 +401,62 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n.run()
 	return n, nil
 }
+
+// rejoinTimeout bounds how long a start waits for a member that lost
+// its data to be a voter again; past it the learner goes on catching up.
+const rejoinTimeout = time.Minute
+
+// rejoin brings back this host's member when its data dir is gone but
+// the host is a member of its cluster (cluster.json says so): it joins
+// again through the voters it last knew, its data copied from them.
+func rejoin(ctx context.Context, cfg Config, files pki.TLSFiles, st state) (*member.Member, error) {
+	t0 := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, rejoinTimeout)
+	defer cancel()
+	m, err := member.Rejoin(ctx, cfg.memberConfig(files, 0), st.Endpoints)
+	switch {
+	case err == nil:
+	case errors.Is(err, member.ErrLearner):
+		cfg.Log.Warn("cluster: rejoined as a learner, not promoted yet", "err", err)
+	default:
+		return nil, fmt.Errorf("the cluster store member's data (%s) is gone and it cannot join again: %w", cfg.DataDir, err)
+	}
+	cfg.Log.Info("cluster: this host's member lost its data and joined again", "took", time.Since(t0).Round(time.Millisecond))
+	return m, nil
+}
+
+// keepEndpoints keeps the voters' client URLs in cluster.json, for a
+// member that loses its data to join again through.
+func (n *Node) keepEndpoints(ctx context.Context) {
+	if n.m == nil {
+		return
+	}
+	select {
+	case <-n.m.Ready():
+	case <-ctx.Done():
+		return
+	}
+	saved := n.st.Endpoints
+	for {
+		if eps := n.m.Endpoints(); len(eps) > 0 && !slices.Equal(eps, saved) {
+			st := n.st
+			st.Endpoints = eps
+			if err := n.cfg.saveState(st); err != nil {
+				n.cfg.Log.Warn("cluster: cannot keep the voters' endpoints", "err", err)
+			} else {
+				saved = eps
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(endpointsEvery):
+		}
+	}
+}
+
+// endpointsEvery is how often keepEndpoints looks at the membership.
+const endpointsEvery = 5 * time.Second
 
 // dial connects a client host to the voters.
 func dial(cfg Config, files pki.TLSFiles, endpoints []string) (*etcd.Store, error) {
@@ -413,7 +475,7 @@ func newNode(cfg Config, st state, ca *pki.Identity, files pki.TLSFiles, m *memb
 	n := &Node{cfg: cfg, st: st, ca: ca, tls: files, m: m, dialed: dialed}
 	var o etcd.Options
 	if m != nil {
-		n.cli, o.Explain, o.Ready = m.Client(), m.Explain, m.HasLeader
+		n.cli, o.Explain, o.Ready, o.Stale, o.Lost = m.Client(), m.Explain, m.HasLeader, m.LastView, m.LostNotify
 	} else {
 		n.cli = dialed.Client()
 	}
@@ -430,8 +492,9 @@ func newNode(cfg Config, st state, ca *pki.Identity, files pki.TLSFiles, m *memb
 // run starts the node's background work: the session (lease, heartbeat)
 // and the watches.
 func (n *Node) run() {
-	n.wg.Add(5)
+	n.wg.Add(6)
 	go func() { defer n.wg.Done(); n.keepSession(n.ctx) }()
+	go func() { defer n.wg.Done(); n.keepEndpoints(n.ctx) }()
 	go func() { defer n.wg.Done(); n.followRegistry(n.ctx) }()
 	go func() { defer n.wg.Done(); n.keepReservation(n.ctx, reservationResync) }()
 	go func() { defer n.wg.Done(); n.keepFence(n.ctx) }()

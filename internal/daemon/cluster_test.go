@@ -270,6 +270,15 @@ func TestClusterStartWithoutQuorum(t *testing.T) {
 	if api.Status(err) != 503 || !strings.Contains(err.Error(), "quorum") || !strings.Contains(err.Error(), "b") {
 		t.Fatalf("stop without quorum: %v, want 503 naming the lost quorum", err)
 	}
+	// Reads answer, from a's last view, and say so.
+	var stale string
+	sc, err := client.New(client.Options{Socket: a.cfg.Socket, OnStale: func(m string) { stale = m }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := sc.GetVM(ctx, "vm-a"); err != nil || v.Name != "vm-a" || !strings.Contains(stale, "cluster store has no quorum since") {
+		t.Fatalf("vm show without quorum: %+v %v, %s %q", v, err, api.HeaderStale, stale)
+	}
 	b.start()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
@@ -284,6 +293,10 @@ func TestClusterStartWithoutQuorum(t *testing.T) {
 			t.Fatalf("no stop went through within 15s of b's return: %v", err)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+	stale = ""
+	if _, err := sc.GetVM(ctx, "vm-a"); err != nil || stale != "" {
+		t.Fatalf("vm show with the quorum back: %v, still marked stale: %q", err, stale)
 	}
 }
 

@@ -87,7 +87,8 @@ func (d *Daemon) closeMonitoring() {
 // middleware wraps the API: request info first, then the audit log (so
 // refused requests are logged too), then authentication.
 func (d *Daemon) middleware(public map[string]bool, next http.Handler) http.Handler {
-	authed := d.withAuth(public, next)
+	// Outside auth: a caller's credentials are read from the last view too.
+	authed := d.staleReads(d.withAuth(public, next))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ri := &reqInfo{}
 		r = r.WithContext(context.WithValue(r.Context(), reqInfoKey{}, ri))

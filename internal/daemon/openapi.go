@@ -33,7 +33,7 @@ var apiErrors = []struct {
 	{http.StatusConflict, "Conflict", "The resource is in the wrong state for this (stop a running VM first, say), or the name is taken.", "vm web1 is running; stop it first, or delete with --force"},
 	{http.StatusRequestEntityTooLarge, "TooLarge", "The request body is over 1 MiB.", "request body is too large limit=1048576 bytes"},
 	{http.StatusInternalServerError, "InternalError", "The daemon failed; the message says where.", "write state: disk full"},
-	{http.StatusServiceUnavailable, "Unavailable", "libvirt does not answer, or this host is not brought up yet; try again.", "start vm web1: libvirt unavailable"},
+	{http.StatusServiceUnavailable, "Unavailable", "libvirt does not answer, this host is not brought up yet, or (a host of a cluster) the cluster store has no quorum as this host sees it: it takes no change then, and the message names the voters it cannot reach; try again.", "cluster store has no quorum since 14:50:03 UTC (12s): 1 of 3 voters reachable, 2 needed (unreachable: hostb, hostc): etcd store: txn: unavailable"},
 }
 
 // errorStatuses are the errors an operation can answer, from its shape:
@@ -145,6 +145,9 @@ func documentAPI(oapi *huma.OpenAPI) {
 				o.Responses[strconv.Itoa(code)] = &huma.Response{Ref: "#/components/responses/" + byCode[code]}
 			}
 			o.Security = security(acc)
+			if o.Method == http.MethodGet {
+				markStale(o)
+			}
 			for _, t := range o.Tags {
 				tags[t] = true
 			}
@@ -156,6 +159,22 @@ func documentAPI(oapi *huma.OpenAPI) {
 	oapi.Tags = nil
 	for _, t := range slices.Sorted(maps.Keys(tags)) {
 		oapi.Tags = append(oapi.Tags, &huma.Tag{Name: t, Description: tagDescriptions[t]})
+	}
+}
+
+// markStale documents api.HeaderStale on a read's answers.
+func markStale(o *huma.Operation) {
+	for code, r := range o.Responses {
+		if !strings.HasPrefix(code, "2") || r.Ref != "" {
+			continue
+		}
+		if r.Headers == nil {
+			r.Headers = map[string]*huma.Param{}
+		}
+		r.Headers[api.HeaderStale] = &huma.Param{
+			Description: "Set when this host of a cluster has no store quorum and answered from its last view, maybe behind the cluster's: since when, e.g. \"cluster store has no quorum since 2026-12-03T14:50:03Z (12s ago): this is host hostc's last view, maybe behind the cluster's\".",
+			Schema:      &huma.Schema{Type: "string"},
+		}
 	}
 }
 

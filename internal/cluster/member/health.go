@@ -45,6 +45,9 @@ type Health struct {
 	Voters, Reachable, Quorum int
 	// Unreachable names the members this member cannot reach.
 	Unreachable []string
+	// LostAt is when the member, once in a quorum, lost it (zero when it
+	// has one, or is still waiting for its first at start).
+	LostAt time.Time
 	// Err is why the member failed.
 	Err error
 	// Message says all that in a line.
@@ -103,6 +106,9 @@ func (m *Member) Health(ctx context.Context) Health {
 		ready = true
 	default:
 	}
+	if ready {
+		m.noteLeader(lead != 0) // the same view as the messages below
+	}
 	if ready && lead != 0 {
 		h.Phase = PhaseReady
 		h.Message = fmt.Sprintf("cluster store ready: leader %s, %d of %d voters reachable", h.Leader, h.Reachable, h.Voters)
@@ -112,7 +118,14 @@ func (m *Member) Health(ctx context.Context) Health {
 		return h
 	}
 	h.Phase = PhaseWaiting
+	h.LostAt = m.QuorumLostAt()
 	switch {
+	case !h.LostAt.IsZero() && h.Reachable < h.Quorum:
+		h.Message = fmt.Sprintf("cluster store has no quorum since %s (%s): %d of %d voters reachable, %d needed (unreachable: %s)",
+			h.LostAt.UTC().Format(time.TimeOnly+" MST"), time.Since(h.LostAt).Round(time.Second), h.Reachable, h.Voters, h.Quorum, strings.Join(h.Unreachable, ", "))
+	case !h.LostAt.IsZero():
+		h.Message = fmt.Sprintf("cluster store has no quorum since %s (%s): %d of %d voters reachable, electing a leader",
+			h.LostAt.UTC().Format(time.TimeOnly+" MST"), time.Since(h.LostAt).Round(time.Second), h.Reachable, h.Voters)
 	case h.Reachable < h.Quorum:
 		h.Message = fmt.Sprintf("cluster store waiting for quorum: %d of %d voters reachable, %d needed (unreachable: %s)",
 			h.Reachable, h.Voters, h.Quorum, strings.Join(h.Unreachable, ", "))

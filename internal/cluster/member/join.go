@@ -276,3 +276,42 @@ func MaxVoters(ctx context.Context, cli *clientv3.Client) (int, error) {
 	p, err := readPolicy(ctx, cli)
 	return p.MaxVoters, err
 }
+
+// Rejoin brings back this host's member after its data dir was lost (a
+// disk replaced, the directory removed), through the voters at
+// endpoints: etcd takes no member back without its data, so its old self
+// is removed from the membership (refused, ErrAlive, while a member
+// answers on this host's peer URL) and it joins again as a learner, as
+// Join does, its data copied from the others.
+func Rejoin(ctx context.Context, cfg Config, endpoints []string) (*Member, error) {
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	if Exists(cfg.DataDir) {
+		return nil, fmt.Errorf("%s: %w of a cluster: start it instead", cfg.DataDir, ErrExists)
+	}
+	var eps []string
+	for _, e := range endpoints {
+		if e != cfg.ClientURL {
+			eps = append(eps, e)
+		}
+	}
+	if len(eps) == 0 {
+		return nil, fmt.Errorf("member %s lost its data, and this host knows no other voter to rejoin through", cfg.Name)
+	}
+	tlsCfg, err := cfg.TLS.ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("member TLS: %w", err)
+	}
+	cli, err := clientv3.New(clientv3.Config{Endpoints: eps, TLS: tlsCfg, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		return nil, fmt.Errorf("reach the cluster at %s: %w", strings.Join(eps, ","), err)
+	}
+	err = RemoveVia(ctx, cli, tlsCfg, cfg.Name)
+	cli.Close()
+	if err != nil && !errors.Is(err, ErrNotMember) {
+		return nil, fmt.Errorf("take out member %s, which lost its data, before it joins again: %w", cfg.Name, err)
+	}
+	cfg.Log.Warn("cluster store: this member lost its data; its old self is out of the membership, it joins again", "member", cfg.Name)
+	return Join(ctx, cfg, eps)
+}

@@ -46,6 +46,7 @@ import (
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
+	"go.etcd.io/etcd/server/v3/etcdserver/api/v3client"
 	"go.uber.org/zap"
 
 	"github.com/godwit-project/godwit/internal/pki"
@@ -169,10 +170,19 @@ type Member struct {
 	stop     chan struct{} // closed by Close
 	wg       sync.WaitGroup
 
+	local *clientv3.Client // in-process client of this member alone (v3client)
+
 	mu     sync.Mutex
 	failed error // etcd stopped by itself
 	closed bool
 	probe  probeCache
+	// lostAt is when this member, once in a quorum, last saw it go
+	// (zero while it has a leader, or before it ever had one).
+	lostAt time.Time
+	// lost is closed once the member has had no leader for lostGrace,
+	// and replaced when it has one again.
+	lost       chan struct{}
+	lostClosed bool
 }
 
 // Init starts the first member of a new cluster in an empty DataDir.
@@ -274,7 +284,7 @@ func start(ctx context.Context, cfg Config, ec *embed.Config, eps []string, lear
 		return nil, fmt.Errorf("start cluster store member %s: %w", cfg.Name, err)
 	}
 	m := &Member{cfg: cfg, e: e, tls: tlsCfg, log: cfg.Log, started: time.Now(),
-		promoted: make(chan struct{}), stop: make(chan struct{})}
+		promoted: make(chan struct{}), stop: make(chan struct{}), lost: make(chan struct{})}
 	// A joining member knows it is a learner before its etcd does (etcd
 	// learns it replaying the log); a restarted one, from its data.
 	learner = learner || e.Server.IsLearner()
@@ -298,6 +308,7 @@ func start(ctx context.Context, cfg Config, ec *embed.Config, eps []string, lear
 		e.Close()
 		return nil, fmt.Errorf("cluster store client: %w", err)
 	}
+	m.local = v3client.New(e.Server)
 	m.wg.Add(1)
 	go m.watchServer()
 	if learner {
@@ -331,13 +342,91 @@ func (m *Member) watchServer() {
 	case <-m.stop:
 		return
 	}
-	select {
-	case err := <-m.e.Err():
-		m.setFailed(err)
-	case <-m.e.Server.StopNotify():
-		m.setFailed(errors.New("etcd stopped (was this member removed from the cluster?)"))
-	case <-m.stop:
+	tick := time.NewTicker(lostCheck)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-m.e.Err():
+			m.setFailed(err)
+			return
+		case <-m.e.Server.StopNotify():
+			m.setFailed(errors.New("etcd stopped (was this member removed from the cluster?)"))
+			return
+		case <-m.stop:
+			return
+		case <-tick.C:
+			m.noteLeader(m.e.Server.Leader() != 0)
+		}
 	}
+}
+
+// lostCheck is how often a ready member looks whether it still has a
+// leader, to say since when it has none.
+const lostCheck = 100 * time.Millisecond
+
+func (m *Member) noteLeader(has bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch {
+	case has && !m.lostAt.IsZero():
+		m.lostAt = time.Time{}
+		if m.lostClosed {
+			m.lost, m.lostClosed = make(chan struct{}), false
+		}
+	case !has && m.lostAt.IsZero():
+		m.lostAt = time.Now()
+		m.log.Warn("cluster store: this member has no leader", "member", m.cfg.Name)
+	case !has && !m.lostClosed && time.Since(m.lostAt) >= m.lostGrace():
+		close(m.lost)
+		m.lostClosed = true
+	}
+}
+
+// lostGrace is how long a member is without a leader before the calls
+// under way are ended: longer than an election (a leader that stepped
+// down is replaced within an election timeout or so, and the calls
+// waiting then go through).
+func (m *Member) lostGrace() time.Duration {
+	e := time.Duration(m.cfg.ElectionMs) * time.Millisecond
+	if e == 0 {
+		e = time.Second
+	}
+	return 2 * e
+}
+
+// LostNotify is closed once this member, in a quorum now, has had no
+// leader for longer than an election takes (already closed while that
+// lasts): for
+// internal/store/etcd's Options.Lost, so that calls under way fail then
+// instead of at their timeout.
+func (m *Member) LostNotify() <-chan struct{} {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.lost
+}
+
+// QuorumLostAt is when this member, once in a quorum, lost it (zero while
+// it has a leader or never had one).
+func (m *Member) QuorumLostAt() time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.lostAt
+}
+
+// Local is an in-process client of this member alone: a read through it
+// with clientv3.WithSerializable is what this member holds, answered
+// without a quorum (its last view, maybe behind the cluster's).
+func (m *Member) Local() *clientv3.Client { return m.local }
+
+// LastView is for internal/store/etcd's Options.Stale: the local client,
+// and since when this member has had no quorum (when it lost it, else
+// when it started: what it holds is from before).
+func (m *Member) LastView() (*clientv3.Client, time.Time) {
+	since := m.QuorumLostAt()
+	if since.IsZero() {
+		since = m.started
+	}
+	return m.local, since
 }
 
 func (m *Member) setFailed(err error) {
@@ -405,6 +494,7 @@ func (m *Member) Close() error {
 	close(m.stop)
 	m.wg.Wait()
 	err := m.cli.Close()
+	m.local.Close()
 	m.e.Close()
 	if errors.Is(err, context.Canceled) {
 		err = nil
@@ -431,7 +521,9 @@ func (m *Member) HasLeader() bool {
 	default:
 		return false
 	}
-	return m.e.Server.Leader() != 0
+	has := m.e.Server.Leader() != 0
+	m.noteLeader(has)
+	return has
 }
 
 // ClusterID is the cluster's id, hex.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -44,7 +45,7 @@ func newHost(t *testing.T, ca *pki.Identity, name string) *host {
 }
 
 func (h *host) store() *etcd.Store {
-	return etcd.New(h.m.Client(), etcd.Options{Explain: h.m.Explain, Timeout: 2 * time.Second})
+	return etcd.New(h.m.Client(), etcd.Options{Explain: h.m.Explain, Ready: h.m.HasLeader, Stale: h.m.LastView, Lost: h.m.LostNotify, Timeout: 2 * time.Second})
 }
 
 // learnerState asks the cluster (through m) whether name is a learner.
@@ -95,7 +96,7 @@ func putEventually(t *testing.T, s store.Store, key string, d time.Duration) {
 // no quorum returns instead of blocking; a dead member is removed.
 func TestCluster(t *testing.T) {
 	ca := membertest.CA(t)
-	ctx := bounded(t, 50*time.Second)
+	ctx := bounded(t, 80*time.Second)
 	t0 := time.Now()
 	step := func(what string) { t.Logf("%s after %s", what, time.Since(t0).Round(time.Millisecond)) }
 	h1, h2, h3 := newHost(t, ca, "m1"), newHost(t, ca, "m2"), newHost(t, ca, "m3")
@@ -152,6 +153,14 @@ func TestCluster(t *testing.T) {
 	}
 	if v, err := s3.Get(ctx, "vms", "before"); err != nil || string(v) != "x" {
 		t.Fatalf("read on m3: %q %v", v, err)
+	}
+	// In a quorum, a read that may be stale is not.
+	sctx, note := store.AllowStale(ctx)
+	if v, err := s3.Get(sctx, "vms", "before"); err != nil || string(v) != "x" {
+		t.Fatalf("read on m3 allowing stale: %q %v", v, err)
+	}
+	if stale, _ := note.Stale(); stale {
+		t.Fatal("a read in a quorum was noted stale")
 	}
 
 	// The voters are full: a fourth host is told to be a client.
@@ -213,8 +222,23 @@ func TestCluster(t *testing.T) {
 	if !errors.Is(err, store.ErrUnavailable) || api.Status(err) != http.StatusServiceUnavailable || !errors.As(err, &qe) {
 		t.Fatalf("write in a minority: %v (status %d), want a 503 QuorumError", err, api.Status(err))
 	}
-	if msg := err.Error(); !strings.Contains(msg, "waiting for quorum") || !strings.Contains(msg, "m2, m3") || !strings.Contains(msg, "1 of 3") {
+	if msg := err.Error(); !strings.Contains(msg, "cluster store has no quorum since") || !strings.Contains(msg, "m2, m3") || !strings.Contains(msg, "1 of 3") {
 		t.Fatalf("minority error does not name the lost quorum: %s", msg)
+	}
+	// A read that may be stale is answered from m1's last view, and says
+	// since when; one that may not is refused.
+	sctx, note = store.AllowStale(ctx)
+	if v, err := s1.Get(sctx, "vms", "one-down"); err != nil || string(v) != "one-down" {
+		t.Fatalf("stale read in a minority: %q %v", v, err)
+	}
+	if items, _, err := s1.ListItems(sctx, "vms"); err != nil || len(items) < 2 {
+		t.Fatalf("stale list in a minority: %v %v", items, err)
+	}
+	if stale, since := note.Stale(); !stale || since.IsZero() || time.Since(since) > 10*time.Second || !since.Equal(h1.m.QuorumLostAt()) {
+		t.Fatalf("stale read in a minority noted %v since %v (lost at %v)", stale, since, h1.m.QuorumLostAt())
+	}
+	if _, err := s1.Get(ctx, "vms", "one-down"); api.Status(err) != http.StatusServiceUnavailable {
+		t.Fatalf("read in a minority, not allowing stale: %v", err)
 	}
 
 	step("minority")
@@ -268,6 +292,22 @@ func TestCluster(t *testing.T) {
 	}
 
 	step("recovered")
+	// m3's data is lost: it joins again, its old self taken out first,
+	// and reads what the others wrote while it was down.
+	if err := os.RemoveAll(h3.cfg.DataDir); err != nil {
+		t.Fatal(err)
+	}
+	if h3.m, err = member.Rejoin(ctx, h3.cfg, []string{h1.cfg.ClientURL, h2.cfg.ClientURL, h3.cfg.ClientURL}); err != nil {
+		t.Fatal(err)
+	}
+	if st, err = h1.m.Status(ctx); err != nil || len(st.Members) != 3 || isLearner(t, h1.m, "m3") {
+		t.Fatalf("status after m3 rejoined: %+v %v", st, err)
+	}
+	if v, err := h3.store().Get(ctx, "vms", "recovered"); err != nil || string(v) != "recovered" {
+		t.Fatalf("read on m3 after it rejoined: %q %v", v, err)
+	}
+	step("rejoined")
+	h3.m.Close()
 	// m3 is dead: take it out. Live members and unknown ones are refused.
 	if err := h1.m.Remove(ctx, "m2"); !errors.Is(err, member.ErrAlive) {
 		t.Fatalf("Remove of a live member: %v, want ErrAlive", err)

@@ -5,7 +5,9 @@
 //
 // Every call is linearizable and needs a leader: on the minority side of a
 // partition it fails fast with an error wrapping store.ErrUnavailable
-// instead of waiting. Every call is bounded by Options.Timeout (and by its
+// instead of waiting, except a read whose context allows a stale answer
+// (store.AllowStale, Options.Stale): that one is this host's replica's
+// last view, and noted so. Every call is bounded by Options.Timeout (and by its
 // context), so no call hangs when no member answers.
 //
 // The package neither runs nor manages etcd members (that is
@@ -55,6 +57,15 @@ type Options struct {
 	// that knows a leader): while it says no, calls fail at once as
 	// unavailable instead of waiting for their Timeout.
 	Ready func() bool
+	// Stale, when set, is this host's own replica: while Ready says no,
+	// a read whose context allows it (store.AllowStale) is answered by a
+	// serializable read of local (no quorum needed), and noted stale
+	// since the time Stale gives.
+	Stale func() (local *clientv3.Client, since time.Time)
+	// Lost, when set, is closed when the store loses its quorum: calls
+	// under way then fail as unavailable at once, instead of at their
+	// Timeout (a request sent just before a cut would wait for it).
+	Lost func() <-chan struct{}
 }
 
 // Store is a store.Coord on an etcd client.
@@ -65,6 +76,8 @@ type Store struct {
 	timeout time.Duration
 	explain func(error) error
 	ready   func() bool
+	stale   func() (*clientv3.Client, time.Time)
+	lost    func() <-chan struct{}
 
 	// base ends with Close: it carries the leases' keepalives.
 	base   context.Context
@@ -77,7 +90,7 @@ var _ store.Coord = (*Store)(nil)
 // New is a Store on an existing client, which it does not close: Close
 // only ends the leases and watches it started.
 func New(cli *clientv3.Client, o Options) *Store {
-	s := &Store{cli: cli, prefix: o.Prefix, timeout: o.Timeout, explain: o.Explain, ready: o.Ready}
+	s := &Store{cli: cli, prefix: o.Prefix, timeout: o.Timeout, explain: o.Explain, ready: o.Ready, stale: o.Stale, lost: o.Lost}
 	if s.prefix == "" {
 		s.prefix = DefaultPrefix
 	}
@@ -166,7 +179,44 @@ func (s *Store) call(ctx context.Context) (context.Context, context.CancelFunc) 
 		timeout = 0
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
+	if s.lost != nil && timeout > 0 {
+		lost := s.lost()
+		lctx, lcancel := context.WithCancel(ctx)
+		go func() {
+			select {
+			case <-lost:
+				lcancel()
+			case <-lctx.Done():
+			}
+		}()
+		return clientv3.WithRequireLeader(lctx), func() { lcancel(); cancel() }
+	}
 	return clientv3.WithRequireLeader(ctx), cancel
+}
+
+// reader is the client a read goes to, with its options: the cluster
+// (linearizable), or, while the store has no quorum and ctx allows it,
+// this host's replica (serializable: its last view), noted in ctx.
+// Its context is bounded as call's; noted is to be called once the read
+// succeeded.
+type read struct {
+	cli    *clientv3.Client
+	opts   []clientv3.OpOption
+	ctx    context.Context
+	cancel context.CancelFunc
+	noted  func()
+}
+
+func (s *Store) reader(ctx context.Context) read {
+	if s.stale != nil && s.ready != nil && store.StaleAllowed(ctx) && !s.ready() {
+		if local, since := s.stale(); local != nil {
+			cctx, cancel := context.WithTimeout(ctx, s.timeout)
+			return read{cli: local, opts: []clientv3.OpOption{clientv3.WithSerializable()}, ctx: cctx, cancel: cancel,
+				noted: func() { store.NoteStale(ctx, since) }}
+		}
+	}
+	cctx, cancel := s.call(ctx)
+	return read{cli: s.cli, ctx: cctx, cancel: cancel, noted: func() {}}
 }
 
 // fail turns a client error into the store's: the caller's own context
@@ -182,7 +232,11 @@ func (s *Store) fail(parent context.Context, what string, err error) error {
 	if errors.Is(err, rpctypes.ErrLeaseNotFound) {
 		return fmt.Errorf("etcd store: %s: %w", what, store.ErrLeaseGone)
 	}
-	if Unavailable(err) {
+	// The caller's context is alive: a cancel is call's, the quorum lost.
+	if errors.Is(err, context.Canceled) || status.Code(err) == codes.Canceled {
+		err = errLostUnderWay
+	}
+	if Unavailable(err) || err == errLostUnderWay {
 		err = fmt.Errorf("etcd store: %s: %w: %v", what, store.ErrUnavailable, err)
 		if s.explain != nil {
 			err = s.explain(err)
@@ -191,6 +245,8 @@ func (s *Store) fail(parent context.Context, what string, err error) error {
 	}
 	return fmt.Errorf("etcd store: %s: %w", what, err)
 }
+
+var errLostUnderWay = errors.New("the member lost its leader while the call was under way")
 
 // Unavailable says whether an etcd client error means the cluster cannot
 // serve now (rather than that the request was wrong).
@@ -224,12 +280,13 @@ func (s *Store) GetItem(ctx context.Context, bucket, key string) (store.Item, er
 	if err := store.CheckName(bucket, key); err != nil {
 		return store.Item{}, err
 	}
-	cctx, cancel := s.call(ctx)
-	defer cancel()
-	resp, err := s.cli.Get(cctx, s.path(bucket, key))
+	rd := s.reader(ctx)
+	defer rd.cancel()
+	resp, err := rd.cli.Get(rd.ctx, s.path(bucket, key), rd.opts...)
 	if err != nil {
 		return store.Item{}, s.fail(ctx, "get "+bucket+"/"+key, err)
 	}
+	rd.noted()
 	if len(resp.Kvs) == 0 {
 		return store.Item{}, fmt.Errorf("%s/%s: %w", bucket, key, store.ErrNotFound)
 	}
@@ -284,20 +341,20 @@ func (s *Store) ListItems(ctx context.Context, bucket string) ([]store.Item, int
 	if err := store.CheckBucket(bucket); err != nil {
 		return nil, 0, err
 	}
-	cctx, cancel := s.call(ctx)
-	defer cancel()
+	rd := s.reader(ctx)
+	defer rd.cancel()
 	prefix := s.bucketPrefix(bucket)
 	end := clientv3.GetPrefixRangeEnd(prefix)
 	var out []store.Item
 	var rev int64
 	from := prefix
 	for {
-		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(listPage),
-			clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend)}
+		opts := append([]clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(listPage),
+			clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend)}, rd.opts...)
 		if rev != 0 {
 			opts = append(opts, clientv3.WithRev(rev))
 		}
-		resp, err := s.cli.Get(cctx, from, opts...)
+		resp, err := rd.cli.Get(rd.ctx, from, opts...)
 		if err != nil {
 			return nil, 0, s.fail(ctx, "list "+bucket, err)
 		}
@@ -309,6 +366,7 @@ func (s *Store) ListItems(ctx context.Context, bucket string) ([]store.Item, int
 				Rev: kv.ModRevision, Lease: store.LeaseID(kv.Lease)})
 		}
 		if !resp.More || len(resp.Kvs) == 0 {
+			rd.noted()
 			return out, rev, nil
 		}
 		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
