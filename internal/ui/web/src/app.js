@@ -1,7 +1,8 @@
 // godwit's web page: one script, no framework. It talks to the REST API
 // with the session cookie, sends the session's CSRF token on every change,
 // and follows /v1/events to keep what it shows current.
-"use strict";
+import { openConsole } from "./console.js";
+import { showGraphs, sparkline, formats } from "./graphs.js";
 
 const $ = (sel, el = document) => el.querySelector(sel);
 let session = null;   // {name, scope, csrf}
@@ -78,6 +79,7 @@ async function start() {
 
 function showLogin(message, continueAs) {
   if (events) { events.close(); events = null; }
+  closeVMParts();
   $("#who").textContent = "";
   $("#logout").hidden = true;
   $("#activity").hidden = true;
@@ -125,9 +127,19 @@ $("#logout").addEventListener("click", async () => {
 
 window.addEventListener("hashchange", () => session && route());
 
+// The VM page's console and graphs stay (connected, current) while the
+// page re-renders on events; they close when it shows something else.
+let vmParts = null; // {vm, console: {box, close}, graphs: {box, close}}
+function closeVMParts() {
+  if (!vmParts) return;
+  for (const part of [vmParts.console, vmParts.graphs]) if (part) part.close();
+  vmParts = null;
+}
 function route() {
   const m = location.hash.match(/^#\/vm\/(.+)$/);
-  if (m) return showVM(decodeURIComponent(m[1]));
+  const vm = m ? decodeURIComponent(m[1]) : null;
+  if (vmParts && vmParts.vm !== vm) closeVMParts();
+  if (m) return showVM(vm);
   return showOverview();
 }
 
@@ -142,10 +154,11 @@ function card(title, value, note) {
 }
 
 async function showOverview() {
-  let host, vms;
+  let host, vms, usage;
   try {
     let list;
-    [host, list] = await Promise.all([api("GET", "/v1/host"), api("GET", "/v1/vms")]);
+    [host, list, usage] = await Promise.all([api("GET", "/v1/host"), api("GET", "/v1/vms"),
+      api("GET", "/v1/history?last=60").catch(() => ({ vms: [] }))]);
     vms = list.vms || [];
   } catch (err) { if (session) toast(err.message); return; }
   $("#hostname").textContent = host.name;
@@ -156,23 +169,26 @@ async function showOverview() {
     card("CPUs", String(host.cpus), `accelerator ${host.accel ? host.accel.chosen : "?"}`),
     card("Memory", `${human(host.memoryFree)} free`, `of ${human(host.memory)}`));
   const warnings = (host.warnings || []).map((w) => h("li", { text: w }));
-  const rows = vms.map(vmRow);
+  const byVM = new Map((usage.vms || []).map((u) => [u.vm, u]));
+  const rows = vms.map((v) => vmRow(v, byVM.get(v.name)));
   const table = h("table", { id: "vms" },
     h("thead", {}, h("tr", {}, h("th", { text: "Name" }), h("th", { text: "State" }), h("th", { class: "wide", text: "CPUs" }),
-      h("th", { class: "wide", text: "Memory" }), h("th", { class: "wide", text: "Host" }), admin() ? h("th", { text: "Actions" }) : null)),
-    h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: 6, class: "muted", text: "No VMs yet: godwit vm create -f SPEC.yaml" }))));
+      h("th", { class: "wide", text: "Memory" }), h("th", { text: "CPU use" }), h("th", { class: "wide", text: "Memory use" }), h("th", { class: "wide", text: "Host" }), admin() ? h("th", { text: "Actions" }) : null)),
+    h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: 8, class: "muted", text: "No VMs yet: godwit vm create -f SPEC.yaml" }))));
   show(h("h1", { text: "Overview" }), cards,
     warnings.length ? h("div", {}, h("h2", { text: "Problems" }), h("ul", { id: "warnings" }, warnings)) : null,
     h("h2", { text: "Virtual machines" }), table);
 }
 
-function vmRow(v) {
+function vmRow(v, u) {
   const spec = v.spec || {};
   return h("tr", { id: "vm-" + v.name, "data-state": v.state },
     h("td", {}, h("a", { href: "#/vm/" + encodeURIComponent(v.name), text: v.name }), v.managed ? null : h("span", { class: "muted", text: " (unmanaged)" })),
     h("td", {}, h("span", { class: "state " + v.state, text: v.state })),
     h("td", { class: "wide", text: spec.cpus || "" }),
     h("td", { class: "wide", text: human(spec.memory) }),
+    h("td", { class: "use" }, sparkline(u ? u.cpu : [], `CPU of ${v.name}`, formats.percent)),
+    h("td", { class: "use wide" }, sparkline(u ? u.memoryRss : [], `Memory of ${v.name}`, formats.bytes)),
     h("td", { class: "wide", text: v.host || "" }),
     admin() && v.managed ? h("td", {}, actions(v)) : admin() ? h("td") : null);
 }
@@ -223,7 +239,11 @@ async function showVM(name) {
   const spec = v.spec || {};
   const disks = (v.disks || []).map((d) => h("tr", {}, h("td", { text: d.name }), h("td", { text: d.target }), h("td", { text: human(d.size) }), h("td", { class: "wide", text: d.path })));
   const nics = (v.nics || []).map((n) => h("tr", {}, h("td", { text: n.network || n.bridge || "" }), h("td", { text: n.mac || "" }), h("td", { text: (n.addresses || []).join(", ") })));
-  const consoleEl = h("pre", { id: "console", "aria-label": "Serial console" }, "…");
+  if (!vmParts) vmParts = { vm: name };
+  const fresh = !vmParts.graphs;
+  const part = (key, make) => vmParts[key] ? vmParts[key].box : make();
+  const consoleBox = part("console", () => h("section", { id: "console", class: "console", "aria-label": "Serial console" }));
+  const graphsBox = part("graphs", () => h("section", { id: "usage", "aria-label": "Usage graphs" }));
   show(
     h("p", {}, h("a", { href: "#/", text: "← Overview" })),
     h("h1", {}, `${v.name} `, h("span", { class: "state " + v.state, id: "vm-state", text: v.state })),
@@ -233,11 +253,10 @@ async function showVM(name) {
     h("h2", { text: "Disks" }), h("table", {}, h("tbody", {}, disks.length ? disks : h("tr", {}, h("td", { class: "muted", text: "none" })))),
     h("h2", { text: "Network interfaces" }), h("table", {}, h("tbody", {}, nics.length ? nics : h("tr", {}, h("td", { class: "muted", text: "none" })))),
     h("h2", { text: "Snapshots" }), h("ul", { id: "snapshots" }, snaps.length ? snaps.map((s) => h("li", { text: `${s.name}${s.parent ? " (after " + s.parent + ")" : ""}` })) : h("li", { class: "muted", text: "none" })),
-    h("h2", { text: "Console (last lines)" }), consoleEl);
-  try {
-    const resp = await fetch("/v1/vms/" + encodeURIComponent(name) + "/console?lines=40", { credentials: "same-origin" });
-    consoleEl.textContent = resp.ok ? (await resp.text()) || "(nothing yet)" : `(${resp.status})`;
-  } catch (err) { consoleEl.textContent = err.message; }
+    h("h2", { text: "Usage" }), graphsBox,
+    h("h2", { text: "Serial console" }), v.managed ? consoleBox : h("p", { class: "muted", text: "godwit keeps no console for a VM it did not create." }));
+  if (fresh) vmParts.graphs = { box: graphsBox, close: showGraphs(graphsBox, name, { h, api }) };
+  if (v.managed && !vmParts.console) vmParts.console = { box: consoleBox, close: openConsole(consoleBox, name, { h, toast, canType: admin() }) };
 }
 
 // ---- operations and events ----
