@@ -186,9 +186,10 @@ func TestWebPage(t *testing.T) {
 	inBrowser(t, ctx, "the usage graphs", until(`(() => { const p = (document.querySelector("#graph-cpu") || {}).plot;
 		return !!p && p.data[0].length >= 3 && Math.max(...p.data[1]) > 0 && !!document.querySelector("#graph-net canvas"); })()`),
 		screenshot(t, "vm-graphs"))
-	second, cancelSecond := chromedp.NewContext(ctx) // a second tab, the same login
-	defer cancelSecond()
-	inBrowser(t, second, "a second viewer", chromedp.Navigate(vmURL), until(consoleHas("GODWIT-GUEST-UP")))
+	// Another browser (a tab in the background would be throttled), another login.
+	second := browser(t)
+	inBrowser(t, second, "a second viewer", chromedp.Navigate(url), chromedp.WaitVisible(token), chromedp.SetValue(token, admin), submit,
+		state("running"), chromedp.Navigate(vmURL), until(consoleHas("GODWIT-GUEST-UP")))
 	id := uniq()
 	inBrowser(t, ctx, "type into the console", typeInto("RUN "+id+" echo typed-$((6*7))"),
 		until(consoleHas("OUT "+id+" typed-42")), screenshot(t, "console-typed"))
@@ -197,7 +198,6 @@ func TestWebPage(t *testing.T) {
 	id2 := uniq()
 	inBrowser(t, second, "type from the second viewer", typeInto("RUN "+id2+" echo from-second"), until(consoleHas("OUT "+id2+" from-second")))
 	inBrowser(t, ctx, "the first viewer follows on", until(consoleHas("OUT "+id2+" from-second")))
-	cancelSecond()
 	inBrowser(t, ctx, "full screen", chromedp.Click(chromedp.CSS("#console-full")),
 		until(`document.fullscreenElement && document.fullscreenElement.id === "console"`), screenshot(t, "console-fullscreen"),
 		chromedp.Evaluate[chromedp.Void](`document.exitFullscreen()`, chromedp.EvalAwaitPromise), until(`!document.fullscreenElement`))

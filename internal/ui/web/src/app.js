@@ -129,10 +129,11 @@ window.addEventListener("hashchange", () => session && route());
 
 // The VM page's console and graphs stay (connected, current) while the
 // page re-renders on events; they close when it shows something else.
-let vmParts = null; // {vm, console: {box, close}, graphs: {box, close}}
+let vmParts = null; // {vm, console: {box, term: {close, refresh}}, graphs: {box, close}}
 function closeVMParts() {
   if (!vmParts) return;
-  for (const part of [vmParts.console, vmParts.graphs]) if (part) part.close();
+  if (vmParts.console) vmParts.console.term.close();
+  if (vmParts.graphs) vmParts.graphs.close();
   vmParts = null;
 }
 function route() {
@@ -256,7 +257,8 @@ async function showVM(name) {
     h("h2", { text: "Usage" }), graphsBox,
     h("h2", { text: "Serial console" }), v.managed ? consoleBox : h("p", { class: "muted", text: "godwit keeps no console for a VM it did not create." }));
   if (fresh) vmParts.graphs = { box: graphsBox, close: showGraphs(graphsBox, name, { h, api }) };
-  if (v.managed && !vmParts.console) vmParts.console = { box: consoleBox, close: openConsole(consoleBox, name, { h, toast, canType: admin() }) };
+  if (v.managed && !vmParts.console) vmParts.console = { box: consoleBox, term: openConsole(consoleBox, name, { h, toast, canType: admin() }) };
+  else if (vmParts.console) vmParts.console.term.refresh();
 }
 
 // ---- operations and events ----

@@ -17,7 +17,7 @@ Document.prototype.createElement = function (tag, opts) {
 const encoder = new TextEncoder();
 
 // openConsole fills box (an element) with a terminal on vm's console and
-// returns a function that closes it. h makes elements, toast shows errors.
+// returns {close, refresh}. h makes elements, toast shows errors.
 export function openConsole(box, vm, { h, toast, canType }) {
   const term = new Terminal({ convertEol: true, scrollback: 5000, disableStdin: !canType, fontSize: 13,
     screenReaderMode: false, theme: { background: "#11151a" } });
@@ -75,11 +75,14 @@ export function openConsole(box, vm, { h, toast, canType }) {
     };
   }
   connect();
-  return () => {
+  const close = () => {
     closed = true;
     window.removeEventListener("resize", onResize);
     document.removeEventListener("fullscreenchange", onResize);
     if (ws) ws.close();
     term.dispose();
   };
+  // refresh redraws after the page moved the terminal into its new view.
+  const refresh = () => { fit.fit(); term.refresh(0, term.rows - 1); };
+  return { close, refresh };
 }

@@ -8,7 +8,7 @@ const bytes = (n) => {
   let u = 0;
   n = Math.abs(n);
   while (n >= 1024 && u < units.length - 1) { n /= 1024; u++; }
-  return (n >= 100 || u === 0 ? n.toFixed(0) : n.toFixed(1)) + " " + units[u];
+  return (n >= 100 || (u === 0 && n >= 10) || n === 0 ? n.toFixed(0) : n.toFixed(1)) + " " + units[u];
 };
 const rate = (n) => bytes(n) + "/s";
 const percent = (n) => (100 * n).toFixed(n < 0.1 ? 1 : 0) + " %";
@@ -40,7 +40,7 @@ export function showGraphs(box, vm, { h, api }) {
       if (p) { p.setData(data); continue; }
       const el = h("figure", { class: "graph", id: "graph-" + c.id }, h("figcaption", { text: c.title }));
       grid.append(el);
-      const width = Math.max(260, Math.min(520, el.clientWidth || 480));
+      const width = Math.max(240, (el.clientWidth || 480) - 20);
       p = new uPlot({
         width, height: 160,
         series: [{}, ...c.series.map(([, label, stroke]) => ({ label, stroke, width: 1.5, fill: stroke + "22", value: (u, v) => v == null ? "–" : c.fmt(v) }))],
