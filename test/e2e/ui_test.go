@@ -229,7 +229,7 @@ func TestWebPage(t *testing.T) {
 	if err != nil || !strings.Contains(refusal, "needs the admin scope") {
 		t.Errorf("a viewer's websocket input: %q (%v), want a refusal", refusal, err)
 	}
-	if out, rc := d.guestExec(name, "echo after-the-viewer", 30*time.Second); rc != 0 || out != "after-the-viewer" {
+	if out, rc := d.guestExec(name, "echo after-the-viewer", 30*time.Second); rc != 0 || strings.TrimSpace(out) != "after-the-viewer" {
 		t.Fatalf("the guest after the viewer typed: %q rc=%d", out, rc)
 	}
 	if log := d.console(name); strings.Contains(log, "OUT "+roID) || strings.Contains(log, "OUT "+forgedID) {
