@@ -17,7 +17,7 @@ LDFLAGS := -X github.com/godwit-project/godwit/internal/buildinfo.Version=$(VERS
 # Where make deb puts godwit_VERSION_amd64.deb.
 DEBDIR  ?= bin
 
-.PHONY: all build deb setup setup-tests setup-bench guest demo tour demo-migrate demo-stop test test-unit test-e2e sweep fuzz promtool openapi-lint bench vet fmt-check clean python
+.PHONY: ui-assets ui-check all build deb setup setup-tests setup-bench guest demo tour demo-migrate demo-stop test test-unit test-e2e sweep fuzz promtool openapi-lint bench vet fmt-check clean python
 
 all: build
 
@@ -74,7 +74,7 @@ vet:
 # prints the usual output, then the skipped tests and each package's time.
 # TESTFLAGS adds go test flags (make test TESTFLAGS=-short: no e2e tests).
 TESTFLAGS ?=
-test: setup-tests guest build fmt-check vet promtool openapi-lint
+test: setup-tests guest build fmt-check vet promtool openapi-lint ui-check
 	$(GO) run ./test/sweep/cmd/sweep
 	set -o pipefail; $(GO) test -json -count=1 -p 2 -timeout 35m $(TESTFLAGS) ./... | $(GO) run ./test/testsummary/cmd/testsummary
 	$(MAKE) fuzz
@@ -98,6 +98,16 @@ fuzz:
 # internal/daemon's TestOpenAPILint runs it offline on /openapi.json.
 openapi-lint:
 	cd tools/openapi-lint && npm ci --no-audit --no-fund --loglevel=error
+
+# The web page's files (internal/ui/assets, committed: go build needs no
+# npm) from internal/ui/web/src and the npm packages its lockfile pins,
+# bundled by esbuild. ui-check rebuilds them in a scratch directory and
+# fails when the committed ones differ.
+ui-assets:
+	internal/ui/web/build.sh
+
+ui-check:
+	internal/ui/web/build.sh --check
 
 # promtool (from Debian's prometheus package, extracted, not installed: no
 # server is started) checks docs/alerts.yml in the tests.

@@ -136,3 +136,30 @@ type StatsSample struct {
 	Time time.Time `json:"time"`
 	VMs  []VMStats `json:"vms"`
 }
+
+// UsageHistory is a VM's recent usage, one point per step, oldest first,
+// in columns (what a graph wants). Rates are averages over each step.
+type UsageHistory struct {
+	VM          string    `json:"vm"`
+	StepSeconds float64   `json:"stepSeconds" doc:"Seconds between points."`
+	Time        []int64   `json:"time" doc:"Each point's time, Unix seconds."`
+	CPU         []float64 `json:"cpu" doc:"CPU used, in cores (1.0 = one core busy)."`
+	MemoryRSS   []float64 `json:"memoryRss" doc:"Resident memory of the QEMU process, bytes."`
+	DiskRead    []float64 `json:"diskRead" doc:"Bytes read per second, all disks."`
+	DiskWrite   []float64 `json:"diskWrite" doc:"Bytes written per second, all disks."`
+	NetRx       []float64 `json:"netRx" doc:"Bytes received per second, all interfaces."`
+	NetTx       []float64 `json:"netTx" doc:"Bytes sent per second, all interfaces."`
+}
+
+// UsageHistoryList is every VM's history (GET /v1/history).
+type UsageHistoryList struct {
+	StepSeconds float64        `json:"stepSeconds"`
+	VMs         []UsageHistory `json:"vms"`
+}
+
+// ConsoleNote is a text message of the console websocket
+// (/v1/vms/{name}/console/ws); its binary messages are the console's bytes.
+type ConsoleNote struct {
+	ReadOnly bool   `json:"readOnly,omitempty"`
+	Error    string `json:"error,omitempty"`
+}

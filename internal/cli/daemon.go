@@ -85,6 +85,7 @@ state directory. Several daemons can run side by side with different
 	f.DurationVar(&flags.LibvirtTimeout, "libvirt-timeout", 0, "bound on one libvirt call (default 2m)")
 	f.StringVar(&flags.QEMUTLSDir, "qemu-tls-dir", "", "where to put QEMU's migration TLS files (libvirt's migrate_tls_x509_cert_dir, default /etc/pki/qemu)")
 	f.DurationVar(&flags.MigrationIdleTimeout, "migration-idle-timeout", 0, "undo an incoming migration whose source is silent this long (default 90s)")
+	f.DurationVar(&flags.HistoryStep, "history-step", 0, "time between points of the usage history the web page graphs (default 30s; 6h of points are kept)")
 	f.IntVar(&flags.Cluster.PeerPort, "cluster-peer-port", 0, "port of this host's cluster store member for the other members (default 2380)")
 	f.IntVar(&flags.Cluster.ClientPort, "cluster-client-port", 0, "port of this host's cluster store member for clients (default 2379)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
@@ -122,6 +123,9 @@ func overlay(cfg *daemon.Config, f daemon.Config, cmd *cobra.Command) {
 	set("qemu-tls-dir", &cfg.QEMUTLSDir, f.QEMUTLSDir)
 	if cmd.Flags().Changed("migration-idle-timeout") {
 		cfg.MigrationIdleTimeout = f.MigrationIdleTimeout
+	}
+	if cmd.Flags().Changed("history-step") {
+		cfg.HistoryStep = f.HistoryStep
 	}
 	if cmd.Flags().Changed("cluster-peer-port") {
 		cfg.Cluster.PeerPort = f.Cluster.PeerPort

@@ -509,20 +509,28 @@ func emptyConsoleNote(ctx context.Context, c *client.Client, name string) string
 }
 
 func vmConsoleCmd(g *globals) *cobra.Command {
-	var noFollow bool
+	var noFollow, input bool
 	var lines int
 	cmd := &cobra.Command{
 		Use:   "console NAME",
-		Short: "Show a VM's serial console output, following it",
+		Short: "Show a VM's serial console output, following it (--input: type into it too)",
 		Long: `Console prints what the VM wrote on its serial console and keeps printing
 new output until interrupted (Ctrl-C). With --no-follow it prints what is
-there and exits. To type into the console, use 'virsh console NAME'.`,
+there and exits. With --input (-i) what you type goes to the serial port as
+well (admin scope; Ctrl-] leaves), over the same websocket the web page's
+console uses; other viewers keep seeing the output.`,
 		Args:              exactArgs(1, "a VM name"),
 		ValidArgsFunction: completeVMs(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.client()
 			if err != nil {
 				return err
+			}
+			if input {
+				if noFollow {
+					return fmt.Errorf("--input and --no-follow: typing into a console needs it followed")
+				}
+				return attachConsole(cmd.Context(), c, args[0], lines, cmd.InOrStdin(), g.out, g.errOut)
 			}
 			rc, err := c.Console(cmd.Context(), args[0], client.ConsoleOptions{Follow: !noFollow, Lines: lines})
 			if err != nil {
@@ -541,5 +549,6 @@ there and exits. To type into the console, use 'virsh console NAME'.`,
 	}
 	cmd.Flags().BoolVar(&noFollow, "no-follow", false, "print the output so far and exit")
 	cmd.Flags().IntVarP(&lines, "lines", "n", 0, "start with only the last N lines")
+	cmd.Flags().BoolVarP(&input, "input", "i", false, "type into the console too (stdin; Ctrl-] leaves)")
 	return cmd
 }

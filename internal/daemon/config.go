@@ -63,6 +63,9 @@ type Config struct {
 	// MigrationIdleTimeout: an incoming migration whose source stops
 	// talking for this long is undone (default 90s).
 	MigrationIdleTimeout time.Duration `yaml:"migrationIdleTimeout,omitempty"`
+	// HistoryStep is how often the usage history the web page graphs
+	// takes a point (default 30s; it keeps HistorySpan, 6h, of them).
+	HistoryStep time.Duration `yaml:"historyStep,omitempty"`
 	// MigrationTimeouts bound the waits of an outgoing move (Finish,
 	// cancel, asking the destination, keepalives).
 	MigrationTimeouts migrate.Timeouts `yaml:"migrationTimeouts,omitempty"`

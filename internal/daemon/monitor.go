@@ -25,6 +25,7 @@ type monitor struct {
 	tokens  *auth.Tokens
 	audit   *audit.Log
 	metrics *metrics.Metrics
+	history *metrics.History
 	health  *health.Checker
 	bus     *events.Bus
 	stop    context.CancelFunc
@@ -68,7 +69,40 @@ func (d *Daemon) startMonitoring(ctx context.Context) error {
 	d.mon.stop = cancel
 	d.mon.wg.Add(1)
 	go func() { defer d.mon.wg.Done(); d.watchLibvirtEvents(wctx) }()
+	step := d.cfg.HistoryStep
+	if step <= 0 {
+		step = DefaultHistoryStep
+	}
+	d.mon.history = metrics.NewHistory(step, HistorySpan)
+	d.mon.wg.Add(1)
+	go func() { defer d.mon.wg.Done(); d.keepHistory(wctx) }()
 	return nil
+}
+
+// The usage history: a point per step, HistorySpan of them per VM.
+const (
+	DefaultHistoryStep = 30 * time.Second
+	HistorySpan        = 6 * time.Hour
+)
+
+// keepHistory samples every domain's stats once per step (one bulk
+// libvirt call, as a scrape) into the history.
+func (d *Daemon) keepHistory(ctx context.Context) {
+	t := time.NewTicker(d.mon.history.Step())
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			sctx, cancel := context.WithTimeout(ctx, d.mon.history.Step())
+			doms, err := d.hv.DomainStats(sctx)
+			cancel()
+			if err == nil {
+				d.mon.history.Add(now, doms)
+			}
+		}
+	}
 }
 
 func (d *Daemon) closeMonitoring() {

@@ -14,7 +14,7 @@ import (
 )
 
 // streamRoutes stay open for long: left out of the latency histogram.
-var streamRoutes = map[string]bool{"vm-console": true, "events": true, "wait-operation": true}
+var streamRoutes = map[string]bool{"vm-console": true, "vm-console-ws": true, "events": true, "wait-operation": true}
 
 // monitorRoutes: metrics, readiness, health checks, stats and events.
 func (d *Daemon) monitorRoutes() []route {
@@ -23,6 +23,8 @@ func (d *Daemon) monitorRoutes() []route {
 		{Public, op("readyz", http.MethodGet, "/readyz", "Readiness: libvirt answers and the host is brought up (503 until then)", "health"), handle(d.readyz)},
 		{Read, op("host-checks", http.MethodGet, "/v1/host/checks", "Run the health checks (libvirtd, unexpected stops, pool space, failed backups and migrations)", "host"), handle(d.hostChecks)},
 		{Read, op("events", http.MethodGet, "/v1/events", "Server-sent events: VM lifecycle and operations; resumable with Last-Event-ID", "monitoring"), d.registerEvents},
+		{Read, op("history", http.MethodGet, "/v1/history", "Every running VM's usage history (CPU, memory, disk and network rates, a point per step)", "monitoring"), handle(d.allHistory)},
+		{Read, op("vm-history", http.MethodGet, "/v1/vms/{name}/history", "A VM's usage history (CPU, memory, disk and network rates, a point per step, oldest first)", "monitoring"), handle(d.vmHistory)},
 		{Read, op("stats", http.MethodGet, "/v1/stats", "Every VM's counters now (CPU time, memory, disk and network); two samples give rates", "monitoring"), handle(d.stats)},
 	}
 }
@@ -127,4 +129,29 @@ func (d *Daemon) stats(ctx context.Context, in *statsInput) (*struct{ Body api.S
 		return nil, api.NotFound("vm %s not found", in.VM)
 	}
 	return &struct{ Body api.StatsSample }{out}, nil
+}
+
+type historyInput struct {
+	Last int `query:"last" minimum:"0" doc:"Only the newest N points (0: all kept)."`
+}
+
+func (d *Daemon) allHistory(ctx context.Context, in *historyInput) (*struct{ Body api.UsageHistoryList }, error) {
+	h := d.mon.history
+	return &struct{ Body api.UsageHistoryList }{api.UsageHistoryList{StepSeconds: h.Step().Seconds(), VMs: h.All(in.Last)}}, nil
+}
+
+type vmHistoryInput struct {
+	Name string `path:"name" doc:"VM name"`
+	Last int    `query:"last" minimum:"0" doc:"Only the newest N points (0: all kept)."`
+}
+
+// vmHistory: a VM that exists but is not running has an empty history.
+func (d *Daemon) vmHistory(ctx context.Context, in *vmHistoryInput) (*struct{ Body api.UsageHistory }, error) {
+	u, ok := d.mon.history.Get(in.Name, in.Last)
+	if !ok {
+		if _, err := d.hv.Lookup(ctx, in.Name); err != nil {
+			return nil, toStatus(err)
+		}
+	}
+	return &struct{ Body api.UsageHistory }{u}, nil
 }

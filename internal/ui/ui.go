@@ -7,8 +7,11 @@
 package ui
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
 	"embed"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io/fs"
@@ -22,9 +25,15 @@ import (
 var assets embed.FS
 
 // ContentSecurityPolicy allows the page's own files and API only: no
-// inline script, no other origin, no framing.
+// inline script, no other origin, no framing. The page itself (index.html)
+// gets PageCSP: style elements with its nonce too, which xterm.js makes.
 const ContentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
 	"connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+
+// PageCSP is index.html's policy, with a fresh nonce per response.
+func PageCSP(nonce string) string {
+	return strings.Replace(ContentSecurityPolicy, "style-src 'self'", "style-src 'self' 'nonce-"+nonce+"'", 1)
+}
 
 // Options wire the page to the daemon.
 type Options struct {
@@ -53,8 +62,14 @@ func Handler(o Options) http.Handler {
 		panic(err) // the embedded tree is fixed at build time
 	}
 	static := http.StripPrefix("/ui/", http.FileServerFS(files))
+	page, err := fs.ReadFile(files, "index.html")
+	if err != nil {
+		panic(err)
+	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /ui/", static)
+	mux.HandleFunc("GET /ui/{$}", servePage(page))
+	mux.HandleFunc("GET /ui/index.html", servePage(page))
 	mux.HandleFunc("GET /ui/api/session", o.session)
 	mux.HandleFunc("POST /ui/api/login", o.login)
 	mux.HandleFunc("POST /ui/api/logout", o.logout)
@@ -67,6 +82,22 @@ func Handler(o Options) http.Handler {
 		h.Set("Cache-Control", "no-cache")
 		mux.ServeHTTP(w, r)
 	})
+}
+
+// servePage answers index.html with a nonce of its own in the page and
+// its CSP.
+func servePage(page []byte) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		b := make([]byte, 18)
+		if _, err := rand.Read(b); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		nonce := base64.StdEncoding.EncodeToString(b)
+		w.Header().Set("Content-Security-Policy", PageCSP(nonce))
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = w.Write(bytes.ReplaceAll(page, []byte("{{nonce}}"), []byte(nonce)))
+	}
 }
 
 func (o Options) current(r *http.Request) (*Session, bool) {

@@ -1,8 +1,13 @@
 package ui
 
 import (
+	"crypto/sha256"
+	"fmt"
 	"io/fs"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 
@@ -33,5 +38,34 @@ func TestAssets(t *testing.T) {
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Errorf("%s does not parse: %v\n%s", s, err, out)
 		}
+	}
+}
+
+// The committed assets are what the sources and the lockfile build:
+// web/built.sha256 (written by web/build.sh) names every input and output
+// with its hash. An edited source without a rebuild, or a built file
+// edited by hand, fails here without npm; make test's ui-check rebuilds.
+func TestAssetsBuilt(t *testing.T) {
+	want, err := os.ReadFile("web/built.sha256")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srcs, _ := filepath.Glob("web/src/*")
+	sort.Strings(srcs)
+	files := []string{"build.sh", "package.json", "package-lock.json"}
+	for _, s := range srcs {
+		files = append(files, strings.TrimPrefix(s, "web/"))
+	}
+	files = append(files, "../assets/app.css", "../assets/app.js", "../assets/index.html")
+	var got strings.Builder
+	for _, f := range files {
+		b, err := os.ReadFile(filepath.Join("web", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&got, "%x  %s\n", sha256.Sum256(b), f)
+	}
+	if got.String() != string(want) {
+		t.Fatalf("internal/ui/assets are stale against web/src and web/package-lock.json (run make ui-assets, commit the result)\nnow:\n%swhen built:\n%s", got.String(), want)
 	}
 }

@@ -2106,6 +2106,52 @@ class TuneResult(Model):
 
 
 @dataclass(kw_only=True)
+class UsageHistory(Model):
+    """The UsageHistory wire type."""
+    cpu: Optional[list[float]] = None
+    """CPU used, in cores (1.0 = one core busy)."""
+    disk_read: Optional[list[float]] = None
+    """Bytes read per second, all disks."""
+    disk_write: Optional[list[float]] = None
+    """Bytes written per second, all disks."""
+    memory_rss: Optional[list[float]] = None
+    """Resident memory of the QEMU process, bytes."""
+    net_rx: Optional[list[float]] = None
+    """Bytes received per second, all interfaces."""
+    net_tx: Optional[list[float]] = None
+    """Bytes sent per second, all interfaces."""
+    step_seconds: float
+    """Seconds between points."""
+    time: Optional[list[int]] = None
+    """Each point's time, Unix seconds."""
+    vm: str
+
+    _fields = (
+        ("cpu", "cpu", "[float]"),
+        ("disk_read", "diskRead", "[float]"),
+        ("disk_write", "diskWrite", "[float]"),
+        ("memory_rss", "memoryRss", "[float]"),
+        ("net_rx", "netRx", "[float]"),
+        ("net_tx", "netTx", "[float]"),
+        ("step_seconds", "stepSeconds", "float"),
+        ("time", "time", "[int]"),
+        ("vm", "vm", "str"),
+    )
+
+
+@dataclass(kw_only=True)
+class UsageHistoryList(Model):
+    """The UsageHistoryList wire type."""
+    step_seconds: float
+    vms: Optional[list[UsageHistory]] = None
+
+    _fields = (
+        ("step_seconds", "stepSeconds", "float"),
+        ("vms", "vms", "[UsageHistory]"),
+    )
+
+
+@dataclass(kw_only=True)
 class VM(Model):
     """The VM wire type."""
     managed: bool
@@ -2491,6 +2537,7 @@ ROUTES: dict[str, Route] = {
     "get-vm": Route("GET", "/v1/vms/{name}", params=("name",), status=200, returns="VM", content="application/json"),
     "get-volume": Route("GET", "/v1/pools/{pool}/volumes/{volume}", params=("pool", "volume",), status=200, returns="Volume", content="application/json"),
     "healthz": Route("GET", "/healthz", status=200, returns="{str}", content="application/json"),
+    "history": Route("GET", "/v1/history", query={"last": "int"}, status=200, returns="UsageHistoryList", content="application/json"),
     "host-checks": Route("GET", "/v1/host/checks", status=200, returns="HealthReport", content="application/json"),
     "import-image": Route("POST", "/v1/images", body="ImageImport", body_required=True, status=202, returns="Operation", content="application/json"),
     "kill-vm": Route("POST", "/v1/vms/{name}/kill", params=("name",), status=200, returns="VM", content="application/json"),
@@ -2535,6 +2582,8 @@ ROUTES: dict[str, Route] = {
     "upload-volume": Route("PUT", "/v1/pools/{pool}/volumes/{volume}/data", params=("pool", "volume",), query={"create": "bool", "format": "str"}, headers=("X-Godwit-Sha256",), body="bytes", status=200, returns="Transfer", content="application/json"),
     "verify-backups": Route("POST", "/v1/backups/verify", body="VerifyRequest", status=202, returns="Operation", content="application/json"),
     "vm-console": Route("GET", "/v1/vms/{name}/console", params=("name",), query={"follow": "bool", "lines": "int", "offset": "int"}, status=200, content="text/plain"),
+    "vm-console-ws": Route("GET", "/v1/vms/{name}/console/ws", params=("name",), query={"lines": "int"}, status=200),
+    "vm-history": Route("GET", "/v1/vms/{name}/history", params=("name",), query={"last": "int"}, status=200, returns="UsageHistory", content="application/json"),
     "wait-operation": Route("GET", "/v1/operations/{id}/wait", params=("id",), query={"timeout": "int"}, status=200, returns="Operation", content="application/json"),
 }
 
@@ -2640,6 +2689,8 @@ MODELS: dict[str, type[Model]] = {
     "TuneReport": TuneReport,
     "TuneRequest": TuneRequest,
     "TuneResult": TuneResult,
+    "UsageHistory": UsageHistory,
+    "UsageHistoryList": UsageHistoryList,
     "VM": VM,
     "VMDisk": VMDisk,
     "VMList": VMList,

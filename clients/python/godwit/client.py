@@ -200,6 +200,14 @@ class Client:
         """Every VM's counters now (or one VM's); two samples give rates."""
         return self.call("stats", query={"vm": vm})
 
+    def history(self, last: Optional[int] = None) -> m.UsageHistoryList:
+        """Every running VM's usage history (a point per step, oldest first)."""
+        return self.call("history", query={"last": last})
+
+    def vm_history(self, name: str, last: Optional[int] = None) -> m.UsageHistory:
+        """A VM's usage history: CPU in cores, resident memory, disk and network bytes per second."""
+        return self.call("vm-history", {"name": name}, query={"last": last})
+
     def events(self, vm: Optional[str] = None, type: Optional[str] = None, after: Optional[int] = None,
                timeout: Optional[float] = None, reconnect: bool = True) -> EventStream:
         """The event stream, subscribed when this returns: an iterator of
