@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -175,16 +174,6 @@ func waitLine(r io.Reader, first string, at func(), then string) error {
 		return err
 	}
 	return errors.New("console ended before " + first + " and " + then)
-}
-
-// qemuPID is the pid of the domain's QEMU, from the pid file the system
-// libvirtd writes.
-func qemuPID(domain string) (int, error) {
-	b, err := os.ReadFile(filepath.Join("/run/libvirt/qemu", domain+".pid"))
-	if err != nil {
-		return 0, err
-	}
-	return strconv.Atoi(strings.TrimSpace(string(b)))
 }
 
 // procStatusKiB reads kB fields of /proc/PID/status.
