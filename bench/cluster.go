@@ -315,24 +315,27 @@ func failoverOnce(ctx context.Context, env *Env, bed *testbed.Bed, g Guest, vict
 			_ = victim.Restore()
 		}
 	}()
-	// The lease seen gone by a survivor.
-	if err := until(ctx, time.Minute, func() (bool, error) {
-		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		defer cancel()
-		st, err := survivors[0].C.ClusterStatus(cctx)
-		if err != nil {
-			return false, err
-		}
-		for _, h := range st.Hosts {
-			if h.Name == victim.Name && !h.Alive {
-				return true, nil
+	// The lease seen gone by a survivor: its log says so (its restart
+	// loop looks every 0.5 s). cluster status would say it too, but it
+	// asks every member, the cut one included, and takes seconds then.
+	lostLine := func() (time.Time, bool) {
+		var first time.Time
+		for _, h := range survivors {
+			if at, ok := logTime(h.DaemonLog(), t0, "a host's lease is gone", "host="+victim.Name); ok && (first.IsZero() || at.Before(first)) {
+				first = at
 			}
 		}
-		return false, nil
+		return first, !first.IsZero()
+	}
+	var goneAt time.Time
+	if err := until(ctx, time.Minute, func() (bool, error) {
+		var ok bool
+		goneAt, ok = lostLine()
+		return ok, nil
 	}); err != nil {
 		return r, fmt.Errorf("%s's lease to be seen gone: %w", victim.Name, err)
 	}
-	r.leaseGone = time.Since(t0)
+	r.leaseGone = goneAt.Sub(t0)
 	var to *testbed.Host
 	if err := until(ctx, 90*time.Second, func() (bool, error) {
 		mu.Lock()
@@ -353,7 +356,7 @@ func failoverOnce(ctx context.Context, env *Env, bed *testbed.Bed, g Guest, vict
 	if fencedAt.IsZero() || !fencedAt.Before(startedAt) {
 		return r, fmt.Errorf("%s's QEMU gone at %s, %s's started at %s: the cut host must stop its copy first", victim.Name, r.fenced, to.Name, r.started)
 	}
-	if at, ok := logTime(to.DaemonLog(), "claimed the HA VM of a lost host", "vm="+name); ok {
+	if at, ok := logTime(to.DaemonLog(), t0, "claimed the HA VM of a lost host", "vm="+name); ok {
 		r.claimed = at.Sub(t0)
 	} else {
 		return r, fmt.Errorf("%s's log has no claim of %s", to.Name, name)
@@ -412,9 +415,9 @@ func waitTick(ctx context.Context, h *testbed.Host, vm string, timeout time.Dura
 	return at, nil
 }
 
-// logTime finds the first line of a daemon's log (slog text) holding
-// every needle and returns its time.
-func logTime(log string, needles ...string) (time.Time, bool) {
+// logTime finds the first line of a daemon's log (slog text) written
+// after after that holds every needle, and returns its time.
+func logTime(log string, after time.Time, needles ...string) (time.Time, bool) {
 next:
 	for _, l := range strings.Split(log, "\n") {
 		for _, n := range needles {
@@ -424,7 +427,7 @@ next:
 		}
 		f, _, _ := strings.Cut(l, " ")
 		if ts, ok := strings.CutPrefix(f, "time="); ok {
-			if t, err := time.Parse(time.RFC3339Nano, ts); err == nil {
+			if t, err := time.Parse(time.RFC3339Nano, ts); err == nil && !t.Before(after.Truncate(time.Millisecond)) {
 				return t, true
 			}
 		}

@@ -7,10 +7,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -42,7 +45,7 @@ const (
 func runClusterScale(ctx context.Context, env *Env) ([]Result, error) {
 	var res [2]scaleResult
 	for i, hosts := range []int{scaleSmall, scaleLarge} {
-		dir, err := env.SubDir(fmt.Sprintf("scale-%d", hosts))
+		dir, err := scaleDir(env, hosts)
 		if err != nil {
 			return nil, err
 		}
@@ -53,6 +56,7 @@ func runClusterScale(ctx context.Context, env *Env) ([]Result, error) {
 			return nil, fmt.Errorf("%d hosts: %w", hosts, err)
 		}
 		res[i] = r
+		os.RemoveAll(dir)
 	}
 	small, large := res[0], res[1]
 	base := fmt.Sprintf("%d hosts, %d VMs", small.Hosts, small.VMs)
@@ -73,10 +77,29 @@ func runClusterScale(ctx context.Context, env *Env) ([]Result, error) {
 		line("db_in_use_MiB", func(r scaleResult) float64 { return float64(r.DBInUse) / (1 << 20) }),
 		line("join_s", func(r scaleResult) float64 { return r.Join.Seconds() }),
 		line("fill_s", func(r scaleResult) float64 { return r.Fill.Seconds() }),
+		line("join_retries", func(r scaleResult) float64 { return float64(r.JoinRetries) }),
+		line("fill_retries", func(r scaleResult) float64 { return float64(r.FillRetries) }),
+		line("leases_lost", func(r scaleResult) float64 { return float64(r.LeasesLost) }),
 		line("fill_cpu_s", func(r scaleResult) float64 { return r.FillCPU.Seconds() }),
 		line("idle_cpu_s_per_s", func(r scaleResult) float64 { return r.IdleCPU }),
 		line("total_cpu_s", func(r scaleResult) float64 { return r.TotalCPU.Seconds() }),
 	}, nil
+}
+
+// scaleDir is where the members' data goes: in memory (/dev/shm) when
+// it can, because this shared machine's disk is what other benchmarks
+// measure: with the data on it, an fsync took seconds while another
+// wrote gigabytes, and the store's calls ran out of their 5 s.
+func scaleDir(env *Env, hosts int) (string, error) {
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+		dir, err := os.MkdirTemp("/dev/shm", fmt.Sprintf("godwit-scale-%d-", hosts))
+		if err == nil {
+			env.Defer("remove "+dir, func(context.Context) error { return os.RemoveAll(dir) })
+			env.Logf("store data in memory: %s", dir)
+			return dir, nil
+		}
+	}
+	return env.SubDir(fmt.Sprintf("scale-%d", hosts))
 }
 
 // scaleOptions size one simulation.
@@ -106,6 +129,12 @@ type scaleResult struct {
 	// Join is how long the simulated hosts took to join, Fill to claim
 	// every VM (FillCPU the process's CPU meanwhile).
 	Join, Fill, FillCPU time.Duration
+	// JoinRetries and FillRetries count joins and claims that failed
+	// (the store did not answer in time) and were tried again.
+	JoinRetries, FillRetries int
+	// LeasesLost counts the simulated hosts whose lease ran out after
+	// they joined (a real host would have fenced its HA VMs).
+	LeasesLost int
 	// IdleCPU is the process's CPU seconds per second with nothing
 	// happening but every host's lease, heartbeat and resync.
 	IdleCPU float64
@@ -202,9 +231,19 @@ func simulateScale(ctx context.Context, o scaleOptions) (res scaleResult, err er
 		if i == 0 {
 			n, err = cluster.Init(ctx, c, 0)
 		} else {
-			var adm api.ClusterAdmitted
-			if adm, err = voters[0].Admit(ctx, c.Name); err == nil {
-				n, err = cluster.Join(ctx, c, adm)
+			// A join that fails is tried again once (it has happened
+			// under load: etcd refused the new member's start with
+			// "member count is unequal").
+			for try := 0; try < 2; try++ {
+				var adm api.ClusterAdmitted
+				if adm, err = voters[0].Admit(ctx, c.Name); err == nil {
+					n, err = cluster.Join(ctx, c, adm)
+				}
+				if err == nil || ctx.Err() != nil {
+					break
+				}
+				o.Logf("join of store member %s failed, trying again: %v", c.Name, err)
+				time.Sleep(time.Second)
 			}
 		}
 		if err != nil {
@@ -219,20 +258,34 @@ func simulateScale(ctx context.Context, o scaleOptions) (res scaleResult, err er
 	// the store once the voters are full), a few at once.
 	t0 = time.Now()
 	hosts = make([]*cluster.Node, o.Hosts)
-	if err := parallel(ctx, o.Hosts, 8, func(i int) error {
+	var retries, joined atomic.Int64
+	if err := parallel(ctx, o.Hosts, 4, func(i int) error {
 		c, err := cfg(fmt.Sprintf("s%03d", i+1), true)
 		if err != nil {
 			return err
 		}
-		adm, err := v0.Admit(ctx, c.Name)
-		if err != nil {
-			return err
-		}
-		n, err := cluster.Join(ctx, c, adm)
-		if err != nil {
-			return fmt.Errorf("host %s: %w", c.Name, err)
+		// A join that fails (the store slow to answer under the load of
+		// the hosts already in) leaves nothing behind: tried again, and
+		// counted.
+		var n *cluster.Node
+		for try := 0; ; try++ {
+			adm, err := v0.Admit(ctx, c.Name)
+			if err == nil {
+				n, err = cluster.Join(ctx, c, adm)
+			}
+			if err == nil {
+				break
+			}
+			if try == 2 || ctx.Err() != nil {
+				return fmt.Errorf("host %s: %w", c.Name, err)
+			}
+			retries.Add(1)
+			o.Logf("join of %s failed, trying again: %v", c.Name, err)
 		}
 		hosts[i] = n
+		if j := joined.Add(1); j%50 == 0 {
+			o.Logf("%d hosts joined after %s", j, time.Since(t0).Round(time.Millisecond))
+		}
 		if n.Role() != api.RoleClient {
 			return fmt.Errorf("host %s joined as a %s, not a client of the store", c.Name, n.Role())
 		}
@@ -246,26 +299,56 @@ func simulateScale(ctx context.Context, o scaleOptions) (res scaleResult, err er
 	}); err != nil {
 		return res, fmt.Errorf("every host's heartbeat: %w", err)
 	}
-	res.Join = time.Since(t0)
-	o.Logf("%d simulated hosts joined, each with its lease and heartbeat, in %s", o.Hosts, res.Join.Round(time.Millisecond))
+	res.Join, res.JoinRetries = time.Since(t0), int(retries.Load())
+	o.Logf("%d simulated hosts joined, each with its lease and heartbeat, in %s (%d joins tried again)", o.Hosts, res.Join.Round(time.Millisecond), res.JoinRetries)
 
+	leases := map[string]int64{}
+	for _, h := range hosts {
+		if l := h.Lease(); l != nil {
+			leases[h.Name()] = int64(l.ID())
+		}
+	}
 	// Fill: each VM claimed on its host as a create does (the VM's
 	// cluster lock, then its first record with the host's reservation
 	// in one guarded transaction, then unlock).
 	total := o.Hosts * o.VMsPerHost
 	t0, c0 := time.Now(), cpuTime()
-	if err := parallel(ctx, total, 8, func(i int) error {
-		_, err := claimVM(ctx, hosts[i%o.Hosts], fmt.Sprintf("vm%05d", i))
-		return err
+	retries.Store(0)
+	var claimed atomic.Int64
+	if err := parallel(ctx, total, 4, func(i int) error {
+		if c := claimed.Add(1); c%2000 == 0 {
+			o.Logf("%d VMs claimed after %s", c, time.Since(t0).Round(time.Millisecond))
+		}
+		// A claim that fails (the store did not answer in time, or the
+		// host lost its lease and has not got a new one yet) is tried
+		// again after a second, for up to 30 s, and counted.
+		name := fmt.Sprintf("vm%05d", i)
+		for try := 0; ; try++ {
+			_, err := claimVM(ctx, hosts[i%o.Hosts], name)
+			if try > 0 && err != nil && strings.Contains(err.Error(), "already exists") {
+				return nil // the try that timed out went through after all
+			}
+			if try > 0 && err != nil && strings.Contains(err.Error(), "is busy") {
+				// A lock left by a try whose answer was lost and could
+				// not be read back: it lasts as long as the host's
+				// lease. Another name.
+				name = fmt.Sprintf("vm%05d-%d", i, try)
+			}
+			if err == nil || try == 30 || ctx.Err() != nil {
+				return err
+			}
+			retries.Add(1)
+			time.Sleep(time.Second)
+		}
 	}); err != nil {
 		return res, fmt.Errorf("fill: %w", err)
 	}
-	res.Fill, res.FillCPU = time.Since(t0), cpuTime()-c0
+	res.Fill, res.FillCPU, res.FillRetries = time.Since(t0), cpuTime()-c0, int(retries.Load())
 	if err := until(ctx, time.Minute, func() (bool, error) { return viewCount(v0) == total, nil }); err != nil {
 		return res, fmt.Errorf("the watched view of %s to hold the %d VMs (it has %d): %w", v0.Name(), total, viewCount(v0), err)
 	}
-	o.Logf("%d VMs claimed in %s (%.0f/s), %.1f CPU s", total, res.Fill.Round(time.Millisecond),
-		float64(total)/res.Fill.Seconds(), res.FillCPU.Seconds())
+	o.Logf("%d VMs claimed in %s (%.0f/s), %.1f CPU s, %d claims tried again", total, res.Fill.Round(time.Millisecond),
+		float64(total)/res.Fill.Seconds(), res.FillCPU.Seconds(), res.FillRetries)
 
 	idle := o.Idle
 	if idle == 0 {
@@ -356,6 +439,12 @@ func simulateScale(ctx context.Context, o scaleOptions) (res scaleResult, err er
 		}
 		res.DBSize, res.DBInUse = max(res.DBSize, st.DbSize), max(res.DBInUse, st.DbSizeInUse)
 	}
+	for _, h := range hosts {
+		if l := h.Lease(); l == nil || int64(l.ID()) != leases[h.Name()] {
+			res.LeasesLost++
+		}
+	}
+	o.Logf("%d of %d simulated hosts lost their lease after joining (not renewed within its TTL) and got a new one", res.LeasesLost, o.Hosts)
 	res.TotalCPU = cpuTime() - cpu0
 	o.Logf("etcd db %.1f MiB (%.1f MiB in use); %.1f CPU s in all", float64(res.DBSize)/(1<<20), float64(res.DBInUse)/(1<<20), res.TotalCPU.Seconds())
 	return res, nil
@@ -375,6 +464,7 @@ func claimVM(ctx context.Context, n *cluster.Node, name string) (time.Duration, 
 		return 0, fmt.Errorf("lock %s on %s: %w", name, n.Name(), err)
 	}
 	if err := n.Claim(ctx, held, name, rec, placement.NeedOf(spec)); err != nil {
+		_ = held.Unlock(ctx)
 		return 0, fmt.Errorf("claim %s on %s: %w", name, n.Name(), err)
 	}
 	if err := held.Unlock(ctx); err != nil {
