@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -43,14 +44,18 @@ const (
 )
 
 func runClusterScale(ctx context.Context, env *Env) ([]Result, error) {
+	perHost := scaleVMsPerHost
+	if v, err := strconv.Atoi(os.Getenv("GODWIT_BENCH_SCALE_VMS_PER_HOST")); err == nil && v > 0 {
+		perHost = v
+	}
 	var res [2]scaleResult
 	for i, hosts := range []int{scaleSmall, scaleLarge} {
 		dir, err := scaleDir(env, hosts)
 		if err != nil {
 			return nil, err
 		}
-		env.Logf("%d hosts, %d VMs", hosts, hosts*scaleVMsPerHost)
-		r, err := simulateScale(ctx, scaleOptions{Voters: 3, Hosts: hosts, VMsPerHost: scaleVMsPerHost,
+		env.Logf("%d hosts, %d VMs", hosts, hosts*perHost)
+		r, err := simulateScale(ctx, scaleOptions{Voters: 3, Hosts: hosts, VMsPerHost: perHost,
 			Samples: max(20, 4*env.Runs), Dir: dir, Logf: env.Logf})
 		if err != nil {
 			return nil, fmt.Errorf("%d hosts: %w", hosts, err)
