@@ -112,6 +112,13 @@ type Config struct {
 	// must be at least FenceAfter + FenceStop + FenceMargin.
 	FenceAfter, FenceStop, FenceMargin, RestartDelay time.Duration
 	Log                                              *slog.Logger
+	// Simulated: the host does only what every host does for the store
+	// whatever it runs (its registry record, lease and heartbeat, the
+	// resync of its reservation record, claims of its own VMs), keeping
+	// no view of the others and taking no part in HA. Only the scale
+	// simulation (bench/clusterscale.go) sets it, whose hundreds of
+	// hosts are goroutines of one process; a daemon never does.
+	Simulated bool
 }
 
 // VMInfo is what a VM record says for placement and HA.
@@ -492,6 +499,10 @@ func newNode(cfg Config, st state, ca *pki.Identity, files pki.TLSFiles, m *memb
 // run starts the node's background work: the session (lease, heartbeat)
 // and the watches.
 func (n *Node) run() {
+	if n.cfg.Simulated {
+		n.runSimulated()
+		return
+	}
 	n.wg.Add(6)
 	go func() { defer n.wg.Done(); n.keepSession(n.ctx) }()
 	go func() { defer n.wg.Done(); n.keepEndpoints(n.ctx) }()
@@ -499,6 +510,24 @@ func (n *Node) run() {
 	go func() { defer n.wg.Done(); n.keepReservation(n.ctx, reservationResync) }()
 	go func() { defer n.wg.Done(); n.keepFence(n.ctx) }()
 	go func() { defer n.wg.Done(); n.keepRestarting(n.ctx) }()
+}
+
+// runSimulated starts a Simulated host's background work: its session
+// and its reservation resync. Its view holds only its own record (claims
+// read it).
+func (n *Node) runSimulated() {
+	cctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
+	it, err := n.shared.GetItem(cctx, hostsBucket, n.cfg.Name)
+	cancel()
+	var h Host
+	if err == nil && json.Unmarshal(it.Value, &h) == nil {
+		n.reg.mu.Lock()
+		n.reg.hosts[h.Name] = h
+		n.reg.mu.Unlock()
+	}
+	n.wg.Add(2)
+	go func() { defer n.wg.Done(); n.keepSession(n.ctx) }()
+	go func() { defer n.wg.Done(); n.keepReservation(n.ctx, reservationResync) }()
 }
 
 // reservationResync is how often this host's reservation record is

@@ -15,6 +15,8 @@ package lock
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -42,6 +44,9 @@ type Record struct {
 	Host  string    `json:"host"`
 	What  string    `json:"what"`
 	Since time.Time `json:"since"`
+	// Token tells this take of the lock from any other: a write whose
+	// answer was lost is found to be this one's.
+	Token string `json:"token,omitempty"`
 }
 
 // Locker takes locks for one host, under that host's lease.
@@ -73,7 +78,9 @@ type Held struct {
 // wrapping ErrHeld that names the holder; when this host's lease is gone,
 // with an error wrapping store.ErrLeaseGone.
 func (l *Locker) Lock(ctx context.Context, vm, what string) (*Held, error) {
-	rec := Record{Host: l.host, What: what, Since: l.now().UTC().Truncate(time.Second)}
+	var tok [8]byte
+	_, _ = rand.Read(tok[:])
+	rec := Record{Host: l.host, What: what, Since: l.now().UTC().Truncate(time.Second), Token: hex.EncodeToString(tok[:])}
 	b, err := json.Marshal(rec)
 	if err != nil {
 		return nil, err
@@ -91,6 +98,13 @@ func (l *Locker) Lock(ctx context.Context, vm, what string) (*Held, error) {
 			return nil, fmt.Errorf("lock vm %s: this host's cluster lease is gone (is it cut off from the cluster?): %w", vm, err)
 		}
 		if !errors.Is(err, store.ErrConflict) {
+			// The write may have gone through with its answer lost (a
+			// timeout under load, a leader change): then the lock is
+			// this one's, and left alone it would say the VM is busy
+			// until this host's lease ends.
+			if h, ok := l.mine(ctx, vm, rec); ok {
+				return h, nil
+			}
 			return nil, fmt.Errorf("lock vm %s: %w", vm, err)
 		}
 		cur, ok, err := l.Holder(ctx, vm)
@@ -103,6 +117,23 @@ func (l *Locker) Lock(ctx context.Context, vm, what string) (*Held, error) {
 		}
 	}
 	return nil, api.StatusErrorf(http.StatusConflict, "vm %s is busy: it was locked and released twice while this host tried: %w", vm, ErrHeld)
+}
+
+// mine reads vm's lock after a write of rec whose answer was lost: when
+// the record there is rec (its token), the write went through and the
+// lock is held.
+func (l *Locker) mine(ctx context.Context, vm string, rec Record) (*Held, bool) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	it, err := l.st.GetItem(cctx, Bucket, vm)
+	if err != nil {
+		return nil, false
+	}
+	var cur Record
+	if json.Unmarshal(it.Value, &cur) != nil || cur.Token != rec.Token {
+		return nil, false
+	}
+	return &Held{l: l, vm: vm, rev: it.Rev, rec: rec}, true
 }
 
 // Holder says who holds vm's lock (ok false: nobody).

@@ -194,3 +194,45 @@ func TestHolderDies(t *testing.T) {
 		t.Fatalf("Unlock of a lock whose lease is gone: %v, want ErrLost", err)
 	}
 }
+
+// lostAnswer is a store whose next Txn is applied but answered with an
+// error, as when the answer of a write that went through is lost (a
+// timeout under load).
+type lostAnswer struct {
+	store.Coord
+	lose bool
+}
+
+func (s *lostAnswer) Txn(ctx context.Context, t store.Txn) (int64, error) {
+	rev, err := s.Coord.Txn(ctx, t)
+	if err == nil && s.lose {
+		s.lose = false
+		return 0, fmt.Errorf("txn: %w: context deadline exceeded", store.ErrUnavailable)
+	}
+	return rev, err
+}
+
+// A lock whose write went through with its answer lost is held (found by
+// its token), not left behind saying the VM is busy until the lease
+// ends: it unlocks, and another host takes it after.
+func TestLockAnswerLost(t *testing.T) {
+	m := membertest.Single(t)
+	a, b := newHost(t, m, "host-a"), newHost(t, m, "host-b")
+	ctx := storetest.Bounded(t, 20*time.Second)
+	lossy := &lostAnswer{Coord: a.st, lose: true}
+	held, err := lock.New(lossy, "host-a", a.lease).Lock(ctx, "web1", "create")
+	if err != nil {
+		t.Fatalf("Lock after a lost answer: %v", err)
+	}
+	if lossy.lose {
+		t.Fatal("the store's answer was not lost: the test tests nothing")
+	}
+	if err := held.Unlock(ctx); err != nil {
+		t.Fatalf("Unlock: %v", err)
+	}
+	hb, err := b.locker.Lock(ctx, "web1", "start")
+	if err != nil {
+		t.Fatalf("host-b's Lock after host-a's unlock: %v", err)
+	}
+	hb.Unlock(ctx)
+}
