@@ -73,10 +73,12 @@ vet:
 # were killed left behind; go test's events go through testsummary, which
 # prints the usual output, then the skipped tests and each package's time.
 # TESTFLAGS adds go test flags (make test TESTFLAGS=-short: no e2e tests).
+# The e2e package is the long pole (34 min in a fresh root): its timeout
+# leaves room for a slower machine.
 TESTFLAGS ?=
 test: setup-tests guest build fmt-check vet promtool openapi-lint ui-check
 	$(GO) run ./test/sweep/cmd/sweep
-	set -o pipefail; $(GO) test -json -count=1 -p 2 -timeout 35m $(TESTFLAGS) ./... | $(GO) run ./test/testsummary/cmd/testsummary
+	set -o pipefail; $(GO) test -json -count=1 -p 2 -timeout 45m $(TESTFLAGS) ./... | $(GO) run ./test/testsummary/cmd/testsummary
 	$(MAKE) fuzz
 
 # Remove what test runs that died left: daemons, libvirtds, QEMUs, network
