@@ -31,22 +31,10 @@ func init() {
 
 // clusterBed starts a 3-host test bed and forms a cluster of it.
 func clusterBed(ctx context.Context, env *Env, shared bool) (*testbed.Bed, error) {
-	if err := env.RequireRoot(); err != nil {
-		return nil, err
-	}
-	if err := env.RequireLibvirt(ctx); err != nil {
-		return nil, err
-	}
-	bin, err := env.BuildGodwit(ctx)
+	bed, err := startBed(ctx, env, testbed.Options{Hosts: 3, SharedPool: shared}, fmt.Sprintf("shared pool: %v", shared))
 	if err != nil {
 		return nil, err
 	}
-	env.Logf("starting a 3-host test bed (shared pool: %v)", shared)
-	bed, err := testbed.Up(ctx, testbed.Options{Hosts: 3, Godwit: bin, SharedPool: shared})
-	if err != nil {
-		return nil, err
-	}
-	env.Defer("remove the test bed", func(context.Context) error { bed.Down(); return nil })
 	took, err := bed.Cluster(ctx)
 	if err != nil {
 		return nil, err

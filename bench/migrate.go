@@ -60,9 +60,9 @@ func (r migRun) breakdown() string {
 		stopCopy, relay, p.DestFinishMs, p.BeginMs, p.PrepareMs, p.PerformMs, p.FinishMs)
 }
 
-// migrationBed starts a two-host test bed with godwit built from this
-// tree, for the migration benchmarks; say tells what kind.
-func migrationBed(ctx context.Context, env *Env, opts testbed.Options, say string) (*migBench, error) {
+// startBed starts a test bed of simulated hosts running godwit built from
+// this tree, removed when the benchmark ends; say tells what kind.
+func startBed(ctx context.Context, env *Env, opts testbed.Options, say string) (*testbed.Bed, error) {
 	if err := env.RequireRoot(); err != nil {
 		return nil, err
 	}
@@ -73,17 +73,28 @@ func migrationBed(ctx context.Context, env *Env, opts testbed.Options, say strin
 	if err != nil {
 		return nil, err
 	}
-	g, err := env.Guest()
-	if err != nil {
-		return nil, err
-	}
-	env.Logf("starting a two-host test bed (%s)", say)
-	opts.Hosts, opts.Godwit = 2, bin
+	env.Logf("starting a %d-host test bed (%s)", opts.Hosts, say)
+	opts.Godwit = bin
 	bed, err := testbed.Up(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
 	env.Defer("remove the test bed", func(context.Context) error { bed.Down(); return nil })
+	return bed, nil
+}
+
+// migrationBed starts a two-host test bed of peers for the migration
+// benchmarks.
+func migrationBed(ctx context.Context, env *Env, opts testbed.Options, say string) (*migBench, error) {
+	g, err := env.Guest()
+	if err != nil {
+		return nil, err
+	}
+	opts.Hosts = 2
+	bed, err := startBed(ctx, env, opts, say)
+	if err != nil {
+		return nil, err
+	}
 	if err := bed.Join(ctx); err != nil {
 		return nil, err
 	}
