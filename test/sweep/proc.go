@@ -56,6 +56,20 @@ func readCmdline(pid int) []string {
 	return strings.Split(string(data), "\x00")
 }
 
+// settledCmdline reads the command line of a process that may have just
+// been started. exec.Cmd.Start returns once the child's old files are
+// closed in execve, before the kernel has set up the new argument area, so
+// for a moment /proc/PID/cmdline is empty (seen in CI: a "sleep 30"
+// recorded with no command line). Kernel threads and zombies stay empty;
+// give up after a second.
+func settledCmdline(pid int) []string {
+	for deadline := time.Now().Add(time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if c := readCmdline(pid); c != nil || time.Now().After(deadline) {
+			return c
+		}
+	}
+}
+
 func readComm(pid int) string {
 	data, _ := os.ReadFile(fmt.Sprintf("%s/%d/comm", procRoot, pid))
 	return strings.TrimSpace(string(data))
@@ -69,7 +83,7 @@ func Snapshot(role string, pid int, cmdline []string) (Proc, error) {
 		return Proc{}, fmt.Errorf("%s pid %d: %w", role, pid, err)
 	}
 	if cmdline == nil {
-		cmdline = readCmdline(pid)
+		cmdline = settledCmdline(pid)
 	}
 	return Proc{Role: role, PID: pid, Start: st.start, Cmdline: append([]string(nil), cmdline...)}, nil
 }

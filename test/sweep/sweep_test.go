@@ -347,3 +347,24 @@ func TestSweepOrphansOfRemovedRunDirs(t *testing.T) {
 		t.Errorf("the live run's directory: %v", err)
 	}
 }
+
+// A process recorded right after exec.Cmd.Start must be recorded with its
+// command line, or the sweeper never recognises it again. Before
+// settledCmdline, most of these read an empty one.
+func TestSnapshotJustStarted(t *testing.T) {
+	for i := 0; i < 200; i++ {
+		cmd := exec.Command("sleep", "30")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		p, err := Snapshot("child", cmd.Process.Pid, nil)
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(p.Cmdline, []string{"sleep", "30"}) {
+			t.Fatalf("start %d: recorded command line %q, want [sleep 30]", i, p.Cmdline)
+		}
+	}
+}
