@@ -3,6 +3,7 @@ package cluster_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -132,6 +133,28 @@ func TestClusterOfFour(t *testing.T) {
 				t.Fatalf("voter in %s's status: %+v %+v", via.Name(), h, h.Member)
 			}
 		}
+	}
+
+	// Placement's view (read host by host, at once): each host with its
+	// own inventory, in the registry's order.
+	for _, inv := range []struct{ host, bucket, key string }{{"h2", "networks", "lab"}, {"h3", "pools", "fast"}, {"h3", "images", "deb"}} {
+		via := map[string]*cluster.Node{"h2": h2, "h3": h3}[inv.host]
+		if err := via.Store().Put(ctx, inv.bucket, inv.key, []byte(`{}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ph, err := h4.PlacementHosts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, h := range ph {
+		got = append(got, fmt.Sprintf("%s alive=%t cpus=%d nets=%v pools=%v images=%v", h.Name, h.Alive, h.CPUs, h.Networks, h.Pools, h.Images))
+	}
+	want := []string{"h1 alive=true cpus=2 nets=[] pools=[] images=[]", "h2 alive=true cpus=2 nets=[lab] pools=[] images=[]",
+		"h3 alive=true cpus=2 nets=[] pools=[fast] images=[deb]", "h4 alive=true cpus=2 nets=[] pools=[] images=[]"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("placement's hosts:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 
 	// A record in h2's namespace is h2's VM for everyone, by watch.

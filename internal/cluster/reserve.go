@@ -8,6 +8,7 @@ import (
 	"maps"
 	"net/http"
 	"reflect"
+	"sync"
 	"time"
 
 	"github.com/godwit-project/godwit/api"
@@ -245,6 +246,11 @@ func placementHost(h Host, alive bool, res placement.Reservation) placement.Host
 		Pools: pools, Reserved: res}
 }
 
+// placementReaders bounds the hosts PlacementHosts reads at once: each
+// host is five reads, and one after another they took 2.1 s at 200 hosts
+// (bench cluster-scale).
+const placementReaders = 16
+
 // PlacementHosts are the registry's hosts as placement sees them now:
 // alive or not, their labels, capacity and overcommit, reservations, and
 // the networks, pools and images their namespaces hold.
@@ -253,32 +259,50 @@ func (n *Node) PlacementHosts(ctx context.Context) ([]placement.Host, error) {
 	n.reg.mu.Lock()
 	beats := maps.Clone(n.reg.beats)
 	n.reg.mu.Unlock()
-	out := make([]placement.Host, 0, len(hosts))
-	for _, h := range hosts {
-		res, _, err := n.Reservation(ctx, h.Name)
-		if err != nil {
-			return nil, err
-		}
-		// What the host's records say, besides the record of its
-		// reservations (which a resync brings up to date later).
-		if res.VMs, err = n.entriesOf(ctx, h.Name, res); err != nil {
-			return nil, err
-		}
-		_, alive := beats[h.Name]
-		ph := placementHost(h, alive, res)
-		for _, inv := range []struct {
-			bucket string
-			into   *[]string
-		}{{"networks", &ph.Networks}, {"pools", &ph.Pools}, {"images", &ph.Images}} {
-			items, _, err := n.hostStore(h.Name).ListItems(ctx, inv.bucket)
-			if err != nil {
-				return nil, err
-			}
-			for _, it := range items {
-				*inv.into = append(*inv.into, it.Key)
-			}
-		}
-		out = append(out, ph)
+	out := make([]placement.Host, len(hosts))
+	errs := make([]error, len(hosts))
+	sem := make(chan struct{}, placementReaders)
+	var wg sync.WaitGroup
+	for i, h := range hosts {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			_, alive := beats[h.Name]
+			out[i], errs[i] = n.placementHost(ctx, h, alive)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 	return out, nil
+}
+
+// placementHost reads what placement needs of one host besides its
+// registry record: its reservations and its inventory.
+func (n *Node) placementHost(ctx context.Context, h Host, alive bool) (placement.Host, error) {
+	res, _, err := n.Reservation(ctx, h.Name)
+	if err != nil {
+		return placement.Host{}, err
+	}
+	// What the host's records say, besides the record of its
+	// reservations (which a resync brings up to date later).
+	if res.VMs, err = n.entriesOf(ctx, h.Name, res); err != nil {
+		return placement.Host{}, err
+	}
+	ph := placementHost(h, alive, res)
+	for _, inv := range []struct {
+		bucket string
+		into   *[]string
+	}{{"networks", &ph.Networks}, {"pools", &ph.Pools}, {"images", &ph.Images}} {
+		items, _, err := n.hostStore(h.Name).ListItems(ctx, inv.bucket)
+		if err != nil {
+			return placement.Host{}, err
+		}
+		for _, it := range items {
+			*inv.into = append(*inv.into, it.Key)
+		}
+	}
+	return ph, nil
 }
