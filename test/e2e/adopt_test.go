@@ -207,6 +207,7 @@ func systemVirsh(args ...string) (string, error) {
 // snapshotted and watched by godwit, then released: it runs on, and its
 // definition is the one it had.
 func TestAdoptVirshDomain(t *testing.T) {
+	concurrent(t)
 	d := StartDaemon(t)
 	name := "e2e-adopt-" + uniq()
 	a := defineAdoptable(t, systemVirsh, func(p string) string { return p }, d.Dir, name, "", true)
@@ -216,6 +217,7 @@ func TestAdoptVirshDomain(t *testing.T) {
 // The same with a domain virt-install --import made (Debian's virtinst):
 // a q35 machine, a VNC display and whatever else it adds, no console log.
 func TestAdoptVirtInstallDomain(t *testing.T) {
+	concurrent(t)
 	testenv.RequireCommand(t, "virt-install")
 	d := StartDaemon(t)
 	g := Guest(t)

@@ -80,6 +80,7 @@ func (d *Daemon) restoredSHA(backupID, as string) string {
 // the newest N; a QEMU crash breaks the checkpoint and the next backup
 // falls back to full by itself.
 func TestBackupIncrementalRestorePrune(t *testing.T) {
+	concurrent(t)
 	d := StartDaemon(t)
 	name := "e2e-bk-" + uniq()
 	spec := guestSpec(t, name)
@@ -235,6 +236,7 @@ func TestBackupIncrementalRestorePrune(t *testing.T) {
 // incrementally after the first, its cloud-init seed left out; a VM with
 // backups deletes cleanly.
 func TestBackupStoppedVM(t *testing.T) {
+	concurrent(t)
 	d := StartDaemon(t)
 	name := "e2e-bks-" + uniq()
 	spec := guestSpec(t, name)

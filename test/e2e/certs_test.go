@@ -12,6 +12,7 @@ import (
 // lists but may not change anything, an admin one may; a certificate from
 // another daemon's CA is refused. The daemon keeps no copy of the keys.
 func TestCertCreateScopes(t *testing.T) {
+	concurrent(t)
 	addr := freeAddr(t)
 	d := StartDaemon(t, "--listen", addr)
 	url := "https://" + addr

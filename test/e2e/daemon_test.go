@@ -23,6 +23,7 @@ import (
 // kept running: its counter did not restart), and a domain godwit did not
 // create is listed as unmanaged and left alone.
 func TestRestartReconcileAndUnmanaged(t *testing.T) {
+	concurrent(t)
 	d := StartDaemon(t)
 	name := "e2e-rst-" + uniq()
 	d.createVM(guestSpec(t, name), true)
@@ -134,6 +135,7 @@ func TestInterruptedOperationAndStopTimeout(t *testing.T) {
 
 // Cancel stops a running operation; the VM stays as it was.
 func TestCancelOperation(t *testing.T) {
+	concurrent(t)
 	d := StartDaemon(t)
 	name := "e2e-cancel-" + uniq()
 	d.createVM(guestSpec(t, name, "ignoreacpi=1"), true)
@@ -164,6 +166,7 @@ func TestCancelOperation(t *testing.T) {
 
 // Two daemons with their own state dirs and sockets share one libvirtd.
 func TestTwoDaemonsSideBySide(t *testing.T) {
+	concurrent(t)
 	a, b := StartDaemon(t), StartDaemon(t)
 	if poolOf(t, a) == poolOf(t, b) {
 		t.Fatal("two daemons share a storage pool")

@@ -99,6 +99,7 @@ func copyFile(src, dst string) error {
 // kernel (boot.image), and cloud-init takes the hostname and the user's
 // SSH key from the NoCloud seed godwit made.
 func TestDebianImageCloudInit(t *testing.T) {
+	concurrent(t)
 	d := StartDaemon(t)
 	img := "debian-" + uniq()
 	debianImage(t, d, img)

@@ -19,6 +19,7 @@ import (
 // the overlay (the heartbeat counter in sector 0), the image stays as it
 // was. --keep-disks keeps the volume, and its name stays taken.
 func TestImageOverlayAndDiskCounter(t *testing.T) {
+	concurrent(t)
 	d := StartDaemon(t)
 	// Not t.TempDir(): its parent is 0700 and QEMU runs as another user.
 	dir := d.Dir
@@ -93,6 +94,7 @@ func TestImageOverlayAndDiskCounter(t *testing.T) {
 // apply: live changes apply to a running VM, changes that need it stopped
 // are refused with the reason, and apply once stopped; virsh sees them.
 func TestApply(t *testing.T) {
+	concurrent(t)
 	d := StartDaemon(t)
 	name := "e2e-apply-" + uniq()
 	spec := guestSpec(t, name)
@@ -142,6 +144,7 @@ func TestApply(t *testing.T) {
 
 // The console follows the guest live from the CLI.
 func TestConsoleFollow(t *testing.T) {
+	concurrent(t)
 	d := StartDaemon(t)
 	name := "e2e-con-" + uniq()
 	d.createVM(guestSpec(t, name), true)

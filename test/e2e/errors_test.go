@@ -15,6 +15,7 @@ import (
 // Bad input from the CLI: a clear message naming the problem, exit code 1
 // (2 for a usage mistake), and nothing created.
 func TestBadSpecs(t *testing.T) {
+	concurrent(t)
 	d := StartDaemon(t)
 	g := Guest(t)
 	good := "cpus: 1\nmemory: 128MiB\nboot: {kernel: " + g.Kernel + "}\n"
@@ -95,6 +96,7 @@ func TestBadSpecs(t *testing.T) {
 
 // Names and states: 404 for unknown VMs, 409 for duplicates and wrong states.
 func TestUnknownDuplicateAndWrongState(t *testing.T) {
+	concurrent(t)
 	d := StartDaemon(t)
 	ctx := ctxT(t, 2*time.Minute)
 	for _, call := range []func() error{
@@ -138,6 +140,7 @@ func TestUnknownDuplicateAndWrongState(t *testing.T) {
 // A create that fails half-way (the kernel is not a kernel, so QEMU cannot
 // start it after the disks and the domain exist) leaves nothing behind.
 func TestFailedCreateLeavesNothing(t *testing.T) {
+	concurrent(t)
 	d := StartDaemon(t)
 	name := "e2e-fail-" + uniq()
 	bogus := filepath.Join(d.Dir, "not-a-kernel")

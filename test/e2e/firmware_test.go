@@ -15,6 +15,7 @@ import (
 // 512-byte KVM probe, which prints to the serial port after switching to
 // 64-bit mode. UEFI: OVMF starts and reports on the serial console.
 func TestFirmwareBoot(t *testing.T) {
+	concurrent(t)
 	d := StartDaemon(t)
 	probe, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "internal", "accel", "probe.bin"))
 	if err != nil {

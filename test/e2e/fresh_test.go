@@ -40,6 +40,7 @@ func qemuUID(t *testing.T) (uid, gid int) {
 // "could not open kernel file ... Permission denied", and libvirt's
 // "Setting different DAC user or group ... which is already in use".
 func TestSharedBootFilesOnSystemLibvirtd(t *testing.T) {
+	concurrent(t)
 	d := StartDaemon(t)
 	g := Guest(t)
 	uid, gid := qemuUID(t)

@@ -70,6 +70,7 @@ func (d *Daemon) consoleFrom(vm string, offset int64) string {
 }
 
 func TestGuestExec(t *testing.T) {
+	concurrent(t)
 	d := StartDaemon(t)
 	name := "e2e-exec-" + uniq()
 	d.createVM(guestSpec(t, name), true)

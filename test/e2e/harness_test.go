@@ -73,6 +73,16 @@ func run(m *testing.M) int {
 	return m.Run()
 }
 
+// concurrent lets a test run alongside the other concurrent ones: go test
+// runs them after the sequential tests, -parallel at a time. A test waits
+// on its guests most of the time (one keeps 2 cores 35-40% busy), so this
+// is most of what keeps the suite short. Only single-host tests on the
+// system libvirtd may: unique names, their own daemon, no time bound that
+// another guest's load could break, no host-wide change another test sees.
+// The test beds' migration and cluster tests, which measure downtime and
+// fencing times, stay sequential.
+func concurrent(t *testing.T) { t.Parallel() }
+
 // uniq returns a short random suffix for names tests create.
 func uniq() string {
 	var b [3]byte

@@ -13,6 +13,7 @@ import (
 // online, detach again, and attach to a stopped VM; a volume is one VM's
 // disk at a time and is not deleted while attached or with the VM.
 func TestDiskHotplug(t *testing.T) {
+	concurrent(t)
 	d := StartDaemon(t)
 	pool := d.pool
 	name := "e2e-hp-" + uniq()

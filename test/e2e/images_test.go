@@ -44,6 +44,7 @@ func (d *Daemon) imageJSON(name string) api.Image {
 // checked) and from a file, refuse what is no image, convert, and give VM
 // disks as overlays or full copies; an image a VM uses is not deleted.
 func TestImageCatalog(t *testing.T) {
+	concurrent(t)
 	d := StartDaemon(t)
 	src := filepath.Join(d.Dir, "src.qcow2")
 	if out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", src, "48M").CombinedOutput(); err != nil {

@@ -14,6 +14,7 @@ import (
 // A VM through its whole life, driven by the CLI as a user would, checked
 // through libvirt and the guest's own serial console.
 func TestVMLifecycle(t *testing.T) {
+	concurrent(t)
 	d := StartDaemon(t)
 	name := "e2e-life-" + uniq()
 	spec := guestSpec(t, name)

@@ -38,6 +38,7 @@ func runPython(t *testing.T, env []string, args ...string) string {
 // with stats, snapshotted, backed up twice and stopped, errors as
 // exceptions, and TLS with a client certificate and with tokens.
 func TestPythonClient(t *testing.T) {
+	concurrent(t)
 	g := Guest(t)
 	addr := freeAddr(t)
 	d := StartDaemon(t, "--listen", addr)

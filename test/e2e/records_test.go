@@ -135,6 +135,7 @@ func TestRecordCheck(t *testing.T) {
 // crash-consistent disk holding at least what was written when it began;
 // the incremental after it too, and no less than the full one.
 func TestBackupWritingGuest(t *testing.T) {
+	concurrent(t)
 	d := StartDaemon(t)
 	name := "e2e-bkw-" + uniq()
 	spec := guestSpec(t, name, "records=1")
@@ -209,6 +210,7 @@ func (d *Daemon) restoredRecords(backupID, as string) int {
 // (disk-only): the disk as the snapshot keeps it is crash-consistent and
 // holds what was written before it.
 func TestSnapshotWritingGuest(t *testing.T) {
+	concurrent(t)
 	d := StartDaemon(t)
 	name := "e2e-snw-" + uniq()
 	d.createVM(guestSpec(t, name, "records=1"), true)

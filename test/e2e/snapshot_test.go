@@ -29,6 +29,7 @@ func (d *Daemon) snapshots(vm string) []api.Snapshot {
 // stopped VM's disk snapshot reverts a running VM to stopped; deleting the
 // VM removes its overlays.
 func TestSnapshots(t *testing.T) {
+	concurrent(t)
 	d := StartDaemon(t)
 	name := "e2e-snap-" + uniq()
 	d.createVM(guestSpec(t, name), true)

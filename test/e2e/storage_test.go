@@ -38,6 +38,7 @@ func (d *Daemon) removePool(name string) {
 // marked shared, listed with the daemon's default pool, deleted only once
 // empty (and its directory with it).
 func TestPoolDir(t *testing.T) {
+	concurrent(t)
 	d := StartDaemon(t)
 	name := "e2e-pool-" + uniq()
 	path := filepath.Join(d.Dir, "dirpool")
@@ -107,6 +108,7 @@ func loopDevice(t *testing.T, dir string, size int64) string {
 // An fs pool: libvirt makes the filesystem on a loop device (--build)
 // and mounts it; volumes go in it; deleting the pool unmounts it.
 func TestPoolFSOnLoopDevice(t *testing.T) {
+	concurrent(t)
 	d := StartDaemon(t)
 	dev := loopDevice(t, d.Dir, 128<<20)
 	name := "e2e-fs-" + uniq()
@@ -188,6 +190,7 @@ func TestPoolNetFS(t *testing.T) {
 // Volumes: create, upload (streamed, checked), download, grow but never
 // shrink, clone, bad input, and nothing half-made after a failed upload.
 func TestVolumes(t *testing.T) {
+	concurrent(t)
 	d := StartDaemon(t)
 	pool := d.pool
 	file := filepath.Join(d.Dir, "data.bin")

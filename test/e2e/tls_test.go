@@ -17,6 +17,7 @@ import (
 // --listen serves the API over TLS to holders of a client certificate from
 // the daemon's CA or of a token, and to nobody else.
 func TestListenTLS(t *testing.T) {
+	concurrent(t)
 	addr := freeAddr(t)
 	d := StartDaemon(t, "--listen", addr)
 	tlsDir := filepath.Join(d.Dir, "state", "tls")

@@ -27,6 +27,7 @@ import (
 // hugepages-backed memory in the host's /proc/meminfo (the test reserves
 // the pages).
 func TestTuning(t *testing.T) {
+	concurrent(t)
 	// --accel auto: the daemon's own decision, which host tune reports.
 	d := StartDaemon(t, "--accel", "auto")
 	name := "e2e-tune-" + uniq()

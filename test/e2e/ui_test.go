@@ -135,6 +135,7 @@ func screenshot(t *testing.T, name string) chromedp.Action[chromedp.Void] {
 // on its page; a read-only login sees no buttons, and a change the page
 // did not send (no CSRF token) or that the scope forbids is refused.
 func TestWebPage(t *testing.T) {
+	concurrent(t)
 	addr := freeAddr(t)
 	d := StartDaemon(t, "--listen", addr, "--history-step", "2s")
 	name := "e2e-ui-" + uniq()
