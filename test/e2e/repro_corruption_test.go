@@ -4,9 +4,13 @@ package e2e
 
 import (
 	"os"
+	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/godwit-project/godwit/test/testbed"
 )
 
 // TestReproRAMCorruptionCopiedDisk reproduces an open bug (issue 17): a
@@ -39,4 +43,54 @@ func TestReproRAMCorruptionCopiedDisk(t *testing.T) {
 			t.Fatalf("move %d (%s -> %s): the guest's memory is corrupt:\n%s", i, from.Name, to.Name, log[max(0, len(log)-1500):])
 		}
 	}
+}
+
+// TestReproRAMCorruptionVirsh makes the same moves with virsh alone
+// (--live --p2p --copy-storage-all between the hosts' libvirtds, godwit's
+// daemons stopped once the guest runs), to tell libvirt's and QEMU's part
+// from godwit's. REPRO_VIRSH_FLAGS adds virsh flags (e.g.
+// "--auto-converge --postcopy"). The console is read from its log file.
+func TestReproRAMCorruptionVirsh(t *testing.T) {
+	b := newBedOpts(t, testbed.Options{Hosts: 2, LibvirtTCP: true})
+	if err := b.Join(ctxT(t, time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	hosts := b.Hosts
+	name := "repro-" + uniq()
+	onHost(t, hosts[0], name, "dirty=4")
+	hostWaitConsole(t, hosts[0], name, `passes=[1-9]`, 0, 2*time.Minute)
+	xml, err := hosts[0].Virsh("dumpxml", name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logPath := regexp.MustCompile(`<log file='([^']+)'`).FindStringSubmatch(xml)
+	if logPath == nil {
+		t.Fatalf("no console log in the domain XML:\n%s", xml)
+	}
+	for _, h := range hosts {
+		h.StopDaemon(syscall.SIGTERM)
+	}
+	for i := 0; i < 8; i++ {
+		from, to := hosts[i%2], hosts[(i+1)%2]
+		args := []string{"-q", "-c", "qemu:///system", "migrate", "--live", "--p2p", "--copy-storage-all", "--persistent", "--undefinesource"}
+		args = append(args, strings.Fields(os.Getenv("REPRO_VIRSH_FLAGS"))...)
+		t0 := time.Now()
+		out, err := from.Command("virsh", append(args, name, "qemu+tcp://"+to.IP+"/system")...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("move %d: virsh migrate: %v: %s", i, err, out)
+		}
+		t.Logf("move %d (%s -> %s): %s", i, from.Name, to.Name, time.Since(t0).Round(time.Millisecond))
+		time.Sleep(4 * time.Second)
+		b, _ := os.ReadFile(to.RealPath(logPath[1]))
+		log := string(b)
+		if strings.Contains(log, "DIRTY-CORRUPT") || strings.Contains(log, "Segmentation") {
+			t.Fatalf("move %d (%s -> %s): the guest's memory is corrupt:\n%s", i, from.Name, to.Name, log[max(0, len(log)-1500):])
+		}
+		t.Logf("last console line: %s", lastLine(log))
+	}
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
 }
