@@ -95,7 +95,7 @@ func TestBackupIncrementalRestorePrune(t *testing.T) {
 	op := d.waitOp(d.C.StartVM(ctxT(t, time.Minute), name))
 	var sr api.StartResult
 	json.Unmarshal(op.Result, &sr)
-	d.waitConsole(name, `^tick 1 `, sr.ConsoleOffset, 2*time.Minute)
+	d.waitConsole(name, `^tick 1 `, sr.ConsoleOffset, guestWait)
 
 	full, sum1 := d.pausedBackup(name, path)
 	if full.Mode != "full" || full.Stats.BytesRead < 96*api.MiB || full.Stats.BytesRead > 97*api.MiB {
@@ -181,7 +181,7 @@ func TestBackupIncrementalRestorePrune(t *testing.T) {
 	if st := domainState(t, name); st != "running" {
 		t.Fatalf("vm is %s after a backup of it running", st)
 	}
-	d.waitConsole(name, `^tick \d+ `, offset, time.Minute)
+	d.waitConsole(name, `^tick \d+ `, offset, guestWait)
 	d.MustCLI("backup", "verify")
 
 	// Prune keeps exactly the newest two of this VM.

@@ -27,7 +27,7 @@ func TestRestartReconcileAndUnmanaged(t *testing.T) {
 	d := StartDaemon(t)
 	name := "e2e-rst-" + uniq()
 	d.createVM(guestSpec(t, name), true)
-	d.waitConsole(name, `^tick 2 `, 0, time.Minute)
+	d.waitConsole(name, `^tick 2 `, 0, guestWait)
 
 	foreign := "e2e-foreign-" + uniq()
 	g := Guest(t)
@@ -65,7 +65,7 @@ func TestRestartReconcileAndUnmanaged(t *testing.T) {
 	}
 	// The guest was not restarted: its counter goes on past where it was.
 	before := lastTick(d.console(name))
-	d.waitConsole(name, `^tick `+strconv.Itoa(before+1)+` `, 0, time.Minute)
+	d.waitConsole(name, `^tick `+strconv.Itoa(before+1)+` `, 0, guestWait)
 	if strings.Count(d.console(name), "GODWIT-GUEST-UP") != 1 {
 		t.Fatal("the guest booted twice")
 	}
@@ -95,7 +95,7 @@ func TestInterruptedOperationAndStopTimeout(t *testing.T) {
 	d := StartDaemon(t)
 	name := "e2e-ops-" + uniq()
 	d.createVM(guestSpec(t, name, "ignoreacpi=1"), true)
-	d.waitConsole(name, `^tick 1 `, 0, time.Minute)
+	d.waitConsole(name, `^tick 1 `, 0, guestWait)
 	ctx := ctxT(t, 3*time.Minute)
 
 	op, err := d.C.StopVM(ctx, name, api.StopRequest{Timeout: 3})
@@ -246,7 +246,7 @@ func TestLibvirtDown(t *testing.T) {
 		return err == nil
 	})
 	d.waitOp(d.C.StartVM(ctx, name))
-	d.waitConsole(name, "GODWIT-GUEST-UP", 0, time.Minute)
+	d.waitConsole(name, "GODWIT-GUEST-UP", 0, guestWait)
 }
 
 // proxy forwards a unix socket to another; cut() closes every connection

@@ -32,7 +32,7 @@ func TestImageOverlayAndDiskCounter(t *testing.T) {
 	spec := guestSpec(t, name, "diskcounter=1")
 	spec.Disks = []api.Disk{{Name: "root", Image: base, Size: 64 * api.MiB}, {Name: "data", Size: 16 * api.MiB}}
 	d.createVM(spec, true)
-	d.waitConsole(name, `^tick 4 `, 0, time.Minute)
+	d.waitConsole(name, `^tick 4 `, 0, guestWait)
 	d.MustCLI("vm", "stop", name)
 
 	v, err := d.C.GetVM(ctxT(t, 10*time.Second), name)

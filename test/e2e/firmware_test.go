@@ -30,7 +30,7 @@ func TestFirmwareBoot(t *testing.T) {
 		name := "e2e-bios-" + uniq()
 		spec := api.VMSpec{Name: name, CPUs: 1, Memory: 64 * api.MiB, Disks: []api.Disk{{Name: "boot", Image: img}}}
 		d.createVM(spec, true)
-		d.waitConsole(name, "GODWIT-PROBE-OK", 0, time.Minute)
+		d.waitConsole(name, "GODWIT-PROBE-OK", 0, guestWait)
 		if xml, _ := virsh(t, "dumpxml", name); !containsAll(xml, "<boot dev='hd'/>", "type='raw'") {
 			t.Fatalf("domain XML:\n%s", xml)
 		}

@@ -111,7 +111,7 @@ func TestSharedBootFilesOnSystemLibvirtd(t *testing.T) {
 		}
 	}
 	for _, name := range names {
-		d.waitConsole(name, "GODWIT-GUEST-UP", 0, time.Minute)
+		d.waitConsole(name, "GODWIT-GUEST-UP", 0, guestWait)
 	}
 	// Both boot the daemon's one copy of the kernel, owned by QEMU's user.
 	var kernels []string
@@ -147,7 +147,7 @@ func TestSharedBootFilesOnSystemLibvirtd(t *testing.T) {
 	if op := d.createVM(third, true); op.State != api.OpSucceeded {
 		t.Fatalf("a third VM of the same kernel after its owner changed: %s", op.Error)
 	}
-	d.waitConsole(third.Name, "GODWIT-GUEST-UP", 0, time.Minute)
+	d.waitConsole(third.Name, "GODWIT-GUEST-UP", 0, guestWait)
 	d.waitOp(d.C.StopVM(ctxT(t, time.Minute), names[0], api.StopRequest{Force: true}))
 	tick := lastTick(d.console(names[1]))
 	d.waitConsole(names[1], fmt.Sprintf(`tick %d `, tick+2), 0, 30*time.Second)

@@ -74,7 +74,7 @@ func TestGuestExec(t *testing.T) {
 	d := StartDaemon(t)
 	name := "e2e-exec-" + uniq()
 	d.createVM(guestSpec(t, name), true)
-	d.waitConsole(name, `^tick 1 `, 0, time.Minute)
+	d.waitConsole(name, `^tick 1 `, 0, guestWait)
 	out, rc := d.guestExec(name, "echo hello; ls /sys/block", 30*time.Second)
 	if rc != 0 || !strings.Contains(out, "hello") || !strings.Contains(out, "vda") {
 		t.Fatalf("guestExec = %q rc=%d", out, rc)

@@ -404,6 +404,12 @@ func (d *Daemon) waitConsole(vm, re string, offset int64, timeout time.Duration)
 	return ""
 }
 
+// guestWait bounds a wait for a guest's console line. A test guest boots
+// in 5-6 s under TCG on a quiet machine, but the suite runs tests side by
+// side (concurrent) and CI machines are shared: at load 11 one took over
+// a minute. A bound only decides how soon a real hang fails.
+const guestWait = 3 * time.Minute
+
 var tickRE = regexp.MustCompile(`tick (\d+) uptime=([0-9.]+)`)
 
 // lastTick returns the last heartbeat number the console shows (0 if none).

@@ -18,7 +18,7 @@ func TestDiskHotplug(t *testing.T) {
 	pool := d.pool
 	name := "e2e-hp-" + uniq()
 	d.createVM(guestSpec(t, name), true)
-	d.waitConsole(name, "GUEST-DEVICES blk=vda ", 0, 2*time.Minute)
+	d.waitConsole(name, "GUEST-DEVICES blk=vda ", 0, guestWait)
 	vol := pool + "/hp-" + uniq()
 	d.MustCLI("volume", "create", vol, "--size", "32MiB")
 
@@ -27,7 +27,7 @@ func TestDiskHotplug(t *testing.T) {
 	if !strings.Contains(out, "as disk data (vdb)") {
 		t.Fatalf("attach said %q", out)
 	}
-	d.waitConsole(name, "GUEST-DEVICES blk=vda,vdb ", off, 2*time.Minute)
+	d.waitConsole(name, "GUEST-DEVICES blk=vda,vdb ", off, guestWait)
 	if xml, _ := virsh(t, "dumpxml", "--inactive", name); !strings.Contains(xml, "dev='vdb'") {
 		t.Fatalf("the definition lacks the attached disk:\n%s", xml)
 	}
@@ -65,7 +65,7 @@ func TestDiskHotplug(t *testing.T) {
 	// Detach live: the guest loses vdb; the volume stays.
 	off = consoleSize(t, d, name)
 	d.MustCLI("vm", "disk", "detach", name, "data")
-	d.waitConsole(name, "GUEST-DEVICES blk=vda ", off, 2*time.Minute)
+	d.waitConsole(name, "GUEST-DEVICES blk=vda ", off, guestWait)
 	if xml, _ := virsh(t, "dumpxml", "--inactive", name); strings.Contains(xml, "dev='vdb'") {
 		t.Fatalf("the definition still has the detached disk:\n%s", xml)
 	}
@@ -91,7 +91,7 @@ func TestDiskHotplug(t *testing.T) {
 	a := guestSpec(t, "e2e-hpa-"+uniq())
 	a.Disks = append(a.Disks, api.Disk{Name: "shared", Volume: vol})
 	d.createVM(a, true)
-	d.waitConsole(a.Name, "GUEST-DEVICES blk=vda,vdb ", 0, 2*time.Minute)
+	d.waitConsole(a.Name, "GUEST-DEVICES blk=vda,vdb ", 0, guestWait)
 	b := guestSpec(t, "e2e-hpb-"+uniq())
 	b.Disks = append(b.Disks, api.Disk{Name: "shared", Volume: vol})
 	if _, err := d.C.CreateVM(ctxT(t, 10*time.Second), b, clientCreate()); api.Status(err) != 409 || !strings.Contains(err.Error(), a.Name) {

@@ -123,7 +123,7 @@ func TestImageCatalog(t *testing.T) {
 	spec := guestSpec(t, name)
 	spec.Disks = []api.Disk{{Name: "root", Image: "web", Size: 64 * api.MiB}, {Name: "copy", Image: "web-q2", Clone: "full"}}
 	d.createVM(spec, true)
-	d.waitConsole(name, "GUEST-DEVICES blk=vda,vdb", 0, 2*time.Minute)
+	d.waitConsole(name, "GUEST-DEVICES blk=vda,vdb", 0, guestWait)
 	v, _ := d.C.GetVM(ctxT(t, 10*time.Second), name)
 	if f, backing, size := qemuImgInfo(t, v.Disks[0].Path); f != "qcow2" || backing != img.Path || size != 64<<20 || v.Disks[0].Image != "web" {
 		t.Fatalf("image disk: %s backing %q size %d, disk %+v", f, backing, size, v.Disks[0])

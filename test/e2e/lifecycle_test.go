@@ -50,7 +50,7 @@ func TestVMLifecycle(t *testing.T) {
 	}
 
 	// The heartbeat counts up.
-	d.waitConsole(name, `^tick 3 `, 0, time.Minute)
+	d.waitConsole(name, `^tick 3 `, 0, guestWait)
 
 	// Pause freezes the guest: no new ticks; resume unfreezes it.
 	d.MustCLI("vm", "pause", name)
@@ -63,14 +63,14 @@ func TestVMLifecycle(t *testing.T) {
 		t.Fatalf("paused guest ticked on: %d -> %d", before, after)
 	}
 	d.MustCLI("vm", "resume", name)
-	d.waitConsole(name, `^tick `+itoa(before+2)+` `, 0, time.Minute)
+	d.waitConsole(name, `^tick `+itoa(before+2)+` `, 0, guestWait)
 
 	// Reboot: the guest boots again (a second GODWIT-GUEST-UP) and its
 	// counter restarts.
 	size := consoleSize(t, d, name)
 	d.MustCLI("vm", "reboot", name)
-	d.waitConsole(name, `GODWIT-GUEST-UP`, size, 2*time.Minute)
-	d.waitConsole(name, `^tick 1 `, size, time.Minute)
+	d.waitConsole(name, `GODWIT-GUEST-UP`, size, guestWait)
+	d.waitConsole(name, `^tick 1 `, size, guestWait)
 
 	// Stop presses the power button; the guest powers itself off.
 	d.MustCLI("vm", "stop", name)

@@ -102,7 +102,7 @@ func TestMonitoringRealGuest(t *testing.T) {
 	var sr api.StartResult
 	_ = json.Unmarshal(op.Result, &sr)
 	d.waitConsole(name, `GODWIT-GUEST-UP`, 0, 3*time.Minute)
-	d.waitConsole(name, `tick 2 `, 0, time.Minute) // the disk counter wrote to vda
+	d.waitConsole(name, `tick 2 `, 0, guestWait) // the disk counter wrote to vda
 
 	eventually(t, 30*time.Second, "a started event", func() bool { return ev.has(lifecycle(name, "started", "booted")) })
 	if !ev.has(func(e api.Event) bool {

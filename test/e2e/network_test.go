@@ -354,7 +354,7 @@ func TestNetworkNATIsolatedAndHotplug(t *testing.T) {
 	if err := json.Unmarshal(op.Result, &vmAfter); err != nil || len(vmAfter.NICs) != 2 || vmAfter.Spec == nil || len(vmAfter.Spec.NICs) != 2 {
 		t.Fatalf("attach result: %v %+v", err, vmAfter)
 	}
-	d.waitConsole(b.Name, `^GUEST-DEVICES .*net=eth0,eth1`, off, time.Minute)
+	d.waitConsole(b.Name, `^GUEST-DEVICES .*net=eth0,eth1`, off, guestWait)
 	d.waitIP(b.Name, "eth1", ipB2, off)
 	if x, _ := virsh(t, "dumpxml", "--inactive", b.Name); !strings.Contains(x, macB2) {
 		t.Fatal("the hot-plugged NIC is not in the VM's definition")
@@ -367,7 +367,7 @@ func TestNetworkNATIsolatedAndHotplug(t *testing.T) {
 	// And it goes again.
 	off = consoleSize(t, d, b.Name)
 	d.waitOp(d.C.DetachNIC(ctx, b.Name, macB2))
-	d.waitConsole(b.Name, `^GUEST-DEVICES .*net=eth0$`, off, time.Minute)
+	d.waitConsole(b.Name, `^GUEST-DEVICES .*net=eth0$`, off, guestWait)
 	if v, err := d.C.GetVM(ctx, b.Name); err != nil || len(v.NICs) != 1 || len(v.Spec.NICs) != 1 {
 		t.Fatalf("after detach: %+v %v", v.NICs, err)
 	}

@@ -33,18 +33,18 @@ func TestSnapshots(t *testing.T) {
 	d := StartDaemon(t)
 	name := "e2e-snap-" + uniq()
 	d.createVM(guestSpec(t, name), true)
-	d.waitConsole(name, `^tick 3 `, 0, 2*time.Minute)
+	d.waitConsole(name, `^tick 3 `, 0, guestWait)
 
 	out := d.MustCLI("snapshot", "create", name, "s1", "--memory")
 	if !strings.Contains(out, "internal, with memory") {
 		t.Fatalf("snapshot create said %q", out)
 	}
 	atSnap := lastTick(d.console(name))
-	d.waitConsole(name, `^tick `+strconv.Itoa(atSnap+5)+` `, 0, time.Minute)
+	d.waitConsole(name, `^tick `+strconv.Itoa(atSnap+5)+` `, 0, guestWait)
 	before := lastTick(d.console(name))
 	offset := int64(len(d.console(name)))
 	d.MustCLI("snapshot", "revert", name, "s1")
-	line := d.waitConsole(name, `^tick \d+ `, offset, time.Minute)
+	line := d.waitConsole(name, `^tick \d+ `, offset, guestWait)
 	after := atoi(tickRE.FindStringSubmatch(line)[1])
 	if after >= before || after > atSnap+2 {
 		t.Fatalf("heartbeat after revert: tick %d (snapshot at %d, %d before the revert)", after, atSnap, before)
@@ -82,7 +82,7 @@ func TestSnapshots(t *testing.T) {
 		t.Fatalf("refused delete of s2: %s; overlay: %v", errOut, err)
 	}
 	tick := lastTick(d.console(name))
-	d.waitConsole(name, `^tick `+strconv.Itoa(tick+2)+` `, 0, time.Minute)
+	d.waitConsole(name, `^tick `+strconv.Itoa(tick+2)+` `, 0, guestWait)
 
 	// A stopped VM's (internal, disk) snapshot; reverting a running VM to
 	// it stops the VM.
@@ -112,7 +112,7 @@ func TestSnapshots(t *testing.T) {
 			t.Fatalf("write %s: rc=%d %s", text, rc, out)
 		}
 	}
-	d.waitConsole(name, `^tick \d+ `, int64(len(d.console(name))), time.Minute)
+	d.waitConsole(name, `^tick \d+ `, int64(len(d.console(name))), guestWait)
 	mark("MARK-A")
 	d.MustCLI("snapshot", "create", name, "s4", "--disk-only")
 	mark("MARK-B")
@@ -154,7 +154,7 @@ func TestSnapshots(t *testing.T) {
 	op := d.waitOp(d.C.StartVM(ctxT(t, time.Minute), name))
 	var sr api.StartResult
 	json.Unmarshal(op.Result, &sr)
-	d.waitConsole(name, `^tick 2 `, sr.ConsoleOffset, 2*time.Minute)
+	d.waitConsole(name, `^tick 2 `, sr.ConsoleOffset, guestWait)
 
 	// Delete removes the domain, the volume and every overlay.
 	files, _ := os.ReadDir(filepath.Dir(vol))

@@ -40,7 +40,7 @@ func TestTuning(t *testing.T) {
 	if op := d.createVM(spec, true); op.State != api.OpSucceeded {
 		t.Fatalf("create: %s %s", op.State, op.Error)
 	}
-	d.waitConsole(name, `^tick 1 `, 0, time.Minute)
+	d.waitConsole(name, `^tick 1 `, 0, guestWait)
 
 	// Pinning: libvirt has it, vm show says it; then it changes live.
 	pinned := func(vcpu, host string) {
@@ -198,7 +198,7 @@ func TestTuning(t *testing.T) {
 		if op := d.createVM(share, true); op.State != api.OpSucceeded {
 			t.Fatalf("create with shares: %s %s", op.State, op.Error)
 		}
-		d.waitConsole(share.Name, `^tick 1 `, 0, time.Minute)
+		d.waitConsole(share.Name, `^tick 1 `, 0, guestWait)
 		out, rc := d.guestExec(share.Name, "mkdir -p /mnt && mount -t virtiofs data /mnt && cat /mnt/hello", 30*time.Second)
 		if rc != 0 || strings.TrimSpace(out) != "from the host" {
 			t.Errorf("guest reading the share: %q rc=%d", out, rc)
@@ -232,7 +232,7 @@ func TestTuning(t *testing.T) {
 		if op := d.createVM(hp, true); op.State != api.OpSucceeded {
 			t.Fatalf("create: %s %s", op.State, op.Error)
 		}
-		d.waitConsole(hp.Name, `^tick 1 `, 0, time.Minute)
+		d.waitConsole(hp.Name, `^tick 1 `, 0, guestWait)
 		// QEMU maps the guest's RAM from hugetlbfs: the pages are taken
 		// (or reserved for the first touch) while the VM runs.
 		used := func() (int, string) {

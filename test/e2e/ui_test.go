@@ -140,7 +140,7 @@ func TestWebPage(t *testing.T) {
 	d := StartDaemon(t, "--listen", addr, "--history-step", "2s")
 	name := "e2e-ui-" + uniq()
 	d.createVM(guestSpec(t, name), true)
-	d.waitConsole(name, `GODWIT-GUEST-UP`, 0, 2*time.Minute)
+	d.waitConsole(name, `GODWIT-GUEST-UP`, 0, guestWait)
 	admin := strings.TrimSpace(d.MustCLI("token", "create", "--name", "e2e-ui-admin", "--scope", "admin", "-q"))
 	viewer := strings.TrimSpace(d.MustCLI("token", "create", "--name", "e2e-ui-viewer", "--scope", "read", "-q"))
 	url := "https://" + addr + "/ui/"
@@ -172,7 +172,7 @@ func TestWebPage(t *testing.T) {
 	offset := consoleSize(t, d, name)
 	inBrowser(t, ctx, "start", click("start"), state("running"))
 	// It really booted again: its console says so after the start.
-	d.waitConsole(name, `GODWIT-GUEST-UP`, offset, 2*time.Minute)
+	d.waitConsole(name, `GODWIT-GUEST-UP`, offset, guestWait)
 
 	// The console in xterm.js over the websocket: the boot line, then a
 	// line typed into the terminal runs in the guest (its RUN channel)
