@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
@@ -29,17 +30,21 @@ func TestReproRAMCorruptionCopiedDisk(t *testing.T) {
 	name := "repro-" + uniq()
 	onHost(t, hosts[0], name, "dirty=4")
 	hostWaitConsole(t, hosts[0], name, `passes=[1-9]`, 0, 2*time.Minute)
-	for i := 0; i < 8; i++ {
+	for i := 0; i < reproMoves(); i++ {
 		from, to := hosts[i%2], hosts[(i+1)%2]
 		var args []string
 		if policy != "" {
 			args = append(args, "--policy", policy)
 		}
+		// Corrupt before the move: then it is not the migration's doing.
+		if log := hostConsole(t, from, name); strings.Contains(log, "DIRTY-CORRUPT") || strings.Contains(log, "Segmentation") || strings.Contains(log, "Oops") || strings.Contains(log, "BUG:") {
+			t.Fatalf("before move %d, on %s: the guest's memory is corrupt already:\n%s", i, from.Name, log[max(0, len(log)-4000):])
+		}
 		rep := migrate(t, from, name, to.Name, args...)
 		t.Logf("move %d: %+v", i, rep)
 		time.Sleep(4 * time.Second)
 		log := hostConsole(t, to, name)
-		if strings.Contains(log, "DIRTY-CORRUPT") || strings.Contains(log, "Segmentation") {
+		if strings.Contains(log, "DIRTY-CORRUPT") || strings.Contains(log, "Segmentation") || strings.Contains(log, "Oops") || strings.Contains(log, "BUG:") {
 			t.Fatalf("move %d (%s -> %s): the guest's memory is corrupt:\n%s", i, from.Name, to.Name, log[max(0, len(log)-1500):])
 		}
 	}
@@ -70,10 +75,23 @@ func TestReproRAMCorruptionVirsh(t *testing.T) {
 	for _, h := range hosts {
 		h.StopDaemon(syscall.SIGTERM)
 	}
-	for i := 0; i < 8; i++ {
+	for i := 0; i < reproMoves(); i++ {
 		from, to := hosts[i%2], hosts[(i+1)%2]
 		args := []string{"-q", "-c", "qemu:///system", "migrate", "--live", "--p2p", "--copy-storage-all", "--persistent", "--undefinesource"}
 		args = append(args, strings.Fields(os.Getenv("REPRO_VIRSH_FLAGS"))...)
+		// The boot files, as godwit's move would carry them.
+		for _, m := range regexp.MustCompile(`<(?:kernel|initrd)>([^<]+)<`).FindAllStringSubmatch(xml, -1) {
+			data, err := os.ReadFile(from.RealPath(m[1]))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.MkdirAll(filepath.Dir(to.RealPath(m[1])), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(to.RealPath(m[1]), data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
 		t0 := time.Now()
 		out, err := from.Command("virsh", append(args, name, "qemu+tcp://"+to.IP+"/system")...).CombinedOutput()
 		if err != nil {
@@ -93,4 +111,29 @@ func TestReproRAMCorruptionVirsh(t *testing.T) {
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return lines[len(lines)-1]
+}
+
+// reproMoves is REPRO_MOVES, or 8.
+func reproMoves() int {
+	if n := atoi(os.Getenv("REPRO_MOVES")); n > 0 {
+		return n
+	}
+	return 8
+}
+
+// TestReproRAMCorruptionNoMove is the control: the same guest on one host
+// for REPRO_MOVES x 10 s, never moved.
+func TestReproRAMCorruptionNoMove(t *testing.T) {
+	b := migrationBed(t, 1, false)
+	h := b.Hosts[0]
+	name := "repro-" + uniq()
+	onHost(t, h, name, "dirty=4")
+	deadline := time.Now().Add(time.Duration(reproMoves()) * 10 * time.Second)
+	for time.Now().Before(deadline) {
+		time.Sleep(5 * time.Second)
+		if log := hostConsole(t, h, name); strings.Contains(log, "DIRTY-CORRUPT") || strings.Contains(log, "Segmentation") || strings.Contains(log, "Oops") || strings.Contains(log, "BUG:") {
+			t.Fatalf("never moved, the guest's memory is corrupt:\n%s", log[max(0, len(log)-4000):])
+		}
+	}
+	t.Logf("last console line: %s", lastLine(hostConsole(t, h, name)))
 }

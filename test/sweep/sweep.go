@@ -121,6 +121,7 @@ type sweeper struct {
 	o    Options
 	dir  string
 	rec  Record
+	own  map[int]bool // rec's processes that ran when the sweep began
 	errs []error
 }
 
@@ -153,6 +154,12 @@ func (s *sweeper) sweep(ctx context.Context) bool {
 		return false
 	}
 	s.rec = rec
+	// Which recorded processes run, before any is stopped: a daemon the
+	// next step kills may still be exiting when the pid files are read
+	// (no memory, so no command line: not Running, not yet a zombie), and
+	// a pid file naming it must not make it a stranger (TestSweepDeadRun
+	// printed a killed daemon twice so under load).
+	s.own = rec.running()
 	// The daemons first (they would recreate or restart what goes next),
 	// then what the run's libvirtds started, then the other processes,
 	// newest first: libvirtds before the namespace anchors.
@@ -213,7 +220,7 @@ func (s *sweeper) stopProcs(pick func(Proc) bool) {
 }
 
 func (s *sweeper) stopPIDFiles() {
-	procs, strangers := s.rec.PIDFileProcs()
+	procs, strangers := s.rec.pidFileProcs(s.own)
 	for _, st := range strangers {
 		s.logf("left alone: %s", st)
 	}
@@ -230,13 +237,23 @@ func (s *sweeper) stopPIDFiles() {
 // name and that belong to its run: their comm starts with one of the file's Comms
 // and their command line mentions the run's directory or they run in one
 // of its network namespaces. strangers says which named PIDs failed that.
-// A file naming one of the record's own running processes (libvirtd's
-// driver.pid names libvirtd) is neither: that process is the record's.
+// A file naming one of the record's own processes (libvirtd's driver.pid
+// names libvirtd) is neither: that process is the record's.
 func (rec Record) PIDFileProcs() (procs []Proc, strangers []string) {
+	return rec.pidFileProcs(rec.running())
+}
+
+// running are the PIDs of the record's processes that still run.
+func (rec Record) running() map[int]bool {
 	own := map[int]bool{}
 	for _, p := range rec.Procs {
 		own[p.PID] = p.Running()
 	}
+	return own
+}
+
+// pidFileProcs is PIDFileProcs with the record's own processes given.
+func (rec Record) pidFileProcs(own map[int]bool) (procs []Proc, strangers []string) {
 	for _, pf := range rec.PIDFiles {
 		files, _ := filepath.Glob(pf.Glob)
 		for _, f := range files {
