@@ -56,10 +56,11 @@ func (b *bed) qemu(guest, pidFileOf string) *exec.Cmd {
 	if err := cmd.Start(); err != nil {
 		b.t.Fatal(err)
 	}
-	b.t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	// The child is ours: reap it as soon as it dies, so that a killed one
-	// leaves no zombie behind for alive to see.
-	go func() { _ = cmd.Wait() }()
+	// The child is ours: reap it as soon as it dies (alive sees no
+	// zombie).
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	b.t.Cleanup(func() { _ = cmd.Process.Kill(); <-done })
 	for end := time.Now().Add(5 * time.Second); !IsQEMUOf(cmd.Process.Pid, guest); time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(end) {
 			b.t.Fatalf("the stand-in QEMU of %s never showed its command line", guest)

@@ -29,17 +29,8 @@ const guardBound = 6 * time.Second
 // guard kills the VM's QEMU there the same way and a third host (or
 // hosta) restarts it.
 func TestClusterHAFenceGuard(t *testing.T) {
-	b := newBedOpts(t, testbed.Options{Hosts: 3, SharedPool: true})
-	if _, err := b.Cluster(ctxT(t, 3*time.Minute)); err != nil {
-		t.Fatal(err)
-	}
+	b, name, path := haBed(t, "guard-")
 	a := b.Hosts[0]
-	name := "guard-" + uniq()
-	spec := guestSpec(t, name, "diskcounter=1")
-	spec.HA = api.HARestart
-	createOn(t, a, spec, true)
-	hostWaitConsole(t, a, name, `^tick 3 `, 0, 2*time.Minute)
-	path := diskPath(t, a, name)
 	guardA := runningGuard(t, a)
 
 	// The daemon hangs.

@@ -21,17 +21,8 @@ import (
 // counter resumes); when hosta's links return it does not start the VM
 // again and drops its domain.
 func TestClusterHA(t *testing.T) {
-	b := newBedOpts(t, testbed.Options{Hosts: 3, SharedPool: true})
-	if _, err := b.Cluster(ctxT(t, 3*time.Minute)); err != nil {
-		t.Fatal(err)
-	}
+	b, name, path := haBed(t, "ha-")
 	a := b.Hosts[0]
-	name := "ha-" + uniq()
-	spec := guestSpec(t, name, "diskcounter=1")
-	spec.HA = api.HARestart
-	createOn(t, a, spec, true)
-	hostWaitConsole(t, a, name, `^tick 3 `, 0, 2*time.Minute)
-	path := diskPath(t, a, name)
 
 	w := watchFailover(t, b, a, name, path)
 	t0 := time.Now()
@@ -87,6 +78,22 @@ func TestClusterHA(t *testing.T) {
 		t.Fatalf("two writers after hosta came back: %v", seen)
 	}
 	t.Logf("failover seconds: %.1f (cut to the first tick on %s)", failover.Seconds(), to.Name)
+}
+
+// haBed is three hosts in a cluster with a shared pool, hosta running
+// an HA VM (named prefix+uniq) that writes its disk counter, at path.
+func haBed(t *testing.T, prefix string) (*testbed.Bed, string, string) {
+	b := newBedOpts(t, testbed.Options{Hosts: 3, SharedPool: true})
+	if _, err := b.Cluster(ctxT(t, 3*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	a := b.Hosts[0]
+	name := prefix + uniq()
+	spec := guestSpec(t, name, "diskcounter=1")
+	spec.HA = api.HARestart
+	createOn(t, a, spec, true)
+	hostWaitConsole(t, a, name, `^tick 3 `, 0, 2*time.Minute)
+	return b, name, diskPath(t, a, name)
 }
 
 // diskLine is the line the guest's disk counter last wrote to sector 0,
