@@ -51,6 +51,11 @@ state directory. Several daemons can run side by side with different
 				}
 			}
 			overlay(&cfg, flags, cmd)
+			// In a cluster the daemon runs this binary again as its
+			// fence guard (internal/fenceguard).
+			if exe, err := os.Executable(); err == nil {
+				cfg.FenceGuard = exe
+			}
 			var level slog.Level
 			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 				return usagef("--log-level: %q is not debug, info, warn or error", logLevel)

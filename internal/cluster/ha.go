@@ -101,6 +101,13 @@ type HAHooks struct {
 	// and at its first lease after a start: it takes back its fenced
 	// VMs (Reown) and drops the domains of VMs that moved meanwhile.
 	Rejoined func(ctx context.Context)
+	// Renewed runs (from the fence loop, which sees each renewal within
+	// haTick) after each renewal of this host's lease the store
+	// accepted: left is what remains of FenceAfter from that renewal's
+	// send, vms this host's HA VMs (those Fence would stop). The daemon
+	// feeds its fence guard with them, which fences by itself when the
+	// feeds stop (internal/fenceguard).
+	Renewed func(left time.Duration, vms []string)
 }
 
 // haState is this node's part in HA.
@@ -179,10 +186,12 @@ func (n *Node) checkFence(ctx context.Context) {
 		}
 	}
 	n.ha.mu.Lock()
-	if l != nil && !lost && l.Renewed().After(n.ha.renewed) {
+	fresh := l != nil && !lost && l.Renewed().After(n.ha.renewed)
+	if fresh {
 		n.ha.renewed = l.Renewed()
 	}
-	late := time.Since(n.ha.renewed) > n.cfg.FenceAfter
+	left := n.cfg.FenceAfter - time.Since(n.ha.renewed)
+	late := left < 0
 	rejoin := !late && !lost && l != nil && n.ha.rejoin && n.ha.hooks != nil
 	if rejoin {
 		n.ha.rejoin, n.ha.fenced = false, false
@@ -201,6 +210,9 @@ func (n *Node) checkFence(ctx context.Context) {
 			defer n.wg.Done()
 			hooks.Rejoined(ctx)
 		}()
+	}
+	if fresh && !late && hooks != nil && hooks.Renewed != nil {
+		hooks.Renewed(left, n.fenceList())
 	}
 	n.keepOwnHA()
 }
@@ -241,6 +253,20 @@ func (n *Node) keepOwnHA() {
 	}
 }
 
+// fenceList are the HA VMs a fence stops: this host's as the view shows
+// them, and those it kept from before (the view may not be read yet).
+func (n *Node) fenceList() []string {
+	n.ha.mu.Lock()
+	names := slices.Clone(n.ha.own)
+	n.ha.mu.Unlock()
+	for _, name := range n.ownHA() {
+		if !slices.Contains(names, name) {
+			names = append(names, name)
+		}
+	}
+	return names
+}
+
 // fence stops this host's HA VMs (once until it rejoins), within
 // FenceStop.
 func (n *Node) fence(ctx context.Context, why string) {
@@ -251,13 +277,8 @@ func (n *Node) fence(ctx context.Context, why string) {
 	}
 	n.ha.fenced, n.ha.rejoin, n.ha.fencedAt, n.ha.fenceWhy = true, true, time.Now(), why
 	hooks := n.ha.hooks
-	names := slices.Clone(n.ha.own)
 	n.ha.mu.Unlock()
-	for _, name := range n.ownHA() {
-		if !slices.Contains(names, name) {
-			names = append(names, name)
-		}
-	}
+	names := n.fenceList()
 	n.cfg.Log.Error("cluster: fencing: stopping this host's HA VMs, which other hosts may restart", "why", why, "vms", names)
 	if hooks == nil || len(names) == 0 {
 		return
@@ -403,15 +424,20 @@ const frozenBucket = "frozen"
 
 // Freeze marks this host's daemon as stopped cleanly, its HA VMs left
 // running: the other hosts do not restart them until it is back (its
-// next lease clears the mark).
-func (n *Node) Freeze(ctx context.Context) error {
+// next lease clears the mark). It says whether the mark was written:
+// without it the others restart them once the lease runs out, so they
+// must be fenced (by the fence guard).
+func (n *Node) Freeze(ctx context.Context) (bool, error) {
 	if n.Lease() == nil {
-		return nil // cut off: the others restart its VMs, and it fenced them
+		return false, nil // cut off: the others restart its VMs, and it fenced them
 	}
 	b, _ := json.Marshal(struct {
 		At time.Time `json:"at"`
 	}{time.Now().UTC()})
-	return n.shared.Put(ctx, frozenBucket, n.cfg.Name, b)
+	if err := n.shared.Put(ctx, frozenBucket, n.cfg.Name, b); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // thaw clears this host's frozen mark (it holds a lease: it is back).

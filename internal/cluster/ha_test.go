@@ -284,3 +284,43 @@ func TestHATimingsAreChecked(t *testing.T) {
 		}
 	}
 }
+
+// After each renewal the store accepts, the Renewed hook gets what is
+// left of FenceAfter from that renewal's send (what the fence guard
+// waits), and this host's HA VMs, those a fence stops.
+func TestHARenewedTellsTheTimeLeft(t *testing.T) {
+	ctx := bounded(t, time.Minute)
+	nodes, logs, _ := haCluster(t, ctx, t.TempDir())
+	h1 := nodes[0]
+	fenceAfter := h1.HATimings().FenceAfter
+	type feed struct {
+		left, most time.Duration
+		vms        []string
+	}
+	var mu sync.Mutex
+	var feeds []feed
+	hooks := logs[0].hooks(h1)
+	hooks.Renewed = func(left time.Duration, vms []string) {
+		most := fenceAfter - time.Since(h1.Lease().Renewed())
+		mu.Lock()
+		defer mu.Unlock()
+		feeds = append(feeds, feed{left, most, vms})
+	}
+	h1.SetHA(hooks)
+	time.Sleep(3 * time.Second)
+	mu.Lock()
+	defer mu.Unlock()
+	// Renewals come every TTL/6, at least 200 ms apart.
+	if len(feeds) < 2 {
+		t.Fatalf("%d feeds in 3 s", len(feeds))
+	}
+	for _, f := range feeds {
+		if f.left <= 0 || f.left > f.most+time.Millisecond || f.left < fenceAfter-time.Second {
+			t.Fatalf("left %s: want in (%s - 1 s, %s] (FenceAfter less the time since the renewal's send)", f.left, fenceAfter, f.most)
+		}
+		if !slices.Equal(f.vms, []string{"ha-stopped", "ha1"}) {
+			t.Fatalf("vms %v, want this host's HA VMs [ha-stopped ha1]", f.vms)
+		}
+	}
+	t.Logf("%d feeds, the first: %s left of %s", len(feeds), feeds[0].left, fenceAfter)
+}

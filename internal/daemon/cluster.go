@@ -100,6 +100,7 @@ func (d *Daemon) openClusterStore(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	d.awaitOldGuard()
 	n, err := cluster.Start(ctx, cfg)
 	if err != nil {
 		return err

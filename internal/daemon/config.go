@@ -74,6 +74,9 @@ type Config struct {
 	// Cluster tunes this host's part in a cluster (godwit cluster init
 	// and join): its store member's ports and timings.
 	Cluster ClusterConfig `yaml:"cluster,omitempty"`
+	// FenceGuard is the binary run as the fence guard in a cluster
+	// (godwit daemon gives its own; "" runs none, as in unit tests).
+	FenceGuard string `yaml:"-"`
 }
 
 // ClusterConfig tunes the cluster store member and the host's lease. The

@@ -69,6 +69,7 @@ type Daemon struct {
 	// node is this host in its cluster (nil: in none), set by the store
 	// step or by cluster init and join, which clusterChange makes one
 	// at a time; clusterMu guards node and bolt.
+	guard         guardState
 	clusterMu     sync.Mutex
 	node          *cluster.Node
 	clusterChange sync.Mutex
@@ -357,9 +358,11 @@ func (d *Daemon) shutdown() {
 	if n := d.clusterNode(); n != nil {
 		// A clean stop leaves the HA VMs running: the others must not
 		// restart them when this host's lease runs out.
-		if err := n.Freeze(sctx); err != nil {
+		frozen, err := n.Freeze(sctx)
+		if err != nil {
 			d.log.Warn("cluster: cannot mark this host frozen; its HA VMs may be restarted elsewhere", "err", err)
 		}
+		d.standDownGuard(frozen)
 	}
 	d.Close()
 }

@@ -2,19 +2,14 @@ package daemon
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
-	"strings"
-	"syscall"
 	"time"
 
 	"github.com/godwit-project/godwit/api"
 	"github.com/godwit-project/godwit/internal/cluster"
+	"github.com/godwit-project/godwit/internal/fenceguard"
 	"github.com/godwit-project/godwit/internal/vm"
 )
 
@@ -26,29 +21,15 @@ import (
 
 // wireHA gives n the daemon's HA hooks.
 func (d *Daemon) wireHA(n *cluster.Node) {
-	n.SetHA(cluster.HAHooks{Fence: d.haFence, Restart: d.haRestart, Rejoined: d.haRejoined})
+	n.SetHA(cluster.HAHooks{Fence: d.haFence, Restart: d.haRestart, Rejoined: d.haRejoined, Renewed: d.feedGuard})
 }
 
 func (d *Daemon) fencedFile() string { return filepath.Join(d.clusterDir(), "fenced.json") }
 
-func (d *Daemon) fencedVMs() []string {
-	var out []string
-	if b, err := os.ReadFile(d.fencedFile()); err == nil {
-		_ = json.Unmarshal(b, &out)
-	}
-	return out
-}
+func (d *Daemon) fencedVMs() []string { return fenceguard.ReadFenced(d.fencedFile()) }
 
 func (d *Daemon) setFencedVMs(names []string) {
-	slices.Sort(names)
-	names = slices.Compact(names)
-	b, _ := json.Marshal(names)
-	tmp := d.fencedFile() + ".tmp"
-	err := os.WriteFile(tmp, b, 0o600)
-	if err == nil {
-		err = os.Rename(tmp, d.fencedFile())
-	}
-	if err != nil {
+	if err := fenceguard.WriteFenced(d.fencedFile(), names); err != nil {
 		d.log.Error("HA: cannot note the fenced VMs", "vms", names, "err", err)
 	}
 }
@@ -62,37 +43,13 @@ func (d *Daemon) haFence(ctx context.Context, names []string, why string) {
 		err := d.vms.Fence(ctx, name)
 		if err != nil {
 			d.log.Error("HA fence: libvirt did not destroy the VM; killing its QEMU", "vm", name, "err", err)
-			err = killQEMU(name)
+			_, err = fenceguard.KillQEMU(fenceguard.LibvirtPIDDir, name)
 		}
 		if err != nil {
 			d.log.Error("HA fence: the VM may still run", "vm", name, "err", err)
 		}
 	}
 	d.log.Error("HA fence: stopped this host's HA VMs", "vms", names, "why", why, "took", time.Since(t0).Round(time.Millisecond))
-}
-
-// killQEMU kills the QEMU of vm that the system libvirtd started (its pid
-// file), checked to be that VM's.
-func killQEMU(vm string) error {
-	b, err := os.ReadFile(filepath.Join("/run/libvirt/qemu", vm+".pid"))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil // not running
-	}
-	if err != nil {
-		return err
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		return err
-	}
-	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil {
-		return nil // gone
-	}
-	if !strings.Contains(string(cmdline), "guest="+vm+",") && !strings.Contains(string(cmdline), "guest="+vm+"\x00") {
-		return fmt.Errorf("pid %d is not the QEMU of %s", pid, vm)
-	}
-	return syscall.Kill(pid, syscall.SIGKILL)
 }
 
 // haRestart starts here a VM this host claimed from a lost host.

@@ -21,68 +21,10 @@ import (
 // counter resumes); when hosta's links return it does not start the VM
 // again and drops its domain.
 func TestClusterHA(t *testing.T) {
-	b := newBedOpts(t, testbed.Options{Hosts: 3, SharedPool: true})
-	if _, err := b.Cluster(ctxT(t, 3*time.Minute)); err != nil {
-		t.Fatal(err)
-	}
+	b, name, path := haBed(t, "ha-")
 	a := b.Hosts[0]
-	name := "ha-" + uniq()
-	spec := guestSpec(t, name, "diskcounter=1")
-	spec.HA = api.HARestart
-	createOn(t, a, spec, true)
-	hostWaitConsole(t, a, name, `^tick 3 `, 0, 2*time.Minute)
-	path := diskPath(t, a, name)
 
-	// Watch, from the cut, when hosta's QEMU of the VM goes and when
-	// another host's comes, and the disk counter in between: once
-	// hosta's copy is gone nothing may write it until the new one runs.
-	var mu sync.Mutex
-	var fencedAt, startedAt time.Time
-	var startedOn *testbed.Host
-	var atFence string
-	var problems []string
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for i := 0; ; i++ {
-			onA := len(a.QEMUs(name)) > 0
-			var other *testbed.Host
-			for _, h := range b.Hosts[1:] {
-				if len(h.QEMUs(name)) > 0 {
-					other = h
-				}
-			}
-			mu.Lock()
-			if onA && other != nil {
-				problems = append(problems, fmt.Sprintf("QEMUs of %s on hosta and %s at once", name, other.Name))
-			}
-			if !onA && fencedAt.IsZero() {
-				fencedAt = time.Now()
-				atFence, _ = diskLine(path)
-			}
-			if other != nil && startedAt.IsZero() {
-				startedAt, startedOn = time.Now(), other
-			}
-			between := !fencedAt.IsZero() && startedAt.IsZero()
-			mu.Unlock()
-			if between && i%5 == 0 {
-				if line, err := diskLine(path); err == nil && line != atFence {
-					mu.Lock()
-					problems = append(problems, fmt.Sprintf("the disk counter moved after hosta's copy went, before another host started it: %q -> %q", atFence, line))
-					mu.Unlock()
-				}
-			}
-			select {
-			case <-stop:
-				return
-			case <-time.After(100 * time.Millisecond):
-			}
-		}
-	}()
-	defer func() { close(stop); wg.Wait() }()
-
+	w := watchFailover(t, b, a, name, path)
 	t0 := time.Now()
 	if err := a.Cut(); err != nil {
 		t.Fatal(err)
@@ -93,43 +35,8 @@ func TestClusterHA(t *testing.T) {
 			a.Restore()
 		}
 	}()
-	var to *testbed.Host
-	eventually(t, 90*time.Second, "another host to restart "+name, func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		to = startedOn
-		return to != nil
-	})
-	eventually(t, 2*time.Minute, name+" to boot on "+to.Name, func() bool {
-		mu.Lock()
-		seen := slices.Clone(problems)
-		mu.Unlock()
-		if len(seen) > 0 {
-			t.Fatalf("two writers: %v", seen)
-		}
-		out, err := to.CLI("vm", "console", name, "--no-follow")
-		return err == nil && strings.Contains(out, "GODWIT-GUEST-UP") && lastTick(out) >= 1
-	})
-	failover := time.Since(t0)
-	mu.Lock()
-	fenced, started, seen, fenceLine := fencedAt.Sub(t0), startedAt.Sub(t0), slices.Clone(problems), atFence
-	mu.Unlock()
-	t.Logf("failover: hosta cut; hosta fenced its copy at %s (disk: %q), %s started it at %s, its guest ticked at %s",
-		fenced.Round(time.Millisecond), fenceLine, to.Name, started.Round(time.Millisecond), failover.Round(time.Millisecond))
-	if len(seen) > 0 {
-		t.Fatalf("two writers: %v", seen)
-	}
-	for _, l := range strings.Split(to.DaemonLog(), "\n") {
-		if strings.Contains(l, "HA") || strings.Contains(l, "lease is gone") {
-			t.Logf("%s: %s", to.Name, l)
-		}
-	}
-	if fencedAt.IsZero() || fenced >= started {
-		t.Fatalf("hosta's QEMU gone at %s, %s's started at %s: hosta must stop its copy first", fenced, to.Name, started)
-	}
-	if len(a.QEMUs(name)) != 0 {
-		t.Fatalf("hosta still runs a QEMU of %s", name)
-	}
+	to, f := w.failover(t, t0, "cut")
+	started, failover, fenceLine := f.started, f.ticked, f.fenceLine
 	// The documented bound on the claim: 17.5 s after the cut (one
 	// renewal 2s + leaseTTL 6s + election and expiry check 1.5s +
 	// restartDelay 8s), with a little slack for the 2 cores.
@@ -167,13 +74,26 @@ func TestClusterHA(t *testing.T) {
 	if h := hostOfVM(t, a, name); h != to.Name {
 		t.Fatalf("hosta says %s is on %s, want %s", name, h, to.Name)
 	}
-	mu.Lock()
-	seen = slices.Clone(problems)
-	mu.Unlock()
-	if len(seen) > 0 {
+	if seen := w.problems(); len(seen) > 0 {
 		t.Fatalf("two writers after hosta came back: %v", seen)
 	}
 	t.Logf("failover seconds: %.1f (cut to the first tick on %s)", failover.Seconds(), to.Name)
+}
+
+// haBed is three hosts in a cluster with a shared pool, hosta running
+// an HA VM (named prefix+uniq) that writes its disk counter, at path.
+func haBed(t *testing.T, prefix string) (*testbed.Bed, string, string) {
+	b := newBedOpts(t, testbed.Options{Hosts: 3, SharedPool: true})
+	if _, err := b.Cluster(ctxT(t, 3*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	a := b.Hosts[0]
+	name := prefix + uniq()
+	spec := guestSpec(t, name, "diskcounter=1")
+	spec.HA = api.HARestart
+	createOn(t, a, spec, true)
+	hostWaitConsole(t, a, name, `^tick 3 `, 0, 2*time.Minute)
+	return b, name, diskPath(t, a, name)
 }
 
 // diskLine is the line the guest's disk counter last wrote to sector 0,
@@ -194,4 +114,124 @@ func diskLine(path string) (string, error) {
 	}
 	line, _, _ := strings.Cut(string(b), "\n")
 	return strings.TrimRight(line, "\x00"), nil
+}
+
+// failoverWatch watches, every 100 ms, where the QEMUs of an HA VM run
+// and its disk counter: once the first host's copy is gone nothing may
+// write the disk until another host's runs, and two never run at once.
+type failoverWatch struct {
+	b        *testbed.Bed
+	from     *testbed.Host
+	vm, path string
+
+	mu        sync.Mutex
+	fencedAt  time.Time
+	startedAt time.Time
+	startedOn *testbed.Host
+	atFence   string
+	seen      []string
+	stop      chan struct{}
+	wg        sync.WaitGroup
+}
+
+func watchFailover(t *testing.T, b *testbed.Bed, from *testbed.Host, vm, path string) *failoverWatch {
+	w := &failoverWatch{b: b, from: from, vm: vm, path: path, stop: make(chan struct{})}
+	w.wg.Add(1)
+	go w.run()
+	t.Cleanup(func() { close(w.stop); w.wg.Wait() })
+	return w
+}
+
+func (w *failoverWatch) run() {
+	defer w.wg.Done()
+	for i := 0; ; i++ {
+		onFrom := len(w.from.QEMUs(w.vm)) > 0
+		var other *testbed.Host
+		for _, h := range w.b.Hosts {
+			if h != w.from && len(h.QEMUs(w.vm)) > 0 {
+				other = h
+			}
+		}
+		w.mu.Lock()
+		if onFrom && other != nil {
+			w.seen = append(w.seen, fmt.Sprintf("QEMUs of %s on %s and %s at once", w.vm, w.from.Name, other.Name))
+		}
+		if !onFrom && w.fencedAt.IsZero() {
+			w.fencedAt = time.Now()
+			w.atFence, _ = diskLine(w.path)
+		}
+		if other != nil && w.startedAt.IsZero() {
+			w.startedAt, w.startedOn = time.Now(), other
+		}
+		between := !w.fencedAt.IsZero() && w.startedAt.IsZero()
+		w.mu.Unlock()
+		if between && i%5 == 0 {
+			if line, err := diskLine(w.path); err == nil && line != w.atFence {
+				w.mu.Lock()
+				w.seen = append(w.seen, fmt.Sprintf("the disk counter moved after %s's copy went, before another host started it: %q -> %q", w.from.Name, w.atFence, line))
+				w.mu.Unlock()
+			}
+		}
+		select {
+		case <-w.stop:
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func (w *failoverWatch) problems() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.seen)
+}
+
+// failoverTimes are, from the failure, when the first host's copy went,
+// when another's started, and when its guest ticked there.
+type failoverTimes struct {
+	fenced, started, ticked time.Duration
+	fenceLine               string
+}
+
+// failover waits for another host to restart the VM and its guest to
+// tick there, checking that the first host's copy went first and that
+// no two wrote the disk.
+func (w *failoverWatch) failover(t *testing.T, t0 time.Time, what string) (*testbed.Host, failoverTimes) {
+	t.Helper()
+	var to *testbed.Host
+	eventually(t, 90*time.Second, "another host to restart "+w.vm, func() bool {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		to = w.startedOn
+		return to != nil
+	})
+	eventually(t, 2*time.Minute, w.vm+" to boot on "+to.Name, func() bool {
+		if seen := w.problems(); len(seen) > 0 {
+			t.Fatalf("two writers: %v", seen)
+		}
+		out, err := to.CLI("vm", "console", w.vm, "--no-follow")
+		return err == nil && strings.Contains(out, "GODWIT-GUEST-UP") && lastTick(out) >= 1
+	})
+	ticked := time.Since(t0)
+	w.mu.Lock()
+	f := failoverTimes{fenced: w.fencedAt.Sub(t0), started: w.startedAt.Sub(t0), ticked: ticked, fenceLine: w.atFence}
+	fencedAt := w.fencedAt
+	w.mu.Unlock()
+	t.Logf("failover: %s %s; its copy went at %s (disk: %q), %s started it at %s, its guest ticked at %s",
+		w.from.Name, what, f.fenced.Round(time.Millisecond), f.fenceLine, to.Name, f.started.Round(time.Millisecond), ticked.Round(time.Millisecond))
+	if seen := w.problems(); len(seen) > 0 {
+		t.Fatalf("two writers: %v", seen)
+	}
+	for _, l := range strings.Split(to.DaemonLog(), "\n") {
+		if strings.Contains(l, "HA") || strings.Contains(l, "lease is gone") {
+			t.Logf("%s: %s", to.Name, l)
+		}
+	}
+	if fencedAt.IsZero() || f.fenced >= f.started {
+		t.Fatalf("%s's QEMU gone at %s, %s's started at %s: %s must stop its copy first", w.from.Name, f.fenced, to.Name, f.started, w.from.Name)
+	}
+	if len(w.from.QEMUs(w.vm)) != 0 {
+		t.Fatalf("%s still runs a QEMU of %s", w.from.Name, w.vm)
+	}
+	return to, f
 }

@@ -27,8 +27,8 @@ type helperState struct {
 
 // A run killed before its cleanup (as go test -timeout or a crash kills
 // one) leaves an e2e daemon with a running VM on the system libvirtd, and
-// a test bed host with its namespaces, private libvirtd, daemon, dnsmasq
-// and a running QEMU. The sweeper removes all of it, and nothing else.
+// a test bed host with its namespaces, private libvirtd, daemon (in a
+// cluster of one, with its fence guard), dnsmasq and a running QEMU. The sweeper removes all of it, and nothing else.
 func TestSweepAfterKilledRun(t *testing.T) {
 	testenv.RequireLibvirt(t)
 	testenv.RequireCommand(t, "nsenter")
@@ -108,7 +108,7 @@ func TestSweepAfterKilledRun(t *testing.T) {
 		}
 		roles[role]++
 	}
-	if roles["daemon"] != 2 || roles["libvirtd"] != 1 || roles["anchor"] != 1 || roles["qemu-system"] != 1 || roles["dnsmasq"] < 1 {
+	if roles["daemon"] != 2 || roles["libvirtd"] != 1 || roles["anchor"] != 1 || roles["qemu-system"] != 1 || roles["dnsmasq"] < 1 || roles[filepath.Base(godwitBin)] != 1 {
 		t.Fatalf("recorded and spawned processes by role: %v", roles)
 	}
 	for _, p := range spawned {
@@ -206,6 +206,12 @@ func TestSweepHelper(t *testing.T) {
 	st.BedDir = b.Dir
 	h := b.Hosts[0]
 	ctx := ctxT(t, 2*time.Minute)
+	// In a cluster, so that its daemon keeps a fence guard, which runs
+	// in a session of its own and outlives a killed daemon.
+	if _, err := b.Cluster(ctx); err != nil {
+		t.Fatal(err)
+	}
+	runningGuard(t, h)
 	op, err := h.C.CreateVM(ctx, guestSpec(t, "e2e-sweep-bed"), client.CreateOptions{Start: true})
 	if err == nil {
 		_, err = h.C.WaitOperation(ctx, op.ID, nil)

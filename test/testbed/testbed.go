@@ -310,12 +310,33 @@ exec sleep infinity`, h.Name, h.Dir, HostStateDir)
 }
 
 // pidFiles are where the host's libvirtd writes the pid files of the
-// processes it starts, and what those are.
+// processes it starts, and what those are; and the pid file of the
+// daemon's fence guard (its own session: a daemon killed leaves it).
 func (h *Host) pidFiles() []sweep.PIDFile {
 	return []sweep.PIDFile{
 		{Glob: filepath.Join(h.Dir, "run", "network", "*.pid"), Comms: []string{"dnsmasq", "radvd"}},
 		{Glob: filepath.Join(h.Dir, "run", "qemu", "*.pid"), Comms: []string{"qemu-system"}},
+		{Glob: h.GuardPIDFile(), Comms: []string{h.bed.godwitComm()}},
 	}
+}
+
+// GuardPIDFile is the pid file of the daemon's fence guard.
+func (h *Host) GuardPIDFile() string { return filepath.Join(h.StateDir, "fence-guard.pid") }
+
+// GuardLog is the fence guard's log.
+func (h *Host) GuardLog() string {
+	b, _ := os.ReadFile(filepath.Join(h.StateDir, "fence-guard.log"))
+	return string(b)
+}
+
+// godwitComm is the kernel's name (comm) of a godwit process: its
+// binary's name, cut to 15 bytes.
+func (b *Bed) godwitComm() string {
+	c := filepath.Base(b.opts.Godwit)
+	if len(c) > 15 {
+		c = c[:15]
+	}
+	return c
 }
 
 // startRecorded starts a command of Command and records it; nsenter execs
@@ -458,6 +479,7 @@ func (h *Host) StopDaemon(sig syscall.Signal) {
 	if h.daemon == nil {
 		return
 	}
+	_ = h.daemon.Process.Signal(syscall.SIGCONT) // a stopped one must run to stop
 	_ = h.daemon.Process.Signal(sig)
 	select {
 	case <-h.daemonDone:
@@ -467,6 +489,15 @@ func (h *Host) StopDaemon(sig syscall.Signal) {
 	}
 	_ = h.bed.rec.DropProc(h.daemon.Process.Pid)
 	h.daemon = nil
+}
+
+// SignalDaemon sends sig to the host's daemon (SIGSTOP: it hangs;
+// SIGCONT: it goes on).
+func (h *Host) SignalDaemon(sig syscall.Signal) error {
+	if h.daemon == nil {
+		return fmt.Errorf("%s: no daemon runs", h.Name)
+	}
+	return h.daemon.Process.Signal(sig)
 }
 
 // DaemonLogPath is where the host's daemon logs.
@@ -580,7 +611,8 @@ func (b *Bed) Down() {
 		procs, _ := own.PIDFileProcs()
 		for _, p := range procs {
 			sig := syscall.SIGTERM
-			if strings.HasPrefix(p.Role, "qemu-system") {
+			// A fence guard ends by a stand-down or SIGKILL only.
+			if strings.HasPrefix(p.Role, "qemu-system") || p.Role == b.godwitComm() {
 				sig = syscall.SIGKILL
 			}
 			_ = syscall.Kill(p.PID, sig)
