@@ -92,7 +92,11 @@ func handshake(dst io.Writer, src io.Reader) error {
 	if n, _ := fmt.Sscanf(string(version), "RFB %03d.%03d\n", &major, &minor); n != 2 || major != 3 {
 		return fmt.Errorf("vnc: the viewer sent %q, not an RFB 3.x version", version)
 	}
-	out := version
+	// Each part goes on as it comes: the server answers each before the
+	// viewer sends the next.
+	if _, err := dst.Write(version); err != nil {
+		return err
+	}
 	if minor >= 7 {
 		// 3.7 and 3.8: the viewer picks one of the server's types.
 		sec := make([]byte, 1)
@@ -102,10 +106,9 @@ func handshake(dst io.Writer, src io.Reader) error {
 		if sec[0] != securityNone {
 			return ErrSecurity
 		}
-		out = append(out, sec...)
-	}
-	if _, err := dst.Write(out); err != nil {
-		return err
+		if _, err := dst.Write(sec); err != nil {
+			return err
+		}
 	}
 	init := make([]byte, 1)
 	if _, err := io.ReadFull(src, init); err != nil {

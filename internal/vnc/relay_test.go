@@ -3,8 +3,10 @@ package vnc
 import (
 	"bytes"
 	"errors"
+	"io"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Messages as noVNC sends them.
@@ -93,5 +95,47 @@ func TestViewOnlyRefuses(t *testing.T) {
 				t.Errorf("passed on more than the handshake: %q", out.Bytes())
 			}
 		})
+	}
+}
+
+// The viewer sends each part of the handshake only after the server
+// answered the one before: the relay must pass each on as it comes.
+func TestHandshakeStepByStep(t *testing.T) {
+	viewerR, viewerW := io.Pipe()
+	serverR, serverW := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		_, err := Relay(serverW, viewerR, true)
+		done <- err
+	}()
+	got := make([]byte, 14)
+	for i, part := range [][]byte{[]byte("RFB 003.008\n"), {1}, {0}} {
+		if _, err := viewerW.Write(part); err != nil {
+			t.Fatal(err)
+		}
+		at := map[int]int{0: 0, 1: 12, 2: 13}[i]
+		n := len(part)
+		readOrTimeout(t, serverR, got[at:at+n])
+	}
+	if want := "RFB 003.008\n\x01\x01"; string(got) != want {
+		t.Errorf("server got %q, want %q", got, want)
+	}
+	viewerW.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func readOrTimeout(t *testing.T, r io.Reader, buf []byte) {
+	t.Helper()
+	read := make(chan error, 1)
+	go func() { _, err := io.ReadFull(r, buf); read <- err }()
+	select {
+	case err := <-read:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("the relay held back %d bytes of the handshake", len(buf))
 	}
 }
