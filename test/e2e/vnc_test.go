@@ -1,12 +1,15 @@
 package e2e
 
 import (
+	"bufio"
 	"crypto/tls"
 	"crypto/x509"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -133,6 +136,16 @@ func TestVNCConsole(t *testing.T) {
 		t.Fatalf("a cross-site upgrade: %v, response %v; want 403", err, resp)
 	}
 
+	// godwit vm vnc serves it on a loopback port for a desktop viewer,
+	// and never on another address.
+	if _, errOut, code := d.CLI("vm", "vnc", name, "--listen", "0.0.0.0:5999"); code != 1 || !strings.Contains(errOut, "not a loopback address") {
+		t.Fatalf("vm vnc --listen 0.0.0.0: exit %d, %q", code, errOut)
+	}
+	tcp := vncViewerTCP(t, d, name)
+	if _, err := tcp.update(); err != nil || tcp.width != 720 || tcp.lit() < 1000 {
+		t.Fatalf("through vm vnc: %v, %dx%d, %d pixels lit", err, tcp.width, tcp.height, tcp.lit())
+	}
+
 	// Stopped, it has no display.
 	d.waitOp(d.C.StopVM(ctxT(t, time.Minute), name, api.StopRequest{Force: true}))
 	if _, err := d.C.AttachVNC(ctxT(t, 10*time.Second), name); api.Status(err) != http.StatusConflict || !strings.Contains(err.Error(), "only while it runs") {
@@ -204,4 +217,35 @@ func readScopeClient(t *testing.T, d *Daemon, addr string) *client.Client {
 func adminToken(t *testing.T, d *Daemon) string {
 	t.Helper()
 	return strings.TrimSpace(d.MustCLI("token", "create", "--name", "e2e-vnc-admin-"+uniq(), "--scope", "admin", "-q"))
+}
+
+// vncViewerTCP runs godwit vm vnc NAME on a free loopback port and
+// connects to it as a desktop viewer would.
+func vncViewerTCP(t *testing.T, d *Daemon, name string) *rfb {
+	t.Helper()
+	cmd := exec.Command(godwitBin, "vm", "vnc", name, "--listen", "127.0.0.1:0")
+	cmd.Env = append(os.Environ(), "GODWIT_SOCKET="+d.Socket)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	line, err := bufio.NewReader(stderr).ReadString('\n')
+	m := regexp.MustCompile(`display is at (127\.0\.0\.1:\d+)`).FindStringSubmatch(line)
+	if err != nil || m == nil {
+		t.Fatalf("vm vnc said %q (%v)", line, err)
+	}
+	conn, err := net.DialTimeout("tcp", m[1], 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	v, err := rfbHandshake(conn)
+	if err != nil {
+		t.Fatalf("through vm vnc: %v", err)
+	}
+	return v
 }
