@@ -22,12 +22,7 @@ const canvasLit = `(() => { const c = document.querySelector("#vnc-screen canvas
 // screen; its Ctrl-Alt-Del restarts the guest's kernel. A read-only login watches
 // the same screen without the buttons that type.
 func TestWebGraphicalConsole(t *testing.T) {
-	concurrent(t)
-	addr := freeAddr(t)
-	d := StartDaemon(t, "--listen", addr)
-	name := "e2e-uivnc-" + uniq()
-	d.createVM(vncSpec(t, name), true)
-	d.waitConsole(name, `GODWIT-GUEST-UP`, 0, 2*time.Minute)
+	d, addr, name := startVNCGuest(t, "e2e-uivnc-")
 	admin := adminToken(t, d)
 	viewer := strings.TrimSpace(d.MustCLI("token", "create", "--name", "e2e-uivnc-viewer", "--scope", "read", "-q"))
 	vmURL := "https://" + addr + "/ui/#/vm/" + name

@@ -30,6 +30,18 @@ func vncSpec(t *testing.T, name string) api.VMSpec {
 	return s
 }
 
+// startVNCGuest starts a daemon with a TLS listener (at addr) and a
+// graphics: vnc guest named prefix+something, booted.
+func startVNCGuest(t *testing.T, prefix string) (d *Daemon, addr, name string) {
+	concurrent(t)
+	addr = freeAddr(t)
+	d = StartDaemon(t, "--listen", addr)
+	name = prefix + uniq()
+	d.createVM(vncSpec(t, name), true)
+	d.waitConsole(name, `GODWIT-GUEST-UP`, 0, 2*time.Minute)
+	return d, addr, name
+}
+
 // A VM with graphics: vnc shows its screen through the daemon's
 // websocket and nowhere else: QEMU listens on a unix socket in libvirt's
 // private directory and on no TCP port; an admin's Ctrl-Alt-Del reaches
@@ -38,12 +50,7 @@ func vncSpec(t *testing.T, name string) api.VMSpec {
 // a cross-site upgrade is refused; a VM without graphics gets a 409 that
 // says why.
 func TestVNCConsole(t *testing.T) {
-	concurrent(t)
-	addr := freeAddr(t)
-	d := StartDaemon(t, "--listen", addr)
-	name := "e2e-vnc-" + uniq()
-	d.createVM(vncSpec(t, name), true)
-	d.waitConsole(name, `GODWIT-GUEST-UP`, 0, 2*time.Minute)
+	d, addr, name := startVNCGuest(t, "e2e-vnc-")
 
 	plain := "e2e-novnc-" + uniq()
 	d.createVM(guestSpec(t, plain), false)
