@@ -12,6 +12,7 @@ type VMSpec struct {
 	Disks     []Disk            `json:"disks,omitempty" yaml:"disks,omitempty" doc:"Disks in order: the first is vda."`
 	NICs      []NIC             `json:"nics,omitempty" yaml:"nics,omitempty" doc:"Network interfaces in order: the first is eth0 in most guests."`
 	Console   *Console          `json:"console,omitempty" yaml:"console,omitempty" doc:"Serial console settings."`
+	Graphics  string            `json:"graphics,omitempty" yaml:"graphics,omitempty" enum:"vnc" doc:"vnc: a graphical console (a display, a video card, a USB tablet), which QEMU serves on a unix socket only and the daemon proxies to the web page and vm vnc over an authenticated websocket; never a network port. Default: none (the serial console only)."`
 	CloudInit *CloudInit        `json:"cloudInit,omitempty" yaml:"cloudInit,omitempty" doc:"cloud-init settings, given to the guest on a NoCloud seed CD-ROM."`
 	Autostart bool              `json:"autostart,omitempty" yaml:"autostart,omitempty" doc:"Start the VM when libvirtd starts."`
 	Labels    map[string]string `json:"labels,omitempty" yaml:"labels,omitempty" doc:"Free-form key/value labels."`
@@ -30,6 +31,9 @@ type VMSpec struct {
 	RNG       *RNG       `json:"rng,omitempty" yaml:"rng,omitempty" doc:"The entropy device."`
 	Shares    []Share    `json:"shares,omitempty" yaml:"shares,omitempty" doc:"Host directories shared over virtiofs (the host needs virtiofsd)."`
 }
+
+// GraphicsVNC is the spec's graphics: a VNC display on a unix socket.
+const GraphicsVNC = "vnc"
 
 // HA policies of a VM.
 const (

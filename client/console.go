@@ -21,15 +21,25 @@ type ConsoleConn struct {
 // AttachConsole opens name's console; lines > 0 starts with only the
 // last lines of its log.
 func (c *Client) AttachConsole(ctx context.Context, name string, lines int) (*ConsoleConn, error) {
-	u := c.base + "/v1/vms/" + url.PathEscape(name) + "/console/ws"
+	path := "/v1/vms/" + url.PathEscape(name) + "/console/ws"
 	if lines > 0 {
-		u += fmt.Sprintf("?lines=%d", lines)
+		path += fmt.Sprintf("?lines=%d", lines)
 	}
+	ws, err := c.dialWS(ctx, path, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &ConsoleConn{ws: ws}, nil
+}
+
+// dialWS opens one of the daemon's websockets, with the token; the
+// daemon's refusal comes back as its API error.
+func (c *Client) dialWS(ctx context.Context, path string, subprotocols []string) (*websocket.Conn, error) {
 	h := http.Header{}
 	if c.token != "" {
 		h.Set("Authorization", "Bearer "+c.token)
 	}
-	ws, resp, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPClient: c.stream, HTTPHeader: h})
+	ws, resp, err := websocket.Dial(ctx, c.base+path, &websocket.DialOptions{HTTPClient: c.stream, HTTPHeader: h, Subprotocols: subprotocols})
 	if err != nil {
 		if resp != nil && resp.StatusCode >= 300 {
 			return nil, decodeError(resp) // Dial keeps the start of the body
@@ -40,7 +50,7 @@ func (c *Client) AttachConsole(ctx context.Context, name string, lines int) (*Co
 		return nil, fmt.Errorf("cannot reach the godwit daemon at %s: %w", c.where, err)
 	}
 	ws.SetReadLimit(1 << 20)
-	return &ConsoleConn{ws: ws}, nil
+	return ws, nil
 }
 
 // Next waits for the next output (out) or note from the daemon.

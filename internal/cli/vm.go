@@ -43,7 +43,7 @@ the VM is deleted); otherwise a blank disk. cloudInit goes to the guest on
 a NoCloud seed CD-ROM. Unknown fields are errors.`,
 	}
 	cmd.AddCommand(vmCreateCmd(g), vmListCmd(g), vmShowCmd(g), vmStartCmd(g), vmStopCmd(g), vmKillCmd(g),
-		vmRebootCmd(g), vmPauseCmd(g), vmResumeCmd(g), vmDeleteCmd(g), vmConsoleCmd(g), vmApplyCmd(g), vmSetCmd(g), vmAdoptCmd(g), vmReleaseCmd(g))
+		vmRebootCmd(g), vmPauseCmd(g), vmResumeCmd(g), vmDeleteCmd(g), vmConsoleCmd(g), vmVNCCmd(g), vmApplyCmd(g), vmSetCmd(g), vmAdoptCmd(g), vmReleaseCmd(g))
 	cmd.AddCommand(vmNICCmd(g))
 	cmd.AddCommand(vmDiskCmd(g))
 	return cmd
@@ -298,6 +298,14 @@ func vmShowCmd(g *globals) *cobra.Command {
 	}
 }
 
+// graphicsNote says what graphical console the VM has.
+func graphicsNote(g string) string {
+	if g == api.GraphicsVNC {
+		return "vnc (a unix socket on the host, through the daemon: the web page, or godwit vm vnc NAME)"
+	}
+	return "none (serial console only)"
+}
+
 func showVM(w io.Writer, v api.VM) error {
 	state := string(v.State)
 	if v.Reason != "" {
@@ -325,7 +333,7 @@ func showVM(w io.Writer, v api.VM) error {
 		kv = append(kv, [2]string{"Boot", "BIOS from the first disk"})
 	}
 	kv = append(kv, tuningFields(v)...)
-	kv = append(kv, [2]string{"Autostart", fmt.Sprint(s.Autostart)}, [2]string{"Console log", orDash(v.ConsoleLog)})
+	kv = append(kv, [2]string{"Autostart", fmt.Sprint(s.Autostart)}, [2]string{"Console log", orDash(v.ConsoleLog)}, [2]string{"Graphics", graphicsNote(s.Graphics)})
 	if ci := s.CloudInit; ci != nil {
 		host := ci.Hostname
 		if host == "" {

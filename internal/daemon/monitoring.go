@@ -14,7 +14,7 @@ import (
 )
 
 // streamRoutes stay open for long: left out of the latency histogram.
-var streamRoutes = map[string]bool{"vm-console": true, "vm-console-ws": true, "events": true, "wait-operation": true}
+var streamRoutes = map[string]bool{"vm-console": true, "vm-console-ws": true, "vm-vnc-ws": true, "events": true, "wait-operation": true}
 
 // monitorRoutes: metrics, readiness, health checks, stats and events.
 func (d *Daemon) monitorRoutes() []route {

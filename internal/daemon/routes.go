@@ -90,6 +90,7 @@ func (d *Daemon) vmRoutes() []route {
 		{Admin, op("resume-vm", http.MethodPost, "/v1/vms/{name}/resume", "Resume a paused VM", "vms"), handle(d.resumeVM)},
 		{Read, op("vm-console", http.MethodGet, "/v1/vms/{name}/console", "Read (and follow) a VM's serial console log", "vms"), d.registerConsole},
 		{Read, op("vm-console-ws", http.MethodGet, "/v1/vms/{name}/console/ws", "The serial console over a websocket: its output, and input from admin callers", "vms"), d.registerConsoleWS},
+		{Read, op("vm-vnc-ws", http.MethodGet, "/v1/vms/{name}/vnc/ws", "The graphical console (VNC, RFB) over a websocket: input from admin callers, view only for read", "vms"), d.registerVNCWS},
 		{Admin, op("adopt-vm", http.MethodPost, "/v1/vms/{name}/adopt", "Take a libvirt domain godwit did not define under management, changing nothing in it", "vms"), handle(d.adoptVM)},
 		{Admin, op("release-vm", http.MethodPost, "/v1/vms/{name}/release", "Hand an adopted VM back to plain libvirt, as it is", "vms"), handle(d.releaseVM)},
 	}

@@ -29,9 +29,12 @@ type Derived struct {
 	NICs  []DerivedNIC
 	// ConsoleLog is the serial console's log file, if it has one.
 	ConsoleLog string
+	// Graphics is the spec's graphics: vnc for a VNC display on a unix
+	// socket.
+	Graphics string
 	// Kept is each part of the domain the spec does not express, as XML,
-	// one element each (devices one by one): a VNC display, a tablet, a
-	// disk's cache mode, a CD-ROM...
+	// one element each (devices one by one): a VNC display on a TCP port,
+	// a disk's cache mode, a CD-ROM...
 	Kept []string
 }
 
@@ -88,6 +91,7 @@ var deriveSteps = []struct {
 	{"disks", deriveDisks},
 	{"nics", deriveNICs},
 	{"console", deriveConsole},
+	{"graphics", deriveGraphics},
 	{"devices", deriveDevices},
 }
 

@@ -70,6 +70,7 @@ var steps = []step{
 	{"nics", nics},
 	{"seed", seed},
 	{"console", console},
+	{"graphics", graphics},
 	{"devices", devices},
 	{"tuned devices", tuneDevices},
 	{"metadata", metadata},

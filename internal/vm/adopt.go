@@ -74,7 +74,7 @@ func (s *Service) derive(ctx context.Context, name string) (record, error) {
 	}
 	rec := record{Name: name, UUID: d.UUID, Status: statusReady, CreatedAt: time.Now().UTC(), Adopted: true,
 		ConsoleLog: der.ConsoleLog, Boot: der.Boot}
-	spec := api.VMSpec{Name: name, CPUs: der.CPUs, Memory: der.Memory, Boot: der.Boot, Autostart: d.Autostart}
+	spec := api.VMSpec{Name: name, CPUs: der.CPUs, Memory: der.Memory, Boot: der.Boot, Autostart: d.Autostart, Graphics: der.Graphics}
 	if der.ConsoleLog == "" {
 		off := false
 		spec.Console = &api.Console{Log: &off}

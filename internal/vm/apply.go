@@ -38,6 +38,9 @@ func compare(old, new api.VMSpec, disks []api.VMDisk) diff {
 	if ConsoleLogged(old) != ConsoleLogged(new) {
 		d.offline = append(d.offline, fmt.Sprintf("console.log: %t -> %t", ConsoleLogged(old), ConsoleLogged(new)))
 	}
+	if old.Graphics != new.Graphics {
+		d.offline = append(d.offline, fmt.Sprintf("graphics: %s -> %s", graphicsName(old.Graphics), graphicsName(new.Graphics)))
+	}
 	if !reflect.DeepEqual(old.CloudInit, new.CloudInit) {
 		d.offline = append(d.offline, "cloudInit: changed (a new seed; cloud-init reads it at the next boot)")
 	}

@@ -150,6 +150,9 @@ func ValidateStatic(s api.VMSpec) error {
 	if err := validatePlacement(s.Placement); err != nil {
 		return err
 	}
+	if err := validateGraphics(s.Graphics); err != nil {
+		return err
+	}
 	return validateHA(s)
 }
 
@@ -184,6 +187,22 @@ func validatePlacement(p *api.Placement) error {
 		return api.BadRequest("placement.antiAffinity: %q must be 1-63 letters, digits, '.', '_', '/' or '-' (a group name, e.g. web)", p.AntiAffinity)
 	}
 	return nil
+}
+
+// validateGraphics checks the graphical console: none, or VNC.
+func validateGraphics(g string) error {
+	if g != "" && g != api.GraphicsVNC {
+		return api.BadRequest("graphics: %q is not vnc (the one graphical console godwit gives; leave graphics out for none)", g)
+	}
+	return nil
+}
+
+// graphicsName says a spec's graphics in words: none, or vnc.
+func graphicsName(g string) string {
+	if g == "" {
+		return "none"
+	}
+	return g
 }
 
 // validateHA checks the HA policy. A VM the cluster restarts is started

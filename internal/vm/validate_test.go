@@ -54,6 +54,8 @@ func TestValidationNamesTheField(t *testing.T) {
 			s.Placement = &api.Placement{HostSelector: map[string]string{"rack": strings.Repeat("a", 300)}}
 		}},
 		{"bad anti-affinity group", "placement.antiAffinity:", func(s *api.VMSpec) { s.Placement = &api.Placement{AntiAffinity: "web servers"} }},
+		{"unknown graphics", "graphics:", func(s *api.VMSpec) { s.Graphics = "spice" }},
+		{"graphics in capitals", "graphics:", func(s *api.VMSpec) { s.Graphics = "VNC" }},
 		{"unknown ha", "ha:", func(s *api.VMSpec) { s.HA = "migrate" }},
 		{"ha with autostart", "ha:", func(s *api.VMSpec) { s.HA = api.HARestart; s.Autostart = true }},
 		{"ha on a pool not shared", "ha:", func(s *api.VMSpec) { s.HA = api.HARestart }},
@@ -173,6 +175,10 @@ func TestMinimalSpec(t *testing.T) {
 	}
 	if err := ValidateStatic(s); err != nil {
 		t.Fatalf("a minimal spec is refused: %v", err)
+	}
+	s.Graphics = api.GraphicsVNC
+	if err := ValidateStatic(s); err != nil {
+		t.Fatalf("graphics: vnc is refused: %v", err)
 	}
 	if err := ValidateName(strings.Repeat("a", MaxNameLen)); err != nil {
 		t.Fatalf("a name of %d characters is refused: %v", MaxNameLen, err)

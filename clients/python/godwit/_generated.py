@@ -2303,6 +2303,8 @@ class VMSpec(Model):
     """CPU model, topology and pinning."""
     disks: Optional[list[Disk]] = None
     """Disks in order: the first is vda."""
+    graphics: Optional[str] = None
+    """vnc: a graphical console (a display, a video card, a USB tablet), which QEMU serves on a unix socket only and the daemon proxies to the web page and vm vnc over an authenticated websocket; never a network port. Default: none (the serial console only). One of: 'vnc'."""
     ha: Optional[str] = None
     """restart: when the VM's host is lost, the cluster restarts it on another host (its disks must be on a shared pool); off (default): it waits for its host. One of: 'restart', 'off'."""
     hugepages: Optional[Hugepages] = None
@@ -2339,6 +2341,7 @@ class VMSpec(Model):
         ("console", "console", "Console"),
         ("cpu", "cpu", "CPUTuning"),
         ("disks", "disks", "[Disk]"),
+        ("graphics", "graphics", "str"),
         ("ha", "ha", "str"),
         ("hugepages", "hugepages", "Hugepages"),
         ("iothreads", "iothreads", "int"),
@@ -2584,6 +2587,7 @@ ROUTES: dict[str, Route] = {
     "vm-console": Route("GET", "/v1/vms/{name}/console", params=("name",), query={"follow": "bool", "lines": "int", "offset": "int"}, status=200, content="text/plain"),
     "vm-console-ws": Route("GET", "/v1/vms/{name}/console/ws", params=("name",), query={"lines": "int"}, status=200),
     "vm-history": Route("GET", "/v1/vms/{name}/history", params=("name",), query={"last": "int"}, status=200, returns="UsageHistory", content="application/json"),
+    "vm-vnc-ws": Route("GET", "/v1/vms/{name}/vnc/ws", params=("name",), status=200),
     "wait-operation": Route("GET", "/v1/operations/{id}/wait", params=("id",), query={"timeout": "int"}, status=200, returns="Operation", content="application/json"),
 }
 

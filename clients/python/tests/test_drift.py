@@ -38,6 +38,7 @@ NOT_COVERED = {
     "peer-migration-upload": "daemon to daemon: files of an offline or cold move",
     "cluster-admit": "daemon to daemon: a cluster host admitting a joiner (Cluster.join asks this daemon to do it)",
     "vm-console-ws": "a websocket, which the standard library has no client for: console() reads the same output",
+    "vm-vnc-ws": "a websocket carrying VNC, which the standard library has no client for (godwit vm vnc proxies it to a TCP port for a VNC viewer)",
 }
 
 CALLS = ("call", "stream", "_request")

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # build.sh [OUTDIR]: the web page's files from src/ and the npm packages
 # that package-lock.json pins: npm ci, then esbuild bundles src/app.js
-# and src/app.css (with xterm's and uPlot's) into OUTDIR (../assets, which
+# and src/app.css (with xterm's and uPlot's), and src/vnc.js (noVNC) into OUTDIR (../assets, which
 # go:embed serves and git keeps, so go build needs no npm). built.sha256
 # records the inputs' and outputs' hashes: internal/ui's tests fail when
 # they differ from the files (sources changed, assets not rebuilt).
@@ -27,14 +27,17 @@ mkdir -p "$out"
 out=$(cd "$out" && pwd)
 npm ci --no-audit --no-fund --loglevel=error
 esbuild=node_modules/.bin/esbuild
-"$esbuild" src/app.js --bundle --minify --format=iife --target=es2020 --legal-comments=eof --log-level=warning --outfile="$out/app.js"
+"$esbuild" src/app.js --bundle --minify --format=iife --target=es2020 --external:./vnc.js --legal-comments=eof --log-level=warning --outfile="$out/app.js"
+# The graphical console (noVNC) on its own, loaded when it is opened: a
+# module, since noVNC's waits at top level.
+"$esbuild" src/vnc.js --bundle --minify --format=esm --target=es2022 --legal-comments=eof --log-level=warning --outfile="$out/vnc.js"
 "$esbuild" src/app.css --bundle --minify --legal-comments=eof --log-level=warning --outfile="$out/app.css"
 cp src/index.html "$out/index.html"
 # Inputs, then outputs (paths relative to this directory).
-sums=$( { sha256sum build.sh package.json package-lock.json $(ls src/*); (cd "$out" && sha256sum app.css app.js index.html | sed 's,  ,  ../assets/,'); } )
+sums=$( { sha256sum build.sh package.json package-lock.json $(ls src/*); (cd "$out" && sha256sum app.css app.js index.html vnc.js | sed 's,  ,  ../assets/,'); } )
 if [ "$out" = "$(cd ../assets && pwd)" ]; then
 	echo "$sums" > built.sha256
 else
 	echo "$sums" > "$out/.built.sha256"
 fi
-echo "ui: built $out ($(du -k "$out/app.js" | cut -f1) KiB of script, $(du -k "$out/app.css" | cut -f1) KiB of style)"
+echo "ui: built $out ($(du -k "$out/app.js" | cut -f1) KiB of script, $(du -k "$out/vnc.js" | cut -f1) KiB of graphical console, $(du -k "$out/app.css" | cut -f1) KiB of style)"

@@ -3,6 +3,7 @@
 // and follows /v1/events to keep what it shows current.
 import { openConsole } from "./console.js";
 import { showGraphs, sparkline, formats } from "./graphs.js";
+import { graphicalPanel } from "./graphical.js";
 
 const $ = (sel, el = document) => el.querySelector(sel);
 let session = null;   // {name, scope, csrf}
@@ -134,6 +135,7 @@ function closeVMParts() {
   if (!vmParts) return;
   if (vmParts.console) vmParts.console.term.close();
   if (vmParts.graphs) vmParts.graphs.close();
+  if (vmParts.vnc) vmParts.vnc.close();
   vmParts = null;
 }
 function route() {
@@ -245,6 +247,7 @@ async function showVM(name) {
   const part = (key, make) => vmParts[key] ? vmParts[key].box : make();
   const consoleBox = part("console", () => h("section", { id: "console", class: "console", "aria-label": "Serial console" }));
   const graphsBox = part("graphs", () => h("section", { id: "usage", "aria-label": "Usage graphs" }));
+  if (spec.graphics === "vnc" && !vmParts.vnc) vmParts.vnc = graphicalPanel(name, { h, toast, canType: admin() });
   show(
     h("p", {}, h("a", { href: "#/", text: "← Overview" })),
     h("h1", {}, `${v.name} `, h("span", { class: "state " + v.state, id: "vm-state", text: v.state })),
@@ -255,6 +258,7 @@ async function showVM(name) {
     h("h2", { text: "Network interfaces" }), h("table", {}, h("tbody", {}, nics.length ? nics : h("tr", {}, h("td", { class: "muted", text: "none" })))),
     h("h2", { text: "Snapshots" }), h("ul", { id: "snapshots" }, snaps.length ? snaps.map((s) => h("li", { text: `${s.name}${s.parent ? " (after " + s.parent + ")" : ""}` })) : h("li", { class: "muted", text: "none" })),
     h("h2", { text: "Usage" }), graphsBox,
+    vmParts.vnc ? [h("h2", { text: "Graphical console" }), vmParts.vnc.box] : null,
     h("h2", { text: "Serial console" }), v.managed ? consoleBox : h("p", { class: "muted", text: "godwit keeps no console for a VM it did not create." }));
   if (fresh) vmParts.graphs = { box: graphsBox, close: showGraphs(graphsBox, name, { h, api }) };
   if (v.managed && !vmParts.console) vmParts.console = { box: consoleBox, term: openConsole(consoleBox, name, { h, toast, canType: admin() }) };
