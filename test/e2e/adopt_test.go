@@ -366,6 +366,7 @@ func adoptRunRelease(t *testing.T, d *Daemon, a *adoptable, logged bool) {
 // backed up, migrated live to the second (its disk copied), backed up
 // there, and released there, with the devices it had.
 func TestAdoptThenMigrate(t *testing.T) {
+	concurrent(t)
 	b := migrationBed(t, 2, false)
 	src, dst := b.Hosts[0], b.Hosts[1]
 	ctx := ctxT(t, 5*time.Minute)

@@ -304,6 +304,7 @@ func TestBackupStoppedVM(t *testing.T) {
 // there cold) with the data it had at backup time, and nothing is left
 // here.
 func TestBackupRestoreToPeer(t *testing.T) {
+	concurrent(t)
 	b := migrationBed(t, 2, false)
 	a, bb := b.Hosts[0], b.Hosts[1]
 	name := "bk-to-" + uniq()

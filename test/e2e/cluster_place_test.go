@@ -83,6 +83,7 @@ func createOn(t *testing.T, h *testbed.Host, spec api.VMSpec, start bool) {
 // anti-affinity keeps a second VM of a group off the host that spread
 // would pick for it.
 func TestClusterPlacement(t *testing.T) {
+	concurrent(t)
 	b, _ := clusterBed(t, "hosta", "hostb")
 	a, hb, c := b.Hosts[0], b.Hosts[1], b.Hosts[2]
 	s := uniq()

@@ -113,6 +113,7 @@ func vmRow(table, vm string) []string {
 // their host, and a stop, its operation, a start and the console of a
 // VM of hosta all work from hostc.
 func TestClusterFormAndServeAnywhere(t *testing.T) {
+	concurrent(t)
 	b, vms := clusterBed(t, "hosta", "hostb")
 	a, c := b.Hosts[0], b.Hosts[2]
 

@@ -76,11 +76,11 @@ func run(m *testing.M) int {
 // concurrent lets a test run alongside the other concurrent ones: go test
 // runs them after the sequential tests, -parallel at a time. A test waits
 // on its guests most of the time (one keeps 2 cores 35-40% busy), so this
-// is most of what keeps the suite short. Only single-host tests on the
-// system libvirtd may: unique names, their own daemon, no time bound that
-// another guest's load could break, no host-wide change another test sees.
-// The test beds' migration and cluster tests, which measure downtime and
-// fencing times, stay sequential.
+// is most of what keeps the suite short. A test may when another's load
+// cannot change its outcome: its own daemon or test bed (the beds are
+// network namespaces with their own libvirtds), unique names, no host-wide
+// change another test sees, no bound on a time. The tests of downtime,
+// convergence, fencing, cut links and killed daemons stay sequential.
 func concurrent(t *testing.T) { t.Parallel() }
 
 // uniq returns a short random suffix for names tests create.

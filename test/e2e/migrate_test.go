@@ -158,6 +158,7 @@ func minTick(s string) int {
 }
 
 func TestMigrateLiveShared(t *testing.T) {
+	concurrent(t)
 	b := migrationBed(t, 2, true)
 	a, bb := b.Hosts[0], b.Hosts[1]
 	name := "mig-sh-" + uniq()
@@ -181,6 +182,7 @@ func TestMigrateLiveShared(t *testing.T) {
 // Without shared storage the disks are copied while the VM runs: the data
 // the guest wrote is there, byte for byte, and the source copy is gone.
 func TestMigrateLiveCopyStorage(t *testing.T) {
+	concurrent(t)
 	b := migrationBed(t, 2, false)
 	a, bb := b.Hosts[0], b.Hosts[1]
 	name := "mig-cp-" + uniq()
@@ -205,6 +207,7 @@ func TestMigrateLiveCopyStorage(t *testing.T) {
 // Offline, as the book defines it: suspend, save the memory, copy it (and
 // the disks) with checksums, restore there. The guest resumes where it was.
 func TestMigrateOffline(t *testing.T) {
+	concurrent(t)
 	for _, shared := range []bool{true, false} {
 		t.Run(map[bool]string{true: "shared", false: "copied"}[shared], func(t *testing.T) {
 			b := migrationBed(t, 2, shared)
@@ -223,6 +226,7 @@ func TestMigrateOffline(t *testing.T) {
 
 // A shut-off VM moves cold: definition and disks; it boots there.
 func TestMigrateCold(t *testing.T) {
+	concurrent(t)
 	b := migrationBed(t, 2, false)
 	a, bb := b.Hosts[0], b.Hosts[1]
 	name := "mig-cold-" + uniq()
@@ -341,6 +345,7 @@ func memoryIntact(t *testing.T, h *testbed.Host, vm, want string) {
 
 // Evacuation moves every running VM away, and says where.
 func TestEvacuate(t *testing.T) {
+	concurrent(t)
 	b := migrationBed(t, 3, true)
 	a := b.Hosts[0]
 	var names []string
@@ -383,6 +388,7 @@ func TestEvacuate(t *testing.T) {
 // destination's network of the same name with the same MAC, and its seed
 // CD-ROM is rendered there.
 func TestMigrateWithNICAndSeed(t *testing.T) {
+	concurrent(t)
 	b := migrationBed(t, 2, false)
 	a, bb := b.Hosts[0], b.Hosts[1]
 	name := "mig-nic-" + uniq()
@@ -422,6 +428,7 @@ func TestMigrateWithNICAndSeed(t *testing.T) {
 // certificates each daemon provisions from its CA and its peers' CAs; a
 // destination without them is refused in the preflight.
 func TestMigrateTLS(t *testing.T) {
+	concurrent(t)
 	b := migrationBed(t, 3, true)
 	a, bb, c := b.Hosts[0], b.Hosts[1], b.Hosts[2]
 	for _, f := range []string{"ca-cert.pem", "server-cert.pem", "server-key.pem", "client-cert.pem", "client-key.pem"} {
@@ -454,6 +461,7 @@ func TestMigrateTLS(t *testing.T) {
 // storage, or is copied whole), and a revert on the destination takes the
 // guest back.
 func TestMigrateSnapshots(t *testing.T) {
+	concurrent(t)
 	for _, shared := range []bool{true, false} {
 		t.Run(map[bool]string{true: "shared", false: "copied"}[shared], func(t *testing.T) {
 			b := migrationBed(t, 2, shared)

@@ -48,6 +48,7 @@ func (l testLog) Write(p []byte) (int, error) {
 
 // Hosts join with a one-time token and then see each other over mutual TLS.
 func TestPeersJoin(t *testing.T) {
+	concurrent(t)
 	b := newBed(t, 2)
 	a, bb := b.Hosts[0], b.Hosts[1]
 	ctx := ctxT(t, time.Minute)

@@ -245,6 +245,7 @@ func TestSnapshotWritingGuest(t *testing.T) {
 // disk on the destination is crash-consistent and holds every record the
 // guest said it wrote, before and after the move.
 func TestMigrateWritingGuest(t *testing.T) {
+	concurrent(t)
 	b := migrationBed(t, 2, false)
 	a, bb := b.Hosts[0], b.Hosts[1]
 	name := "mig-w-" + uniq()

@@ -56,7 +56,8 @@ func TestReproRAMCorruptionCopiedDisk(t *testing.T) {
 // from godwit's. REPRO_VIRSH_FLAGS adds virsh flags (e.g.
 // "--auto-converge --postcopy"). The console is read from its log file.
 func TestReproRAMCorruptionVirsh(t *testing.T) {
-	b := newBedOpts(t, testbed.Options{Hosts: 2, LibvirtTCP: true})
+	shared := os.Getenv("REPRO_SHARED") == "1"
+	b := newBedOpts(t, testbed.Options{Hosts: 2, LibvirtTCP: true, SharedPool: shared})
 	if err := b.Join(ctxT(t, time.Minute)); err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +78,12 @@ func TestReproRAMCorruptionVirsh(t *testing.T) {
 	}
 	for i := 0; i < reproMoves(); i++ {
 		from, to := hosts[i%2], hosts[(i+1)%2]
-		args := []string{"-q", "-c", "qemu:///system", "migrate", "--live", "--p2p", "--copy-storage-all", "--persistent", "--undefinesource"}
+		args := []string{"-q", "-c", "qemu:///system", "migrate", "--live", "--p2p", "--persistent", "--undefinesource"}
+		if shared {
+			args = append(args, "--unsafe") // a shared directory on a local filesystem
+		} else {
+			args = append(args, "--copy-storage-all")
+		}
 		args = append(args, strings.Fields(os.Getenv("REPRO_VIRSH_FLAGS"))...)
 		// The boot files, as godwit's move would carry them.
 		for _, m := range regexp.MustCompile(`<(?:kernel|initrd)>([^<]+)<`).FindAllStringSubmatch(xml, -1) {
@@ -101,7 +107,7 @@ func TestReproRAMCorruptionVirsh(t *testing.T) {
 		time.Sleep(4 * time.Second)
 		b, _ := os.ReadFile(to.RealPath(logPath[1]))
 		log := string(b)
-		if strings.Contains(log, "DIRTY-CORRUPT") || strings.Contains(log, "Segmentation") {
+		if strings.Contains(log, "DIRTY-CORRUPT") || strings.Contains(log, "Segmentation") || strings.Contains(log, "Oops") || strings.Contains(log, "BUG:") {
 			t.Fatalf("move %d (%s -> %s): the guest's memory is corrupt:\n%s", i, from.Name, to.Name, log[max(0, len(log)-1500):])
 		}
 		t.Logf("last console line: %s", lastLine(log))
