@@ -132,7 +132,7 @@ async function showOverview() {
   const rows = vms.map((v) => vmRow(v, byVM.get(v.name)));
   const table = h("table", { id: "vms" },
     h("thead", {}, h("tr", {}, admin() ? h("th", { class: "pick" }, bulk.selectAll(vms.filter((v) => v.managed).map((v) => v.name))) : null, h("th", { text: "Name" }), h("th", { text: "State" }), h("th", { class: "wide", text: "CPUs" }),
-      h("th", { class: "wide", text: "Memory" }), h("th", { text: "CPU use" }), h("th", { class: "wide", text: "Memory use" }), h("th", { class: "wide", text: "Host" }), admin() ? h("th", { text: "Actions" }) : null)),
+      h("th", { class: "wide", text: "Memory" }), h("th", { text: "CPU use" }), h("th", { class: "wide", text: "Memory use" }), h("th", { class: "wide", text: "Host" }), admin() ? h("th", { class: "wide", text: "Actions" }) : null)),
     h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: 9, class: "muted", text: "No VMs yet: New VM makes one (or godwit vm create -f SPEC.yaml)" }))));
   show(h("div", { class: "title" }, h("h1", { text: "Overview" }), admin() ? h("a", { href: "#/new", class: "button primary", id: "new-vm" }, "New VM") : null), cards,
     warnings.length ? h("div", {}, h("h2", { text: "Problems" }), h("ul", { id: "warnings" }, warnings)) : null,
@@ -150,7 +150,7 @@ function vmRow(v, u) {
     h("td", { class: "use" }, sparkline(u ? u.cpu : [], `CPU of ${v.name}`, formats.percent)),
     h("td", { class: "use wide" }, sparkline(u ? u.memoryRss : [], `Memory of ${v.name}`, formats.bytes)),
     h("td", { class: "wide", text: v.host || "" }),
-    admin() && v.managed ? h("td", {}, actions(v)) : admin() ? h("td") : null);
+    admin() ? h("td", { class: "wide" }, v.managed ? actions(v) : null) : null);
 }
 
 // The actions a VM in its state allows, as buttons.
