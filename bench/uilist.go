@@ -134,12 +134,15 @@ func runUIList(ctx context.Context, env *Env) ([]Result, error) {
 			return f(c)
 		}
 	}
+	loads := 0
 	variants := []struct {
 		name string
 		run  func() (loadStat, error)
 	}{
 		{"page", bounded(func(c context.Context) (loadStat, error) {
-			if err := chromedp.Do(c, chromedp.Navigate(url+"#/")); err != nil {
+			// A new query each time: a new document, not a jump in this one.
+			loads++
+			if err := chromedp.Do(c, chromedp.Navigate(fmt.Sprintf("%s?load=%d", url, loads))); err != nil {
 				return loadStat{}, err
 			}
 			return chromedp.Run(c, chromedp.Evaluate[loadStat](pageLoad, chromedp.EvalAwaitPromise))

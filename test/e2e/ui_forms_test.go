@@ -159,6 +159,13 @@ func TestWebPageForms(t *testing.T) {
 	phoneWidth(t, ctx, url, name)
 }
 
+// graphsFit: every uPlot graph is inside its box; graphsNarrower(px):
+// all of them are narrower than px.
+const (
+	graphsFit      = `(() => { const g = [...document.querySelectorAll(".graph")]; return g.length === 4 && g.every((f) => f.querySelector(".uplot").getBoundingClientRect().right <= f.getBoundingClientRect().right); })()`
+	graphsNarrower = `((px) => [...document.querySelectorAll(".graph .uplot")].every((u) => u.offsetWidth < px))`
+)
+
 // phoneWidth: at 390x844 the overview and the VM page scroll only down.
 func phoneWidth(t *testing.T, ctx context.Context, url, vm string) {
 	t.Helper()
@@ -167,7 +174,11 @@ func phoneWidth(t *testing.T, ctx context.Context, url, vm string) {
 		chromedp.Navigate(url+"#/"), chromedp.WaitVisible(chromedp.CSS("#vm-"+vm)), chromedp.Sleep(300*time.Millisecond),
 		screenshot(t, "phone-overview"), until(fits))
 	inBrowser(t, ctx, "the VM page at a phone's width", chromedp.Navigate(url+"#/vm/"+vm), until(consoleHas("GODWIT-GUEST-UP")),
-		chromedp.Sleep(300*time.Millisecond), screenshot(t, "phone-vm"), until(fits))
+		chromedp.Sleep(300*time.Millisecond), screenshot(t, "phone-vm"), until(fits), until(graphsFit+" && !"+graphsNarrower+"(300)"))
+	// The graphs follow their boxes when the window widens: at 600 px
+	// they go two to a row, each narrower than the one a row at 390 px.
+	inBrowser(t, ctx, "the graphs after a resize", chromedp.EmulateViewport(600, 844),
+		until(graphsFit+" && "+graphsNarrower+"(300)"), screenshot(t, "vm-graphs-resized"))
 	inBrowser(t, ctx, "the form at a phone's width", chromedp.Navigate(url+"#/new"), chromedp.WaitVisible(chromedp.CSS("#f-name")),
 		screenshot(t, "phone-create"), until(fits))
 }
