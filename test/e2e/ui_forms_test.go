@@ -159,11 +159,12 @@ func TestWebPageForms(t *testing.T) {
 	phoneWidth(t, ctx, url, name)
 }
 
-// graphsFit: every uPlot graph is inside its box; graphsNarrower(px):
-// all of them are narrower than px.
+// graphsFit: every uPlot graph's canvas (which draws at a fixed width,
+// whatever its box) is inside its box; graphsNarrower(px): all of them
+// are narrower than px.
 const (
-	graphsFit      = `(() => { const g = [...document.querySelectorAll(".graph")]; return g.length === 4 && g.every((f) => f.querySelector(".uplot").getBoundingClientRect().right <= f.getBoundingClientRect().right); })()`
-	graphsNarrower = `((px) => [...document.querySelectorAll(".graph .uplot")].every((u) => u.offsetWidth < px))`
+	graphsFit      = `(() => { const g = [...document.querySelectorAll(".graph")]; return g.length === 4 && g.every((f) => f.querySelector(".uplot canvas").getBoundingClientRect().right <= f.getBoundingClientRect().right); })()`
+	graphsNarrower = `((px) => [...document.querySelectorAll(".graph .uplot canvas")].every((c) => c.getBoundingClientRect().width < px))`
 )
 
 // phoneWidth: at 390x844 the overview and the VM page scroll only down.
