@@ -206,8 +206,10 @@ func TestBadRequests(t *testing.T) {
 		{"name of the wrong type", "POST", "/v1/vms", `{"name": 5}`, []string{"name"}},
 		{"cpus of the wrong type", "POST", "/v1/vms", `{` + good + `, "cpus": "two"}`, []string{"cpus"}},
 		{"autostart of the wrong type", "POST", "/v1/vms", `{` + good + `, "autostart": "yes"}`, []string{"autostart"}},
-		{"bad size unit", "POST", "/v1/vms", `{` + good + `, "memory": "1XB"}`, []string{"1XB", "unit"}},
-		{"size without a number", "POST", "/v1/vms", `{` + good + `, "memory": "GiB"}`, []string{"GiB"}},
+		{"bad size unit", "POST", "/v1/vms", `{` + good + `, "memory": "1XB"}`, []string{"memory: ", "1XB", "unit"}},
+		{"size without a number", "POST", "/v1/vms", `{` + good + `, "memory": "GiB"}`, []string{`memory: size "GiB" does not start with a number`}},
+		{"a word for a size", "POST", "/v1/vms", `{` + good + `, "memory": "lots"}`, []string{`memory: size "lots" does not start with a number`}},
+		{"a bad disk size", "POST", "/v1/vms", `{` + good + `, "disks": [{"name": "root", "size": "1.2.3G"}]}`, []string{`disks[0].size: size "1.2.3G": "1.2.3" is not a number`}},
 		{"invalid spec", "POST", "/v1/vms", `{` + good + `, "cpus": -2}`, []string{"cpus"}},
 		{"tuning: topology not cpus", "POST", "/v1/vms", `{` + good + `, "cpu": {"cores": 3}}`, []string{"cpu:", "cores 3"}},
 		{"tuning: pin beyond the host", "POST", "/v1/vms", `{` + good + `, "cpu": {"pin": [{"vcpu": 0, "hostCpus": "64"}]}}`, []string{"cpu.pin[0].hostCpus", "64"}},
@@ -257,7 +259,7 @@ func TestWrongStateIsConflict(t *testing.T) {
 	status, h, body = td.do("DELETE", "/v1/vms/web1", "")
 	wantError(t, "delete a running VM", status, h, body, 409, "--force")
 	status, h, body = td.do("POST", "/v1/vms", `{"name": "web1", "cpus": 1, "memory": "64MiB", "boot": {"kernel": "`+td.kernel()+`"}}`)
-	wantError(t, "create a taken name", status, h, body, 409, "already exists")
+	wantError(t, "create a taken name", status, h, body, 409, "name: vm web1 already exists")
 	_, err := td.c.StartVM(context.Background(), "web1")
 	if api.Status(err) != 409 {
 		t.Fatalf("client StartVM on a running VM: %v, want 409", err)

@@ -47,6 +47,9 @@ func useAPIErrors() {
 				}
 				var d *huma.ErrorDetail
 				if errors.As(e, &d) {
+					if d.Message == sizeMessage {
+						d.Message = sizeError(d.Value)
+					}
 					loc := strings.TrimPrefix(d.Location, "body.")
 					if loc == "body" || loc == "" {
 						details = append(details, d.Message)

@@ -121,6 +121,7 @@ func (d *Daemon) handler() http.Handler {
 	cfg.CreateHooks = nil // no $schema links in bodies
 	cfg.DocsPath = ""     // the docs page pulls scripts from a CDN
 	a := humago.New(mux, cfg)
+	useSizeSchema(a.OpenAPI().Components.Schemas)
 	a.UseMiddleware(checkAccess(a, d.mon.health.Expect), d.forward)
 	public := map[string]bool{}
 	for _, r := range d.routes() {

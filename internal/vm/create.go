@@ -64,7 +64,7 @@ type createPlan struct {
 // planCreate runs the checks that need the host and libvirt.
 func (s *Service) planCreate(ctx context.Context, spec api.VMSpec) (createPlan, error) {
 	if _, err := s.getRecord(ctx, spec.Name); err == nil {
-		return createPlan{}, api.Conflict("vm %s already exists", spec.Name)
+		return createPlan{}, api.Conflict("name: vm %s already exists; pick another name", spec.Name)
 	} else if api.Status(err) != 404 {
 		return createPlan{}, err
 	}
@@ -72,7 +72,7 @@ func (s *Service) planCreate(ctx context.Context, spec api.VMSpec) (createPlan, 
 		return createPlan{}, err
 	}
 	if _, err := s.hv.Lookup(ctx, spec.Name); err == nil {
-		return createPlan{}, api.Conflict("a libvirt domain named %s already exists (not created by godwit); pick another name", spec.Name)
+		return createPlan{}, api.Conflict("name: a libvirt domain named %s already exists (not created by godwit); pick another name", spec.Name)
 	} else if !errors.Is(err, hypervisor.ErrNotFound) {
 		return createPlan{}, mapHypervisorError(err)
 	}

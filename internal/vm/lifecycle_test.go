@@ -73,9 +73,9 @@ func TestConflictsAndNotFound(t *testing.T) {
 	setupCalls := len(e.f.Calls())
 
 	_, err := e.svc.Create(e.ctx, e.spec("web1"), CreateOptions{})
-	wantStatus(t, "duplicate name", err, 409, "web1", "already exists")
+	wantStatus(t, "duplicate name", err, 409, "name: vm web1 already exists")
 	_, err = e.svc.Create(e.ctx, e.spec("foreign"), CreateOptions{})
-	wantStatus(t, "name of an unmanaged domain", err, 409, "foreign")
+	wantStatus(t, "name of an unmanaged domain", err, 409, "name: a libvirt domain named foreign")
 	_, err = e.svc.Apply(e.ctx, e.spec("foreign"), ApplyOptions{})
 	wantStatus(t, "apply on an unmanaged domain", err, 409, "foreign")
 

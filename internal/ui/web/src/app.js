@@ -1,76 +1,24 @@
-// godwit's web page: one script, no framework. It talks to the REST API
+// godwit's web page: a few modules, no framework. It talks to the REST API
 // with the session cookie, sends the session's CSRF token on every change,
 // and follows /v1/events to keep what it shows current.
 import { openConsole } from "./console.js";
 import { showGraphs, sparkline, formats } from "./graphs.js";
+import { $, h, api, human, toast, show, admin, state, opChanged } from "./lib.js";
+import { showCreate } from "./forms.js";
+import { showSnapshots, showBackups } from "./snapshots.js";
+import { showList, listPages } from "./lists.js";
+import * as bulk from "./bulk.js";
 import { graphicalPanel } from "./graphical.js";
 
-const $ = (sel, el = document) => el.querySelector(sel);
-let session = null;   // {name, scope, csrf}
 let events = null;    // the EventSource
 const ops = new Map(); // operation id -> its <li>
-
-function h(tag, attrs = {}, ...kids) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === false || v == null) continue;
-    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
-    else if (k === "text") el.textContent = v;
-    else el.setAttribute(k, v === true ? "" : v);
-  }
-  for (const kid of kids.flat()) if (kid != null) el.append(kid.nodeType ? kid : document.createTextNode(String(kid)));
-  return el;
-}
-
-async function api(method, path, body) {
-  const opts = { method, credentials: "same-origin", headers: {} };
-  if (method !== "GET") opts.headers["X-Godwit-CSRF"] = session ? session.csrf : "";
-  if (body !== undefined) { opts.headers["Content-Type"] = "application/json"; opts.body = JSON.stringify(body); }
-  const resp = await fetch(path, opts);
-  const text = await resp.text();
-  let data = null;
-  try { data = text ? JSON.parse(text) : null; } catch { data = text; }
-  if (!resp.ok) {
-    const err = new Error((data && (data.error || data.detail)) || resp.statusText);
-    err.status = resp.status;
-    err.data = data;
-    if (resp.status === 401 && session) { session = null; showLogin("Your session ended: log in again."); }
-    throw err;
-  }
-  return data;
-}
-
-// human turns the API's sizes ("23264904KiB") into what people read.
-function human(size) {
-  const m = /^([\d.]+)\s*(B|KiB|MiB|GiB|TiB)$/.exec(String(size || ""));
-  if (!m) return size || "";
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let n = parseFloat(m[1]) * 1024 ** units.indexOf(m[2]);
-  let u = 0;
-  while (n >= 1024 && u < units.length - 1) { n /= 1024; u++; }
-  return (Number.isInteger(n) ? n : n.toFixed(1)) + " " + units[u];
-}
-
-// show replaces the main view (nulls are left out).
-function show(...kids) {
-  $("#main").replaceChildren(...kids.flat().filter((k) => k != null));
-}
-
-function toast(msg) {
-  const t = $("#toast");
-  t.textContent = msg;
-  t.hidden = false;
-  clearTimeout(toast.timer);
-  toast.timer = setTimeout(() => { t.hidden = true; }, 6000);
-}
-
-const admin = () => session && session.scope === "admin";
+state.onLoggedOut = (msg) => showLogin(msg);
 
 // ---- login ----
 
 async function start() {
   try {
-    session = await api("GET", "/ui/api/session");
+    state.session = await api("GET", "/ui/api/session");
   } catch (err) {
     showLogin("", err.data && err.data.continueAs);
     return;
@@ -83,6 +31,7 @@ function showLogin(message, continueAs) {
   closeVMParts();
   $("#who").textContent = "";
   $("#logout").hidden = true;
+  $("#nav").hidden = true;
   $("#activity").hidden = true;
   const err = h("p", { class: "error", id: "login-error", role: "alert" }, message || "");
   const token = h("input", { id: "token", name: "token", type: "password", autocomplete: "current-password", placeholder: "gwt_…", required: true });
@@ -101,7 +50,7 @@ function showLogin(message, continueAs) {
 
 async function login(token) {
   try {
-    session = await api("POST", "/ui/api/login", { token });
+    state.session = await api("POST", "/ui/api/login", { token });
   } catch (err) {
     $("#login-error").textContent = err.message;
     return;
@@ -110,8 +59,10 @@ async function login(token) {
 }
 
 function loggedIn() {
-  $("#who").textContent = session.name + (admin() ? "" : " (read only)");
+  $("#who").textContent = state.session.name + (admin() ? "" : " (read only)");
   $("#logout").hidden = false;
+  $("#nav").hidden = false;
+  $("#nav-new").hidden = !admin();
   follow();
   route();
 }
@@ -120,36 +71,43 @@ $("#activity-close").addEventListener("click", () => { $("#activity").hidden = t
 
 $("#logout").addEventListener("click", async () => {
   try { await api("POST", "/ui/api/logout"); } catch { /* logged out anyway */ }
-  session = null;
+  state.session = null;
   showLogin("Logged out.");
 });
 
 // ---- views ----
 
-window.addEventListener("hashchange", () => session && route());
+window.addEventListener("hashchange", () => state.session && route());
 
 // The VM page's console and graphs stay (connected, current) while the
 // page re-renders on events; they close when it shows something else.
-let vmParts = null; // {vm, console: {box, term: {close, refresh}}, graphs: {box, close}}
+let vmParts = null; // {vm, console: {box, term: {close, refresh}}, graphs: {box, close}, snapshots: {box}, backups: {box}}
 function closeVMParts() {
   if (!vmParts) return;
-  if (vmParts.console) vmParts.console.term.close();
-  if (vmParts.graphs) vmParts.graphs.close();
+  if (vmParts.console && vmParts.console.term) vmParts.console.term.close();
   if (vmParts.vnc) vmParts.vnc.close();
+  if (vmParts.graphs && vmParts.graphs.close) vmParts.graphs.close();
   vmParts = null;
 }
-function route() {
-  const m = location.hash.match(/^#\/vm\/(.+)$/);
+// route shows what the address names. On an event only the views that
+// show live state re-render: never a form someone is filling in.
+function route(onEvent = false) {
+  const hash = location.hash;
+  const m = hash.match(/^#\/vm\/(.+)$/);
   const vm = m ? decodeURIComponent(m[1]) : null;
+  const list = (hash.match(/^#\/(\w+)$/) || [])[1];
   if (vmParts && vmParts.vm !== vm) closeVMParts();
+  for (const a of document.querySelectorAll("#nav a")) a.setAttribute("aria-current", a.getAttribute("href") === (hash || "#/") ? "page" : "false");
   if (m) return showVM(vm);
+  if (hash === "#/new") return onEvent ? null : showCreate();
+  if (listPages.includes(list)) return onEvent && list !== "operations" ? null : showList(list);
   return showOverview();
 }
 
 let refreshTimer = null;
 function refreshSoon() {
   clearTimeout(refreshTimer);
-  refreshTimer = setTimeout(() => session && route(), 250);
+  refreshTimer = setTimeout(() => state.session && route(true), 250);
 }
 
 function card(title, value, note) {
@@ -163,7 +121,7 @@ async function showOverview() {
     [host, list, usage] = await Promise.all([api("GET", "/v1/host"), api("GET", "/v1/vms"),
       api("GET", "/v1/history?last=60").catch(() => ({ vms: [] }))]);
     vms = list.vms || [];
-  } catch (err) { if (session) toast(err.message); return; }
+  } catch (err) { if (state.session) toast(err.message); return; }
   $("#hostname").textContent = host.name;
   const running = vms.filter((v) => v.state === "running").length;
   const cards = h("div", { class: "cards" },
@@ -175,17 +133,18 @@ async function showOverview() {
   const byVM = new Map((usage.vms || []).map((u) => [u.vm, u]));
   const rows = vms.map((v) => vmRow(v, byVM.get(v.name)));
   const table = h("table", { id: "vms" },
-    h("thead", {}, h("tr", {}, h("th", { text: "Name" }), h("th", { text: "State" }), h("th", { class: "wide", text: "CPUs" }),
-      h("th", { class: "wide", text: "Memory" }), h("th", { text: "CPU use" }), h("th", { class: "wide", text: "Memory use" }), h("th", { class: "wide", text: "Host" }), admin() ? h("th", { text: "Actions" }) : null)),
-    h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: 8, class: "muted", text: "No VMs yet: godwit vm create -f SPEC.yaml" }))));
-  show(h("h1", { text: "Overview" }), cards,
+    h("thead", {}, h("tr", {}, admin() ? h("th", { class: "pick" }, bulk.selectAll(vms.filter((v) => v.managed).map((v) => v.name))) : null, h("th", { text: "Name" }), h("th", { text: "State" }), h("th", { class: "wide", text: "CPUs" }),
+      h("th", { class: "wide", text: "Memory" }), h("th", { text: "CPU use" }), h("th", { class: "wide", text: "Memory use" }), h("th", { class: "wide", text: "Host" }), admin() ? h("th", { class: "wide", text: "Actions" }) : null)),
+    h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: 9, class: "muted", text: "No VMs yet: New VM makes one (or godwit vm create -f SPEC.yaml)" }))));
+  show(h("div", { class: "title" }, h("h1", { text: "Overview" }), admin() ? h("a", { href: "#/new", class: "button primary", id: "new-vm" }, "New VM") : null), cards,
     warnings.length ? h("div", {}, h("h2", { text: "Problems" }), h("ul", { id: "warnings" }, warnings)) : null,
-    h("h2", { text: "Virtual machines" }), table);
+    h("h2", { text: "Virtual machines" }), admin() ? bulk.toolbar(vms.map((v) => v.name)) : null, h("div", { class: "scroll" }, table));
 }
 
 function vmRow(v, u) {
   const spec = v.spec || {};
   return h("tr", { id: "vm-" + v.name, "data-state": v.state },
+    admin() ? h("td", { class: "pick" }, v.managed ? bulk.checkbox(v.name) : null) : null,
     h("td", {}, h("a", { href: "#/vm/" + encodeURIComponent(v.name), text: v.name }), v.managed ? null : h("span", { class: "muted", text: " (unmanaged)" })),
     h("td", {}, h("span", { class: "state " + v.state, text: v.state })),
     h("td", { class: "wide", text: spec.cpus || "" }),
@@ -193,7 +152,7 @@ function vmRow(v, u) {
     h("td", { class: "use" }, sparkline(u ? u.cpu : [], `CPU of ${v.name}`, formats.percent)),
     h("td", { class: "use wide" }, sparkline(u ? u.memoryRss : [], `Memory of ${v.name}`, formats.bytes)),
     h("td", { class: "wide", text: v.host || "" }),
-    admin() && v.managed ? h("td", {}, actions(v)) : admin() ? h("td") : null);
+    admin() ? h("td", { class: "wide" }, v.managed ? actions(v) : null) : null);
 }
 
 // The actions a VM in its state allows, as buttons.
@@ -234,40 +193,50 @@ async function act(button, vm, action) {
 }
 
 async function showVM(name) {
-  let v, snaps = [];
-  try {
-    v = await api("GET", "/v1/vms/" + encodeURIComponent(name));
-    if (v.managed) snaps = (await api("GET", "/v1/vms/" + encodeURIComponent(name) + "/snapshots").catch(() => ({}))).snapshots || [];
-  } catch (err) { if (session) toast(err.message); return; }
+  let v;
+  try { v = await api("GET", "/v1/vms/" + encodeURIComponent(name)); }
+  catch (err) { if (state.session) toast(err.message); return; }
   const spec = v.spec || {};
   const disks = (v.disks || []).map((d) => h("tr", {}, h("td", { text: d.name }), h("td", { text: d.target }), h("td", { text: human(d.size) }), h("td", { class: "wide", text: d.path })));
-  const nics = (v.nics || []).map((n) => h("tr", {}, h("td", { text: n.network || n.bridge || "" }), h("td", { text: n.mac || "" }), h("td", { text: (n.addresses || []).join(", ") })));
+  const nics = (v.nics || []).map((n) => h("tr", {}, h("td", { text: n.network || n.bridge || "" }), h("td", { text: n.mac || "" }),
+    h("td", { text: (n.addresses || []).map((a) => a.ip || a).join(", ") })));
   if (!vmParts) vmParts = { vm: name };
-  const fresh = !vmParts.graphs;
-  const part = (key, make) => vmParts[key] ? vmParts[key].box : make();
-  const consoleBox = part("console", () => h("section", { id: "console", class: "console", "aria-label": "Serial console" }));
-  const graphsBox = part("graphs", () => h("section", { id: "usage", "aria-label": "Usage graphs" }));
+  // The parts that keep their state (a connection, a status line) are
+  // made once per visit and moved into each re-render.
+  const part = (key, make) => {
+    const fresh = !vmParts[key];
+    if (fresh) vmParts[key] = { box: make() };
+    return [vmParts[key].box, fresh];
+  };
+  const [consoleBox] = part("console", () => h("section", { id: "console", class: "console", "aria-label": "Serial console" }));
+  const [graphsBox, freshGraphs] = part("graphs", () => h("section", { id: "usage", "aria-label": "Usage graphs" }));
   if (spec.graphics === "vnc" && !vmParts.vnc) vmParts.vnc = graphicalPanel(name, { h, toast, canType: admin() });
+  const [snapBox, freshSnaps] = part("snapshots", () => h("section", { id: "snapshot-box", "aria-label": "Snapshots" }));
+  const [backupBox, freshBackups] = part("backups", () => h("section", { id: "backup-box", "aria-label": "Backups" }));
+  const box = (rows) => h("div", { class: "scroll" }, h("table", {}, h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { class: "muted", text: "none" })))));
   show(
     h("p", {}, h("a", { href: "#/", text: "← Overview" })),
     h("h1", {}, `${v.name} `, h("span", { class: "state " + v.state, id: "vm-state", text: v.state })),
     v.reason ? h("p", { class: "muted", text: v.reason }) : null,
     admin() && v.managed ? h("div", { class: "toolbar" }, actions(v)) : null,
     h("div", { class: "cards" }, card("CPUs", String(spec.cpus || "?")), card("Memory", human(spec.memory) || "?"), card("Host", v.host || $("#hostname").textContent)),
-    h("h2", { text: "Disks" }), h("table", {}, h("tbody", {}, disks.length ? disks : h("tr", {}, h("td", { class: "muted", text: "none" })))),
-    h("h2", { text: "Network interfaces" }), h("table", {}, h("tbody", {}, nics.length ? nics : h("tr", {}, h("td", { class: "muted", text: "none" })))),
-    h("h2", { text: "Snapshots" }), h("ul", { id: "snapshots" }, snaps.length ? snaps.map((s) => h("li", { text: `${s.name}${s.parent ? " (after " + s.parent + ")" : ""}` })) : h("li", { class: "muted", text: "none" })),
+    h("h2", { text: "Disks" }), box(disks),
+    h("h2", { text: "Network interfaces" }), box(nics),
+    v.managed ? [h("h2", { text: "Snapshots" }), snapBox, h("h2", { text: "Backups" }), backupBox] : null,
     h("h2", { text: "Usage" }), graphsBox,
     vmParts.vnc ? [h("h2", { text: "Graphical console" }), vmParts.vnc.box] : null,
     h("h2", { text: "Serial console" }), v.managed ? consoleBox : h("p", { class: "muted", text: "godwit keeps no console for a VM it did not create." }));
-  if (fresh) vmParts.graphs = { box: graphsBox, close: showGraphs(graphsBox, name, { h, api }) };
-  if (v.managed && !vmParts.console) vmParts.console = { box: consoleBox, term: openConsole(consoleBox, name, { h, toast, canType: admin() }) };
-  else if (vmParts.console) vmParts.console.term.refresh();
+  if (freshGraphs) vmParts.graphs.close = showGraphs(graphsBox, name, { h, api });
+  if (v.managed && freshSnaps) showSnapshots(snapBox, name);
+  if (v.managed && freshBackups) showBackups(backupBox, name);
+  if (v.managed && !vmParts.console.term) vmParts.console.term = openConsole(consoleBox, name, { h, toast, canType: admin() });
+  else if (vmParts.console.term) vmParts.console.term.refresh();
 }
 
 // ---- operations and events ----
 
 function trackOp(op) {
+  opChanged(op);
   $("#activity").hidden = false;
   let li = ops.get(op.id);
   if (!li) {

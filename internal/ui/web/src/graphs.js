@@ -28,6 +28,7 @@ export function showGraphs(box, vm, { h, api }) {
   const grid = h("div", { class: "graphs" });
   box.replaceChildren(note, grid);
   const plots = new Map();
+  const observers = [];
   let timer = null, stopped = false;
   const draw = (hist) => {
     const n = (hist.time || []).length;
@@ -40,9 +41,8 @@ export function showGraphs(box, vm, { h, api }) {
       if (p) { p.setData(data); continue; }
       const el = h("figure", { class: "graph", id: "graph-" + c.id }, h("figcaption", { text: c.title }));
       grid.append(el);
-      const width = Math.max(240, (el.clientWidth || 480) - 20);
       p = new uPlot({
-        width, height: 160,
+        width: plotWidth(el), height: 160,
         series: [{}, ...c.series.map(([, label, stroke]) => ({ label, stroke, width: 1.5, fill: stroke + "22", value: (u, v) => v == null ? "–" : c.fmt(v) }))],
         axes: [{}, { values: (u, ticks) => ticks.map(c.fmt), size: 70 }],
         scales: { y: { range: (u, min, max) => [0, Math.max(max, c.id === "cpu" ? 0.01 : 1)] } },
@@ -50,6 +50,14 @@ export function showGraphs(box, vm, { h, api }) {
       }, data, el);
       el.plot = p; // for the tests
       plots.set(c.id, p);
+      // The plot's width follows its box (a window resize, a phone's
+      // width): uPlot draws at a fixed size of pixels.
+      const fit = new ResizeObserver(() => {
+        const w = plotWidth(el);
+        if (w !== p.width) p.setSize({ width: w, height: 160 });
+      });
+      fit.observe(el);
+      observers.push(fit);
     }
   };
   const load = async () => {
@@ -65,7 +73,19 @@ export function showGraphs(box, vm, { h, api }) {
     }
   };
   load();
-  return () => { stopped = true; clearTimeout(timer); for (const p of plots.values()) p.destroy(); };
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+    for (const o of observers) o.disconnect();
+    for (const p of plots.values()) p.destroy();
+  };
+}
+
+// plotWidth is the width inside a graph's figure (its padding off).
+function plotWidth(el) {
+  const cs = getComputedStyle(el);
+  const inner = el.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight);
+  return Math.max(120, Math.floor(inner || 240));
 }
 
 function duration(s) {
