@@ -23,19 +23,20 @@ type sizeSchema struct{}
 
 func (sizeSchema) Schema(huma.Registry) *huma.Schema {
 	return &huma.Schema{
-		Type:               huma.TypeString,
-		Pattern:            sizePattern,
-		PatternDescription: sizeWanted,
-		Description:        "A size: a number and a unit (B, KiB, MiB, GiB, TiB or kB, MB, GB, TB); a bare number is bytes.",
-		Examples:           []any{"512MiB"},
+		Type:        huma.TypeString,
+		Pattern:     sizePattern,
+		Description: "A size: a number and a unit (B, KiB, MiB, GiB, TiB or kB, MB, GB, TB); a bare number is bytes.",
+		Examples:    []any{"512MiB"},
 	}
 }
 
 const sizeWanted = "a number and a unit (B, KiB, MiB, GiB, TiB or kB, MB, GB, TB), e.g. 512MiB"
 
 // sizeMessage is huma's message for a value that is not a size; sizeError
-// says instead what api.ParseSize says of it (as the CLI would).
-var sizeMessage = huma.ErrorFormatter(validation.MsgExpectedBePattern, sizeWanted)
+// says instead what api.ParseSize says of it (as the CLI would). (No
+// PatternDescription: it would be emitted as an OpenAPI property that
+// Redocly's linter refuses.)
+var sizeMessage = huma.ErrorFormatter(validation.MsgExpectedMatchPattern, sizePattern)
 
 func sizeError(value any) string {
 	if _, err := api.ParseSize(fmt.Sprint(value)); err != nil {

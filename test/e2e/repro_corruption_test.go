@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/godwit-project/godwit/client"
 	"github.com/godwit-project/godwit/test/testbed"
 )
 
@@ -63,7 +64,7 @@ func TestReproRAMCorruptionVirsh(t *testing.T) {
 	}
 	hosts := b.Hosts
 	name := "repro-" + uniq()
-	onHost(t, hosts[0], name, "dirty=4")
+	startDirty(t, hosts[0], name)
 	hostWaitConsole(t, hosts[0], name, `passes=[1-9]`, 0, 2*time.Minute)
 	xml, err := hosts[0].Virsh("dumpxml", name)
 	if err != nil {
@@ -142,4 +143,23 @@ func TestReproRAMCorruptionNoMove(t *testing.T) {
 		}
 	}
 	t.Logf("last console line: %s", lastLine(hostConsole(t, h, name)))
+}
+
+// startDirty starts the dirtying guest on h: with its disk counter and
+// data write (onHost), or with REPRO_NODISK=1 a guest that never writes
+// its disk, to tell whether disk I/O at the switch-over is the trigger.
+func startDirty(t *testing.T, h *testbed.Host, name string) {
+	t.Helper()
+	if os.Getenv("REPRO_NODISK") != "1" {
+		onHost(t, h, name, "dirty=4")
+		return
+	}
+	ctx := ctxT(t, 2*time.Minute)
+	op, err := h.C.CreateVM(ctx, guestSpec(t, name, "dirty=4"), client.CreateOptions{Start: true})
+	if err == nil {
+		_, err = h.C.WaitOperation(ctx, op.ID, nil)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
 }
