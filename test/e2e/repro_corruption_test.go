@@ -15,7 +15,8 @@ import (
 	"github.com/godwit-project/godwit/test/testbed"
 )
 
-// TestReproRAMCorruptionCopiedDisk reproduces an open bug (issue 17): a
+// TestReproRAMCorruptionCopiedDisk reproduces an open bug (issue 17; the
+// table of results is in docs/migration.md, "Known problem"): a
 // guest rewriting RAM (dirty=4) live-migrated back and forth between two
 // hosts WITHOUT shared storage (its disk copied over NBD) shows
 // DIRTY-CORRUPT or a segfault after a few moves: its memory arrived
