@@ -122,12 +122,14 @@ class Backup(Model):
     created_at: str
     """RFC 3339 time."""
     data_bytes: str
+    """A size: a number and a unit (B, KiB, MiB, GiB, TiB or kB, MB, GB, TB); a bare number is bytes. Example: "512MiB"."""
     disks: Optional[list[BackupDisk]] = None
     id: str
     """Example: "web1@20261129-155536"."""
     mode: str
     """How the disks were read: full, or only the blocks changed since Parent. One of: 'full', 'incremental'."""
     size: str
+    """A size: a number and a unit (B, KiB, MiB, GiB, TiB or kB, MB, GB, TB); a bare number is bytes. Example: "512MiB"."""
     stats: BackupStats
     vm: str
     host: Optional[str] = None
@@ -159,8 +161,10 @@ class BackupDisk(Model):
     """The BackupDisk wire type."""
     chunks: int
     data_bytes: str
+    """A size: a number and a unit (B, KiB, MiB, GiB, TiB or kB, MB, GB, TB); a bare number is bytes. Example: "512MiB"."""
     name: str
     size: str
+    """A size: a number and a unit (B, KiB, MiB, GiB, TiB or kB, MB, GB, TB); a bare number is bytes. Example: "512MiB"."""
     target: str
 
     _fields = (
@@ -239,9 +243,9 @@ class BackupScheduleList(Model):
 class BackupStats(Model):
     """The BackupStats wire type."""
     bytes_read: str
-    """Bytes read from the VM's disks."""
+    """Bytes read from the VM's disks. Example: "512MiB"."""
     bytes_stored: str
-    """New bytes written to the repository (compressed)."""
+    """New bytes written to the repository (compressed). Example: "512MiB"."""
     chunks_new: int
     chunks_reused: int
     seconds: float
@@ -468,6 +472,7 @@ class ClusterHost(Model):
     lease_ttl_seconds: Optional[int] = None
     member: Optional[ClusterMember] = None
     memory: Optional[str] = None
+    """A size: a number and a unit (B, KiB, MiB, GiB, TiB or kB, MB, GB, TB); a bare number is bytes. Example: "512MiB"."""
     url: Optional[str] = None
     """The host's TCP API."""
 
@@ -522,7 +527,9 @@ class ClusterMember(Model):
     applied_index: int
     client_ur_ls: Optional[list[str]] = None
     db_size: str
+    """A size: a number and a unit (B, KiB, MiB, GiB, TiB or kB, MB, GB, TB); a bare number is bytes. Example: "512MiB"."""
     db_size_in_use: str
+    """A size: a number and a unit (B, KiB, MiB, GiB, TiB or kB, MB, GB, TB); a bare number is bytes. Example: "512MiB"."""
     healthy: bool
     id: str
     leader: bool
@@ -656,7 +663,7 @@ class Disk(Model):
     limits: Optional[DiskLimits] = None
     """I/O limits (change live)."""
     size: Optional[str] = None
-    """Virtual size; for an image disk at least the image's size (default: the image's)."""
+    """Virtual size; for an image disk at least the image's size (default: the image's). Example: "512MiB"."""
     volume: Optional[str] = None
     """An existing volume, POOL/VOLUME; the VM's delete leaves it. Example: "default/data1"."""
 
@@ -853,7 +860,9 @@ class Host(Model):
     hostname: str
     libvirt: Libvirt
     memory: str
+    """A size: a number and a unit (B, KiB, MiB, GiB, TiB or kB, MB, GB, TB); a bare number is bytes. Example: "512MiB"."""
     memory_free: str
+    """A size: a number and a unit (B, KiB, MiB, GiB, TiB or kB, MB, GB, TB); a bare number is bytes. Example: "512MiB"."""
     name: str
     network_prefix: str
     pool: str
@@ -907,12 +916,13 @@ class Hugepages(Model):
 class Image(Model):
     """The Image wire type."""
     actual_size: str
-    """Space the file takes on the host."""
+    """Space the file takes on the host. Example: "512MiB"."""
     format: str
     """qcow2 or raw."""
     name: str
     path: str
     virtual_size: str
+    """A size: a number and a unit (B, KiB, MiB, GiB, TiB or kB, MB, GB, TB); a bare number is bytes. Example: "512MiB"."""
     backing_chain: Optional[list[str]] = None
     """Backing files below the image, nearest first."""
     boot: Optional[Boot] = None
@@ -951,7 +961,7 @@ class ImageBuild(Model):
     mirror: Optional[str] = None
     """Debian mirror URL (default http://deb.debian.org/debian)."""
     size: Optional[str] = None
-    """Virtual size of the image (default 4GiB)."""
+    """Virtual size of the image (default 4GiB). Example: "512MiB"."""
     suite: Optional[str] = None
     """Debian suite (default bookworm)."""
 
@@ -1130,6 +1140,7 @@ class MigrationDisk(Model):
     path: str
     """The path on the source."""
     size: str
+    """A size: a number and a unit (B, KiB, MiB, GiB, TiB or kB, MB, GB, TB); a bare number is bytes. Example: "512MiB"."""
     target: str
     declared_shared: Optional[bool] = None
     dest_path: Optional[str] = None
@@ -1625,9 +1636,12 @@ class Pool(Model):
     """The Pool wire type."""
     active: bool
     allocation: str
+    """A size: a number and a unit (B, KiB, MiB, GiB, TiB or kB, MB, GB, TB); a bare number is bytes. Example: "512MiB"."""
     autostart: bool
     available: str
+    """A size: a number and a unit (B, KiB, MiB, GiB, TiB or kB, MB, GB, TB); a bare number is bytes. Example: "512MiB"."""
     capacity: str
+    """A size: a number and a unit (B, KiB, MiB, GiB, TiB or kB, MB, GB, TB); a bare number is bytes. Example: "512MiB"."""
     default: bool
     """The daemon's own pool, where VM disks go."""
     name: str
@@ -1853,6 +1867,7 @@ class Snapshot(Model):
     memory: bool
     name: str
     size: str
+    """A size: a number and a unit (B, KiB, MiB, GiB, TiB or kB, MB, GB, TB); a bare number is bytes. Example: "512MiB"."""
     vm: str
     vm_state: str
     children: Optional[list[str]] = None
@@ -2202,6 +2217,7 @@ class VMDisk(Model):
     path: str
     pool: str
     size: str
+    """A size: a number and a unit (B, KiB, MiB, GiB, TiB or kB, MB, GB, TB); a bare number is bytes. Example: "512MiB"."""
     target: str
     """Device name in the guest, e.g. vda."""
     volume: str
@@ -2316,7 +2332,7 @@ class VMSpec(Model):
     max_cpus: Optional[int] = None
     """The most vCPUs the VM can have: cpus can be raised to it live (CPU hot-add). Default: cpus."""
     max_memory: Optional[str] = None
-    """The most memory the VM can have: memory can change live up to it through the balloon. Default: memory."""
+    """The most memory the VM can have: memory can change live up to it through the balloon. Default: memory. Example: "512MiB"."""
     nics: Optional[list[NIC]] = None
     """Network interfaces in order: the first is eth0 in most guests."""
     numa: Optional[NUMA] = None
@@ -2364,9 +2380,11 @@ class VMStats(Model):
     """CPU time used since start, in nanoseconds."""
     managed: bool
     memory_current: str
+    """A size: a number and a unit (B, KiB, MiB, GiB, TiB or kB, MB, GB, TB); a bare number is bytes. Example: "512MiB"."""
     memory_max: str
+    """A size: a number and a unit (B, KiB, MiB, GiB, TiB or kB, MB, GB, TB); a bare number is bytes. Example: "512MiB"."""
     memory_rss: str
-    """Resident memory of the QEMU process."""
+    """Resident memory of the QEMU process. Example: "512MiB"."""
     name: str
     state: str
     vcpus: int
@@ -2401,7 +2419,9 @@ class VerifyRequest(Model):
 class Volume(Model):
     """The Volume wire type."""
     allocation: str
+    """A size: a number and a unit (B, KiB, MiB, GiB, TiB or kB, MB, GB, TB); a bare number is bytes. Example: "512MiB"."""
     capacity: str
+    """A size: a number and a unit (B, KiB, MiB, GiB, TiB or kB, MB, GB, TB); a bare number is bytes. Example: "512MiB"."""
     name: str
     path: str
     pool: str
@@ -2443,7 +2463,7 @@ class VolumeCreate(Model):
     name: str
     """Volume name, unique in its pool. Example: "data1"."""
     size: str
-    """Virtual size with a unit, e.g. 10GiB."""
+    """Virtual size with a unit, e.g. 10GiB. Example: "512MiB"."""
     format: Optional[str] = None
     """qcow2 (default) or raw. One of: 'qcow2', 'raw'."""
 
@@ -2468,7 +2488,7 @@ class VolumeList(Model):
 class VolumeResize(Model):
     """The VolumeResize wire type."""
     size: str
-    """New virtual size; volumes only grow."""
+    """New virtual size; volumes only grow. Example: "512MiB"."""
 
     _fields = (
         ("size", "size", "str"),
