@@ -123,7 +123,7 @@ func Join(ctx context.Context, cfg Config, endpoints []string) (*Member, error) 
 			eps = append(eps, mm.ClientURLs...)
 		}
 	}
-	m, err := start(ctx, cfg, cfg.embedConfig(embed.ClusterStateFlagExisting, initial), eps, true)
+	m, err := startJoined(ctx, cfg, initial, eps)
 	if err != nil {
 		return nil, err
 	}
@@ -315,3 +315,27 @@ func Rejoin(ctx context.Context, cfg Config, endpoints []string) (*Member, error
 	cfg.Log.Warn("cluster store: this member lost its data; its old self is out of the membership, it joins again", "member", cfg.Name)
 	return Join(ctx, cfg, eps)
 }
+
+// startJoined starts the member a join added. etcd checks the new
+// member's initial cluster against the membership a voter reports, and a
+// voter that has not applied the MemberAdd yet reports one member fewer
+// ("member count is unequal", seen in a fresh root when a third host
+// joined right after a second): that is waited out, a few times.
+func startJoined(ctx context.Context, cfg Config, initial string, eps []string) (*Member, error) {
+	for try := 1; ; try++ {
+		m, err := start(ctx, cfg, cfg.embedConfig(embed.ClusterStateFlagExisting, initial), eps, true)
+		if err == nil || try == joinStartTries || !strings.Contains(err.Error(), "member count is unequal") {
+			return m, err
+		}
+		cfg.Log.Info("cluster store: a voter has not applied this member's addition yet; starting again", "member", cfg.Name, "try", try)
+		_ = os.RemoveAll(cfg.DataDir)
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+}
+
+// joinStartTries bounds startJoined's tries (about 3 s).
+const joinStartTries = 10
