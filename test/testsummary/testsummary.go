@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -47,7 +48,16 @@ type Summary struct {
 	Packages []Package // in the order they ended
 	Tests    []Test    // top-level tests that passed or failed
 	Skips    []Skip
+	Failures []Failure // failed tests and what they said last
 	Failed   bool
+}
+
+// Failure is a failed test and the last entries it logged before its
+// cleanup's dumps: a CI page that shows only the end of the output still
+// says why it failed.
+type Failure struct {
+	Package, Test string
+	Said          []string
 }
 
 // slowTests is how many of the slowest tests Write lists.
@@ -99,7 +109,11 @@ func Copy(r io.Reader, w io.Writer) (Summary, error) {
 				sum.Skips = append(sum.Skips, Skip{e.Package, e.Test, reason(out)})
 			case e.Action == "fail" && sub:
 				st.pending[top] = append(st.pending[top], out...)
+				sum.Failures = append(sum.Failures, Failure{e.Package, e.Test, lastSaid(out)})
 			case e.Action == "fail":
+				if len(st.pending[top]) == 0 {
+					sum.Failures = append(sum.Failures, Failure{e.Package, e.Test, lastSaid(out)})
+				}
 				writeLines(w, out)
 				writeLines(w, st.pending[top])
 			}
@@ -179,9 +193,52 @@ func reason(out []string) string {
 	return strings.Join(parts, " ")
 }
 
-// Write writes the skipped tests, the slowest tests, and the packages'
-// times, slowest first (the top of them; top <= 0: all).
+// logEntry is the first line of a t.Log entry: "    file.go:12: text".
+var logEntry = regexp.MustCompile(`^\s+[\w.-]+\.go:\d+: `)
+
+// saidEntries and saidLines bound what lastSaid keeps.
+const saidEntries, saidLines, saidWidth = 2, 8, 300
+
+// lastSaid is the last t.Log entries of a test's output before a "daemon
+// log:" dump (the e2e harness's, at cleanup), each cut to a few lines.
+func lastSaid(out []string) []string {
+	var entries [][]string
+	for _, l := range out {
+		l = strings.TrimRight(l, "\n")
+		switch {
+		case logEntry.MatchString(l):
+			if strings.HasSuffix(l, ": daemon log:") {
+				return flatten(entries)
+			}
+			entries = append(entries, []string{l})
+		case len(entries) > 0 && !strings.HasPrefix(l, "=== ") && !strings.HasPrefix(strings.TrimSpace(l), "--- "):
+			entries[len(entries)-1] = append(entries[len(entries)-1], l)
+		}
+	}
+	return flatten(entries)
+}
+
+func flatten(entries [][]string) []string {
+	var said []string
+	for _, e := range entries[max(0, len(entries)-saidEntries):] {
+		for i, l := range e[:min(len(e), saidLines)] {
+			if len(l) > saidWidth {
+				l = l[:saidWidth] + "..."
+			}
+			if i == saidLines-1 && len(e) > saidLines {
+				l = fmt.Sprintf("        (%d more lines)", len(e)-i)
+			}
+			said = append(said, l)
+		}
+	}
+	return said
+}
+
+// Write writes the skipped tests, the slowest tests, the packages'
+// times, slowest first (the top of them; top <= 0: all), and last what
+// the failed tests said.
 func (s Summary) Write(w io.Writer, top int) {
+	defer s.writeFailures(w)
 	defer s.writePackages(w, top)
 	if len(s.Skips) > 0 {
 		fmt.Fprintf(w, "\nskipped tests (%d):\n", len(s.Skips))
@@ -221,6 +278,19 @@ func (s Summary) writePackages(w io.Writer, top int) {
 			break
 		}
 		fmt.Fprintf(w, "  %8.2fs  %s%s\n", p.Elapsed, p.Name, failMark(p.Action))
+	}
+}
+
+func (s Summary) writeFailures(w io.Writer) {
+	if len(s.Failures) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nwhy they failed (%d):\n", len(s.Failures))
+	for _, f := range s.Failures {
+		fmt.Fprintf(w, "  %s %s:\n", strings.TrimPrefix(f.Package, commonPrefix(s.Packages)), f.Test)
+		for _, l := range f.Said {
+			fmt.Fprintf(w, "  %s\n", l)
+		}
 	}
 }
 

@@ -51,6 +51,15 @@ func TestCopyAndWrite(t *testing.T) {
 		[]any{"fail", m + "b", "TestBad/sub", 0.0},
 		[]any{"output", m + "b", "TestBad", "--- FAIL: TestBad (0.00s)\n"},
 		[]any{"fail", m + "b", "TestBad", 5.0},
+		[]any{"output", m + "b", "TestUI", "=== RUN   TestUI\n"},
+		[]any{"output", m + "b", "TestUI", "    u_test.go:1: started\n"},
+		[]any{"output", m + "b", "TestUI", "    u_test.go:2: screenshot vnc.png\n"},
+		[]any{"output", m + "b", "TestUI", "    u_test.go:3: viewer: waiting: deadline exceeded\n"},
+		[]any{"output", m + "b", "TestUI", "        page text:\n"},
+		[]any{"output", m + "b", "TestUI", "    h_test.go:9: daemon log:\n"},
+		[]any{"output", m + "b", "TestUI", "        time=0 level=INFO msg=stopping\n"},
+		[]any{"output", m + "b", "TestUI", "--- FAIL: TestUI (1.00s)\n"},
+		[]any{"fail", m + "b", "TestUI", 1.0},
 		[]any{"output", m + "b", "TestFine", "--- PASS: TestFine (0.00s)\n"},
 		[]any{"pass", m + "b", "TestFine", 2.25},
 		[]any{"output", m + "b", "", "FAIL\n"},
@@ -73,6 +82,13 @@ ok  	example.org/m/a	1.50s
 --- FAIL: TestBad (0.00s)
     b_test.go:3: sub broke
     --- FAIL: TestBad/sub (0.00s)
+    u_test.go:1: started
+    u_test.go:2: screenshot vnc.png
+    u_test.go:3: viewer: waiting: deadline exceeded
+        page text:
+    h_test.go:9: daemon log:
+        time=0 level=INFO msg=stopping
+--- FAIL: TestUI (1.00s)
 FAIL
 FAIL	example.org/m/b	7.25s
 ?   	example.org/m/c	[no test files]
@@ -82,14 +98,23 @@ FAIL	example.org/m/d (no result: the run ended first)
 skipped tests (1):
   a TestLVM: s_test.go:9: unsupported by this machine's kernel: no device-mapper
 
-slowest tests (3 of 3):
+slowest tests (4 of 4):
       5.00s  b TestBad  FAIL
       2.25s  b TestFine
+      1.00s  b TestUI  FAIL
       0.00s  a TestOK
 
 package times, slowest first (2 packages, 8.8s summed):
       7.25s  example.org/m/b  FAIL
       1.50s  example.org/m/a
+
+why they failed (2):
+  b TestBad/sub:
+      b_test.go:3: sub broke
+  b TestUI:
+      u_test.go:2: screenshot vnc.png
+      u_test.go:3: viewer: waiting: deadline exceeded
+          page text:
 `
 	if got != want {
 		t.Errorf("got:\n%s\nwant:\n%s", got, want)
