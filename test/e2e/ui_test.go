@@ -117,11 +117,17 @@ func typeInto(line string) chromedp.Action[chromedp.Void] {
 	})
 }
 
+// screenshot writes the page as a test artifact. A screenshot that cannot
+// be taken (Chromium's capture has been seen to fail on a loaded machine)
+// is logged, not a failure: it is what people look at, not a check.
 func screenshot(t *testing.T, name string) chromedp.Action[chromedp.Void] {
 	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-		png, err := chromedp.FullScreenshot(100)(ctx, tg) // 100: PNG
+		sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		png, err := chromedp.FullScreenshot(100)(sctx, tg) // 100: PNG
 		if err != nil {
-			return err
+			t.Logf("screenshot %s not taken: %v", name, err)
+			return nil
 		}
 		file := filepath.Join(screenshotDir(t), name+".png")
 		t.Logf("screenshot %s", file)

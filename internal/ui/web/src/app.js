@@ -9,6 +9,7 @@ import { showSnapshots, showBackups } from "./snapshots.js";
 import { showList, listPages } from "./lists.js";
 import * as bulk from "./bulk.js";
 import { graphicalPanel } from "./graphical.js";
+import { migratePanel, movedPage, summary } from "./migrate.js";
 
 let events = null;    // the EventSource
 const ops = new Map(); // operation id -> its <li>
@@ -82,12 +83,12 @@ window.addEventListener("hashchange", () => state.session && route());
 // The VM page's console and graphs stay (connected, current) while the
 // page re-renders on events; they close when it shows something else.
 let vmParts = null; // {vm, console: {box, term: {close, refresh}}, graphs: {box, close}, snapshots: {box}, backups: {box}}
-function closeVMParts() {
+function closeVMParts(keep = null) {
   if (!vmParts) return;
   if (vmParts.console && vmParts.console.term) vmParts.console.term.close();
   if (vmParts.vnc) vmParts.vnc.close();
   if (vmParts.graphs && vmParts.graphs.close) vmParts.graphs.close();
-  vmParts = null;
+  vmParts = keep;
 }
 // route shows what the address names. On an event only the views that
 // show live state re-render: never a form someone is filling in.
@@ -193,9 +194,17 @@ async function act(button, vm, action) {
 }
 
 async function showVM(name) {
+  // A VM that migrated away: its page says where it went (this host's
+  // API no longer knows it).
+  if (vmParts && vmParts.vm === name && vmParts.moved) return show(...movedPage(name, vmParts.moved.rep, vmParts.moved.peer));
   let v;
   try { v = await api("GET", "/v1/vms/" + encodeURIComponent(name)); }
-  catch (err) { if (state.session) toast(err.message); return; }
+  catch (err) {
+    // Mid-move the VM may already be gone from here: the panel says how it ends.
+    if (err.status === 404 && vmParts && vmParts.vm === name && vmParts.migrating) return;
+    if (state.session) toast(err.message);
+    return;
+  }
   const spec = v.spec || {};
   const disks = (v.disks || []).map((d) => h("tr", {}, h("td", { text: d.name }), h("td", { text: d.target }), h("td", { text: human(d.size) }), h("td", { class: "wide", text: d.path })));
   const nics = (v.nics || []).map((n) => h("tr", {}, h("td", { text: n.network || n.bridge || "" }), h("td", { text: n.mac || "" }),
@@ -213,6 +222,14 @@ async function showVM(name) {
   if (spec.graphics === "vnc" && !vmParts.vnc) vmParts.vnc = graphicalPanel(name, { h, toast, canType: admin() });
   const [snapBox, freshSnaps] = part("snapshots", () => h("section", { id: "snapshot-box", "aria-label": "Snapshots" }));
   const [backupBox, freshBackups] = part("backups", () => h("section", { id: "backup-box", "aria-label": "Backups" }));
+  const [migrateBox] = admin() && v.managed ? part("migrate", () => migratePanel(name, {
+    start: () => { vmParts.migrating = true; },
+    end: (rep, peer) => {
+      if (!vmParts || vmParts.vm !== name) return;
+      vmParts.migrating = false;
+      if (rep) { closeVMParts({ vm: name, moved: { rep, peer } }); route(true); }
+    },
+  }).box) : [null];
   const box = (rows) => h("div", { class: "scroll" }, h("table", {}, h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { class: "muted", text: "none" })))));
   show(
     h("p", {}, h("a", { href: "#/", text: "← Overview" })),
@@ -223,6 +240,7 @@ async function showVM(name) {
     h("h2", { text: "Disks" }), box(disks),
     h("h2", { text: "Network interfaces" }), box(nics),
     v.managed ? [h("h2", { text: "Snapshots" }), snapBox, h("h2", { text: "Backups" }), backupBox] : null,
+    migrateBox ? [h("h2", { text: "Migrate" }), migrateBox] : null,
     h("h2", { text: "Usage" }), graphsBox,
     vmParts.vnc ? [h("h2", { text: "Graphical console" }), vmParts.vnc.box] : null,
     h("h2", { text: "Serial console" }), v.managed ? consoleBox : h("p", { class: "muted", text: "godwit keeps no console for a VM it did not create." }));
@@ -252,6 +270,7 @@ function trackOp(op) {
     h("div", {}, h("strong", { text: op.kind }), ` ${op.target} · `, h("span", { class: op.state === "failed" ? "error" : "", text: op.state })),
     pct == null ? h("progress", {}) : h("progress", { max: 100, value: pct, "aria-label": `${op.kind} ${pct}%` }),
     p.message ? h("div", { class: "muted", text: p.message }) : null,
+    op.kind === "vm.migrate" && op.state === "succeeded" && op.result ? h("div", { class: "ok", text: summary(op.result) }) : null,
     op.error ? h("div", { class: "error", text: op.error }) : null].filter((k) => k != null));
 }
 
