@@ -61,7 +61,7 @@ func Handler(o Options) http.Handler {
 	if err != nil {
 		panic(err) // the embedded tree is fixed at build time
 	}
-	static := http.StripPrefix("/ui/", http.FileServerFS(files))
+	static := staticHandler(files)
 	page, err := fs.ReadFile(files, "index.html")
 	if err != nil {
 		panic(err)
