@@ -43,7 +43,7 @@ export function openConsole(box, vm, { h, toast, canType }) {
     h("div", { class: "console-bar" },
       h("button", { type: "button", id: "console-full", "aria-label": "Console full screen", onclick: full }, "Full screen"),
       canType ? h("button", { type: "button", id: "console-paste", "aria-label": "Paste the clipboard into the console", onclick: paste }, "Paste") : null,
-      reconnect, status),
+      reconnect, status, h("span", { class: "muted hint", id: "console-keys", text: "Tab goes to the guest; Shift+Tab leaves the console" })),
     screen);
   term.open(screen);
   fit.fit();
@@ -51,6 +51,10 @@ export function openConsole(box, vm, { h, toast, canType }) {
   window.addEventListener("resize", onResize);
   document.addEventListener("fullscreenchange", onResize);
   term.onData(send);
+  // Tab belongs to the guest (shells complete with it); Shift+Tab leaves
+  // the console for the page's controls, so a keyboard user is never
+  // trapped in it (the browser moves the focus when xterm lets it go).
+  term.attachCustomKeyEventHandler((e) => !(e.key === "Tab" && e.shiftKey));
   // Exposed for the tests and for debugging from the browser's console.
   box.terminal = term;
 
