@@ -20,9 +20,10 @@ import (
 // A user migrates a VM from its web page between two test-bed hosts: picks
 // the other host, presses Migrate, watches the bar go to 100%, then reads
 // the report (total, pause, bytes) the operation gave, and the page says
-// where the VM went. The browser reaches the source host's unix socket
-// through a loopback tunnel, as a user's SSH tunnel would. The guest's
-// counter goes on and its disk holds its data there (checkMoved).
+// where the VM went. Then two VMs at once from the overview's bulk bar.
+// The browser reaches the source host's unix socket through a loopback
+// tunnel, as a user's SSH tunnel would. Each guest's counter goes on and
+// its disk holds its data there (checkMoved).
 func TestWebMigrate(t *testing.T) {
 	concurrent(t)
 	b := migrationBed(t, 2, true)
@@ -133,6 +134,29 @@ func TestWebMigrate(t *testing.T) {
 		t.Errorf("the activity bar ended at %q, want 100", bar)
 	}
 	checkMoved(t, a, bb, name, before, sum)
+
+	// Two more, ticked on the overview, moved with one click.
+	bulk := []string{"e2e-uimig-" + uniq(), "e2e-uimig-" + uniq()}
+	sums, befores := map[string]string{}, map[string]int{}
+	for _, vm := range bulk {
+		sums[vm] = onHost(t, a, vm)
+		befores[vm] = lastTick(hostConsole(t, a, vm))
+	}
+	done := func(vm string) chromedp.Action[chromedp.Void] {
+		return until(fmt.Sprintf(`(document.querySelector('#bulk-results li[data-vm=%q]') || {dataset: {}}).dataset.state === "succeeded"`, vm))
+	}
+	inBrowser(t, ctx, "bulk migrate", chromedp.Navigate(base+"/ui/#/"), chromedp.WaitVisible(chromedp.CSS("#vm-"+bulk[1])),
+		until(fmt.Sprintf(`!!document.querySelector('#bulk-to option[value=%q]')`, bb.Name)),
+		chromedp.Click(chromedp.CSS(fmt.Sprintf(`input.pick[data-vm=%q]`, bulk[0]))), chromedp.Click(chromedp.CSS(fmt.Sprintf(`input.pick[data-vm=%q]`, bulk[1]))),
+		chromedp.SetValue(chromedp.CSS("#bulk-to"), bb.Name),
+		chromedp.Evaluate[chromedp.Void](`document.querySelector("#bulk-to").dispatchEvent(new Event("change", {bubbles: true}))`),
+		until(`!document.querySelector('#bulk button[data-bulk="migrate"]').disabled`),
+		chromedp.Click(chromedp.CSS(`#bulk button[data-bulk="migrate"]`)), done(bulk[0]), done(bulk[1]),
+		// The overview follows: the moved VMs leave this host's list.
+		until(fmt.Sprintf(`!document.querySelector("#vm-%s") && !document.querySelector("#vm-%s")`, bulk[0], bulk[1])), screenshot(t, "bulk-migrate"))
+	for _, vm := range bulk {
+		checkMoved(t, a, bb, vm, befores[vm], sums[vm])
+	}
 }
 
 // tunnel forwards a loopback TCP port to a daemon's unix socket, like

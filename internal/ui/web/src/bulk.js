@@ -1,6 +1,7 @@
 // Actions on several VMs at once from the overview: tick VMs, then start,
-// stop or snapshot them. At most `parallel` run at a time, so a hundred
-// starts never land on the host at once; each VM gets its own result.
+// stop, snapshot or migrate them. At most `parallel` run at a time (two
+// migrations), so a hundred starts never land on the host at once; each
+// VM gets its own result.
 import { h, api, run } from "./lib.js";
 
 export const parallel = 3;
@@ -12,8 +13,28 @@ const calls = {
   start: (vm) => api("POST", `/v1/vms/${encodeURIComponent(vm)}/start`),
   stop: (vm) => api("POST", `/v1/vms/${encodeURIComponent(vm)}/stop`, {}),
   snapshot: (vm, stamp) => api("POST", `/v1/vms/${encodeURIComponent(vm)}/snapshots`, { name: "bulk-" + stamp }),
+  migrate: (vm, stamp, to) => api("POST", `/v1/vms/${encodeURIComponent(vm)}/migrate`, { to }),
 };
-const labels = { start: "Start", stop: "Stop", snapshot: "Snapshot" };
+const labels = { start: "Start", stop: "Stop", snapshot: "Snapshot", migrate: "Migrate" };
+const atOnce = { migrate: 2 };
+
+// The peers that answered, for "Migrate to" (asked once per page load;
+// none: the host stands alone and the control is not shown).
+let peers = null;
+let target = "";
+function loadPeers() {
+  peers = [];
+  api("GET", "/v1/hosts").then((list) => {
+    peers = (list.peers || []).filter((p) => p.reachable).map((p) => p.name);
+    const bar = document.querySelector("#bulk");
+    if (bar) bar.replaceWith(toolbar(null));
+  }, () => {});
+}
+function targetSelect() {
+  return h("select", { id: "bulk-to", "aria-label": "Host to migrate the selected VMs to",
+    onchange: (e) => { target = e.target.value; sync(e.target.closest("main")); } },
+  h("option", { value: "", text: "to host…" }), peers.map((p) => h("option", { value: p, text: p, selected: p === target })));
+}
 
 // pool runs task on each item, at most n at once.
 export async function pool(items, n, task) {
@@ -42,17 +63,21 @@ function sync(main) {
   const bar = main.querySelector("#bulk");
   if (!bar) return;
   bar.querySelector("#bulk-count").textContent = `${selected.size} selected`;
-  for (const b of bar.querySelectorAll("button")) b.disabled = selected.size === 0 || busy;
+  for (const b of bar.querySelectorAll("button")) b.disabled = selected.size === 0 || busy || (b.dataset.bulk === "migrate" && !target);
 }
 
 // toolbar is the bulk actions' bar, with the results of the last run.
+// known: the VMs on the page (null: keep the selection as it is).
 export function toolbar(known) {
-  for (const vm of [...selected]) if (!known.includes(vm)) selected.delete(vm);
+  if (known) for (const vm of [...selected]) if (!known.includes(vm)) selected.delete(vm);
+  if (peers === null) loadPeers();
+  if (target && !peers.includes(target)) target = "";
   if (!results) results = h("ul", { id: "bulk-results", class: "bulk-results", "aria-label": "Results of the bulk action" });
   const bar = h("div", { id: "bulk", class: "toolbar bulk", role: "group", "aria-label": "Actions on the selected VMs" },
     h("span", { id: "bulk-count", class: "muted", text: `${selected.size} selected` }),
-    Object.keys(calls).map((action) => h("button", { type: "button", "data-bulk": action, disabled: selected.size === 0 || busy,
-      "aria-label": `${labels[action]} the selected VMs`, onclick: () => go(bar, action) }, labels[action])),
+    Object.keys(calls).map((action) => action === "migrate" && !peers.length ? null : [action === "migrate" ? targetSelect() : null,
+      h("button", { type: "button", "data-bulk": action, disabled: selected.size === 0 || busy || (action === "migrate" && !target),
+        "aria-label": `${labels[action]} the selected VMs`, onclick: () => go(bar, action) }, labels[action])]).flat(),
     results);
   return bar;
 }
@@ -68,7 +93,9 @@ async function go(bar, action) {
     results.append(li);
     return [vm, li];
   }));
-  await pool(vms, parallel, (vm) => run(lines.get(vm), `${labels[action]} ${vm}`, () => calls[action](vm, stamp)));
+  const to = target;
+  const what = (vm) => action === "migrate" ? `Migrate ${vm} to ${to}` : `${labels[action]} ${vm}`;
+  await pool(vms, atOnce[action] || parallel, (vm) => run(lines.get(vm), what(vm), () => calls[action](vm, stamp, to)));
   busy = false;
   const main = results.closest("main");
   if (main) sync(main);
