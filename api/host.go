@@ -17,6 +17,8 @@ type Host struct {
 	// NetworkPrefix starts the libvirt names of this daemon's networks.
 	NetworkPrefix string `json:"networkPrefix"`
 	VMs           int    `json:"vms"`
+	// Load1 is how busy the host's CPUs are: runnable tasks, for CPUs.
+	Load1 float64 `json:"load1" doc:"The host's 1-minute load average (/proc/loadavg): compare with cpus."`
 	// Cluster says the host's part in a cluster, when it is in one.
 	Cluster  string   `json:"cluster,omitempty" doc:"The host's role in its cluster and the cluster store's health."`
 	Version  string   `json:"version"`

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -182,6 +185,7 @@ func (h *hostState) describe(ctx context.Context) api.Host {
 		out.Hostname, out.CPUs, out.CPUModel = info.Hostname, info.CPUs, info.CPUModel
 		out.Memory, out.MemoryFree = api.Size(info.MemoryBytes), api.Size(info.FreeBytes)
 	}
+	out.Load1 = loadAverage()
 	h.mu.Lock()
 	if h.accel != nil {
 		out.Accel.Chosen, out.Accel.Reason = h.accel.Chosen, h.accel.Reason
@@ -217,4 +221,14 @@ func (h *hostState) describe(ctx context.Context) api.Host {
 		out.VMs = n
 	}
 	return out
+}
+
+// loadAverage is the first field of /proc/loadavg (0 when unreadable).
+func loadAverage() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	f, _ := strconv.ParseFloat(strings.Fields(string(b) + " 0")[0], 64)
+	return f
 }

@@ -20,7 +20,8 @@ import (
 // A user migrates a VM from its web page between two test-bed hosts: picks
 // the other host, presses Migrate, watches the bar go to 100%, then reads
 // the report (total, pause, bytes) the operation gave, and the page says
-// where the VM went. Then two VMs at once from the overview's bulk bar.
+// where the VM went. Then two VMs at once from the overview's bulk bar;
+// the overview lists both hosts with their load and memory.
 // The browser reaches the source host's unix socket through a loopback
 // tunnel, as a user's SSH tunnel would. Each guest's counter goes on and
 // its disk holds its data there (checkMoved).
@@ -147,6 +148,9 @@ func TestWebMigrate(t *testing.T) {
 	}
 	inBrowser(t, ctx, "bulk migrate", chromedp.Navigate(base+"/ui/#/"), chromedp.WaitVisible(chromedp.CSS("#vm-"+bulk[1])),
 		until(fmt.Sprintf(`!!document.querySelector('#bulk-to option[value=%q]')`, bb.Name)),
+		// The overview's hosts: both answer, with their load and memory.
+		until(fmt.Sprintf(`[%q, %q].every(n => { const r = document.querySelector("#host-" + n);
+			return r && r.dataset.answering === "true" && r.querySelectorAll("meter").length === 2 && r.textContent.includes("free of"); })`, a.Name, bb.Name)),
 		chromedp.Click(chromedp.CSS(fmt.Sprintf(`input.pick[data-vm=%q]`, bulk[0]))), chromedp.Click(chromedp.CSS(fmt.Sprintf(`input.pick[data-vm=%q]`, bulk[1]))),
 		chromedp.SetValue(chromedp.CSS("#bulk-to"), bb.Name),
 		chromedp.Evaluate[chromedp.Void](`document.querySelector("#bulk-to").dispatchEvent(new Event("change", {bubbles: true}))`),

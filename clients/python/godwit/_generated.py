@@ -859,6 +859,8 @@ class Host(Model):
     cpus: int
     hostname: str
     libvirt: Libvirt
+    load1: float
+    """The host's 1-minute load average (/proc/loadavg): compare with cpus."""
     memory: str
     """A size: a number and a unit (B, KiB, MiB, GiB, TiB or kB, MB, GB, TB); a bare number is bytes. Example: "512MiB"."""
     memory_free: str
@@ -882,6 +884,7 @@ class Host(Model):
         ("cpus", "cpus", "int"),
         ("hostname", "hostname", "str"),
         ("libvirt", "libvirt", "Libvirt"),
+        ("load1", "load1", "float"),
         ("memory", "memory", "str"),
         ("memory_free", "memoryFree", "str"),
         ("name", "name", "str"),

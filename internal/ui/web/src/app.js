@@ -3,7 +3,7 @@
 // and follows /v1/events to keep what it shows current.
 import { openConsole } from "./console.js";
 import { showGraphs, sparkline, formats } from "./graphs.js";
-import { $, h, api, human, toast, show, admin, state, opChanged } from "./lib.js";
+import { $, h, api, human, sizeBytes, toast, show, admin, state, opChanged } from "./lib.js";
 import { showCreate } from "./forms.js";
 import { showSnapshots, showBackups } from "./snapshots.js";
 import { showList, listPages } from "./lists.js";
@@ -116,11 +116,11 @@ function card(title, value, note) {
 }
 
 async function showOverview() {
-  let host, vms, usage;
+  let host, vms, usage, hosts;
   try {
     let list;
-    [host, list, usage] = await Promise.all([api("GET", "/v1/host"), api("GET", "/v1/vms"),
-      api("GET", "/v1/history?last=60").catch(() => ({ vms: [] }))]);
+    [host, list, usage, hosts] = await Promise.all([api("GET", "/v1/host"), api("GET", "/v1/vms"),
+      api("GET", "/v1/history?last=60").catch(() => ({ vms: [] })), api("GET", "/v1/hosts").catch(() => null)]);
     vms = list.vms || [];
   } catch (err) { if (state.session) toast(err.message); return; }
   $("#hostname").textContent = host.name;
@@ -139,7 +139,27 @@ async function showOverview() {
     h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: 9, class: "muted", text: "No VMs yet: New VM makes one (or godwit vm create -f SPEC.yaml)" }))));
   show(h("div", { class: "title" }, h("h1", { text: "Overview" }), admin() ? h("a", { href: "#/new", class: "button primary", id: "new-vm" }, "New VM") : null), cards,
     warnings.length ? h("div", {}, h("h2", { text: "Problems" }), h("ul", { id: "warnings" }, warnings)) : null,
+    hosts && (hosts.peers || []).length ? [h("h2", { text: "Hosts" }), hostTable(hosts)] : null,
     h("h2", { text: "Virtual machines" }), admin() ? bulk.toolbar(vms.map((v) => v.name)) : null, h("div", { class: "scroll" }, table));
+}
+
+// hostTable: this host and its peers, each with its VMs, CPU load and
+// memory in use (a peer that does not answer says why).
+function hostTable(list) {
+  const meter = (label, value, max, text) => h("span", { class: "use-cell" },
+    h("meter", { min: 0, max, value: Math.min(value, max), high: 0.85 * max, optimum: 0, "aria-label": label }), h("span", { class: "muted", text }));
+  const row = (name, self, x, answering, why) => h("tr", { id: "host-" + name, "data-answering": String(answering) },
+    h("td", {}, h("strong", { text: name }), self ? h("span", { class: "muted", text: " (this host)" }) : null),
+    h("td", {}, answering ? h("span", { class: "state running", text: "answering" }) : h("span", { class: "state crashed", title: why || "", text: "not answering" }),
+      !answering && why ? h("div", { class: "muted", text: why }) : null),
+    h("td", { text: x ? String(x.vms) : "" }),
+    h("td", { class: "wide", text: x ? String(x.cpus) : "" }),
+    h("td", {}, x && x.cpus ? meter(`CPU load of ${name}`, x.load1 || 0, x.cpus, `load ${(x.load1 || 0).toFixed(2)}`) : null),
+    h("td", {}, x && !isNaN(sizeBytes(x.memory)) ? meter(`Memory in use on ${name}`, sizeBytes(x.memory) - sizeBytes(x.memoryFree), sizeBytes(x.memory),
+      `${human(x.memoryFree)} free of ${human(x.memory)}`) : null));
+  return h("div", { class: "scroll" }, h("table", { id: "hosts" },
+    h("thead", {}, h("tr", {}, ["Host", "State", "VMs", "CPUs", "CPU load", "Memory"].map((t, i) => h("th", { class: i === 3 ? "wide" : "", text: t })))),
+    h("tbody", {}, row(list.self.name, true, list.self, true), (list.peers || []).map((p) => row(p.name, false, p.host, p.reachable, p.error)))));
 }
 
 function vmRow(v, u) {

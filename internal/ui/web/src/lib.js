@@ -43,11 +43,16 @@ export async function api(method, path, body) {
 
 const units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
 
-// human turns the API's sizes ("23264904KiB") into what people read.
-export function human(size) {
+// sizeBytes is one of the API's sizes ("23264904KiB") in bytes (NaN if it is none).
+export function sizeBytes(size) {
   const m = /^([\d.]+)\s*(B|KiB|MiB|GiB|TiB|PiB)$/.exec(String(size || ""));
-  if (!m) return size || "";
-  return bytes(parseFloat(m[1]) * 1024 ** units.indexOf(m[2]));
+  return m ? parseFloat(m[1]) * 1024 ** units.indexOf(m[2]) : NaN;
+}
+
+// human turns the API's sizes into what people read.
+export function human(size) {
+  const n = sizeBytes(size);
+  return isNaN(n) ? size || "" : bytes(n);
 }
 
 // bytes: a count of bytes for people.
