@@ -193,6 +193,17 @@ func TestWebPage(t *testing.T) {
 	inBrowser(t, ctx, "the usage graphs", until(`(() => { const p = (document.querySelector("#graph-cpu") || {}).plot;
 		return !!p && p.data[0].length >= 3 && Math.max(...p.data[1]) > 0 && !!document.querySelector("#graph-net canvas"); })()`),
 		screenshot(t, "vm-graphs"))
+	// The VM page's own operations (the force stop and start from the
+	// overview among them) and its live events: a pause and a resume
+	// from its toolbar show as they happen.
+	inBrowser(t, ctx, "the VM's operations and events",
+		until(`[...document.querySelectorAll("#vm-ops-table tbody tr")].some(r => r.textContent.includes("vm.stop") && r.textContent.includes("succeeded"))`),
+		chromedp.Click(chromedp.CSS(`main .toolbar button[data-action="pause"]`)), until(`document.querySelector("#vm-state").textContent === "paused"`),
+		chromedp.Click(chromedp.CSS(`main .toolbar button[data-action="resume"]`)), until(`document.querySelector("#vm-state").textContent === "running"`),
+		until(`(() => { const t = [...document.querySelectorAll("#vm-events li")].map(l => l.textContent);
+			const s = t.findIndex(x => x.includes("suspended")), r = t.findIndex(x => x.includes("resumed"));
+			return s >= 0 && r >= 0 && r < s; })()`), // newest first: resumed above suspended
+		screenshot(t, "vm-events"))
 	// Another browser (a tab in the background would be throttled), another login.
 	second := browser(t)
 	inBrowser(t, second, "a second viewer", chromedp.Navigate(url), chromedp.WaitVisible(token), chromedp.SetValue(token, admin), submit,

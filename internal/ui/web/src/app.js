@@ -6,7 +6,7 @@ import { showGraphs, sparkline, formats } from "./graphs.js";
 import { $, h, api, human, sizeBytes, toast, show, admin, state, opChanged } from "./lib.js";
 import { showCreate } from "./forms.js";
 import { showSnapshots, showBackups } from "./snapshots.js";
-import { showList, listPages } from "./lists.js";
+import { showList, listPages, operationsTable } from "./lists.js";
 import * as bulk from "./bulk.js";
 import { graphicalPanel } from "./graphical.js";
 import { migratePanel, movedPage, summary } from "./migrate.js";
@@ -242,6 +242,9 @@ async function showVM(name) {
   if (spec.graphics === "vnc" && !vmParts.vnc) vmParts.vnc = graphicalPanel(name, { h, toast, canType: admin() });
   const [snapBox, freshSnaps] = part("snapshots", () => h("section", { id: "snapshot-box", "aria-label": "Snapshots" }));
   const [backupBox, freshBackups] = part("backups", () => h("section", { id: "backup-box", "aria-label": "Backups" }));
+  const [opsBox] = part("ops", () => h("section", { id: "vm-ops", "aria-label": `Operations on ${name}` }));
+  const [eventsBox] = part("events", () => h("ol", { id: "vm-events", class: "events", "aria-label": `Events of ${name}`, "aria-live": "polite" },
+    h("li", { class: "muted", text: "Events of this VM show here as they happen." })));
   const [migrateBox] = admin() && v.managed ? part("migrate", () => migratePanel(name, {
     start: () => { vmParts.migrating = true; },
     end: (rep, peer) => {
@@ -262,9 +265,13 @@ async function showVM(name) {
     v.managed ? [h("h2", { text: "Snapshots" }), snapBox, h("h2", { text: "Backups" }), backupBox] : null,
     migrateBox ? [h("h2", { text: "Migrate" }), migrateBox] : null,
     h("h2", { text: "Usage" }), graphsBox,
+    h("h2", { text: "Operations" }), opsBox,
+    h("h2", { text: "Live events" }), eventsBox,
     vmParts.vnc ? [h("h2", { text: "Graphical console" }), vmParts.vnc.box] : null,
     h("h2", { text: "Serial console" }), v.managed ? consoleBox : h("p", { class: "muted", text: "godwit keeps no console for a VM it did not create." }));
   if (freshGraphs) vmParts.graphs.close = showGraphs(graphsBox, name, { h, api });
+  api("GET", "/v1/operations?target=" + encodeURIComponent("vm/" + name)).then((r) => opsBox.replaceChildren(operationsTable("vm-ops-table", (r.operations || []).slice(0, 10))),
+    (err) => opsBox.replaceChildren(h("p", { class: "error", text: "Operations: " + err.message })));
   if (v.managed && freshSnaps) showSnapshots(snapBox, name);
   if (v.managed && freshBackups) showBackups(backupBox, name);
   if (v.managed && !vmParts.console.term) vmParts.console.term = openConsole(consoleBox, name, { h, toast, canType: admin() });
@@ -294,6 +301,18 @@ function trackOp(op) {
     op.error ? h("div", { class: "error", text: op.error }) : null].filter((k) => k != null));
 }
 
+// vmEvent adds an event about the VM whose page is open to its list, newest first.
+function vmEvent(ev) {
+  const vm = ev.vm || (ev.operation && ev.operation.target.startsWith("vm/") ? ev.operation.target.slice(3) : "");
+  if (!vmParts || !vmParts.events || vm !== vmParts.vm) return;
+  const list = vmParts.events.box;
+  const what = ev.lifecycle ? `${ev.lifecycle.event}${ev.lifecycle.detail ? " (" + ev.lifecycle.detail + ")" : ""}`
+    : ev.operation ? `${ev.operation.kind} ${ev.operation.state}${ev.operation.progress && ev.operation.progress.message ? ": " + ev.operation.progress.message : ""}` : ev.type;
+  if (list.firstChild && list.firstChild.classList.contains("muted")) list.replaceChildren();
+  list.prepend(h("li", { "data-type": ev.type }, h("time", { datetime: ev.time, text: new Date(ev.time).toLocaleTimeString() }), " ", what, ev.message ? " · " + ev.message : ""));
+  while (list.children.length > 30) list.lastChild.remove();
+}
+
 function follow() {
   if (events) events.close();
   events = new EventSource("/v1/events");
@@ -301,6 +320,7 @@ function follow() {
     let ev;
     try { ev = JSON.parse(e.data); } catch { return; }
     if (ev.operation) trackOp(ev.operation);
+    vmEvent(ev);
     refreshSoon();
   };
   events.addEventListener("vm", onEvent);

@@ -43,11 +43,16 @@ const pages = {
     ["Backup", (b) => b.id], ["VM", (b) => vmLink(b.vm)], ["Taken", (b) => when(b.createdAt)], ["Mode", (b) => b.mode],
     ["Data", (b) => human(b.dataBytes)], ["Stored", (b) => human(b.stats && b.stats.bytesStored), { wide: true }],
     ["Seconds", (b) => b.stats ? b.stats.seconds.toFixed(1) : "", { wide: true }]], "No backups: back a VM up from its page.") },
-  operations: { title: "Operations", load: () => api("GET", "/v1/operations"), render: (r) => table("operations", r.operations || [], [
+  operations: { title: "Operations", load: () => api("GET", "/v1/operations"), render: (r) => operationsTable("operations", r.operations || []) },
+};
+
+// operationsTable lists operations, newest first (the API's order).
+export function operationsTable(id, ops) {
+  return table(id, ops, [
     ["Kind", (o) => o.kind], ["Target", (o) => o.target], ["State", (o) => h("span", { class: "state " + o.state, text: o.state })],
     ["Started", (o) => when(o.createdAt), { wide: true }], ["Took", (o) => took(o), { wide: true }],
-    ["Result", (o) => o.error || (o.progress && o.progress.message) || ""]], "No operations yet.") },
-};
+    ["Result", (o) => o.error || (o.progress && o.progress.message) || ""]], "No operations yet.");
+}
 
 function took(o) {
   if (!o.finishedAt) return "";
