@@ -30,6 +30,11 @@ func Open(path string) (*Store, error) {
 		}
 		return nil, fmt.Errorf("open state file %s: %w", path, err)
 	}
+	// Writes go through Batch: concurrent ones (20 creates at once, each
+	// committing its record and operation) share one fsynced commit
+	// instead of queueing for one each. A lone write waits at most this
+	// long for company, against ~5 ms for the fsync itself.
+	db.MaxBatchDelay = time.Millisecond
 	return &Store{db: db}, nil
 }
 
@@ -65,7 +70,9 @@ func (s *Store) Put(ctx context.Context, bucket, key string, value []byte) error
 	if err := store.CheckName(bucket, key); err != nil {
 		return err
 	}
-	return s.db.Update(func(tx *bbolt.Tx) error {
+	// Batch may run the function twice (again alone when another in the
+	// batch failed): a put is idempotent.
+	return s.db.Batch(func(tx *bbolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists([]byte(bucket))
 		if err != nil {
 			return err
@@ -82,7 +89,7 @@ func (s *Store) Delete(ctx context.Context, bucket, key string) error {
 	if err := store.CheckName(bucket, key); err != nil {
 		return err
 	}
-	return s.db.Update(func(tx *bbolt.Tx) error {
+	return s.db.Batch(func(tx *bbolt.Tx) error {
 		b := tx.Bucket([]byte(bucket))
 		if b == nil || b.Get([]byte(key)) == nil {
 			return store.ErrNotFound

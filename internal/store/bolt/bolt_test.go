@@ -122,3 +122,58 @@ func TestSwitch(t *testing.T) {
 		t.Fatal("a failed Replace changed the store")
 	}
 }
+
+// Concurrent writes share commits (Batch) and each still gets its own
+// answer: 64 puts and deletes at once, half the deletes of keys that are
+// not there (their ErrNotFound must not fail the others in their batch),
+// then every put is there, after a reopen too, and every delete did
+// what it says.
+func TestConcurrentWritesBatch(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "state.db")
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 32; i++ {
+		if err := s.Put(ctx, "vms", fmt.Sprintf("old-%02d", i), []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	errs := make(chan error, 128)
+	for i := 0; i < 64; i++ {
+		go func() { errs <- s.Put(ctx, "vms", fmt.Sprintf("new-%02d", i), []byte(fmt.Sprint(i))) }()
+		go func() {
+			key := fmt.Sprintf("old-%02d", i) // 32..63 are not there
+			err := s.Delete(ctx, "vms", key)
+			if want := i >= 32; want != (err == store.ErrNotFound) {
+				err = fmt.Errorf("delete %s: %v", key, err)
+			} else {
+				err = nil
+			}
+			errs <- err
+		}()
+	}
+	for i := 0; i < 128; i++ {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	s.Close()
+	if s, err = Open(path); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	kvs, err := s.List(ctx, "vms")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(kvs) != 64 {
+		t.Fatalf("%d keys after the writes, want the 64 puts only", len(kvs))
+	}
+	for i, kv := range kvs {
+		if kv.Key != fmt.Sprintf("new-%02d", i) || string(kv.Value) != fmt.Sprint(i) {
+			t.Fatalf("key %d: %s=%q", i, kv.Key, kv.Value)
+		}
+	}
+}
