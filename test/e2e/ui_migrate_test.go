@@ -42,7 +42,7 @@ func TestWebMigrate(t *testing.T) {
 	ctx := browser(t)
 	inBrowser(t, ctx, "log in and open the VM", chromedp.Navigate(base+"/ui/"), chromedp.WaitVisible(chromedp.CSS("#token")),
 		chromedp.SetValue(chromedp.CSS("#token"), token), chromedp.Click(chromedp.CSS("#login-submit")),
-		chromedp.WaitVisible(chromedp.CSS("#vm-"+name)), chromedp.Navigate(base+"/ui/#/vm/"+name),
+		chromedp.WaitVisible(chromedp.CSS("#vm-"+name)), chromedp.Click(chromedp.CSS("#vm-"+name+" a")),
 		until(fmt.Sprintf(`[...document.querySelectorAll("#migrate-to option")].some(o => o.value === %q && !o.disabled)`, bb.Name)),
 		chromedp.SetValue(chromedp.CSS("#migrate-to"), bb.Name), screenshot(t, "vm-migrate"),
 		chromedp.Click(chromedp.CSS("#migrate-submit")))
@@ -146,7 +146,7 @@ func TestWebMigrate(t *testing.T) {
 	done := func(vm string) chromedp.Action[chromedp.Void] {
 		return until(fmt.Sprintf(`(document.querySelector('#bulk-results li[data-vm=%q]') || {dataset: {}}).dataset.state === "succeeded"`, vm))
 	}
-	inBrowser(t, ctx, "bulk migrate", chromedp.Navigate(base+"/ui/#/"), chromedp.WaitVisible(chromedp.CSS("#vm-"+bulk[1])),
+	inBrowser(t, ctx, "bulk migrate", chromedp.Click(chromedp.CSS(`#nav a[href="#/"]`)), chromedp.WaitVisible(chromedp.CSS("#vm-"+bulk[1])),
 		until(fmt.Sprintf(`!!document.querySelector('#bulk-to option[value=%q]')`, bb.Name)),
 		// The overview's hosts: both answer, with their load and memory.
 		until(fmt.Sprintf(`[%q, %q].every(n => { const r = document.querySelector("#host-" + n);

@@ -25,11 +25,10 @@ func TestWebGraphicalConsole(t *testing.T) {
 	d, addr, name := startVNCGuest(t, "e2e-uivnc-")
 	admin := adminToken(t, d)
 	viewer := strings.TrimSpace(d.MustCLI("token", "create", "--name", "e2e-uivnc-viewer", "--scope", "read", "-q"))
-	vmURL := "https://" + addr + "/ui/#/vm/" + name
 	login := func(token string, then ...chromedp.Action[chromedp.Void]) []chromedp.Action[chromedp.Void] {
 		return append([]chromedp.Action[chromedp.Void]{chromedp.Navigate("https://" + addr + "/ui/"), chromedp.WaitVisible(chromedp.CSS("#token")),
 			chromedp.SetValue(chromedp.CSS("#token"), token), chromedp.Click(chromedp.CSS("#login-submit")),
-			chromedp.WaitVisible(chromedp.CSS("#vm-" + name)), chromedp.Navigate(vmURL)}, then...)
+			chromedp.WaitVisible(chromedp.CSS("#vm-" + name)), chromedp.Click(chromedp.CSS("#vm-" + name + " a")), chromedp.WaitVisible(chromedp.CSS("#vnc-open"))}, then...)
 	}
 	connected := until(`document.querySelector("#vnc").dataset.state === "connected"`)
 
