@@ -136,7 +136,7 @@ func TestClusterOfFour(t *testing.T) {
 		}
 	}
 
-	// Placement's view (read host by host, at once): each host with its
+	// Placement's view (every host's ranges in one read): each host with its
 	// own inventory, in the registry's order.
 	for _, inv := range []struct{ host, bucket, key string }{{"h2", "networks", "lab"}, {"h3", "pools", "fast"}, {"h3", "images", "deb"}} {
 		via := map[string]*cluster.Node{"h2": h2, "h3": h3}[inv.host]
