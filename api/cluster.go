@@ -73,8 +73,11 @@ type ClusterHost struct {
 	Role string `json:"role" enum:"voter,learner,client"`
 	// Alive: its heartbeat lease is alive.
 	Alive bool `json:"alive" doc:"The host's heartbeat lease is alive."`
-	// Heartbeat is when it last wrote its heartbeat; HeartbeatAgeMs how
-	// long ago that was when this status was made.
+	// Heartbeat is when the host last renewed its lease, as the store
+	// tells it (to the second; when the lease cannot be read, when the
+	// host wrote its heartbeat, once a lease and then every
+	// heartbeatEvery); HeartbeatAgeMs how long ago that was when this
+	// status was made.
 	Heartbeat      time.Time         `json:"heartbeat,omitzero"`
 	HeartbeatAgeMs int64             `json:"heartbeatAgeMs,omitempty"`
 	Lease          string            `json:"lease,omitempty" doc:"The heartbeat lease's id, hex."`

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"sort"
 	"strconv"
@@ -55,8 +56,13 @@ func runClusterScale(ctx context.Context, env *Env) ([]Result, error) {
 			return nil, err
 		}
 		env.Logf("%d hosts, %d VMs", hosts, hosts*perHost)
+		stop, err := scaleProfile(env, hosts)
+		if err != nil {
+			return nil, err
+		}
 		r, err := simulateScale(ctx, scaleOptions{Voters: 3, Hosts: hosts, VMsPerHost: perHost,
 			Samples: max(20, 4*env.Runs), Dir: dir, Logf: env.Logf})
+		stop()
 		if err != nil {
 			return nil, fmt.Errorf("%d hosts: %w", hosts, err)
 		}
@@ -89,6 +95,26 @@ func runClusterScale(ctx context.Context, env *Env) ([]Result, error) {
 		line("idle_cpu_s_per_s", func(r scaleResult) float64 { return r.IdleCPU }),
 		line("total_cpu_s", func(r scaleResult) float64 { return r.TotalCPU.Seconds() }),
 	}, nil
+}
+
+// scaleProfile writes a CPU profile of the simulation of the larger
+// cluster to $GODWIT_BENCH_SCALE_CPUPROFILE, when set (go tool pprof
+// reads it: where the members' and hosts' CPU goes); stop ends it.
+func scaleProfile(env *Env, hosts int) (stop func(), err error) {
+	path := os.Getenv("GODWIT_BENCH_SCALE_CPUPROFILE")
+	if path == "" || hosts != scaleLarge {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	env.Logf("CPU profile of the %d hosts: %s", hosts, path)
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 // scaleDir is where the members' data goes: in memory (/dev/shm) when
@@ -326,8 +352,10 @@ func simulateScale(ctx context.Context, o scaleOptions) (res scaleResult, err er
 		}
 		// A claim that fails (the store did not answer in time, or the
 		// host lost its lease and has not got a new one yet) is tried
-		// again after a second, for up to 30 s, and counted.
+		// again, as a client of a daemon's create would, after 0.5 s
+		// doubling up to 8 s, for up to 2 min, and counted.
 		name := fmt.Sprintf("vm%05d", i)
+		pause, giveUp := 500*time.Millisecond, time.Now().Add(2*time.Minute)
 		for try := 0; ; try++ {
 			_, err := claimVM(ctx, hosts[i%o.Hosts], name)
 			if try > 0 && err != nil && strings.Contains(err.Error(), "already exists") {
@@ -339,11 +367,12 @@ func simulateScale(ctx context.Context, o scaleOptions) (res scaleResult, err er
 				// lease. Another name.
 				name = fmt.Sprintf("vm%05d-%d", i, try)
 			}
-			if err == nil || try == 30 || ctx.Err() != nil {
+			if err == nil || time.Now().After(giveUp) || ctx.Err() != nil {
 				return err
 			}
 			retries.Add(1)
-			time.Sleep(time.Second)
+			time.Sleep(pause)
+			pause = min(2*pause, 8*time.Second)
 		}
 	}); err != nil {
 		return res, fmt.Errorf("fill: %w", err)

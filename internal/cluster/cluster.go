@@ -64,7 +64,7 @@ const (
 	DefaultPeerPort       = 2380
 	DefaultClientPort     = 2379
 	DefaultLeaseTTL       = 6 * time.Second
-	DefaultHeartbeatEvery = 2 * time.Second
+	DefaultHeartbeatEvery = 30 * time.Second
 )
 
 // Config is this host's cluster setup.
@@ -90,7 +90,9 @@ type Config struct {
 	// ReadyTimeout bounds the wait for a quorum at start (0: 10s).
 	ReadyTimeout time.Duration
 	// LeaseTTL is the heartbeat lease's; HeartbeatEvery how often the
-	// heartbeat is written (0: the defaults).
+	// heartbeat is written again after the first write under each lease,
+	// with the registry record refreshed (0: the defaults). Liveness is
+	// the heartbeat's presence under the lease, not its rewrites.
 	LeaseTTL, HeartbeatEvery time.Duration
 	// Capacity reports the host's CPUs and memory for the registry (nil:
 	// none).
@@ -530,9 +532,10 @@ func (n *Node) runSimulated() {
 	go func() { defer n.wg.Done(); n.keepReservation(n.ctx, reservationResync) }()
 }
 
-// reservationResync is how often this host's reservation record is
-// brought up to date with its VM records.
-const reservationResync = 5 * time.Second
+// reservationResync is about how often this host's reservation record
+// is brought up to date with its VM records (keepReservation: a tidy-up
+// nothing waits for).
+const reservationResync = time.Minute
 
 // hostStore is host's namespace.
 func (n *Node) hostStore(host string) *etcd.Store {

@@ -14,6 +14,7 @@ import (
 	"github.com/godwit-project/godwit/internal/cluster/lock"
 	"github.com/godwit-project/godwit/internal/cluster/member/membertest"
 	"github.com/godwit-project/godwit/internal/pki"
+	"github.com/godwit-project/godwit/internal/store"
 )
 
 func bounded(t *testing.T, d time.Duration) context.Context {
@@ -135,7 +136,7 @@ func TestClusterOfFour(t *testing.T) {
 		}
 	}
 
-	// Placement's view (read host by host, at once): each host with its
+	// Placement's view (every host's ranges in one read): each host with its
 	// own inventory, in the registry's order.
 	for _, inv := range []struct{ host, bucket, key string }{{"h2", "networks", "lab"}, {"h3", "pools", "fast"}, {"h3", "images", "deb"}} {
 		via := map[string]*cluster.Node{"h2": h2, "h3": h3}[inv.host]
@@ -246,4 +247,51 @@ func TestStartAgain(t *testing.T) {
 		h, ok := hostOf(h1.Status(ctx), "h1")
 		return ok && h.Alive && h.Role == api.RoleVoter
 	})
+}
+
+// The heartbeat is the lease's: written once each lease is granted and
+// not again within heartbeatEvery (however often the lease renews), gone
+// with the lease, and written again under the next one. The status's
+// heartbeat age comes from the lease's renewals, not from the write.
+func TestHeartbeatIsWrittenOnceALease(t *testing.T) {
+	ctx := bounded(t, 60*time.Second)
+	cfg := config(t, t.TempDir(), "h1")
+	cfg.HeartbeatEvery = time.Hour
+	h1, err := cluster.Init(ctx, cfg, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h1.Close() })
+	var first store.Item
+	waitFor(t, 10*time.Second, "h1's heartbeat", func() bool {
+		first, err = h1.Shared().GetItem(ctx, "heartbeats", "h1")
+		return err == nil
+	})
+	l := h1.Lease()
+	if l == nil || first.Lease != l.ID() {
+		t.Fatalf("heartbeat under lease %x, the host holds %v", int64(first.Lease), l)
+	}
+	// Two TTLs: a dozen renewals, no rewrite; the status's age stays
+	// within a renewal or two.
+	time.Sleep(2 * cfg.LeaseTTL)
+	again, err := h1.Shared().GetItem(ctx, "heartbeats", "h1")
+	if err != nil || again.Rev != first.Rev {
+		t.Fatalf("heartbeat after %s: rev %d (%v), want %d: rewritten", 2*cfg.LeaseTTL, again.Rev, err, first.Rev)
+	}
+	if h, ok := hostOf(h1.Status(ctx), "h1"); !ok || !h.Alive || h.HeartbeatAgeMs > 1500 {
+		t.Fatalf("h1 in the status: %+v, want alive, its heartbeat at most 1.5 s old", h)
+	}
+	// The lease ends: its heartbeat goes with it, and the next lease
+	// writes it again.
+	if err := l.Revoke(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var next store.Item
+	waitFor(t, 10*time.Second, "h1's heartbeat under a new lease", func() bool {
+		next, err = h1.Shared().GetItem(ctx, "heartbeats", "h1")
+		return err == nil && next.Lease != first.Lease
+	})
+	if nl := h1.Lease(); nl == nil || next.Lease != nl.ID() {
+		t.Fatalf("heartbeat under lease %x, the host holds %v", int64(next.Lease), nl)
+	}
 }

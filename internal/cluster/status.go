@@ -106,13 +106,21 @@ func (n *Node) Status(ctx context.Context) api.ClusterStatus {
 			if ch == nil {
 				continue
 			}
+			// The heartbeat is written once a lease (and rarely again):
+			// how long ago the host last showed it is alive is the
+			// lease's last renewal, which the store counts in seconds
+			// left; the record's time is for a lease it cannot read.
 			var hb Heartbeat
 			_ = json.Unmarshal(it.Value, &hb)
-			ch.Alive, ch.Heartbeat, ch.HeartbeatAgeMs = true, hb.At, now.Sub(hb.At).Milliseconds()
+			ch.Alive, ch.Heartbeat = true, hb.At
 			ch.Lease = fmt.Sprintf("%x", int64(it.Lease))
 			if ttl, err := n.cli.TimeToLive(cctx, clientv3.LeaseID(it.Lease)); err == nil {
 				ch.LeaseTTL = int(ttl.GrantedTTL)
+				if ttl.TTL > 0 && ttl.TTL <= ttl.GrantedTTL {
+					ch.Heartbeat = now.Add(-time.Duration(ttl.GrantedTTL-ttl.TTL) * time.Second).UTC()
+				}
 			}
+			ch.HeartbeatAgeMs = now.Sub(ch.Heartbeat).Milliseconds()
 		}
 	} else if merr == nil {
 		merr = err

@@ -179,8 +179,9 @@ func (c clusterVMs) Claim(ctx context.Context, l vm.ClusterLock, name string, re
 	return c.n.Claim(ctx, held, name, record, placement.NeedOf(spec))
 }
 
-// Released resyncs this host's reservations now (the resync every few
-// seconds would do it too).
+// Released resyncs this host's reservations now (the resync every
+// minute would do it too; claims and placement read the VM records
+// meanwhile).
 func (c clusterVMs) Released(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()

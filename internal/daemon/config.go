@@ -94,7 +94,8 @@ type ClusterConfig struct {
 	ElectionMs uint `yaml:"electionMs,omitempty"`
 	// LeaseTTL is the host's heartbeat lease (default 6s): the locks it
 	// holds go when it is not renewed for this long. HeartbeatEvery is
-	// how often the heartbeat is written (default 2s).
+	// how often the heartbeat, written at each lease, is written again
+	// (default 30s; liveness is the lease's, not the rewrites').
 	LeaseTTL       time.Duration `yaml:"leaseTTL,omitempty"`
 	HeartbeatEvery time.Duration `yaml:"heartbeatEvery,omitempty"`
 	// ReadyTimeout is how long the daemon waits at start for the store's

@@ -176,3 +176,43 @@ func TestNotReadyFailsAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// ListRanges reads many prefixes in transactions of 100 ranges: each
+// range's keys relative to its prefix, in order, values unless keys
+// only; an empty range is empty; a prefix without '/' is refused.
+func TestListRanges(t *testing.T) {
+	s := dialer(t, etcd.Options{})(t)
+	ctx := storetest.Bounded(t, 30*time.Second)
+	const buckets = 250 // three transactions
+	var ranges []etcd.Range
+	for b := range buckets {
+		var ops []store.Op
+		for k := range b % 4 {
+			ops = append(ops, store.Op{Bucket: fmt.Sprintf("h%03d", b), Key: keyN(k), Value: []byte{byte(b), byte(k)}})
+		}
+		if len(ops) > 0 {
+			if _, err := s.Txn(ctx, store.Txn{Then: ops}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ranges = append(ranges, etcd.Range{Prefix: fmt.Sprintf("h%03d/", b), KeysOnly: b%2 == 1})
+	}
+	got, err := s.ListRanges(ctx, ranges)
+	if err != nil || len(got) != buckets {
+		t.Fatalf("ListRanges: %d ranges, %v", len(got), err)
+	}
+	for b, items := range got {
+		if len(items) != b%4 {
+			t.Fatalf("range %d: %d items, want %d", b, len(items), b%4)
+		}
+		for k, it := range items {
+			wantValue := b%2 == 0
+			if it.Key != keyN(k) || it.Rev == 0 || (len(it.Value) == 2) != wantValue || (wantValue && it.Value[0] != byte(b)) {
+				t.Fatalf("range %d item %d: %+v", b, k, it)
+			}
+		}
+	}
+	if _, err := s.ListRanges(ctx, []etcd.Range{{Prefix: "h001"}}); err == nil {
+		t.Fatal("a prefix without '/': no error")
+	}
+}
