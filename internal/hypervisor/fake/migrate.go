@@ -59,6 +59,9 @@ type outgoing struct {
 	sess     *session
 	flags    uint32
 	phase    string // begun, performing, performed
+	// paused: the domain was paused when Perform started; like libvirt,
+	// a cancelled migration leaves it paused.
+	paused bool
 	stats    hypervisor.JobStats
 	started  time.Time
 	abort    chan struct{} // closed when the job is aborted while performing
@@ -325,6 +328,7 @@ func (s *session) startPerform(ctx context.Context, dom string, p hypervisor.Mig
 	}
 	job := d.out
 	job.phase, job.abort, job.started = "performing", make(chan struct{}), time.Now()
+	job.paused = d.State == hypervisor.StatePaused
 	job.stats = hypervisor.JobStats{Active: true, Operation: 4, DataTotal: total, DataRemaining: total,
 		MemTotal: mem, MemRemaining: mem, DiskTotal: disk, DiskRemaining: disk, Iteration: 1, PageSize: 4096}
 	return st, nil
@@ -451,7 +455,7 @@ func (f *Fake) endOut(d *domain, job *outgoing) {
 		return
 	}
 	d.out = nil
-	if d.State == hypervisor.StatePaused && d.Reason == "migration" {
+	if d.State == hypervisor.StatePaused && d.Reason == "migration" && !job.paused {
 		f.setState(d, hypervisor.StateRunning, "migration cancelled")
 	}
 }
@@ -493,6 +497,10 @@ func (s *session) Finish(ctx context.Context, p hypervisor.MigrateParams, ck []b
 		d.Persistent, d.xml = true, firstOf(p.PersistXML, p.DestXML, d.liveXML)
 	}
 	d.completed = &hypervisor.JobStats{Completed: true, Operation: 5, DowntimeMs: 5, DataTotal: in.bytes, DataProcessed: in.bytes}
+	if flags&hypervisor.MigratePaused != 0 {
+		f.setState(d, hypervisor.StatePaused, "migrated")
+		return f.cookie("finish", name), nil
+	}
 	f.setState(d, hypervisor.StateRunning, "migrated")
 	return f.cookie("finish", name), nil
 }
@@ -531,7 +539,11 @@ func (s *session) Confirm(ctx context.Context, dom string, p hypervisor.MigrateP
 	job := d.out
 	d.out = nil
 	if cancelled {
-		f.setState(d, hypervisor.StateRunning, "migration cancelled")
+		if job.paused {
+			f.setState(d, hypervisor.StatePaused, "migration cancelled")
+		} else {
+			f.setState(d, hypervisor.StateRunning, "migration cancelled")
+		}
 		return nil
 	}
 	f.setState(d, hypervisor.StateShutoff, "migrated")
