@@ -56,12 +56,12 @@ func (f *Fake) SetCPUCompare(r int) {
 
 // outgoing is a domain's migration out, from Begin to Confirm.
 type outgoing struct {
-	sess     *session
-	flags    uint32
-	phase    string // begun, performing, performed
+	sess  *session
+	flags uint32
+	phase string // begun, performing, performed
 	// paused: the domain was paused when Perform started; like libvirt,
 	// a cancelled migration leaves it paused.
-	paused bool
+	paused   bool
 	stats    hypervisor.JobStats
 	started  time.Time
 	abort    chan struct{} // closed when the job is aborted while performing
