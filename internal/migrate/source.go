@@ -565,7 +565,7 @@ func (s *Service) runStream(ctx context.Context, o *ops.Op, mv *move, rep *api.M
 		if res.reason != nil {
 			return res.reason
 		}
-		return fmt.Errorf("the migration failed; vm %s keeps running on %s: %w", mv.m.Name, s.cfg.Self, perr)
+		return fmt.Errorf("the migration failed; vm %s %s %s: %w", mv.m.Name, mv.stays(), s.cfg.Self, perr)
 	}
 	// The guest is paused now: nothing may stand between here and Finish
 	// on the destination, which resumes it (this is the downtime).
@@ -622,7 +622,7 @@ func (s *Service) afterFailedFinish(ctx context.Context, mv *move, sess hypervis
 		if err != nil {
 			return fmt.Errorf("finish on %s failed (%v), and resuming vm %s here failed too: %w", mv.req.To, ferr, mv.m.Name, err)
 		}
-		return fmt.Errorf("finish on %s failed; vm %s keeps running on %s: %w", mv.req.To, mv.m.Name, s.cfg.Self, ferr)
+		return fmt.Errorf("finish on %s failed; vm %s %s %s: %w", mv.req.To, mv.m.Name, mv.stays(), s.cfg.Self, ferr)
 	}
 	if api.Status(ferr) != 0 {
 		return resume()
@@ -693,14 +693,33 @@ func (s *Service) whereIs(ctx context.Context, peer *client.Client, id, vm strin
 	return unknown
 }
 
+// stays says how a failed move leaves the VM here: running, or paused as
+// it was before the move.
+func (mv *move) stays() string {
+	if mv.dom.State == hypervisor.StatePaused {
+		return "stays paused, as it was, on"
+	}
+	return "keeps running on"
+}
+
 // unpause resumes a VM the move paused here (an offline stream) once the
-// move failed; a VM paused before the move stays so.
+// move failed; a VM paused before the move stays so. libvirt may have
+// resumed it already: it restores the state the domain had at Begin,
+// before the move paused it.
 func (s *Service) unpause(mv *move) error {
 	if !mv.paused {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	d, err := s.hv.Lookup(ctx, mv.m.Name)
+	if err != nil {
+		return err
+	}
+	if d.State != hypervisor.StatePaused {
+		mv.paused = false
+		return nil
+	}
 	if err := s.hv.Resume(ctx, mv.m.Name); err != nil {
 		return err
 	}

@@ -59,8 +59,8 @@ type outgoing struct {
 	sess  *session
 	flags uint32
 	phase string // begun, performing, performed
-	// paused: the domain was paused when Perform started; like libvirt,
-	// a cancelled migration leaves it paused.
+	// paused: the domain was paused at Begin; like libvirt, a cancelled
+	// migration restores that state.
 	paused   bool
 	stats    hypervisor.JobStats
 	started  time.Time
@@ -206,7 +206,7 @@ func (s *session) Begin(ctx context.Context, dom string, p hypervisor.MigratePar
 	case d.out != nil || d.backup != nil:
 		return nil, "", invalid("migration begin", dom, "another job (a migration or a backup) is active on the domain")
 	}
-	d.out = &outgoing{sess: s, flags: flags, phase: "begun"}
+	d.out = &outgoing{sess: s, flags: flags, phase: "begun", paused: d.State == hypervisor.StatePaused}
 	s.out = d
 	return f.cookie("begin", dom), d.liveXML, nil
 }
@@ -328,7 +328,6 @@ func (s *session) startPerform(ctx context.Context, dom string, p hypervisor.Mig
 	}
 	job := d.out
 	job.phase, job.abort, job.started = "performing", make(chan struct{}), time.Now()
-	job.paused = d.State == hypervisor.StatePaused
 	job.stats = hypervisor.JobStats{Active: true, Operation: 4, DataTotal: total, DataRemaining: total,
 		MemTotal: mem, MemRemaining: mem, DiskTotal: disk, DiskRemaining: disk, Iteration: 1, PageSize: 4096}
 	return st, nil
@@ -455,7 +454,7 @@ func (f *Fake) endOut(d *domain, job *outgoing) {
 		return
 	}
 	d.out = nil
-	if d.State == hypervisor.StatePaused && d.Reason == "migration" && !job.paused {
+	if d.State == hypervisor.StatePaused && !job.paused {
 		f.setState(d, hypervisor.StateRunning, "migration cancelled")
 	}
 }
