@@ -54,11 +54,12 @@ type MigrationReport struct {
 	Phases       *MigrationPhases `json:"phases,omitempty" doc:"Where a live move's time went, phase by phase."`
 }
 
-// MigrationPhases is where a live migration's time went: libvirt's v3
-// protocol, which the source and destination daemons relay. The guest is
-// paused from the end of Perform (QEMU's stop-and-copy) until the
-// destination's Finish resumes it: its downtime is the tail of Perform
-// plus FinishMs.
+// MigrationPhases is where a live migration's (or an offline stream's)
+// time went: libvirt's v3 protocol, which the source and destination
+// daemons relay. A live guest is paused from the end of Perform (QEMU's
+// stop-and-copy) until the destination's Finish resumes it: its downtime
+// is the tail of Perform plus FinishMs. An offline stream's guest is
+// paused from the start of Perform: PerformMs plus FinishMs.
 type MigrationPhases struct {
 	BeginMs       uint64 `json:"beginMs" doc:"Begin on the source: the domain XML and cookie."`
 	PrepareMs     uint64 `json:"prepareMs" doc:"Prepare, asked of the destination daemon: its incoming QEMU started."`
@@ -66,6 +67,7 @@ type MigrationPhases struct {
 	FinishMs      uint64 `json:"finishMs" doc:"From the end of Perform until the destination daemon answered Finish (the guest resumed there)."`
 	DestFinishMs  uint64 `json:"destFinishMs" doc:"libvirt's Finish on the destination (it resumes the guest), within FinishMs."`
 	DestHandlerMs uint64 `json:"destHandlerMs" doc:"The destination daemon's whole answer to Finish: libvirt's Finish, then recording the VM (after the guest resumed); FinishMs less this is the relay between the daemons."`
+	ConfirmMs     uint64 `json:"confirmMs" doc:"Confirm on the source once the VM ran there: libvirt ends the source QEMU. Not in TotalMs; the operation ends after it."`
 }
 
 // EvacuateRequest asks to move every running VM off this host.

@@ -587,11 +587,13 @@ func (s *Service) runStream(ctx context.Context, o *ops.Op, mv *move, rep *api.M
 	if ferr != nil {
 		return s.afterFailedFinish(ctx, mv, sess, params, srcFlags, ferr)
 	}
+	confirming := time.Now()
 	if err := sess.Confirm(context.Background(), mv.m.Name, params, fin.Cookie, srcFlags, false); err != nil {
 		// The VM runs there; only the source's bookkeeping failed.
 		s.log.Error("confirm after a migration", "vm", mv.m.Name, "err", err)
 		s.dropSourceDomain(mv.m.Name)
 	}
+	rep.Phases.ConfirmMs = ms(time.Since(confirming))
 	if !offline {
 		rep.DowntimeMs = max(fin.DowntimeMs, src.DowntimeMs)
 	}
