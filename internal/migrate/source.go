@@ -91,7 +91,7 @@ func (s *Service) plan(ctx context.Context, name string, req api.MigrateRequest)
 	}()
 	if req.TLS {
 		if req.Mode == api.MigrateOffline || req.Mode == api.MigrateCold {
-			return nil, nil, api.BadRequest("tls: offline and cold moves go over the daemons' TLS channel already; --tls is for live migration streams")
+			return nil, nil, api.BadRequest("tls: an offline stream always uses QEMU's TLS, and files (offline or cold) go over the daemons' TLS channel; --tls is for live migration streams")
 		}
 		if err := pki.QEMUTLSReady(s.cfg.QEMUTLSDir); err != nil {
 			return nil, nil, api.Conflict("tls: %s on %s (the daemon writes it when started with --listen; see qemuTLSDir)", err, s.cfg.Self)
