@@ -5,12 +5,16 @@ import "time"
 // Migration modes and policies.
 const (
 	MigrateLive    = "live"    // the VM runs while its memory (and disks) move
-	MigrateOffline = "offline" // suspend, save memory to a file, copy, restore there
+	MigrateOffline = "offline" // the guest paused while its memory (and disks) move once
 	MigrateCold    = "cold"    // a shut-off VM: its definition and disks
 
 	PolicyAuto     = "auto"     // precopy; when it does not converge, auto-converge then postcopy
 	PolicyPrecopy  = "precopy"  // precopy only (may never finish under heavy writes)
 	PolicyPostcopy = "postcopy" // switch to postcopy after the first pass
+
+	// How an offline move carries the guest.
+	TransferStream = "stream" // libvirt's migration of the paused guest, QEMU to QEMU over QEMU's TLS (disks by NBD)
+	TransferFiles  = "files"  // save the memory to a file, send it and the disks between the daemons, restore there
 )
 
 // MigrateRequest asks to move a VM to another host.
@@ -25,6 +29,7 @@ type MigrateRequest struct {
 	TimeoutSeconds         int    `json:"timeoutSeconds,omitempty" doc:"Abort a precopy migration that has not finished by then (default 600)."`
 	ProgressTimeoutSeconds int    `json:"progressTimeoutSeconds,omitempty" doc:"Abort when no byte moved for this long, e.g. a dead link (default 60)."`
 	PostcopyAfterSeconds   int    `json:"postcopyAfterSeconds,omitempty" doc:"auto policy: switch to postcopy when not converged after this long (default 20)."`
+	Transfer               string `json:"transfer,omitempty" enum:"stream,files" doc:"Offline moves: stream (default; falls back to files, saying why, when QEMU TLS is not set up on both hosts or the VM has snapshots) or files."`
 }
 
 // MigrationReport is the result of a vm.migrate operation.
@@ -36,8 +41,10 @@ type MigrationReport struct {
 	Policy       string           `json:"policy,omitempty"`
 	SharedDisks  int              `json:"sharedDisks"`
 	CopiedDisks  int              `json:"copiedDisks"`
+	Transfer     string           `json:"transfer,omitempty" doc:"Offline moves: stream or files, the transfer that ran."`
+	TransferNote string           `json:"transferNote,omitempty" doc:"Why an offline move that was not asked for files sent files."`
 	TotalMs      uint64           `json:"totalMs" doc:"From the start of the move until the VM ran on the destination."`
-	DowntimeMs   uint64           `json:"downtimeMs" doc:"How long the guest was paused (libvirt's job stats for live moves; 0 when a postcopy switchover was not measured)."`
+	DowntimeMs   uint64           `json:"downtimeMs" doc:"How long the guest was paused (libvirt's job stats for live moves; 0 when a postcopy switchover was not measured; offline: from its pause here until it ran there)."`
 	Bytes        uint64           `json:"bytes" doc:"Bytes sent: memory and disks."`
 	MemoryBytes  uint64           `json:"memoryBytes"`
 	DiskBytes    uint64           `json:"diskBytes"`
@@ -47,11 +54,12 @@ type MigrationReport struct {
 	Phases       *MigrationPhases `json:"phases,omitempty" doc:"Where a live move's time went, phase by phase."`
 }
 
-// MigrationPhases is where a live migration's time went: libvirt's v3
-// protocol, which the source and destination daemons relay. The guest is
-// paused from the end of Perform (QEMU's stop-and-copy) until the
-// destination's Finish resumes it: its downtime is the tail of Perform
-// plus FinishMs.
+// MigrationPhases is where a live migration's (or an offline stream's)
+// time went: libvirt's v3 protocol, which the source and destination
+// daemons relay. A live guest is paused from the end of Perform (QEMU's
+// stop-and-copy) until the destination's Finish resumes it: its downtime
+// is the tail of Perform plus FinishMs. An offline stream's guest is
+// paused from the start of Perform: PerformMs plus FinishMs.
 type MigrationPhases struct {
 	BeginMs       uint64 `json:"beginMs" doc:"Begin on the source: the domain XML and cookie."`
 	PrepareMs     uint64 `json:"prepareMs" doc:"Prepare, asked of the destination daemon: its incoming QEMU started."`
@@ -59,6 +67,7 @@ type MigrationPhases struct {
 	FinishMs      uint64 `json:"finishMs" doc:"From the end of Perform until the destination daemon answered Finish (the guest resumed there)."`
 	DestFinishMs  uint64 `json:"destFinishMs" doc:"libvirt's Finish on the destination (it resumes the guest), within FinishMs."`
 	DestHandlerMs uint64 `json:"destHandlerMs" doc:"The destination daemon's whole answer to Finish: libvirt's Finish, then recording the VM (after the guest resumed); FinishMs less this is the relay between the daemons."`
+	ConfirmMs     uint64 `json:"confirmMs" doc:"Confirm on the source once the VM ran there: libvirt ends the source QEMU. Not in TotalMs; the operation ends after it."`
 }
 
 // EvacuateRequest asks to move every running VM off this host.
@@ -136,6 +145,7 @@ type MigrationOffer struct {
 	VirtType string   `json:"virtType" doc:"kvm or qemu: the domain type."`
 	CPUXML   string   `json:"cpuXML,omitempty"`
 	TLS      bool     `json:"tls,omitempty" doc:"The stream uses QEMU's native TLS."`
+	Transfer string   `json:"transfer,omitempty" doc:"Offline moves: stream (libvirt's migration protocol, as live) or files."`
 	// Prepare only:
 	XML          string `json:"xml,omitempty" doc:"Begin3's domain XML (live) or the inactive XML."`
 	Cookie       []byte `json:"cookie,omitempty"`
@@ -148,6 +158,7 @@ type MigrationOffer struct {
 type PreflightAnswer struct {
 	Problems []string        `json:"problems"`
 	Disks    []MigrationDisk `json:"disks" doc:"The offer's disks with Shared and the destination paths set."`
+	NoStream string          `json:"noStream,omitempty" doc:"Why this host cannot receive an offline move as a stream (the source then sends files)."`
 }
 
 // PrepareAnswer is Prepare3's answer.

@@ -37,12 +37,19 @@ Policies for a guest that writes memory faster than the link carries it:
   precopy   precopy only; aborts at --timeout if it never converges
   postcopy  switch to postcopy after the first pass
 
---offline suspends the guest, saves its memory to a file, copies it (and
-the disks) with checksums, and restores it there. --cold moves a shut-off
+--offline pauses the guest and moves it while it is paused. By default
+(--transfer stream) libvirt migrates the paused guest QEMU to QEMU over
+QEMU's TLS: its memory is sent once, its disks (unless shared) by NBD at
+the same time, and it resumes there when both are complete. --transfer
+files saves its memory to a file, sends that and the disks between the
+daemons with SHA-256 checks and restores it there; an offline move falls
+back to files, and says why, when QEMU TLS is not set up on both hosts or
+the VM has snapshots. A paused VM stays paused. --cold moves a shut-off
 VM. A failed or cancelled migration leaves the VM running on this host.`,
 		Example: `  godwit migrate web1 --to host2
   godwit migrate web1 --to host2 --policy precopy --max-downtime 100ms --bandwidth 100
   godwit migrate web1 --to host2 --offline
+  godwit migrate web1 --to host2 --offline --transfer files
   godwit op cancel OPID          # abort a running migration`,
 		Args:              exactArgs(1, "a VM name"),
 		ValidArgsFunction: completeVMs(g),
@@ -78,7 +85,8 @@ VM. A failed or cancelled migration leaves the VM running on this host.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&req.To, "to", "", "destination host (a peer)")
-	f.BoolVar(&offline, "offline", false, "suspend, save memory, copy, restore there")
+	f.BoolVar(&offline, "offline", false, "pause the guest, move it paused, resume it there")
+	f.StringVar(&req.Transfer, "transfer", "", "offline moves: stream (default) or files")
 	f.BoolVar(&cold, "cold", false, "move a shut-off VM (definition and disks)")
 	f.StringVar(&req.Policy, "policy", "auto", "live convergence policy: auto, precopy or postcopy")
 	f.DurationVar(&maxDowntime, "max-downtime", 100*time.Millisecond, "downtime target of a live migration")
@@ -88,6 +96,7 @@ VM. A failed or cancelled migration leaves the VM running on this host.`,
 	f.DurationVar(&timeout, "timeout", 10*time.Minute, "abort a precopy migration not finished by then")
 	f.DurationVar(&progressTimeout, "progress-timeout", time.Minute, "abort when no byte moved for this long (a dead link)")
 	f.DurationVar(&postcopyAfter, "postcopy-after", 20*time.Second, "auto policy: switch to postcopy when not converged after this long")
+	_ = cmd.RegisterFlagCompletionFunc("transfer", cobra.FixedCompletions([]string{"stream", "files"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("policy", cobra.FixedCompletions([]string{"auto", "precopy", "postcopy"}, cobra.ShellCompDirectiveNoFileComp))
 	w.add(f)
 	return cmd
@@ -104,6 +113,12 @@ func migrationLine(r api.MigrationReport) string {
 	extra := fmt.Sprintf(" (%s", r.Mode)
 	if r.Policy != "" {
 		extra += ", policy " + r.Policy
+	}
+	if r.Transfer != "" {
+		extra += ", transfer " + r.Transfer
+	}
+	if r.TransferNote != "" {
+		extra += " (" + r.TransferNote + ")"
 	}
 	if r.Postcopy {
 		extra += ", switched to postcopy"

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -32,10 +33,11 @@ func TestMigrateOfflineChecked(t *testing.T) {
 	shared := tempDir(t)
 	a, b := twoHosts(t, func(c *Config) { c.Pool = Pool{Name: "shared", Path: shared, Shared: true} })
 	b.link.flip("PUT", "/files/state", 1)
-	failed(t, a.migrate(api.MigrateRequest{Mode: api.MigrateOffline}), "state: checksum mismatch", "restored and runs on a again")
+	files := api.MigrateRequest{Mode: api.MigrateOffline, Transfer: api.TransferFiles}
+	failed(t, a.migrate(files), "state: checksum mismatch", "restored and runs on a again")
 	a.runs("web1", hypervisor.StateRunning)
 	b.hasNothing("web1")
-	if op := a.migrate(api.MigrateRequest{Mode: api.MigrateOffline}); op.State != api.OpSucceeded {
+	if op := a.migrate(files); op.State != api.OpSucceeded {
 		t.Fatalf("offline move on a sound link: %s %s", op.State, op.Error)
 	}
 	// (Not b.runs: one fake per host does not share a pool's volumes.)
@@ -79,15 +81,19 @@ func TestMigrateFaultBeforeFinish(t *testing.T) {
 		{"destination's libvirtd crash at finish", "b", func(uint64) fake.Fault { return fake.Fault{Method: "Finish", Action: fake.Crash} }, []string{"finish on b failed", "keeps running on a"}},
 		{"finish", "b", func(uint64) fake.Fault { return fake.Fault{Method: "Finish"} }, []string{"finish on b failed", "keeps running on a", "injected failure"}},
 	} {
-		t.Run(c.name, func(t *testing.T) {
-			a, b := twoHosts(t)
-			on := map[string]*host{"a": a, "b": b}[c.on]
-			on.lv.Inject(c.fault(a.streamSize()))
-			op := a.migrate(api.MigrateRequest{})
-			failed(t, op, c.words...)
-			a.runs("web1", hypervisor.StateRunning)
-			b.hasNothing("web1")
-		})
+		// An offline stream goes the same way, the guest paused here from
+		// Perform on: a failure resumes it here.
+		for _, mode := range []string{api.MigrateLive, api.MigrateOffline} {
+			t.Run(c.name+"/"+mode, func(t *testing.T) {
+				a, b := twoHosts(t)
+				on := map[string]*host{"a": a, "b": b}[c.on]
+				on.lv.Inject(c.fault(a.streamSize()))
+				op := a.migrate(api.MigrateRequest{Mode: mode})
+				failed(t, op, c.words...)
+				a.runs("web1", hypervisor.StateRunning)
+				b.hasNothing("web1")
+			})
+		}
 	}
 }
 
@@ -212,4 +218,58 @@ func TestMigrateCancelWhileAskingAfterLostFinish(t *testing.T) {
 	a.restart()
 	a.undoes("web1")
 	b.runs("web1", hypervisor.StateRunning)
+}
+
+// An offline move streams by default: libvirt's migration of the paused
+// guest, which resumes on the destination, or stays paused there if it
+// was paused here. The report says so.
+func TestMigrateOfflineStream(t *testing.T) {
+	for _, paused := range []bool{false, true} {
+		t.Run(map[bool]string{false: "running", true: "paused"}[paused], func(t *testing.T) {
+			a, b := twoHosts(t)
+			want := hypervisor.StateRunning
+			if paused {
+				if err := a.lv.Suspend(context.Background(), "web1"); err != nil {
+					t.Fatal(err)
+				}
+				want = hypervisor.StatePaused
+			}
+			op := a.migrate(api.MigrateRequest{Mode: api.MigrateOffline})
+			if op.State != api.OpSucceeded {
+				t.Fatalf("migration %s: %s", op.State, op.Error)
+			}
+			var rep api.MigrationReport
+			if err := json.Unmarshal(op.Result, &rep); err != nil || rep.Transfer != api.TransferStream || rep.TransferNote != "" || rep.DowntimeMs == 0 {
+				t.Fatalf("report %+v (%v)", rep, err)
+			}
+			b.runs("web1", want)
+			a.hasNothing("web1")
+		})
+	}
+}
+
+// A paused VM whose offline stream fails stays paused where it was.
+func TestMigrateOfflineStreamFailsPaused(t *testing.T) {
+	a, b := twoHosts(t)
+	if err := a.lv.Suspend(context.Background(), "web1"); err != nil {
+		t.Fatal(err)
+	}
+	a.lv.Inject(fake.Fault{Method: "Perform", Bytes: a.streamSize() / 2})
+	failed(t, a.migrate(api.MigrateRequest{Mode: api.MigrateOffline}), "injected failure")
+	a.runs("web1", hypervisor.StatePaused)
+	b.hasNothing("web1")
+}
+
+// A transfer that is not stream or files is a 400 naming the field, and
+// --transfer on a live move too; nothing starts.
+func TestMigrateTransferChecked(t *testing.T) {
+	a, b := twoHosts(t)
+	for _, req := range []api.MigrateRequest{{To: "b", Mode: api.MigrateOffline, Transfer: "carrier-pigeon"}, {To: "b", Transfer: api.TransferFiles}} {
+		_, err := a.c.MigrateVM(context.Background(), "web1", req)
+		if api.Status(err) != 400 || !strings.Contains(err.Error(), "transfer") {
+			t.Errorf("%+v: %v, want a 400 about transfer", req, err)
+		}
+	}
+	a.runs("web1", hypervisor.StateRunning)
+	b.hasNothing("web1")
 }

@@ -72,8 +72,12 @@ func (s *Service) Preflight(ctx context.Context, from string, offer api.Migratio
 		}
 	}
 	problems = append(problems, s.vms.CheckArrival(ctx, moving(offer, nil))...)
+	noStream := ""
 	if offer.TLS {
-		if err := pki.QEMUTLSReady(s.cfg.QEMUTLSDir); err != nil {
+		switch err := pki.QEMUTLSReady(s.cfg.QEMUTLSDir); {
+		case err != nil && offer.Transfer == api.TransferStream:
+			noStream = fmt.Sprintf("QEMU TLS is not set up on %s: %v", s.cfg.Self, err)
+		case err != nil:
 			add("tls: %v on %s", err, s.cfg.Self)
 		}
 	}
@@ -117,7 +121,7 @@ func (s *Service) Preflight(ctx context.Context, from string, offer api.Migratio
 			add("disks: copying them needs %s, pool %s on %s has %s available", api.Size(need).Human(), pool.Name, s.cfg.Self, api.Size(pool.Available).Human())
 		}
 	}
-	return api.PreflightAnswer{Problems: problems, Disks: disks}, nil
+	return api.PreflightAnswer{Problems: problems, Disks: disks, NoStream: noStream}, nil
 }
 
 func checkOffer(o api.MigrationOffer) error {
@@ -132,7 +136,18 @@ func checkOffer(o api.MigrationOffer) error {
 	default:
 		return api.BadRequest("mode: %q is not live, offline or cold", o.Mode)
 	}
+	switch o.Transfer {
+	case "", api.TransferStream, api.TransferFiles:
+	default:
+		return api.BadRequest("transfer: %q is not stream or files", o.Transfer)
+	}
 	return nil
+}
+
+// streamed says whether a move goes by libvirt's migration protocol (a
+// live move, an offline stream) rather than as files.
+func streamed(o api.MigrationOffer) bool {
+	return o.Mode == api.MigrateLive || (o.Mode == api.MigrateOffline && o.Transfer == api.TransferStream)
 }
 
 // placeDisks decides, per disk, whether it is shared (the source's probe
@@ -253,7 +268,7 @@ func (s *Service) Prepare(ctx context.Context, from string, offer api.MigrationO
 	}
 
 	var ans api.PrepareAnswer
-	if offer.Mode == api.MigrateLive {
+	if streamed(offer) {
 		host := s.listenHost()
 		if host == "" {
 			return api.PrepareAnswer{}, api.Conflict("%s has no peer URL to receive a migration on (--listen/--advertise)", s.cfg.Self)
@@ -457,8 +472,8 @@ func (s *Service) Finish(ctx context.Context, from, id string, req api.FinishReq
 	// No store write here: the guest is paused until Finish3 resumes it.
 	// Recover tells a finished move by the domain's state, not a record.
 	var ans api.FinishAnswer
-	switch offer.Mode {
-	case api.MigrateLive:
+	switch {
+	case streamed(offer):
 		t0 := time.Now()
 		defer func() { s.log.Debug("finish3 took", "vm", offer.VM, "ms", time.Since(t0).Milliseconds()) }()
 		cookie, err := in.sess.Finish(ctx, hypervisor.MigrateParams{DestXML: in.rec.XML, DestName: offer.VM}, req.Cookie, destFlags(offer.Flags), false)
@@ -480,7 +495,7 @@ func (s *Service) Finish(ctx context.Context, from, id string, req api.FinishReq
 			ans.DowntimeMs, ans.TotalMs = st.DowntimeMs, st.ElapsedMs
 			ans.Bytes, ans.MemoryBytes, ans.DiskBytes = st.DataProcessed, st.MemProcessed, st.DiskProcessed
 		}
-	case api.MigrateOffline:
+	case offer.Mode == api.MigrateOffline:
 		state := s.workPath(id, "state")
 		if _, err := os.Stat(state); err != nil {
 			s.cleanUp(ctx, id, in)
@@ -497,7 +512,7 @@ func (s *Service) Finish(ctx context.Context, from, id string, req api.FinishReq
 			s.cleanUp(ctx, id, in)
 			return api.FinishAnswer{}, fmt.Errorf("restore on %s: %w", s.cfg.Self, err)
 		}
-	case api.MigrateCold:
+	case offer.Mode == api.MigrateCold:
 		if _, err := s.hv.Define(ctx, in.rec.XML); err != nil {
 			s.cleanUp(ctx, id, in)
 			return api.FinishAnswer{}, fmt.Errorf("define on %s: %w", s.cfg.Self, err)

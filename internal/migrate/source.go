@@ -45,6 +45,12 @@ type move struct {
 	// Recover).
 	out       outgoing
 	undecided bool
+	// transfer is how an offline move goes (api.TransferStream or
+	// api.TransferFiles), transferNote why it sends files unasked.
+	transfer, transferNote string
+	// paused: the move paused the VM here (an offline stream), so a
+	// failure resumes it.
+	paused bool
 }
 
 // Migrate checks a move (here and, in a preflight, on the destination) and
@@ -85,7 +91,7 @@ func (s *Service) plan(ctx context.Context, name string, req api.MigrateRequest)
 	}()
 	if req.TLS {
 		if req.Mode == api.MigrateOffline || req.Mode == api.MigrateCold {
-			return nil, nil, api.BadRequest("tls: offline and cold moves go over the daemons' TLS channel already; --tls is for live migration streams")
+			return nil, nil, api.BadRequest("tls: an offline stream always uses QEMU's TLS, and files (offline or cold) go over the daemons' TLS channel; --tls is for live migration streams")
 		}
 		if err := pki.QEMUTLSReady(s.cfg.QEMUTLSDir); err != nil {
 			return nil, nil, api.Conflict("tls: %s on %s (the daemon writes it when started with --listen; see qemuTLSDir)", err, s.cfg.Self)
@@ -114,7 +120,19 @@ func (s *Service) plan(ctx context.Context, name string, req api.MigrateRequest)
 	case req.Mode == api.MigrateCold && dom.State.Active():
 		return nil, nil, api.Conflict("vm %s is %s; a cold migration moves a shut-off VM (stop it, or migrate it live)", name, dom.State)
 	}
+	snaps, err := s.hv.SnapshotXMLs(ctx, name)
+	if err != nil {
+		return nil, nil, err
+	}
 	mv := &move{id: newID(), m: m, dom: dom, req: req, peer: peer}
+	if req.Mode == api.MigrateOffline {
+		mv.transfer, mv.transferNote, err = s.chooseTransfer(req.Transfer, len(snaps))
+		if err != nil {
+			return nil, nil, err
+		}
+	} else if req.Transfer != "" {
+		return nil, nil, api.BadRequest("transfer: %s is for offline moves; this one is %s", req.Transfer, req.Mode)
+	}
 	if err := s.makeOffer(ctx, mv); err != nil {
 		mv.removeProbes()
 		return nil, nil, err
@@ -138,10 +156,13 @@ func (s *Service) plan(ctx context.Context, name string, req api.MigrateRequest)
 		return nil, nil, fmt.Errorf("preflight on %s answered for %d disks, not %d", req.To, len(ans.Disks), len(mv.offer.Disks))
 	}
 	mv.offer.Disks = ans.Disks
-	snaps, err := s.hv.SnapshotXMLs(ctx, name)
-	if err != nil {
-		mv.removeProbes()
-		return nil, nil, err
+	if ans.NoStream != "" && mv.transfer == api.TransferStream {
+		if req.Transfer == api.TransferStream {
+			mv.removeProbes()
+			return nil, nil, api.Conflict("transfer: vm %s cannot stream to %s: %s (try --transfer files)", name, req.To, ans.NoStream)
+		}
+		mv.transfer, mv.transferNote = api.TransferFiles, ans.NoStream
+		mv.offer.Transfer, mv.offer.TLS = api.TransferFiles, false
 	}
 	if err := snapshotsMove(name, req.Mode, snaps, mv.offer.Disks, m.Disks); err != nil {
 		mv.removeProbes()
@@ -205,6 +226,34 @@ func snapshotsMove(vmName, mode string, snaps []string, disks []api.MigrationDis
 	return nil
 }
 
+// chooseTransfer decides how an offline move goes: asked (""
+// means stream, falling back to files), what this host can do and what
+// libvirt can carry. note says why it sends files unasked. Whether the
+// destination can receive a stream its preflight says (NoStream).
+func (s *Service) chooseTransfer(asked string, snapshots int) (transfer, note string, err error) {
+	if asked == api.TransferFiles {
+		return api.TransferFiles, "", nil
+	}
+	why := ""
+	switch {
+	case snapshots > 0:
+		// libvirt refuses to migrate a domain with snapshots, and an NBD
+		// copy would carry the current state only: files move whole.
+		why = fmt.Sprintf("the VM has %d snapshot(s), which libvirt's migration cannot carry", snapshots)
+	default:
+		if err := pki.QEMUTLSReady(s.cfg.QEMUTLSDir); err != nil {
+			why = fmt.Sprintf("QEMU TLS is not set up on %s: %v", s.cfg.Self, err)
+		}
+	}
+	switch {
+	case why == "":
+		return api.TransferStream, "", nil
+	case asked == api.TransferStream:
+		return "", "", api.Conflict("transfer: cannot stream: %s (try --transfer files)", why)
+	}
+	return api.TransferFiles, why, nil
+}
+
 func joinProblems(p []string) string {
 	out := ""
 	for i, s := range p {
@@ -227,6 +276,11 @@ func checkRequest(r *api.MigrateRequest, self string) error {
 	case "", api.MigrateLive, api.MigrateOffline, api.MigrateCold:
 	default:
 		return api.BadRequest("mode: %q is not live, offline or cold", r.Mode)
+	}
+	switch r.Transfer {
+	case "", api.TransferStream, api.TransferFiles:
+	default:
+		return api.BadRequest("transfer: %q is not stream or files", r.Transfer)
 	}
 	if r.Policy == "" {
 		r.Policy = api.PolicyAuto
@@ -275,7 +329,10 @@ func (s *Service) makeOffer(ctx context.Context, mv *move) error {
 	}
 	mv.offer = api.MigrationOffer{ID: mv.id, Mode: mv.req.Mode, VM: m.Name, UUID: m.UUID, Spec: m.Spec,
 		CreatedAt: m.CreatedAt, VirtType: virtType, NICs: m.NICs, Boot: m.Boot, Seed: m.Seed, CPUXML: cpuXML, TLS: mv.req.TLS,
-		Adopted: m.Adopted, Kept: m.Kept}
+		Adopted: m.Adopted, Kept: m.Kept, Transfer: mv.transfer}
+	if mv.transfer == api.TransferStream {
+		mv.offer.TLS = true // an offline stream always goes over QEMU's TLS
+	}
 	for _, d := range m.Disks {
 		md := api.MigrationDisk{Name: d.Name, Target: d.Target, Size: d.Size, Path: d.Path, Pool: d.Pool, Volume: d.Volume}
 		if s.cfg.Shared != nil && d.Pool != "" {
@@ -347,7 +404,11 @@ func (mv *move) copied() (shared, copied []api.MigrationDisk) {
 func (s *Service) run(ctx context.Context, o *ops.Op, mv *move) (api.MigrationReport, error) {
 	shared, copied := mv.copied()
 	rep := api.MigrationReport{VM: mv.m.Name, From: s.cfg.Self, To: mv.req.To, Mode: mv.req.Mode,
-		SharedDisks: len(shared), CopiedDisks: len(copied)}
+		SharedDisks: len(shared), CopiedDisks: len(copied), Transfer: mv.transfer, TransferNote: mv.transferNote}
+	if mv.transferNote != "" {
+		o.Progress("sending files: "+mv.transferNote, 0, 0, "")
+		s.log.Info("offline move sends files, not a stream", "vm", mv.m.Name, "to", mv.req.To, "why", mv.transferNote)
+	}
 	mv.out = outgoing{ID: mv.id, VM: mv.m.Name, To: mv.req.To, Mode: mv.req.Mode, Phase: "started", Started: time.Now().UTC(),
 		WasPaused: mv.dom.State == hypervisor.StatePaused}
 	for _, d := range mv.m.Disks {
@@ -377,10 +438,12 @@ func (s *Service) run(ctx context.Context, o *ops.Op, mv *move) (api.MigrationRe
 	}()
 
 	var err error
-	switch mv.req.Mode {
-	case api.MigrateLive:
+	switch {
+	case mv.req.Mode == api.MigrateLive:
 		rep.Policy = mv.req.Policy
-		err = s.runLive(ctx, o, mv, &rep)
+		err = s.runStream(ctx, o, mv, &rep)
+	case mv.transfer == api.TransferStream:
+		err = s.runStream(ctx, o, mv, &rep)
 	default:
 		err = s.runFiles(ctx, o, mv, &rep)
 	}
@@ -392,13 +455,25 @@ func (s *Service) run(ctx context.Context, o *ops.Op, mv *move) (api.MigrationRe
 	return rep, nil
 }
 
-// runLive is libvirt's v3 protocol, split: Begin3 here, Prepare3 there,
+// runStream is libvirt's v3 protocol, split: Begin3 here, Prepare3 there,
 // Perform3 here (watched by the policy monitor), Finish3 there, Confirm3
-// here.
-func (s *Service) runLive(ctx context.Context, o *ops.Op, mv *move, rep *api.MigrationReport) error {
+// here. A live move streams a running guest. An offline stream pauses it
+// here right before Perform3 (Begin and Prepare run while it runs), sends
+// its memory once and its disks by NBD, all over QEMU's TLS, and Finish3
+// resumes it there (or leaves it paused if it was): nothing of the guest
+// changes while its memory and disks are copied.
+func (s *Service) runStream(ctx context.Context, o *ops.Op, mv *move, rep *api.MigrationReport) error {
 	start := time.Now()
 	_, copied := mv.copied()
-	flags := hypervisor.MigrateLive | hypervisor.MigratePersistDest | hypervisor.MigrateUndefineSource
+	offline := mv.req.Mode == api.MigrateOffline
+	wasPaused := mv.dom.State == hypervisor.StatePaused
+	flags := hypervisor.MigratePersistDest | hypervisor.MigrateUndefineSource
+	switch {
+	case !offline:
+		flags |= hypervisor.MigrateLive
+	case wasPaused:
+		flags |= hypervisor.MigratePaused
+	}
 	params := hypervisor.MigrateParams{BandwidthMiB: uint64(mv.req.BandwidthMiB)}
 	if len(copied) > 0 {
 		flags |= hypervisor.MigrateNonSharedDisk
@@ -411,17 +486,18 @@ func (s *Service) runLive(ctx context.Context, o *ops.Op, mv *move, rep *api.Mig
 		// tell a shared directory on a local filesystem from a local one.
 		flags |= hypervisor.MigrateUnsafe
 	}
-	switch mv.req.Policy {
-	case api.PolicyAuto:
+	switch {
+	case offline: // one pass of a paused guest: nothing to converge
+	case mv.req.Policy == api.PolicyAuto:
 		flags |= hypervisor.MigrateAutoConverge | hypervisor.MigratePostcopy
-	case api.PolicyPostcopy:
+	case mv.req.Policy == api.PolicyPostcopy:
 		flags |= hypervisor.MigratePostcopy
 	}
 	if mv.req.Parallel > 1 {
 		flags |= hypervisor.MigrateParallel
 		params.Parallel = mv.req.Parallel
 	}
-	if mv.req.TLS {
+	if mv.offer.TLS {
 		flags |= hypervisor.MigrateTLS
 	}
 	srcFlags := flags | hypervisor.MigrateChangeProtection
@@ -460,6 +536,18 @@ func (s *Service) runLive(ctx context.Context, o *ops.Op, mv *move, rep *api.Mig
 		s.cancelThere(mv)
 		return fmt.Errorf("vm %s did not move: %w", mv.m.Name, err)
 	}
+	var pausedAt time.Time
+	if offline {
+		pausedAt = time.Now()
+		if !wasPaused {
+			o.Progress("pausing the guest", 0, 0, "")
+			if err := s.hv.Suspend(ctx, mv.m.Name); err != nil {
+				s.cancelThere(mv)
+				return fmt.Errorf("pause vm %s: %w", mv.m.Name, err)
+			}
+			mv.paused = true
+		}
+	}
 	mon := s.startMonitor(ctx, o, mv, flags)
 	// Perform is not bound to ctx: a cancel aborts the job (monitor), and
 	// Perform then returns.
@@ -471,10 +559,13 @@ func (s *Service) runLive(ctx context.Context, o *ops.Op, mv *move, rep *api.Mig
 	rep.Iterations, rep.Postcopy, rep.AutoConverge = res.last.Iteration, res.postcopy, res.maxThrottle
 	if perr != nil {
 		s.cancelThere(mv)
+		if err := s.unpause(mv); err != nil {
+			return fmt.Errorf("the migration failed (%v), and resuming vm %s on %s failed too: %w", perr, mv.m.Name, s.cfg.Self, err)
+		}
 		if res.reason != nil {
 			return res.reason
 		}
-		return fmt.Errorf("the migration failed; vm %s keeps running on %s: %w", mv.m.Name, s.cfg.Self, perr)
+		return fmt.Errorf("the migration failed; vm %s %s %s: %w", mv.m.Name, mv.stays(), s.cfg.Self, perr)
 	}
 	// The guest is paused now: nothing may stand between here and Finish
 	// on the destination, which resumes it (this is the downtime).
@@ -490,15 +581,22 @@ func (s *Service) runLive(ctx context.Context, o *ops.Op, mv *move, rep *api.Mig
 	// tidies up here (the source QEMU takes a while to exit).
 	rep.TotalMs = uint64(time.Since(start).Milliseconds())
 	s.log.Debug("finish answered", "vm", mv.m.Name, "sincePerformMs", time.Since(performed).Milliseconds())
+	if offline {
+		rep.DowntimeMs = ms(time.Since(pausedAt))
+	}
 	if ferr != nil {
 		return s.afterFailedFinish(ctx, mv, sess, params, srcFlags, ferr)
 	}
+	confirming := time.Now()
 	if err := sess.Confirm(context.Background(), mv.m.Name, params, fin.Cookie, srcFlags, false); err != nil {
 		// The VM runs there; only the source's bookkeeping failed.
 		s.log.Error("confirm after a migration", "vm", mv.m.Name, "err", err)
 		s.dropSourceDomain(mv.m.Name)
 	}
-	rep.DowntimeMs = max(fin.DowntimeMs, src.DowntimeMs)
+	rep.Phases.ConfirmMs = ms(time.Since(confirming))
+	if !offline {
+		rep.DowntimeMs = max(fin.DowntimeMs, src.DowntimeMs)
+	}
 	if res.postcopy && rep.DowntimeMs == 0 {
 		rep.DowntimeMs = res.postcopyPause
 	}
@@ -519,10 +617,14 @@ func (s *Service) runLive(ctx context.Context, o *ops.Op, mv *move, rep *api.Mig
 // record stays for Recover to settle.
 func (s *Service) afterFailedFinish(ctx context.Context, mv *move, sess hypervisor.Session, p hypervisor.MigrateParams, flags uint32, ferr error) error {
 	resume := func() error {
-		if err := sess.Confirm(context.Background(), mv.m.Name, p, nil, flags, true); err != nil {
+		err := sess.Confirm(context.Background(), mv.m.Name, p, nil, flags, true)
+		if err == nil {
+			err = s.unpause(mv)
+		}
+		if err != nil {
 			return fmt.Errorf("finish on %s failed (%v), and resuming vm %s here failed too: %w", mv.req.To, ferr, mv.m.Name, err)
 		}
-		return fmt.Errorf("finish on %s failed; vm %s keeps running on %s: %w", mv.req.To, mv.m.Name, s.cfg.Self, ferr)
+		return fmt.Errorf("finish on %s failed; vm %s %s %s: %w", mv.req.To, mv.m.Name, mv.stays(), s.cfg.Self, ferr)
 	}
 	if api.Status(ferr) != 0 {
 		return resume()
@@ -591,6 +693,40 @@ func (s *Service) whereIs(ctx context.Context, peer *client.Client, id, vm strin
 		}
 	}
 	return unknown
+}
+
+// stays says how a failed move leaves the VM here: running, or paused as
+// it was before the move.
+func (mv *move) stays() string {
+	if mv.dom.State == hypervisor.StatePaused {
+		return "stays paused, as it was, on"
+	}
+	return "keeps running on"
+}
+
+// unpause resumes a VM the move paused here (an offline stream) once the
+// move failed; a VM paused before the move stays so. libvirt may have
+// resumed it already: it restores the state the domain had at Begin,
+// before the move paused it.
+func (s *Service) unpause(mv *move) error {
+	if !mv.paused {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	d, err := s.hv.Lookup(ctx, mv.m.Name)
+	if err != nil {
+		return err
+	}
+	if d.State != hypervisor.StatePaused {
+		mv.paused = false
+		return nil
+	}
+	if err := s.hv.Resume(ctx, mv.m.Name); err != nil {
+		return err
+	}
+	mv.paused = false
+	return nil
 }
 
 // prepareFailed tells the destination to undo a Prepare whose answer was

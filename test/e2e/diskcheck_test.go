@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -73,6 +74,27 @@ func hostDisk(t *testing.T, path string) (sum string, tick int) {
 		tick = atoi(string(m[1]))
 	}
 	return hex.EncodeToString(h[:]), tick
+}
+
+// hostDiskAll is the SHA-256 of all a disk file holds, as the guest sees
+// it (qemu-img -U, raw).
+func hostDiskAll(t *testing.T, path string) string {
+	t.Helper()
+	raw := filepath.Join(t.TempDir(), "disk.raw")
+	if out, err := exec.Command("qemu-img", "convert", "-U", "-O", "raw", path, raw).CombinedOutput(); err != nil {
+		t.Fatalf("read disk %s: %v: %s", path, err, out)
+	}
+	defer os.Remove(raw)
+	f, err := os.Open(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // diskPath is where the VM's first disk is, as this machine sees it.

@@ -225,3 +225,59 @@ func TestMigrateDestDaemonKilled(t *testing.T) {
 	}
 	noTrace(t, bb, name, 2*time.Minute)
 }
+
+// An offline stream whose destination QEMU dies mid-stream: the move
+// fails saying so, the guest (paused by the move) runs on here with its
+// disk whole, and the destination keeps nothing of it. A VM paused before
+// such a move stays paused.
+func TestMigrateOfflineStreamDestQEMUKilled(t *testing.T) {
+	b := migrationBed(t, 2, false)
+	a, bb := b.Hosts[0], b.Hosts[1]
+	for _, paused := range []bool{false, true} {
+		t.Run(map[bool]string{false: "running", true: "paused"}[paused], func(t *testing.T) {
+			name := "mig-offk-" + uniq()
+			sum := onHost(t, a, name, "dirty=32")
+			srcDisk := diskPath(t, a, name)
+			if paused {
+				if out, err := a.CLI("vm", "pause", name); err != nil {
+					t.Fatalf("pause: %v %s", err, out)
+				}
+			}
+			// 4 MiB/s: the disk and the memory take tens of seconds.
+			op, err := a.C.MigrateVM(ctxT(t, time.Minute), name, api.MigrateRequest{To: bb.Name, Mode: api.MigrateOffline, BandwidthMiB: 4})
+			if err != nil {
+				t.Fatalf("migrate: %v", err)
+			}
+			eventually(t, time.Minute, "the stream to move data", func() bool {
+				o, err := a.C.GetOperation(ctxT(t, 10*time.Second), op.ID)
+				return err == nil && (o.Progress.Current > 0 || o.State.Final())
+			})
+			if v, err := a.C.GetVM(ctxT(t, 10*time.Second), name); err != nil || v.State != api.VMPaused {
+				t.Fatalf("vm %s during its offline move: %+v %v; want it paused", name, v, err)
+			}
+			pids := bb.QEMUs(name)
+			if len(pids) != 1 {
+				t.Fatalf("QEMUs of %s on %s: %v", name, bb.Name, pids)
+			}
+			if err := syscall.Kill(pids[0], syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			got := opEnded(t, a, op.ID)
+			want := map[bool]string{false: "keeps running on hosta", true: "stays paused, as it was, on hosta"}[paused]
+			if got.State != api.OpFailed || !strings.Contains(got.Error, want) {
+				t.Fatalf("operation %+v, want it to say %q", got, want)
+			}
+			t.Logf("the move failed with: %s", got.Error)
+			if paused {
+				if v, err := a.C.GetVM(ctxT(t, 10*time.Second), name); err != nil || !v.Managed || v.State != api.VMPaused {
+					t.Fatalf("vm %s paused before the move: %+v %v; want it still paused here", name, v, err)
+				}
+				if out, err := a.CLI("vm", "resume", name); err != nil {
+					t.Fatalf("resume: %v %s", err, out)
+				}
+			}
+			stayed(t, a, bb, name, srcDisk, sum)
+			noTrace(t, bb, name, time.Minute)
+		})
+	}
+}

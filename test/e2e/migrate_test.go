@@ -204,24 +204,67 @@ func TestMigrateLiveCopyStorage(t *testing.T) {
 	}
 }
 
-// Offline, as the book defines it: suspend, save the memory, copy it (and
-// the disks) with checksums, restore there. The guest resumes where it was.
+// Offline: the guest paused, its memory sent once by libvirt's migration
+// (over QEMU's TLS) and its disks by NBD unless they are shared; it
+// resumes there where it was. --transfer files is the book's way: save the
+// memory, copy it (and the disks) with checksums, restore there.
 func TestMigrateOffline(t *testing.T) {
 	concurrent(t)
-	for _, shared := range []bool{true, false} {
-		t.Run(map[bool]string{true: "shared", false: "copied"}[shared], func(t *testing.T) {
-			b := migrationBed(t, 2, shared)
+	for _, c := range []struct {
+		name     string
+		shared   bool
+		transfer string
+	}{{"shared", true, api.TransferStream}, {"copied", false, api.TransferStream}, {"files-copied", false, api.TransferFiles}} {
+		t.Run(c.name, func(t *testing.T) {
+			b := migrationBed(t, 2, c.shared)
 			a, bb := b.Hosts[0], b.Hosts[1]
 			name := "mig-off-" + uniq()
 			sum := onHost(t, a, name)
 			before := lastTick(hostConsole(t, a, name))
-			rep := migrate(t, a, name, bb.Name, "--offline")
-			if rep.Mode != "offline" || rep.MemoryBytes == 0 || (shared != (rep.CopiedDisks == 0)) || (shared != (rep.DiskBytes == 0)) {
+			flags := []string{"--offline"}
+			if c.transfer == api.TransferFiles {
+				flags = append(flags, "--transfer", "files")
+			}
+			rep := migrate(t, a, name, bb.Name, flags...)
+			if rep.Mode != "offline" || rep.Transfer != c.transfer || rep.TransferNote != "" || rep.MemoryBytes == 0 ||
+				(c.shared != (rep.CopiedDisks == 0)) || (c.shared != (rep.DiskBytes == 0)) || rep.DowntimeMs == 0 || rep.DowntimeMs > rep.TotalMs {
 				t.Fatalf("report %+v", rep)
 			}
 			checkMoved(t, a, bb, name, before, sum)
 		})
 	}
+}
+
+// A paused VM streamed offline arrives paused, its disk there the same
+// bytes as the source's (both read from the files while the guest is
+// paused, past the guest's caches), and runs on once resumed there.
+func TestMigrateOfflinePaused(t *testing.T) {
+	concurrent(t)
+	b := migrationBed(t, 2, false)
+	a, bb := b.Hosts[0], b.Hosts[1]
+	name := "mig-offp-" + uniq()
+	sum := onHost(t, a, name)
+	if out, err := a.CLI("vm", "pause", name); err != nil {
+		t.Fatalf("pause: %v %s", err, out)
+	}
+	before := lastTick(hostConsole(t, a, name))
+	srcSum := hostDiskAll(t, diskPath(t, a, name))
+	rep := migrate(t, a, name, bb.Name, "--offline")
+	if rep.Transfer != api.TransferStream || rep.CopiedDisks != 1 || rep.DiskBytes == 0 {
+		t.Fatalf("report %+v", rep)
+	}
+	v, err := bb.C.GetVM(ctxT(t, time.Minute), name)
+	if err != nil || !v.Managed || v.State != api.VMPaused {
+		t.Fatalf("on %s after the move: %+v, %v; want it paused", bb.Name, v, err)
+	}
+	if got := hostDiskAll(t, diskPath(t, bb, name)); got != srcSum {
+		t.Fatalf("the disk on %s holds %s, the source's held %s", bb.Name, got, srcSum)
+	}
+	t.Logf("disk of %s: %s… on both hosts", name, srcSum[:12])
+	if out, err := bb.CLI("vm", "resume", name); err != nil {
+		t.Fatalf("resume on %s: %v %s", bb.Name, err, out)
+	}
+	checkMoved(t, a, bb, name, before, sum)
 }
 
 // A shut-off VM moves cold: definition and disks; it boots there.
@@ -453,6 +496,17 @@ func TestMigrateTLS(t *testing.T) {
 		t.Fatalf("migrate --tls to a host without TLS files: %v\n%s", err, out)
 	}
 	stillHere(t, bb, name)
+	// Offline it goes as files, saying why; asked to stream, it refuses.
+	out, err = bb.CLI("migrate", name, "--to", c.Name, "--offline", "--transfer", "stream")
+	if err == nil || !strings.Contains(out, "transfer: vm "+name+" cannot stream to "+c.Name) {
+		t.Fatalf("migrate --offline --transfer stream to a host without TLS files: %v\n%s", err, out)
+	}
+	before = lastTick(hostConsole(t, bb, name))
+	rep = migrate(t, bb, name, c.Name, "--offline")
+	if rep.Transfer != api.TransferFiles || !strings.Contains(rep.TransferNote, "QEMU TLS is not set up on "+c.Name) {
+		t.Fatalf("report %+v", rep)
+	}
+	checkMoved(t, bb, c, name, before, sum)
 }
 
 // Snapshot metadata moves with the VM. libvirt will not migrate a VM with
@@ -478,7 +532,10 @@ func TestMigrateSnapshots(t *testing.T) {
 				t.Fatalf("live migration with an internal snapshot: %v\n%s", err, out)
 			}
 			before := lastTick(hostConsole(t, a, name))
-			migrate(t, a, name, bb.Name, "--offline")
+			// libvirt's migration cannot carry snapshots: files move whole.
+			if rep := migrate(t, a, name, bb.Name, "--offline"); rep.Transfer != api.TransferFiles || !strings.Contains(rep.TransferNote, "snapshot") {
+				t.Fatalf("report %+v", rep)
+			}
 			checkMoved(t, a, bb, name, before, sum)
 			out, err = bb.CLI("snapshot", "list", name)
 			if err != nil || !strings.Contains(out, "s1") {

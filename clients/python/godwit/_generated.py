@@ -756,6 +756,8 @@ class EvacuateRequest(Model):
     """Encrypt the migration stream with QEMU's native TLS."""
     to: Optional[str] = None
     """One destination for all; default: the peer with the most free memory that passes the checks, per VM."""
+    transfer: Optional[str] = None
+    """Offline moves: stream (default; falls back to files, saying why, when QEMU TLS is not set up on both hosts or the VM has snapshots) or files. One of: 'stream', 'files'."""
 
     _fields = (
         ("bandwidth_mib", "bandwidthMiB", "int"),
@@ -768,6 +770,7 @@ class EvacuateRequest(Model):
         ("timeout_seconds", "timeoutSeconds", "int"),
         ("tls", "tls", "bool"),
         ("to", "to", "str"),
+        ("transfer", "transfer", "str"),
     )
 
 
@@ -1121,6 +1124,8 @@ class MigrateRequest(Model):
     """Abort a precopy migration that has not finished by then (default 600)."""
     tls: Optional[bool] = None
     """Encrypt the migration stream with QEMU's native TLS."""
+    transfer: Optional[str] = None
+    """Offline moves: stream (default; falls back to files, saying why, when QEMU TLS is not set up on both hosts or the VM has snapshots) or files. One of: 'stream', 'files'."""
 
     _fields = (
         ("to", "to", "str"),
@@ -1133,6 +1138,7 @@ class MigrateRequest(Model):
         ("progress_timeout_seconds", "progressTimeoutSeconds", "int"),
         ("timeout_seconds", "timeoutSeconds", "int"),
         ("tls", "tls", "bool"),
+        ("transfer", "transfer", "str"),
     )
 
 
@@ -1218,6 +1224,8 @@ class MigrationOffer(Model):
     seed: Optional[str] = None
     tls: Optional[bool] = None
     """The stream uses QEMU's native TLS."""
+    transfer: Optional[str] = None
+    """Offline moves: stream (libvirt's migration protocol, as live) or files."""
     xml: Optional[str] = None
     """Begin3's domain XML (live) or the inactive XML."""
 
@@ -1241,6 +1249,7 @@ class MigrationOffer(Model):
         ("parallel", "parallel", "int"),
         ("seed", "seed", "str"),
         ("tls", "tls", "bool"),
+        ("transfer", "transfer", "str"),
         ("xml", "xml", "str"),
     )
 
@@ -1725,10 +1734,13 @@ class PreflightAnswer(Model):
     disks: Optional[list[MigrationDisk]] = None
     """The offer's disks with Shared and the destination paths set."""
     problems: Optional[list[str]] = None
+    no_stream: Optional[str] = None
+    """Why this host cannot receive an offline move as a stream (the source then sends files)."""
 
     _fields = (
         ("disks", "disks", "[MigrationDisk]"),
         ("problems", "problems", "[str]"),
+        ("no_stream", "noStream", "str"),
     )
 
 

@@ -56,9 +56,12 @@ func (f *Fake) SetCPUCompare(r int) {
 
 // outgoing is a domain's migration out, from Begin to Confirm.
 type outgoing struct {
-	sess     *session
-	flags    uint32
-	phase    string // begun, performing, performed
+	sess  *session
+	flags uint32
+	phase string // begun, performing, performed
+	// paused: the domain was paused at Begin; like libvirt, a cancelled
+	// migration restores that state.
+	paused   bool
 	stats    hypervisor.JobStats
 	started  time.Time
 	abort    chan struct{} // closed when the job is aborted while performing
@@ -203,7 +206,7 @@ func (s *session) Begin(ctx context.Context, dom string, p hypervisor.MigratePar
 	case d.out != nil || d.backup != nil:
 		return nil, "", invalid("migration begin", dom, "another job (a migration or a backup) is active on the domain")
 	}
-	d.out = &outgoing{sess: s, flags: flags, phase: "begun"}
+	d.out = &outgoing{sess: s, flags: flags, phase: "begun", paused: d.State == hypervisor.StatePaused}
 	s.out = d
 	return f.cookie("begin", dom), d.liveXML, nil
 }
@@ -451,7 +454,7 @@ func (f *Fake) endOut(d *domain, job *outgoing) {
 		return
 	}
 	d.out = nil
-	if d.State == hypervisor.StatePaused && d.Reason == "migration" {
+	if d.State == hypervisor.StatePaused && !job.paused {
 		f.setState(d, hypervisor.StateRunning, "migration cancelled")
 	}
 }
@@ -493,6 +496,10 @@ func (s *session) Finish(ctx context.Context, p hypervisor.MigrateParams, ck []b
 		d.Persistent, d.xml = true, firstOf(p.PersistXML, p.DestXML, d.liveXML)
 	}
 	d.completed = &hypervisor.JobStats{Completed: true, Operation: 5, DowntimeMs: 5, DataTotal: in.bytes, DataProcessed: in.bytes}
+	if flags&hypervisor.MigratePaused != 0 {
+		f.setState(d, hypervisor.StatePaused, "migrated")
+		return f.cookie("finish", name), nil
+	}
 	f.setState(d, hypervisor.StateRunning, "migrated")
 	return f.cookie("finish", name), nil
 }
@@ -531,7 +538,11 @@ func (s *session) Confirm(ctx context.Context, dom string, p hypervisor.MigrateP
 	job := d.out
 	d.out = nil
 	if cancelled {
-		f.setState(d, hypervisor.StateRunning, "migration cancelled")
+		if job.paused {
+			f.setState(d, hypervisor.StatePaused, "migration cancelled")
+		} else {
+			f.setState(d, hypervisor.StateRunning, "migration cancelled")
+		}
 		return nil
 	}
 	f.setState(d, hypervisor.StateShutoff, "migrated")
