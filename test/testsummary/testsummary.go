@@ -207,7 +207,7 @@ func lastSaid(out []string) []string {
 		l = strings.TrimRight(l, "\n")
 		switch {
 		case logEntry.MatchString(l):
-			if strings.HasSuffix(l, ": daemon log:") {
+			if strings.HasSuffix(l, "daemon log:") { // the harness's dump, one per host
 				return flatten(entries)
 			}
 			entries = append(entries, []string{l})
