@@ -90,6 +90,7 @@ type ClusterHost struct {
 	// The store member's own report, for voters and learners.
 	Member   *ClusterMember `json:"member,omitempty"`
 	JoinedAt time.Time      `json:"joinedAt,omitzero"`
+	Removed  time.Time      `json:"removed,omitzero" doc:"When cluster remove took the host out while it still held VM records."`
 	Error    string         `json:"error,omitempty" doc:"What is wrong with the host, if anything."`
 }
 

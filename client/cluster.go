@@ -30,7 +30,11 @@ func (c *Client) JoinCluster(ctx context.Context, req api.ClusterJoin) (api.Clus
 	return out, err
 }
 
-// RemoveClusterHost takes a dead host out of the cluster.
-func (c *Client) RemoveClusterHost(ctx context.Context, name string) error {
-	return c.do(ctx, http.MethodDelete, "/v1/cluster/hosts/"+url.PathEscape(name), nil, nil, nil)
+// RemoveClusterHost takes a dead host out of the cluster. force says the
+// host is down even though its daemon stopped cleanly leaving HA VMs
+// running there (they then restart on other hosts).
+func (c *Client) RemoveClusterHost(ctx context.Context, name string, force bool) error {
+	q := url.Values{}
+	flag(q, "force", force)
+	return c.do(ctx, http.MethodDelete, "/v1/cluster/hosts/"+url.PathEscape(name), q, nil, nil)
 }

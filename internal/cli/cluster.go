@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"time"
@@ -164,10 +165,24 @@ func printClusterStatus(w io.Writer, st api.ClusterStatus) error {
 }
 
 func clusterRemoveCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var force bool
+	cmd := &cobra.Command{
 		Use:   "remove HOST",
 		Short: "Take a dead host out of the cluster (its store member and registry record)",
-		Args:  exactArgs(1, "a host name"),
-		RunE:  deleteRun(g, "host", "removed from the cluster", (*client.Client).RemoveClusterHost),
+		Long: `Take a dead host out of the cluster: its store member (refused while it
+answers: stop its daemon first) and its registry record. Its VMs' records
+stay: the HA VMs among them restart on other hosts, the others stay listed
+on the removed host until deleted.
+
+A host whose daemon stopped cleanly left its HA VMs running (frozen): the
+other hosts do not restart them. If that host is down for good (powered
+off), --force says so and they restart elsewhere; on a host that still
+runs them they would run twice.`,
+		Args: exactArgs(1, "a host name"),
+		RunE: deleteRun(g, "host", "removed from the cluster", func(c *client.Client, ctx context.Context, name string) error {
+			return c.RemoveClusterHost(ctx, name, force)
+		}),
 	}
+	cmd.Flags().BoolVar(&force, "force", false, "the host is down: restart the HA VMs its clean stop left running there on other hosts")
+	return cmd
 }

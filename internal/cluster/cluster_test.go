@@ -195,29 +195,29 @@ func TestClusterOfFour(t *testing.T) {
 	held.Unlock(ctx)
 
 	// A live member is not removed; a dead one is, and leaves the status.
-	if err := h1.Remove(ctx, "h3"); api.Status(err) != 409 {
+	if err := h1.Remove(ctx, "h3", false); api.Status(err) != 409 {
 		t.Fatalf("remove a live member: %v, want 409", err)
 	}
 	h3.Close()
-	if err := h1.Remove(ctx, "h3"); err != nil {
+	if err := h1.Remove(ctx, "h3", false); err != nil {
 		t.Fatalf("remove dead h3: %v", err)
 	}
 	if _, ok := hostOf(h1.Status(ctx), "h3"); ok {
 		t.Fatal("h3 still in the status after its removal")
 	}
-	if err := h1.Remove(ctx, "h3"); api.Status(err) != 404 {
+	if err := h1.Remove(ctx, "h3", false); api.Status(err) != 404 {
 		t.Fatalf("remove h3 again: %v, want 404", err)
 	}
 	// A client host is removed once its lease has run out.
 	h4.Close()
-	if err := h1.Remove(ctx, "h4"); api.Status(err) != 409 {
+	if err := h1.Remove(ctx, "h4", false); api.Status(err) != 409 {
 		t.Fatalf("remove h4 while its lease lives: %v, want 409", err)
 	}
 	waitFor(t, 10*time.Second, "h4's lease to run out", func() bool {
 		h, _ := hostOf(h1.Status(ctx), "h4")
 		return !h.Alive
 	})
-	if err := h1.Remove(ctx, "h4"); err != nil {
+	if err := h1.Remove(ctx, "h4", false); err != nil {
 		t.Fatalf("remove dead client h4: %v", err)
 	}
 }

@@ -327,6 +327,9 @@ func (n *Node) checkRestarts(ctx context.Context) {
 	for _, h := range due {
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		n.restartFrom(cctx, ctx, h, hooks)
+		if rec, ok := n.Host(h); ok && !rec.Removed.IsZero() {
+			n.dropRemoved(cctx, h)
+		}
 		cancel()
 	}
 }

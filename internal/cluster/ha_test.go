@@ -11,8 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/godwit-project/godwit/api"
 	"github.com/godwit-project/godwit/internal/cluster"
 	"github.com/godwit-project/godwit/internal/cluster/placement"
+	"github.com/godwit-project/godwit/internal/store/etcd"
 )
 
 // haRecord is the VM record of these tests: what ReadVM reads.
@@ -323,4 +325,71 @@ func TestHARenewedTellsTheTimeLeft(t *testing.T) {
 		}
 	}
 	t.Logf("%d feeds, the first: %s left of %s", len(feeds), feeds[0].left, fenceAfter)
+}
+
+// A host whose daemon stopped cleanly (Freeze) and then died keeps its HA
+// VMs from being restarted: the others wait for it. `cluster remove`
+// refuses it without force, naming the HA VM; with force the HA VM
+// restarts on one other host, and the host's record stays, marked
+// removed, while its namespace holds the other two VMs' records; once
+// they are deleted the record goes.
+func TestHARemoveFrozenHost(t *testing.T) {
+	ctx := bounded(t, 2*time.Minute)
+	nodes, logs, _ := haCluster(t, ctx, t.TempDir())
+	h1, h2 := nodes[0], nodes[1]
+	tm := h2.HATimings()
+	if ok, err := h1.Freeze(ctx); !ok || err != nil {
+		t.Fatalf("freeze h1: %t %v", ok, err)
+	}
+	h1.Close()
+	waitFor(t, 30*time.Second, "h1's lease to run out", func() bool {
+		h, _ := hostOf(h2.Status(ctx), "h1")
+		return !h.Alive
+	})
+	time.Sleep(tm.RestartDelay + 2*time.Second)
+	restarts := func() (all []string) {
+		for _, l := range logs[1:] {
+			for _, r := range l.restarts() {
+				all = append(all, l.host+": "+r)
+			}
+		}
+		return all
+	}
+	if r := restarts(); len(r) != 0 {
+		t.Fatalf("the frozen host's HA VM was restarted: %v", r)
+	}
+
+	err := h2.Remove(ctx, "h1", false)
+	if api.Status(err) != 409 || !strings.Contains(err.Error(), "(ha1)") || !strings.Contains(err.Error(), "--force") {
+		t.Fatalf("remove frozen h1 without force: %v, want a 409 naming ha1 and --force", err)
+	}
+	if r := restarts(); len(r) != 0 {
+		t.Fatalf("a refused remove restarted the HA VM: %v", r)
+	}
+	if err := h2.Remove(ctx, "h1", true); err != nil {
+		t.Fatalf("remove frozen h1 with force: %v", err)
+	}
+	waitFor(t, 20*time.Second, "a restart of ha1 after the remove", func() bool { return len(restarts()) > 0 })
+	time.Sleep(6 * time.Second) // the next host's turn comes a stagger (5 s) later
+	if r := restarts(); len(r) != 1 || !strings.HasSuffix(r[0], ": ha1 from h1") {
+		t.Fatalf("restarts after the remove: %v, want ha1 once", r)
+	}
+	h, ok := hostOf(h2.Status(ctx), "h1")
+	if !ok || h.Removed.IsZero() || h.VMs != 2 || !strings.Contains(h.Error, "removed") {
+		t.Fatalf("h1 in the status after its removal, holding 2 VM records: %+v %t", h, ok)
+	}
+	if p, err := h2.PlacementHosts(ctx); err != nil || slices.ContainsFunc(p, func(ph placement.Host) bool { return ph.Name == "h1" }) {
+		t.Fatalf("placement after the removal: %v, h1 must not be a candidate", err)
+	}
+
+	ns := etcd.New(h2.Store().Client(), etcd.Options{Prefix: cluster.HostPrefix("h1")})
+	for _, vm := range []string{"ha-stopped", "plain"} {
+		if err := ns.Delete(ctx, "vms", vm); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 20*time.Second, "h1's record to go with its last VM record", func() bool {
+		_, ok := hostOf(h2.Status(ctx), "h1")
+		return !ok
+	})
 }

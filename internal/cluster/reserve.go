@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"reflect"
+	"slices"
 	"time"
 
 	"github.com/godwit-project/godwit/api"
@@ -277,7 +278,7 @@ func placementHost(h Host, alive bool, res placement.Reservation) placement.Host
 // ranges at once (etcd.ListRanges): 9 round trips at 200 hosts where one
 // read each, 16 hosts at once, took 170-270 ms (bench cluster-scale).
 func (n *Node) PlacementHosts(ctx context.Context) ([]placement.Host, error) {
-	hosts := n.Hosts()
+	hosts := slices.DeleteFunc(n.Hosts(), func(h Host) bool { return !h.Removed.IsZero() })
 	n.reg.mu.Lock()
 	beats := maps.Clone(n.reg.beats)
 	n.reg.mu.Unlock()

@@ -44,6 +44,11 @@ type Host struct {
 	MemoryOvercommit float64   `json:"memoryOvercommit,omitempty"`
 	Version          string    `json:"version,omitempty"`
 	JoinedAt         time.Time `json:"joinedAt"`
+	// Removed is when `cluster remove` took the host out while its
+	// namespace still held VM records: the record stays (unschedulable,
+	// never asked) so those VMs stay listed and HA restarts its HA VMs,
+	// and goes once the namespace is empty (see Node.dropRemoved).
+	Removed time.Time `json:"removed,omitzero"`
 }
 
 // Heartbeat is what a host writes under its lease.
@@ -79,7 +84,8 @@ func (n *Node) register(ctx context.Context) error {
 	return n.updateHost(ctx, n.cfg.Name, func(old *Host) (Host, error) {
 		next := h
 		if old != nil {
-			next.Schedulable = old.Schedulable
+			// A host removed and back (joined again) is schedulable anew.
+			next.Schedulable = old.Schedulable || !old.Removed.IsZero()
 			if n.cfg.Labels == nil {
 				next.Labels = old.Labels
 			}

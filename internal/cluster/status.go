@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -79,6 +78,10 @@ func (n *Node) Status(ctx context.Context) api.ClusterStatus {
 		ch.URL, ch.Schedulable, ch.Labels, ch.CPUs, ch.Memory, ch.JoinedAt = h.URL, h.Schedulable, h.Labels, h.CPUs, api.Size(h.Memory), h.JoinedAt
 		ch.Role = api.RoleClient
 		ch.VMs = len(n.VMs(h.Name))
+		if !h.Removed.IsZero() {
+			ch.Removed = h.Removed
+			ch.Error = fmt.Sprintf("removed from the cluster; its record stays while it holds VM records (%d; HA VMs restart elsewhere)", ch.VMs)
+		}
 	}
 	for _, mm := range ms.Members {
 		name := mm.Name
@@ -136,54 +139,6 @@ func (n *Node) Status(ctx context.Context) api.ClusterStatus {
 		out.Message += "; " + merr.Error()
 	}
 	return out
-}
-
-// Remove takes a dead host out of the cluster: its store member (if it
-// runs one; refused while that member answers) and its registry record.
-// What its namespace holds (its VMs' records) stays.
-func (n *Node) Remove(ctx context.Context, name string) error {
-	if name == n.cfg.Name {
-		return api.Conflict("host %s is this host: remove it from another host of the cluster", name)
-	}
-	_, regErr := n.shared.GetItem(ctx, hostsBucket, name)
-	if regErr != nil && !errors.Is(regErr, store.ErrNotFound) {
-		return regErr
-	}
-	inRegistry := regErr == nil
-	var err error
-	if n.m != nil {
-		err = n.m.Remove(ctx, name)
-	} else {
-		var tlsCfg, terr = n.tls.ClientConfig()
-		if terr != nil {
-			return terr
-		}
-		err = member.RemoveVia(ctx, n.cli, tlsCfg, name)
-	}
-	isMember := !errors.Is(err, member.ErrNotMember)
-	switch {
-	case err == nil:
-	case errors.Is(err, member.ErrAlive):
-		return api.StatusErrorf(http.StatusConflict, "%w", err)
-	case !isMember && inRegistry:
-		// A client host: it runs no member. Dead once its lease ran out.
-		if _, herr := n.shared.GetItem(ctx, heartbeatsBucket, name); herr == nil {
-			return api.Conflict("host %s is alive (its heartbeat lease is): stop its daemon first, and remove it once its lease has run out (%s at most)", name, n.cfg.LeaseTTL)
-		} else if !errors.Is(herr, store.ErrNotFound) {
-			return herr
-		}
-	case !isMember:
-		return api.NotFound("no host %s in the cluster", name)
-	default:
-		return api.StatusErrorf(http.StatusServiceUnavailable, "%w", err)
-	}
-	if _, err := n.shared.Txn(ctx, store.Txn{Then: []store.Op{
-		{Bucket: hostsBucket, Key: name, Delete: true}, {Bucket: heartbeatsBucket, Key: name, Delete: true},
-	}}); err != nil {
-		return fmt.Errorf("remove host %s from the registry: %w", name, err)
-	}
-	n.cfg.Log.Info("cluster: host removed", "host", name, "member", isMember)
-	return nil
 }
 
 // Admit is the cluster's side of a host's join (its token already

@@ -424,10 +424,15 @@ func (d *Daemon) clusterAdmit(ctx context.Context, in *struct{ Body api.ClusterA
 	return &struct{ Body api.ClusterAdmitted }{adm}, nil
 }
 
-func (d *Daemon) clusterRemove(ctx context.Context, in *nameInput) (*struct{}, error) {
+type clusterRemoveInput struct {
+	Name  string `path:"name" doc:"Host name"`
+	Force bool   `query:"force" doc:"The host is down: remove it even though its daemon stopped cleanly leaving HA VMs running there, which then restart on other hosts."`
+}
+
+func (d *Daemon) clusterRemove(ctx context.Context, in *clusterRemoveInput) (*struct{}, error) {
 	n := d.clusterNode()
 	if n == nil {
 		return nil, api.Conflict("this host is in no cluster")
 	}
-	return &struct{}{}, n.Remove(ctx, in.Name)
+	return &struct{}{}, n.Remove(ctx, in.Name, in.Force)
 }

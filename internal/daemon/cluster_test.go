@@ -155,7 +155,7 @@ func TestClusterFormStatusRemove(t *testing.T) {
 	if st, err := a.c.ClusterStatus(ctx); err != nil || !slices.Equal(st.Peers, []string{"d"}) || len(st.Hosts) != 3 {
 		t.Fatalf("status with a peer outside the cluster: peers %v hosts %d (%v)", st.Peers, len(st.Hosts), err)
 	}
-	if err := a.c.RemoveClusterHost(ctx, "c"); api.Status(err) != 409 || !strings.Contains(err.Error(), "stop its daemon first") {
+	if err := a.c.RemoveClusterHost(ctx, "c", false); api.Status(err) != 409 || !strings.Contains(err.Error(), "stop its daemon first") {
 		t.Fatalf("remove live c: %v, want 409", err)
 	}
 	c.kill()
@@ -165,15 +165,32 @@ func TestClusterFormStatusRemove(t *testing.T) {
 		ch, _ := hostIn(st, "c")
 		return err == nil && st.Ready && ch.Error != ""
 	})
-	if err := a.c.RemoveClusterHost(ctx, "c"); err != nil {
+	if err := a.c.RemoveClusterHost(ctx, "c", false); err != nil {
 		t.Fatalf("remove dead c: %v", err)
 	}
+	// c's VM (no HA) keeps c's record, marked removed, until it is
+	// forgotten: vm show answers from the record, a stop is refused, a
+	// delete forgets it, and c goes with it.
 	st, err := b.c.ClusterStatus(ctx)
-	if err != nil || !st.Ready || st.Voters != 2 || len(st.Hosts) != 2 {
+	if ch, ok := hostIn(st, "c"); err != nil || !st.Ready || st.Voters != 2 || !ok || ch.Removed.IsZero() || ch.VMs != 1 || ch.Role != api.RoleClient {
 		t.Fatalf("status after removing c: %+v %v", st, err)
 	}
-	if _, ok := hostIn(st, "c"); ok {
-		t.Fatal("c still listed after its removal")
+	if v, err := b.c.GetVM(ctx, "vm-c"); err != nil || v.Host != "c" || !strings.Contains(v.Reason, "removed from the cluster") {
+		t.Fatalf("vm show of the removed c's VM from b: %+v %v", v, err)
+	}
+	if _, err := b.c.StopVM(ctx, "vm-c", api.StopRequest{}); api.Status(err) != 409 || !strings.Contains(err.Error(), "vm delete") {
+		t.Fatalf("vm stop of the removed c's VM: %v, want 409 saying what works", err)
+	}
+	if op := b.wait(b.c.DeleteVM(ctx, "vm-c", client.DeleteOptions{})); op.State != api.OpSucceeded {
+		t.Fatalf("vm delete of the removed c's VM: %+v", op)
+	}
+	eventually(t, "c to leave the status with its last VM record", func() bool {
+		st, err = b.c.ClusterStatus(ctx)
+		_, ok := hostIn(st, "c")
+		return err == nil && st.Ready && !ok && len(st.Hosts) == 2
+	})
+	if _, err := a.c.GetVM(ctx, "vm-c"); api.Status(err) != 404 {
+		t.Fatalf("vm-c after it was forgotten: %v, want 404", err)
 	}
 }
 

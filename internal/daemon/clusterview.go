@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -32,6 +33,12 @@ func askOthers[T any](ctx context.Context, d *Daemon, ask func(ctx context.Conte
 	var wg sync.WaitGroup
 	for _, h := range n.Hosts() {
 		if h.Name == d.cfg.Name {
+			continue
+		}
+		if !h.Removed.IsZero() {
+			mu.Lock()
+			out[h.Name] = answer[T]{err: errors.New("it was removed from the cluster (cluster remove)")}
+			mu.Unlock()
 			continue
 		}
 		wg.Add(1)

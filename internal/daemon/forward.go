@@ -71,6 +71,10 @@ func (d *Daemon) forward(ctx huma.Context, next func(huma.Context)) {
 		next(ctx)
 		return
 	}
+	if h, ok := n.Host(host); ok && !h.Removed.IsZero() {
+		d.serveForRemoved(ctx, w, host)
+		return
+	}
 	p, err := d.proxyTo(r.Context(), host)
 	if err != nil {
 		writeError(w, err)

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -234,4 +235,72 @@ func (w *failoverWatch) failover(t *testing.T, t0 time.Time, what string) (*test
 		t.Fatalf("%s still runs a QEMU of %s", w.from.Name, w.vm)
 	}
 	return to, f
+}
+
+// An HA VM's host stops its daemon cleanly, which leaves its HA VMs
+// running and marks it frozen: the other hosts do not restart the VM
+// when its lease runs out. Then the host dies (its QEMU killed, as a
+// power loss would): the VM waits for it. `cluster remove` refuses it
+// without --force, naming the VM; with --force another host restarts the
+// VM, its disk counter goes on from where it stopped with no second
+// writer, and the removed host leaves the status once the VM's record
+// has moved.
+func TestClusterRemoveFrozenHost(t *testing.T) {
+	b, name, path := haBed(t, "frozen-")
+	a, hb, c := b.Hosts[0], b.Hosts[1], b.Hosts[2]
+	a.StopDaemon(syscall.SIGTERM)
+	// Past the lease (6 s) and the restart delay (8 s), with slack.
+	eventually(t, time.Minute, "hostb to see hosta's lease gone", func() bool {
+		for _, h := range clusterStatus(t, hb).Hosts {
+			if h.Name == "hosta" {
+				return !h.Alive
+			}
+		}
+		return false
+	})
+	time.Sleep(15 * time.Second)
+	if n := len(a.QEMUs(name)); n != 1 {
+		t.Fatalf("hosta runs %d QEMUs of %s after its clean stop, want 1 (frozen: it runs on)", n, name)
+	}
+	for _, h := range []*testbed.Host{hb, c} {
+		if n := len(h.QEMUs(name)); n != 0 {
+			t.Fatalf("%s restarted %s of the frozen hosta (%d QEMUs)", h.Name, name, n)
+		}
+	}
+
+	w := watchFailover(t, b, a, name, path)
+	t0 := time.Now()
+	for _, pid := range a.QEMUs(name) {
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 30*time.Second, "hosta's QEMU to be gone", func() bool { return len(a.QEMUs(name)) == 0 })
+	out, err := hb.CLI("cluster", "remove", "hosta")
+	if err == nil || !strings.Contains(out, name) || !strings.Contains(out, "--force") {
+		t.Fatalf("cluster remove of the frozen hosta without --force: %v\n%s", err, out)
+	}
+	time.Sleep(3 * time.Second)
+	for _, h := range []*testbed.Host{hb, c} {
+		if n := len(h.QEMUs(name)); n != 0 {
+			t.Fatalf("%s restarted %s after a refused remove", h.Name, name)
+		}
+	}
+	removed := time.Now()
+	if out := mustCLI(t, hb, "cluster", "remove", "hosta", "--force"); !strings.Contains(out, "hosta removed") {
+		t.Fatalf("cluster remove hosta --force:\n%s", out)
+	}
+	to, f := w.failover(t, t0, "stopped cleanly, then its QEMU killed")
+	t.Logf("restarted on %s %s after the remove", to.Name, (f.started - removed.Sub(t0)).Round(time.Millisecond))
+	eventually(t, time.Minute, "the disk counter to resume on "+to.Name, func() bool {
+		line, err := diskLine(path)
+		return err == nil && line != f.fenceLine && diskTickRE.MatchString(line)
+	})
+	if v, err := c.C.GetVM(ctxT(t, 30*time.Second), name); err != nil || v.Host != to.Name || v.State != api.VMRunning {
+		t.Fatalf("%s seen from hostc after the remove: %+v %v", name, v, err)
+	}
+	eventually(t, 30*time.Second, "hosta to leave hostc's status", func() bool {
+		st := clusterStatus(t, c)
+		return st.Ready && st.Voters == 2 && len(st.Hosts) == 2 && !slices.ContainsFunc(st.Hosts, func(h api.ClusterHost) bool { return h.Name == "hosta" })
+	})
 }

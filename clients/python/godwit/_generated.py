@@ -473,6 +473,8 @@ class ClusterHost(Model):
     member: Optional[ClusterMember] = None
     memory: Optional[str] = None
     """A size: a number and a unit (B, KiB, MiB, GiB, TiB or kB, MB, GB, TB); a bare number is bytes. Example: "512MiB"."""
+    removed: Optional[str] = None
+    """When cluster remove took the host out while it still held VM records. RFC 3339 time."""
     url: Optional[str] = None
     """The host's TCP API."""
 
@@ -492,6 +494,7 @@ class ClusterHost(Model):
         ("lease_ttl_seconds", "leaseTTLSeconds", "int"),
         ("member", "member", "ClusterMember"),
         ("memory", "memory", "str"),
+        ("removed", "removed", "str"),
         ("url", "url", "str"),
     )
 
@@ -2538,7 +2541,7 @@ ROUTES: dict[str, Route] = {
     "cluster-admit": Route("POST", "/v1/cluster/admit", body="ClusterAdmit", body_required=True, status=200, returns="ClusterAdmitted", content="application/json"),
     "cluster-init": Route("POST", "/v1/cluster/init", body="ClusterInit", status=200, returns="ClusterStatus", content="application/json"),
     "cluster-join": Route("POST", "/v1/cluster/join", body="ClusterJoin", body_required=True, status=200, returns="ClusterStatus", content="application/json"),
-    "cluster-remove-host": Route("DELETE", "/v1/cluster/hosts/{name}", params=("name",), status=204),
+    "cluster-remove-host": Route("DELETE", "/v1/cluster/hosts/{name}", params=("name",), query={"force": "bool"}, status=204),
     "cluster-status": Route("GET", "/v1/cluster", status=200, returns="ClusterStatus", content="application/json"),
     "convert-image": Route("POST", "/v1/images/{image}/convert", params=("image",), body="ImageConvert", body_required=True, status=202, returns="Operation", content="application/json"),
     "create-backup": Route("POST", "/v1/vms/{name}/backups", params=("name",), body="BackupRequest", status=202, returns="Operation", content="application/json"),

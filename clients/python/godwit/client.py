@@ -648,9 +648,11 @@ class Cluster(_Resource):
         """Joins the cluster of the host at url, with a join token from it."""
         return self._c.call("cluster-join", body=m.ClusterJoin(url=url, token=token))
 
-    def remove(self, name: str) -> None:
-        """Takes a dead host out of the cluster."""
-        self._c.call("cluster-remove-host", {"name": name})
+    def remove(self, name: str, force: bool = False) -> None:
+        """Takes a dead host out of the cluster; force says it is down even
+        though its daemon stopped cleanly leaving HA VMs running there
+        (they then restart on other hosts)."""
+        self._c.call("cluster-remove-host", {"name": name}, {"force": force})
 
     def drain(self, name: str, parallel: Optional[int] = None, **options) -> m.Operation:
         """Marks host name unschedulable and moves its VMs where placement
