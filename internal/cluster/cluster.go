@@ -245,6 +245,9 @@ type Node struct {
 	reg     registry
 	onHosts []func([]Host)
 	ha      haState
+	// needs are the VM records' placement entries as last decoded, by
+	// host, then VM (see entriesFrom).
+	needs needCache
 }
 
 // memberConfig is the member of this host.
