@@ -24,8 +24,8 @@ func TestScaleSimulationSmall(t *testing.T) {
 	if r.VMs != want || r.Reserved != want || r.ReservedCPUs != want*scaleVMCPUs {
 		t.Fatalf("%d VMs, %d reserved with %d vCPUs; want %d, %d, %d", r.VMs, r.Reserved, r.ReservedCPUs, want, want, want*scaleVMCPUs)
 	}
-	if len(r.Place) != samples || len(r.Claim) != samples || len(r.ListView) != samples || len(r.ListStore) != samples {
-		t.Fatalf("samples: %d placements, %d claims, %d and %d listings", len(r.Place), len(r.Claim), len(r.ListView), len(r.ListStore))
+	if len(r.Place)+len(r.PlaceCold) != samples || len(r.PlaceCold) != samples/2 || len(r.Claim) != samples || len(r.ListView) != samples || len(r.ListStore) != samples {
+		t.Fatalf("samples: %d+%d placements, %d claims, %d and %d listings", len(r.Place), len(r.PlaceCold), len(r.Claim), len(r.ListView), len(r.ListStore))
 	}
 	if r.DBSize <= 0 || r.DBInUse <= 0 || r.TotalCPU <= 0 {
 		t.Fatalf("db size %d (%d in use), CPU %s", r.DBSize, r.DBInUse, r.TotalCPU)

@@ -356,6 +356,15 @@ type decodedNeed struct {
 	e   placement.Entry
 }
 
+// ForgetDecodedVMs empties the cache of decoded VM records, so that the
+// next placement decodes every record again: bench cluster-scale's
+// baseline for the cache, in the same run.
+func (n *Node) ForgetDecodedVMs() {
+	n.needs.mu.Lock()
+	n.needs.byHost = nil
+	n.needs.mu.Unlock()
+}
+
 func (c *needCache) of(host string) map[string]decodedNeed {
 	c.mu.Lock()
 	defer c.mu.Unlock()
