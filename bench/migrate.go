@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -31,6 +32,12 @@ const dirtyLimit = 3 * time.Minute
 // idleOnlyEnv, set to 1, skips the slow dirtying-guest part (for
 // iterating on the idle downtime).
 const idleOnlyEnv = "GODWIT_BENCH_MIGRATE_IDLE_ONLY"
+
+// traceEnv, set to a directory, turns on libvirtd's debug log of its
+// migration, process and monitor code on both hosts and copies the logs
+// there at the end (timestamps of every step of Finish, every QMP command;
+// the logging slows libvirtd: not for the numbers).
+const traceEnv = "GODWIT_BENCH_MIGRATE_TRACE"
 
 type migBench struct {
 	env  *Env
@@ -111,6 +118,11 @@ func runMigrate(ctx context.Context, env *Env) ([]Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if dir := os.Getenv(traceEnv); dir != "" {
+		if err := mb.trace(ctx, dir); err != nil {
+			return nil, err
+		}
+	}
 	runs := map[string][]migRun{}
 	env.Logf("idle guest, %d runs each, interleaved", env.Runs)
 	for i := 0; i < env.Runs; i++ {
@@ -173,6 +185,34 @@ func runMigrate(ctx context.Context, env *Env) ([]Result, error) {
 		Result{Metric: "dirty100mbit_total_ms", Godwit: dirty["godwit"].totalMs, Baseline: dirty["virsh"].totalMs, BaselineName: "virsh (the limit when it did not finish)"},
 	)
 	return results, nil
+}
+
+// trace turns on libvirtd's debug log on both hosts (virt-admin, no
+// restart) and copies the logs to dir when the benchmark ends.
+func (mb *migBench) trace(ctx context.Context, dir string) error {
+	const log = "/var/log/libvirt/trace.log"
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, h := range []*testbed.Host{mb.a, mb.b} {
+		for _, args := range [][]string{
+			{"daemon-log-filters", "1:qemu.qemu_migration 1:qemu.qemu_process 1:qemu.qemu_monitor 1:qemu.qemu_domain 1:conf.domain_conf"},
+			{"daemon-log-outputs", "1:file:" + log},
+		} {
+			if out, err := h.Run(ctx, "virt-admin", append([]string{"-c", "libvirtd:///system"}, args...)...); err != nil {
+				return fmt.Errorf("virt-admin %s on %s: %v: %s", args[0], h.Name, err, out)
+			}
+		}
+		mb.env.Defer("copy the libvirtd trace of "+h.Name, func(ctx context.Context) error {
+			out, err := h.Run(ctx, "cat", log)
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(filepath.Join(dir, h.Name+"-libvirtd.log"), []byte(out), 0o644)
+		})
+	}
+	mb.env.Logf("%s: libvirtd's debug log on, copied to %s at the end", traceEnv, dir)
+	return nil
 }
 
 // once boots a fresh guest on host a and migrates it to b with godwit or
