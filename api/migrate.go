@@ -52,6 +52,7 @@ type MigrationReport struct {
 	Postcopy     bool             `json:"postcopy,omitempty" doc:"The migration switched to postcopy."`
 	AutoConverge uint64           `json:"autoConvergePercent,omitempty" doc:"The highest CPU throttle auto-converge applied."`
 	Phases       *MigrationPhases `json:"phases,omitempty" doc:"Where a live move's time went, phase by phase."`
+	Warning      string           `json:"warning,omitempty" doc:"The VM moved, but something after its move failed (its persistent definition on the destination could not be written)."`
 }
 
 // MigrationPhases is where a live migration's (or an offline stream's)
@@ -188,4 +189,6 @@ type FinishAnswer struct {
 	// guest); HandlerMs the whole answer (the VM recorded after).
 	Finish3Ms uint64 `json:"finish3Ms,omitempty"`
 	HandlerMs uint64 `json:"handlerMs,omitempty"`
+	// Warning: the guest runs here, but something after Finish failed.
+	Warning string `json:"warning,omitempty"`
 }

@@ -127,6 +127,9 @@ func migrationLine(r api.MigrationReport) string {
 		extra += fmt.Sprintf(", auto-converge up to %d%%", r.AutoConverge)
 	}
 	extra += fmt.Sprintf(", %d disk(s) shared, %d copied)", r.SharedDisks, r.CopiedDisks)
+	if r.Warning != "" {
+		extra += "\nwarning: " + r.Warning
+	}
 	return line + extra
 }
 

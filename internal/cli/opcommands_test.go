@@ -134,3 +134,16 @@ func TestVMStartNoWaitWithWait(t *testing.T) {
 		}
 	}
 }
+
+// A move whose VM runs there but whose definition there failed says so
+// on a line of its own.
+func TestMigrationLineWarning(t *testing.T) {
+	r := api.MigrationReport{VM: "web1", From: "h1", To: "h2", Mode: "live", Warning: "vm web1 runs on h2, but its persistent definition could not be written there"}
+	if got := migrationLine(r); !strings.HasSuffix(got, "0 copied)\nwarning: "+r.Warning) {
+		t.Fatalf("line %q", got)
+	}
+	r.Warning = ""
+	if got := migrationLine(r); strings.Contains(got, "warning") {
+		t.Fatalf("line %q", got)
+	}
+}

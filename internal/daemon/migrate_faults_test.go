@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/godwit-project/godwit/api"
+	"github.com/godwit-project/godwit/internal/domainxml"
 	"github.com/godwit-project/godwit/internal/hypervisor"
 	"github.com/godwit-project/godwit/internal/hypervisor/fake"
 )
@@ -272,4 +273,47 @@ func TestMigrateTransferChecked(t *testing.T) {
 	}
 	a.runs("web1", hypervisor.StateRunning)
 	b.hasNothing("web1")
+}
+
+// definedHere checks that h's domain name is persistent and that its
+// persistent definition is h's own (owned as the running domain is), not
+// the source's.
+func (h *host) definedHere(name string) {
+	h.t.Helper()
+	ctx := context.Background()
+	live, _ := h.lv.XML(ctx, name, false)
+	inactive, err := h.lv.XML(ctx, name, true)
+	if d, lerr := h.lv.Lookup(ctx, name); lerr != nil || !d.Persistent || err != nil ||
+		domainxml.OwnerOf(inactive) == "" || domainxml.OwnerOf(inactive) != domainxml.OwnerOf(live) {
+		h.t.Fatalf("%s: domain %s %+v (%v): persistent definition owned by %q, the running one by %q (%v)", h.name, name, d, lerr, domainxml.OwnerOf(inactive), domainxml.OwnerOf(live), err)
+	}
+}
+
+// A live move leaves the domain transient after libvirt's Finish (no
+// VIR_MIGRATE_PERSIST_DEST: that write would sit inside the downtime); the
+// destination defines it right after. When that define fails, the VM runs
+// there only, the report says it is transient, and the destination's next
+// start defines it.
+func TestMigrateDefineAfterFinishFails(t *testing.T) {
+	ctx := context.Background()
+	a, b := twoHosts(t)
+	b.lv.Inject(fake.Fault{Method: "Define", Name: "web1", Times: -1})
+	op := a.migrate(api.MigrateRequest{})
+	var rep api.MigrationReport
+	if op.State != api.OpSucceeded || json.Unmarshal(op.Result, &rep) != nil || !strings.Contains(rep.Warning, "persistent definition could not be written") {
+		t.Fatalf("migration %s (%s): report %+v", op.State, op.Error, rep)
+	}
+	t.Logf("warning: %s", rep.Warning)
+	a.hasNothing("web1")
+	if d, err := b.lv.Lookup(ctx, "web1"); err != nil || d.Persistent || d.State != hypervisor.StateRunning {
+		t.Fatalf("b: domain web1 %+v, %v; want it running, transient", d, err)
+	}
+	b.lv.ClearFaults()
+	b.kill()
+	b.start()
+	b.runs("web1", hypervisor.StateRunning)
+	b.definedHere("web1")
+	if r := b.records(); r != nil {
+		t.Fatalf("b keeps records: %v", r)
+	}
 }

@@ -73,6 +73,38 @@ func TestMigrateDaemonRestart(t *testing.T) {
 		a.runs("web1", hypervisor.StateRunning)
 	})
 
+	// The destination dies right after libvirt's Finish resumed the guest
+	// there, before it defined the domain (transient until then): the VM
+	// runs there only, and its next start defines it from its own XML.
+	t.Run("destination between finish and define", func(t *testing.T) {
+		a, b := twoHosts(t)
+		b.lv.Inject(fake.Fault{Method: "Define", Name: "web1", Action: fake.Hang})
+		op, err := a.c.MigrateVM(ctx, "web1", api.MigrateRequest{To: "b"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "b defines web1 after finish", func() bool { return b.called("Define web1") })
+		if d, err := b.lv.Lookup(ctx, "web1"); err != nil || d.Persistent || d.State != hypervisor.StateRunning {
+			t.Fatalf("b after finish: domain web1 %+v, %v; want it running, transient", d, err)
+		}
+		b.kill()
+		b.lv.ClearFaults()
+		b.start()
+		b.runs("web1", hypervisor.StateRunning)
+		b.definedHere("web1")
+		if r := b.records(); r != nil {
+			t.Fatalf("b keeps records: %v", r)
+		}
+		// The source asked b while it was down, or after: either way it
+		// ends its side, now or at its own next start.
+		if got := a.wait(op, nil); got.State != api.OpSucceeded {
+			t.Logf("the move on a: %s (%s)", got.State, got.Error)
+			a.kill()
+			a.start()
+		}
+		a.undoes("web1")
+	})
+
 	// The source dies while Finish runs on the destination: the VM runs
 	// there, paused here; the source's next start asks, and ends its side.
 	t.Run("source during finish", func(t *testing.T) {

@@ -483,13 +483,17 @@ func (s *Service) Finish(ctx context.Context, from, id string, req api.FinishReq
 			return api.FinishAnswer{}, fmt.Errorf("finish on %s: %w", s.cfg.Self, err)
 		}
 		ans.Cookie = cookie
-		// libvirt makes the persistent definition here from the source's
-		// (the migration cookie carries it): its owner is the source
-		// daemon, which would leave this host unable to delete the VM once
-		// stopped, and its disks and networks are named as there. Redefine
-		// it from the XML this host rewrote, which the guest runs with.
-		if _, err := s.hv.Define(ctx, in.rec.XML); err != nil {
-			s.log.Error("redefine the migrated VM's persistent definition", "vm", offer.VM, "err", err)
+		// The guest runs here now, as a transient domain: the source does
+		// not ask libvirt to persist it (its Finish would write that
+		// definition before resuming the guest, and it would be the
+		// source's, owned by the source daemon). Define it from the XML
+		// this host rewrote, which the guest runs with. Should that fail,
+		// the VM still runs here only; the record stays so that this
+		// daemon's next start defines it (Recover), and the source's
+		// report says so.
+		if err := s.persist(ctx, offer.VM, in.rec.XML); err != nil {
+			ans.Warning = fmt.Sprintf("vm %s runs on %s, but its persistent definition could not be written there (%v): it is transient (libvirt forgets it once it stops) until godwit on %s defines it at its next start", offer.VM, s.cfg.Self, err, s.cfg.Self)
+			s.log.Error("define the migrated VM persistently", "vm", offer.VM, "err", err)
 		}
 		if st, err := s.hv.JobStats(ctx, offer.VM, true); err == nil {
 			ans.DowntimeMs, ans.TotalMs = st.DowntimeMs, st.ElapsedMs
@@ -534,9 +538,26 @@ func (s *Service) Finish(ctx context.Context, from, id string, req api.FinishReq
 		_ = in.sess.Close()
 	}
 	s.finishUp(id, in)
+	if ans.Warning != "" {
+		// Kept for Recover, which defines the domain at the next start.
+		in.rec.Phase = "define"
+		if err := s.putIn(ctx, in.rec); err != nil {
+			s.log.Error("record a migrated VM left to define", "vm", offer.VM, "err", err)
+		}
+	}
 	s.log.Info("incoming migration finished", "id", id, "vm", offer.VM, "from", from, "mode", offer.Mode)
 	ans.HandlerMs = uint64(time.Since(arrived).Milliseconds())
 	return ans, nil
+}
+
+// persist makes a migrated domain that runs here persistent, defined
+// from doc (the XML this host rewrote). A domain that is persistent
+// already is redefined too: libvirt's definition would be the source's.
+func (s *Service) persist(ctx context.Context, name, doc string) error {
+	if _, err := s.hv.Define(ctx, doc); err != nil {
+		return fmt.Errorf("define vm %s: %w", name, err)
+	}
+	return nil
 }
 
 // adopt records a VM that arrived, with its disks where they now are.

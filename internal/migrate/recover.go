@@ -52,6 +52,16 @@ func (s *Service) Recover(ctx context.Context) error {
 				}
 				adopted = true
 				s.log.Warn("adopted a VM whose incoming migration finished while the daemon was down", "vm", name, "from", rec.From)
+				// Finish leaves the domain transient; the daemon defines
+				// it right after, which a kill (or a failed define) can
+				// cut. Until it is defined the record stays.
+				if !d.Persistent || rec.Phase == "define" {
+					if err := s.persist(ctx, name, rec.XML); err != nil {
+						s.log.Error("a migrated VM runs here, transient: its persistent definition could not be written; next start tries again", "vm", name, "err", err)
+						continue
+					}
+					s.log.Info("defined a migrated VM that ran here transient", "vm", name)
+				}
 			}
 		}
 		if !adopted {

@@ -467,7 +467,10 @@ func (s *Service) runStream(ctx context.Context, o *ops.Op, mv *move, rep *api.M
 	_, copied := mv.copied()
 	offline := mv.req.Mode == api.MigrateOffline
 	wasPaused := mv.dom.State == hypervisor.StatePaused
-	flags := hypervisor.MigratePersistDest | hypervisor.MigrateUndefineSource
+	// No MigratePersistDest: libvirt's Finish would write the persistent
+	// definition there before it resumes the guest, inside the downtime.
+	// The destination defines it right after Finish instead (dest.go).
+	flags := hypervisor.MigrateUndefineSource
 	switch {
 	case !offline:
 		flags |= hypervisor.MigrateLive
@@ -594,6 +597,10 @@ func (s *Service) runStream(ctx context.Context, o *ops.Op, mv *move, rep *api.M
 		s.dropSourceDomain(mv.m.Name)
 	}
 	rep.Phases.ConfirmMs = ms(time.Since(confirming))
+	if fin.Warning != "" {
+		rep.Warning = fin.Warning
+		s.log.Error("a migrated VM runs there, with a warning", "vm", mv.m.Name, "to", mv.req.To, "warning", fin.Warning)
+	}
 	if !offline {
 		rep.DowntimeMs = max(fin.DowntimeMs, src.DowntimeMs)
 	}

@@ -815,6 +815,7 @@ class FinishAnswer(Model):
     total_ms: int
     finish3_ms: Optional[int] = None
     handler_ms: Optional[int] = None
+    warning: Optional[str] = None
 
     _fields = (
         ("bytes", "bytes", "int"),
@@ -825,6 +826,7 @@ class FinishAnswer(Model):
         ("total_ms", "totalMs", "int"),
         ("finish3_ms", "finish3Ms", "int"),
         ("handler_ms", "handlerMs", "int"),
+        ("warning", "warning", "str"),
     )
 
 
