@@ -71,8 +71,8 @@ func TestMigrateOfflineTidiesUpAfter(t *testing.T) {
 		t.Fatalf("a's migration records during the tidy-up: %v", recs)
 	}
 	_, err := a.c.CreateVM(ctx, api.VMSpec{Name: "web1", CPUs: 1, Memory: 64 * api.MiB, Disks: []api.Disk{{Name: "root", Size: api.GiB}}}, client.CreateOptions{})
-	if api.Status(err) != 409 {
-		t.Fatalf("create web1 on a during the tidy-up: %v; want 409", err)
+	if api.Status(err) != 409 || !strings.Contains(err.Error(), "the end of its domain here") {
+		t.Fatalf("create web1 on a during the tidy-up: %v; want 409 saying its domain is being ended", err)
 	}
 	a.lv.ClearFaults() // Confirm goes on
 	a.tidies("web1")

@@ -37,6 +37,7 @@ func (s *Service) handOver(mv *move) bool {
 		s.log.Error("forget a VM that moved", "vm", mv.m.Name, "err", err)
 	}
 	mv.leaving = done
+	s.vms.Relabel(mv.m.Name, "migration to "+mv.req.To, "the end of its domain here (it moved to "+mv.req.To+")")
 	return true
 }
 
