@@ -68,7 +68,7 @@ type MigrationPhases struct {
 	FinishMs      uint64 `json:"finishMs" doc:"From the end of Perform until the destination daemon answered Finish (the guest resumed there)."`
 	DestFinishMs  uint64 `json:"destFinishMs" doc:"libvirt's Finish on the destination (it resumes the guest), within FinishMs."`
 	DestHandlerMs uint64 `json:"destHandlerMs" doc:"The destination daemon's whole answer to Finish: libvirt's Finish, then recording the VM (after the guest resumed); FinishMs less this is the relay between the daemons."`
-	ConfirmMs     uint64 `json:"confirmMs" doc:"Confirm on the source once the VM ran there: libvirt ends the source QEMU. Not in TotalMs; the operation ends after it."`
+	ConfirmMs     uint64 `json:"confirmMs" doc:"Confirm on the source once the VM ran there: libvirt ends the source QEMU. Not in TotalMs. A live move ends after it; an offline stream ends before it (0 here: the source ends its domain after the operation)."`
 }
 
 // EvacuateRequest asks to move every running VM off this host.

@@ -3,6 +3,7 @@ package migrate
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/godwit-project/godwit/internal/hypervisor"
 	"github.com/godwit-project/godwit/internal/store"
@@ -95,6 +96,18 @@ func (s *Service) Recover(ctx context.Context) error {
 // not there, so the VM resumes here. When the destination cannot say,
 // the record stays for the next start.
 func (s *Service) recoverOut(ctx context.Context, o outgoing) error {
+	if o.Phase == phaseHandedOver {
+		// Finish said it runs there: whatever is left here goes, unasked.
+		done := s.vms.Leaving(o.VM)
+		defer done()
+		if err := s.dropLeft(o.VM); err != nil {
+			return fmt.Errorf("end the domain of vm %s, which moved to %s: %w", o.VM, o.To, err)
+		}
+		s.log.Warn("a VM had moved when the daemon stopped; its source side is ended now", "vm", o.VM, "now on", o.To)
+		s.movedAway(ctx, o)
+		s.dropRecord(outBucket, o.ID)
+		return nil
+	}
 	d, err := s.hv.Lookup(ctx, o.VM)
 	here := err == nil
 	switch {
@@ -138,6 +151,11 @@ func (s *Service) movedAway(ctx context.Context, o outgoing) {
 	if err := s.vms.ForgetMoved(ctx, o.VM); err != nil {
 		s.log.Error("forget a VM that moved", "vm", o.VM, "err", err)
 	}
+	s.dropCopies(ctx, o)
+}
+
+// dropCopies deletes the source copies of a moved VM's copied disks.
+func (s *Service) dropCopies(ctx context.Context, o outgoing) {
 	for _, d := range o.Copied {
 		if err := s.hv.DeleteVolume(ctx, d.Pool, d.Volume); err != nil && !errors.Is(err, hypervisor.ErrNotFound) {
 			s.log.Error("delete the source copy of a moved disk", "volume", d.Pool+"/"+d.Volume, "err", err)

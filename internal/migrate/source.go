@@ -51,6 +51,12 @@ type move struct {
 	// paused: the move paused the VM here (an offline stream), so a
 	// failure resumes it.
 	paused bool
+	// tidy, once set, ends the source's side of a move whose VM already
+	// runs there (Confirm, then the copied disks and the record) after the
+	// operation ended; it says whether it did (the VM's name is then free).
+	tidy func() bool
+	// leaving shows the VM's domain here again (handOver hid it).
+	leaving func()
 }
 
 // Migrate checks a move (here and, in a preflight, on the destination) and
@@ -62,12 +68,25 @@ func (s *Service) Migrate(ctx context.Context, name string, req api.MigrateReque
 		return api.Operation{}, err
 	}
 	op := s.ops.Start("vm.migrate", "vm/"+name, func(ctx context.Context, o *ops.Op) error {
-		defer unlock()
+		defer func() {
+			if mv.tidy == nil {
+				unlock()
+			}
+		}()
 		defer mv.peer.Close()
 		defer mv.removeProbes()
 		rep, err := s.run(ctx, o, mv)
 		if err == nil {
 			o.SetResult(rep)
+		}
+		if mv.tidy != nil {
+			// The VM runs there and is no longer shown here; the name
+			// stays held until its domain here is gone.
+			go func() {
+				if mv.tidy() {
+					unlock()
+				}
+			}()
 		}
 		return err
 	})
@@ -418,13 +437,11 @@ func (s *Service) run(ctx context.Context, o *ops.Op, mv *move) (api.MigrationRe
 			}
 		}
 	}
-	s.mu.Lock()
-	s.active[mv.id] = true
-	s.mu.Unlock()
+	s.setActive(mv.id, true)
 	defer func() {
-		s.mu.Lock()
-		delete(s.active, mv.id)
-		s.mu.Unlock()
+		if mv.tidy == nil {
+			s.setActive(mv.id, false)
+		}
 	}()
 	// The record comes first: a move a restart could not finish or undo
 	// does not start.
@@ -432,7 +449,7 @@ func (s *Service) run(ctx context.Context, o *ops.Op, mv *move) (api.MigrationRe
 		return rep, fmt.Errorf("vm %s did not move (nothing did): %w", mv.m.Name, err)
 	}
 	defer func() {
-		if !mv.undecided {
+		if !mv.undecided && mv.tidy == nil {
 			s.dropRecord(outBucket, mv.id)
 		}
 	}()
@@ -450,7 +467,9 @@ func (s *Service) run(ctx context.Context, o *ops.Op, mv *move) (api.MigrationRe
 	if err != nil {
 		return rep, err
 	}
-	s.movedAway(context.Background(), mv.out)
+	if mv.tidy == nil {
+		s.movedAway(context.Background(), mv.out)
+	}
 	s.log.Info("vm migrated", "vm", rep.VM, "to", rep.To, "mode", rep.Mode, "totalMs", rep.TotalMs, "downtimeMs", rep.DowntimeMs, "bytes", rep.Bytes)
 	return rep, nil
 }
@@ -514,7 +533,11 @@ func (s *Service) runStream(ctx context.Context, o *ops.Op, mv *move, rep *api.M
 	if err != nil {
 		return err
 	}
-	defer sess.Close()
+	defer func() {
+		if mv.tidy == nil {
+			sess.Close()
+		}
+	}()
 	o.Progress("begin", 0, 0, "")
 	cookie, xml, err := sess.Begin(ctx, mv.m.Name, params, srcFlags)
 	if err != nil {
@@ -590,13 +613,26 @@ func (s *Service) runStream(ctx context.Context, o *ops.Op, mv *move, rep *api.M
 	if ferr != nil {
 		return s.afterFailedFinish(ctx, mv, sess, params, srcFlags, ferr)
 	}
-	confirming := time.Now()
-	if err := sess.Confirm(context.Background(), mv.m.Name, params, fin.Cookie, srcFlags, false); err != nil {
-		// The VM runs there; only the source's bookkeeping failed.
-		s.log.Error("confirm after a migration", "vm", mv.m.Name, "err", err)
-		s.dropSourceDomain(mv.m.Name)
+	switch {
+	case offline && s.handOver(mv):
+		// Confirm (libvirt ending the source QEMU) runs after the
+		// operation ended: the VM runs there and is gone from here.
+		cookie := fin.Cookie
+		mv.tidy = func() bool {
+			defer sess.Close()
+			return s.tidyUp(mv, func() error {
+				return sess.Confirm(context.Background(), mv.m.Name, params, cookie, srcFlags, false)
+			})
+		}
+	default:
+		confirming := time.Now()
+		if err := sess.Confirm(context.Background(), mv.m.Name, params, fin.Cookie, srcFlags, false); err != nil {
+			// The VM runs there; only the source's bookkeeping failed.
+			s.log.Error("confirm after a migration", "vm", mv.m.Name, "err", err)
+			s.dropSourceDomain(mv.m.Name)
+		}
+		rep.Phases.ConfirmMs = ms(time.Since(confirming))
 	}
-	rep.Phases.ConfirmMs = ms(time.Since(confirming))
 	if fin.Warning != "" {
 		rep.Warning = fin.Warning
 		s.log.Error("a migrated VM runs there, with a warning", "vm", mv.m.Name, "to", mv.req.To, "warning", fin.Warning)

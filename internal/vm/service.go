@@ -119,16 +119,19 @@ type Service struct {
 	// like a backup schedule, goes with it).
 	onDeleted []func(ctx context.Context, name string)
 
-	mu    sync.Mutex
-	busy  map[string]string // VM name -> what holds it (an operation id or action)
-	cl    Cluster
-	held  map[string]ClusterLock // VM name -> its cluster lock, while busy
-	clock func() time.Time
+	mu   sync.Mutex
+	busy map[string]string // VM name -> what holds it (an operation id or action)
+	cl   Cluster
+	held map[string]ClusterLock // VM name -> its cluster lock, while busy
+	// leaving: VMs that moved away whose domain here is still being
+	// ended (a migration's Confirm): not shown, not anyone's to adopt.
+	leaving map[string]bool
+	clock   func() time.Time
 }
 
 // New returns a Service.
 func New(hv hypervisor.Hypervisor, st store.Store, om *ops.Manager, img image.Inspector, cfg Config, log *slog.Logger) *Service {
-	return &Service{hv: hv, store: st, ops: om, img: img, cfg: cfg, log: log, busy: map[string]string{}, held: map[string]ClusterLock{}, clock: time.Now}
+	return &Service{hv: hv, store: st, ops: om, img: img, cfg: cfg, log: log, busy: map[string]string{}, held: map[string]ClusterLock{}, leaving: map[string]bool{}, clock: time.Now}
 }
 
 // OnDeleted registers f to be told of every VM deleted here.
@@ -310,11 +313,34 @@ func (s *Service) List(ctx context.Context) ([]api.VM, error) {
 		byRec[r.Name] = r
 	}
 	for _, d := range byName {
-		out = append(out, s.unmanaged(d))
+		if !s.isLeaving(d.Name) {
+			out = append(out, s.unmanaged(d))
+		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	s.addressesAll(ctx, out, byRec)
 	return out, nil
+}
+
+// Leaving hides the domain of a VM that moved away (its record is gone)
+// while the caller ends it here: List and Get do not show it, as if it
+// were gone already. The caller holds the VM's lock meanwhile, so nothing
+// can take the name, and calls the returned func once the domain is gone.
+func (s *Service) Leaving(name string) func() {
+	s.mu.Lock()
+	s.leaving[name] = true
+	s.mu.Unlock()
+	return func() {
+		s.mu.Lock()
+		delete(s.leaving, name)
+		s.mu.Unlock()
+	}
+}
+
+func (s *Service) isLeaving(name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.leaving[name]
 }
 
 // Get returns one VM, managed or not.
@@ -336,6 +362,9 @@ func (s *Service) Get(ctx context.Context, name string) (api.VM, error) {
 		return api.VM{}, mapHypervisorError(derr)
 	}
 	if !managed {
+		if s.isLeaving(name) {
+			return api.VM{}, api.NotFound("vm %s not found", name)
+		}
 		return s.unmanaged(d), nil
 	}
 	v := s.view(r, d, true)

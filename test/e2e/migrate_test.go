@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -109,12 +110,13 @@ func checkMoved(t *testing.T, from, to *testbed.Host, vm string, before int, sum
 	if err != nil || !v.Managed || v.State != api.VMRunning {
 		t.Fatalf("on %s after the move: %+v, %v", to.Name, v, err)
 	}
-	if _, err := from.C.GetVM(ctx, vm); api.Status(err) != 404 {
-		t.Fatalf("on %s after the move: %v, want 404", from.Name, err)
-	}
-	if out, err := from.Virsh("domstate", vm); err == nil {
-		t.Fatalf("libvirt on %s still has %s: %s", from.Name, vm, out)
-	}
+	// An offline move ends before the source's Confirm: libvirt there may
+	// still be ending its QEMU, while godwit shows the VM nowhere there.
+	eventually(t, 30*time.Second, "libvirt on "+from.Name+" to end "+vm, func() bool {
+		unseen(t, from, vm)
+		_, err := from.Virsh("domstate", vm)
+		return err != nil
+	})
 	// Persistent there: a transient domain vanishes from libvirt once it
 	// stops (and dumpxml --inactive of one shows the live definition).
 	if info, err := to.Virsh("dominfo", vm); err != nil || !regexp.MustCompile(`(?m)^Persistent:\s+yes$`).MatchString(info) {
@@ -138,6 +140,25 @@ func checkMoved(t *testing.T, from, to *testbed.Host, vm string, before int, sum
 		t.Fatalf("the counter on %s starts at %d, not after %d (the guest restarted?)", to.Name, first, before)
 	}
 	checkDisk(t, to, vm, sum, before)
+}
+
+// unseen checks that godwit on h shows no VM vm: not in its list, not as
+// one VM (managed or not).
+func unseen(t *testing.T, h *testbed.Host, vm string) {
+	t.Helper()
+	ctx := ctxT(t, time.Minute)
+	vms, err := h.C.ListVMs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range vms {
+		if v.Name == vm {
+			t.Fatalf("%s lists vm %s (%s, managed %t) after it moved away", h.Name, vm, v.State, v.Managed)
+		}
+	}
+	if v, err := h.C.GetVM(ctx, vm); api.Status(err) != 404 {
+		t.Fatalf("%s shows vm %s after it moved away: %+v, %v; want 404", h.Name, vm, v, err)
+	}
 }
 
 func firstTick(s string) int {
@@ -556,6 +577,73 @@ func TestMigrateSnapshots(t *testing.T) {
 				log := hostConsole(t, bb, name)
 				return len(log) > offset && minTick(log[offset:]) <= atSnap+2
 			})
+		})
+	}
+}
+
+// An offline move ends once the VM runs on the destination; libvirt on
+// the source still ends its QEMU then (here up to 2 s: this machine's
+// init reaps the exited QEMU late, and libvirt waits for it holding the
+// domain, so every look at it waits too). A look at the source asked
+// then, while its QEMU's process is still there, shows the VM nowhere,
+// and a new VM of its name is refused. A daemon killed then ends the move
+// at its next start: nothing of the VM is left there, its disk copy
+// neither. The VM moves back and forth until the test is in time.
+func TestMigrateOfflineTidyUp(t *testing.T) {
+	concurrent(t)
+	b := migrationBed(t, 2, false)
+	name := "mig-offt-" + uniq()
+	sum := onHost(t, b.Hosts[0], name)
+	ctx := ctxT(t, 10*time.Minute)
+	looked, killed := false, false
+	for try := 0; !looked || !killed; try++ {
+		if try == 8 {
+			t.Fatalf("in %d moves the source's QEMU was gone before the test looked (looked %t, killed %t)", try, looked, killed)
+		}
+		from, to := b.Hosts[try%2], b.Hosts[(try+1)%2]
+		srcDisk := diskPath(t, from, name)
+		before := lastTick(hostConsole(t, from, name))
+		pidFile := filepath.Join(from.Dir, "run", "qemu", name+".pid")
+		pb, err := os.ReadFile(pidFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		proc := "/proc/" + strings.TrimSpace(string(pb))
+		op, err := from.C.MigrateVM(ctx, name, api.MigrateRequest{To: to.Name, Mode: api.MigrateOffline})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if final, err := from.C.WaitOperation(ctx, op.ID, nil); err != nil || final.State != api.OpSucceeded {
+			t.Fatalf("migrate: %+v %v", final, err)
+		}
+		_, perr := os.Stat(proc)
+		inTime := perr == nil // libvirt on from is still ending the QEMU
+		switch {
+		case inTime && !looked:
+			ended := time.Now()
+			unseen(t, from, name)
+			_, cerr := from.C.CreateVM(ctx, guestSpec(t, name), client.CreateOptions{})
+			t.Logf("%s asked while its QEMU was there: the VM not shown (answered in %d ms); create: %v", from.Name, time.Since(ended).Milliseconds(), cerr)
+			if api.Status(cerr) != 409 {
+				t.Fatalf("create %s on %s during the tidy-up: %v; want 409", name, from.Name, cerr)
+			}
+			looked = true
+		case inTime:
+			from.StopDaemon(syscall.SIGKILL)
+			t.Logf("%s's daemon killed while its QEMU was there", from.Name)
+			if err := from.StartDaemon(ctx); err != nil {
+				t.Fatal(err)
+			}
+			unseen(t, from, name)
+			killed = true
+		default:
+			t.Logf("%s's QEMU was gone when the move ended; moving back", from.Name)
+		}
+		checkMoved(t, from, to, name, before, sum)
+		// The copy goes right after the domain.
+		eventually(t, 10*time.Second, "the source copy "+srcDisk+" to go", func() bool {
+			_, err := os.Stat(srcDisk)
+			return os.IsNotExist(err)
 		})
 	}
 }
