@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -172,7 +173,14 @@ func diskUsage(dir string) int64 {
 
 // procCPU is a process's CPU time so far (user + system, /proc/PID/stat).
 func procCPU(pid int) (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	return statCPU(fmt.Sprintf("/proc/%d/stat", pid))
+}
+
+// statCPU reads the CPU time in a /proc stat file (a process's or a
+// thread's).
+func statCPU(path string) (time.Duration, error) {
+	pid := path
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return 0, err
 	}
@@ -180,17 +188,17 @@ func procCPU(pid int) (time.Duration, error) {
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	if i < 0 {
-		return 0, fmt.Errorf("/proc/%d/stat: %q", pid, s)
+		return 0, fmt.Errorf("%s: %q", pid, s)
 	}
 	f := strings.Fields(s[i+1:])
 	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: %q", pid, s)
+		return 0, fmt.Errorf("%s: %q", pid, s)
 	}
 	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
 	ut, err1 := strconv.ParseInt(f[11], 10, 64)
 	st, err2 := strconv.ParseInt(f[12], 10, 64)
 	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("/proc/%d/stat: %q", pid, s)
+		return 0, fmt.Errorf("%s: %q", pid, s)
 	}
 	const ticks = 100 // USER_HZ on Linux
 	return time.Duration(ut+st) * time.Second / ticks, nil
@@ -240,4 +248,53 @@ func threadCPU() time.Duration {
 	var ts unix.Timespec
 	_ = unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts)
 	return time.Duration(ts.Nano())
+}
+
+// threadsCPU reads the CPU time of each of a process's threads, by
+// thread id, with its name.
+func threadsCPU(pid int) map[string]time.Duration {
+	m := map[string]time.Duration{}
+	des, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return m
+	}
+	for _, de := range des {
+		tid, err := strconv.Atoi(de.Name())
+		if err != nil {
+			continue
+		}
+		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/comm", pid, tid))
+		cpu, err := statCPU(fmt.Sprintf("/proc/%d/task/%d/stat", pid, tid))
+		if err != nil {
+			continue
+		}
+		m[fmt.Sprintf("%s[%d]", strings.TrimSpace(string(comm)), tid)] = cpu
+	}
+	return m
+}
+
+// threadsDelta says which threads used CPU between two threadsCPU
+// readings, busiest first (threads under 10 ms summed as "others").
+func threadsDelta(a, b map[string]time.Duration) string {
+	type th struct {
+		name string
+		d    time.Duration
+	}
+	var ts []th
+	var others time.Duration
+	for k, v := range b {
+		d := v - a[k]
+		if d < 10*time.Millisecond {
+			others += d
+			continue
+		}
+		ts = append(ts, th{k, d})
+	}
+	sort.Slice(ts, func(i, j int) bool { return ts[i].d > ts[j].d })
+	var parts []string
+	for _, t := range ts {
+		parts = append(parts, fmt.Sprintf("%s %.2f s", t.name, t.d.Seconds()))
+	}
+	parts = append(parts, fmt.Sprintf("others %.2f s", others.Seconds()))
+	return strings.Join(parts, ", ")
 }

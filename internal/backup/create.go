@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,8 +26,9 @@ import (
 // CheckpointPrefix starts the name of every checkpoint godwit makes.
 const CheckpointPrefix = "godwit-"
 
-// readers is how many NBD connections read one disk at once: reading,
-// hashing and compressing overlap, and QEMU serves several reads at once.
+// readers is how many NBD connections read one disk at once (QEMU serves
+// several reads at once); each reads its next run while one goroutine a
+// core hashes and compresses what was read.
 const readers = 6
 
 // maxRead is the most one NBD read asks for (2 MiB reads from 6
@@ -435,37 +437,36 @@ func (s *Service) readDisk(ctx context.Context, o *ops.Op, r *repo.Repo, sess *r
 
 	var done atomic.Int64
 	var mu sync.Mutex // guards st
-	err = parallel(ctx, readers, runs, func(ctx context.Context, w int) (worker, error) {
+	open := func(ctx context.Context, r int) (reader, error) {
 		conn := c
-		if w > 0 {
+		if r > 0 {
 			var err error
 			if conn, err = s.cfg.OpenDisk(ctx, sock, d.Target); err != nil {
-				return worker{}, err
+				return reader{}, err
 			}
 		}
-		// Each reader appends its new chunks to packs of its own,
+		read := func(rn run, buf []byte) error { return conn.ReadAt(buf, uint64(rn.first)*cs) }
+		return reader{read: read, close: func() {
+			if conn != c {
+				conn.Close()
+			}
+		}}, nil
+	}
+	length := func(rn run) int { return int(min(uint64(rn.count)*cs, size-uint64(rn.first)*cs)) }
+	// One sink a core hashes and compresses what the readers read.
+	err = pipeline(ctx, readers, runtime.GOMAXPROCS(0), runs, maxRead, length, open, func(ctx context.Context, w int) (sink, error) {
+		// Each sink appends its new chunks to packs of its own,
 		// written whole (O_DIRECT, fsynced) as each fills; the last one
 		// when the disk is read.
 		pw := sess.Writer()
-		buf := make([]byte, maxRead)
 		var read, stored uint64
 		wrote, reused := 0, 0
-		do := func(rn run) error {
-			off := uint64(rn.first) * cs
-			l := uint64(rn.count) * cs
-			if off+l > size {
-				l = size - off
-			}
-			if err := conn.ReadAt(buf[:l], off); err != nil {
-				return err
-			}
-			read += l
+		do := func(rn run, data []byte) error {
+			read += uint64(len(data))
 			for k := 0; k < rn.count; k++ {
-				lo := uint64(k) * cs
-				hi := min(lo+cs, l)
-				data := buf[lo:hi]
-				h := repo.Sum(data)
-				n, err := pw.Put(h, data)
+				chunk := data[k*int(cs) : min((k+1)*int(cs), len(data))]
+				h := repo.Sum(chunk)
+				n, err := pw.Put(h, chunk)
 				if err != nil {
 					return err
 				}
@@ -477,13 +478,10 @@ func (s *Service) readDisk(ctx context.Context, o *ops.Op, r *repo.Repo, sess *r
 				}
 				idx[rn.first+k] = h
 			}
-			o.Progress(msg, done.Add(int64(l)), total, "bytes")
+			o.Progress(msg, done.Add(int64(len(data))), total, "bytes")
 			return nil
 		}
 		end := func(ok bool) error {
-			if conn != c {
-				defer conn.Close()
-			}
 			var err error
 			if ok {
 				err = pw.Close()
@@ -498,7 +496,7 @@ func (s *Service) readDisk(ctx context.Context, o *ops.Op, r *repo.Repo, sess *r
 			mu.Unlock()
 			return err
 		}
-		return worker{do, end}, nil
+		return sink{do, end}, nil
 	})
 	if cerr := ctx.Err(); cerr != nil {
 		return nil, cerr
