@@ -41,18 +41,10 @@ type worker struct {
 // any, says more).
 func parallel(ctx context.Context, n int, runs []run, start func(ctx context.Context, w int) (worker, error)) error {
 	work := make(chan run)
-	var mu sync.Mutex
-	var firstErr error
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	fail := func(err error) {
-		mu.Lock()
-		if firstErr == nil {
-			firstErr = err
-		}
-		mu.Unlock()
-		cancel()
-	}
+	first := &firstFailure{cancel: cancel}
+	fail := first.fail
 	var wg sync.WaitGroup
 	for w := 0; w < n; w++ {
 		wg.Add(1)
@@ -78,15 +70,9 @@ func parallel(ctx context.Context, n int, runs []run, start func(ctx context.Con
 			}
 		}()
 	}
-	for _, rn := range runs {
-		if wctx.Err() != nil {
-			break
-		}
-		work <- rn
-	}
-	close(work)
+	feed(wctx, work, runs)
 	wg.Wait()
-	return firstErr
+	return first.err()
 }
 
 // A reader is one goroutine of pipeline that reads runs into buffers:
@@ -126,18 +112,10 @@ func pipeline(ctx context.Context, nr, ns int, runs []run, bufSize int, length f
 	for range 2 * nr {
 		free <- make([]byte, bufSize)
 	}
-	var mu sync.Mutex
-	var firstErr error
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	fail := func(err error) {
-		mu.Lock()
-		if firstErr == nil {
-			firstErr = err
-		}
-		mu.Unlock()
-		cancel()
-	}
+	first := &firstFailure{cancel: cancel}
+	fail := first.fail
 	var readers, sinks sync.WaitGroup
 	for r := 0; r < nr; r++ {
 		readers.Add(1)
@@ -198,15 +176,43 @@ func pipeline(ctx context.Context, nr, ns int, runs []run, bufSize int, length f
 			}
 		}()
 	}
+	feed(wctx, work, runs)
+	readers.Wait()
+	close(full)
+	sinks.Wait()
+	return first.err()
+}
+
+// firstFailure keeps the first error of a group of goroutines and, on
+// it, cancels the context they were given.
+type firstFailure struct {
+	mu     sync.Mutex
+	first  error
+	cancel context.CancelFunc
+}
+
+func (f *firstFailure) fail(err error) {
+	f.mu.Lock()
+	if f.first == nil {
+		f.first = err
+	}
+	f.mu.Unlock()
+	f.cancel()
+}
+
+func (f *firstFailure) err() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.first
+}
+
+// feed sends runs to work until ctx ends, then closes it.
+func feed(ctx context.Context, work chan<- run, runs []run) {
 	for _, rn := range runs {
-		if wctx.Err() != nil {
+		if ctx.Err() != nil {
 			break
 		}
 		work <- rn
 	}
 	close(work)
-	readers.Wait()
-	close(full)
-	sinks.Wait()
-	return firstErr
 }
