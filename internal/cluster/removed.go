@@ -30,10 +30,13 @@ func (n *Node) Remove(ctx context.Context, name string, force bool) error {
 		return regErr
 	}
 	inRegistry := regErr == nil
-	if err := n.refuseFrozen(ctx, name, force); err != nil {
+	vms, _, err := n.hostStore(name).ListItems(ctx, vmsBucket)
+	if err != nil {
+		return fmt.Errorf("read the VM records of host %s: %w", name, err)
+	}
+	if err := n.refuseFrozen(ctx, name, vms, force); err != nil {
 		return err
 	}
-	var err error
 	if n.m != nil {
 		err = n.m.Remove(ctx, name)
 	} else {
@@ -60,10 +63,6 @@ func (n *Node) Remove(ctx context.Context, name string, force bool) error {
 	default:
 		return api.StatusErrorf(http.StatusServiceUnavailable, "%w", err)
 	}
-	vms, _, err := n.hostStore(name).ListItems(ctx, vmsBucket)
-	if err != nil {
-		return fmt.Errorf("read the VM records of host %s: %w", name, err)
-	}
 	then := []store.Op{
 		{Bucket: heartbeatsBucket, Key: name, Delete: true}, {Bucket: frozenBucket, Key: name, Delete: true},
 		{Bucket: hostsBucket, Key: name, Delete: true},
@@ -84,7 +83,7 @@ func (n *Node) Remove(ctx context.Context, name string, force bool) error {
 // refuseFrozen refuses, unless force, to remove a host whose daemon
 // stopped cleanly with HA VMs running there (its frozen mark), naming
 // them: nothing fenced them, so only the user can say the host is down.
-func (n *Node) refuseFrozen(ctx context.Context, name string, force bool) error {
+func (n *Node) refuseFrozen(ctx context.Context, name string, vms []store.Item, force bool) error {
 	it, err := n.shared.GetItem(ctx, frozenBucket, name)
 	switch {
 	case errors.Is(err, store.ErrNotFound) || force:
@@ -97,11 +96,9 @@ func (n *Node) refuseFrozen(ctx context.Context, name string, force bool) error 
 	}
 	_ = json.Unmarshal(it.Value, &mark)
 	var ha []string
-	if items, _, err := n.hostStore(name).ListItems(ctx, vmsBucket); err == nil {
-		for _, vm := range items {
-			if info, err := n.cfg.ReadVM(vm.Value); err == nil && info.HA && info.Run {
-				ha = append(ha, vm.Key)
-			}
+	for _, vm := range vms {
+		if info, err := n.cfg.ReadVM(vm.Value); err == nil && info.HA && info.Run {
+			ha = append(ha, vm.Key)
 		}
 	}
 	if len(ha) == 0 {
